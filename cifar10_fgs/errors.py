@@ -1,0 +1,40 @@
+"""Exceptions that carry a one-line, user-facing message.
+
+Library code raises these for bad input; the CLI maps them to a single line on
+stderr and exit code 2 (see ``cli/_errors.py``).  Anything else is a bug and is
+reported as such.
+"""
+
+from __future__ import annotations
+
+
+class Cifar10FgsError(Exception):
+    """Base class: ``str(err)`` is a complete one-line message naming the problem and the fix."""
+
+    exit_code = 2
+
+
+class DataSourceError(Cifar10FgsError):
+    """A CIFAR-10 source that is missing, malformed or unreachable."""
+
+
+class ModelError(Cifar10FgsError):
+    """A model file that is not a usable 32x32x3 -> 10 Keras classifier."""
+
+
+class ConfigError(Cifar10FgsError):
+    """Settings that are out of range or incompatible with each other."""
+
+
+class OutputError(Cifar10FgsError):
+    """An output folder that cannot be written without losing earlier work."""
+
+
+class ValidationError(Cifar10FgsError):
+    """A generated dataset folder that fails validation."""
+
+    exit_code = 1
+
+
+class HubError(Cifar10FgsError):
+    """The Hugging Face hub could not be reached or refused the request."""

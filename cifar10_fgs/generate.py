@@ -1,0 +1,403 @@
+"""``generate``: attack whole CIFAR-10 splits into a publishable, resumable dataset folder.
+
+Layout of ``DIR``::
+
+    data/<split>-<i:05d>-of-<n:05d>.arrow   shards, visible only when complete
+    generation.json                         settings, provenance, per-shard sha256, summary
+    .lock                                   held (flock) while a generate runs
+
+Shard ``i`` of a split holds the fooled rows among original rows ``[i*R, (i+1)*R)`` (R rows per
+shard). Rows not fooled within ``max_iterations`` are listed by index in ``generation.json``.
+Rerunning the same command resumes from the first missing shard; the result is byte-identical to
+an uninterrupted run because each image's result does not depend on what it was batched with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .attack import AttackConfig, AttackRecord, check_attack_config, iterate_attack
+from .data import SPLITS, Cifar10Split, check_split, load_cifar10
+from .errors import Cifar10FgsError, ConfigError, OutputError
+from .provenance import library_versions, read_json, sha256_file, write_json
+from .shards import ROWS_PER_SHARD, num_shards, read_shard, record_table, shard_name, write_table_atomic
+from .training import read_model_metadata
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "generation.json"
+FORMAT_VERSION = 1
+LOCK = ".lock"
+TMP_DIR = ".tmp"
+
+
+class AttackFailuresError(Cifar10FgsError):
+    """Some images were not fooled within max_iterations (everything else was written)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    splits: tuple[str, ...] = SPLITS
+    limit: int | None = None  # first N rows of each split
+    rows_per_shard: int = ROWS_PER_SHARD
+    with_originals: bool = False
+    num_workers: int = 1  # --num-shards: machines sharing the work
+    worker_index: int = 0  # --shard-index: this machine's share (shards i with i % num_workers == index)
+
+
+def default_batch_size() -> int:
+    """256 on CPU (the measured knee, see benchmarks/), 1024 per GPU where TensorFlow has GPUs."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return 1024 * len(gpus) if gpus else 256
+
+
+def parse_splits(split: str) -> tuple[str, ...]:
+    if split == "all":
+        return SPLITS
+    return (check_split(split),)
+
+
+def check_options(opts: GenerateOptions) -> None:
+    for s in opts.splits:
+        check_split(s)
+    if opts.limit is not None and opts.limit < 1:
+        raise ConfigError(f"--limit {opts.limit} is invalid: expected a positive number of images")
+    if opts.rows_per_shard < 1:
+        raise ConfigError(f"rows per shard {opts.rows_per_shard} is invalid: expected >= 1")
+    if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
+        raise ConfigError(
+            f"--shard-index {opts.worker_index} with --num-shards {opts.num_workers} is invalid: "
+            "expected 0 <= shard-index < num-shards"
+        )
+
+
+@contextmanager
+def folder_lock(out_dir: Path):
+    """An exclusive flock on ``DIR/.lock``: released by the kernel if the holder dies, so never stale."""
+    path = out_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                raise OutputError(
+                    f"{out_dir} is being written by another generate (pid {holder}): wait for it or use another --out"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _prepare_out_dir(out_dir: Path, key: dict, overwrite: bool) -> dict | None:
+    """Check ``out_dir`` against the settings ``key``; return the manifest to resume, or None."""
+    manifest_path = out_dir / MANIFEST
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} is a file: expected a folder for the dataset")
+    if manifest_path.exists():
+        try:
+            manifest = read_json(manifest_path)
+        except (OSError, ValueError):
+            manifest = None
+        if manifest is not None and manifest.get("config") == key:
+            return manifest
+        if not overwrite:
+            raise OutputError(
+                f"{out_dir} was generated with other settings (model, data or attack): "
+                "pass --overwrite to replace it, or choose another --out"
+            )
+        return None
+    if out_dir.exists():
+        ours = {"data", TMP_DIR, LOCK, "README.md", "results", "figures"}
+        foreign = [p.name for p in out_dir.iterdir() if p.name not in ours]
+        if foreign:
+            raise OutputError(
+                f"{out_dir} is not empty and holds no {MANIFEST} (found {foreign[0]}): choose a new or empty --out"
+            )
+    return None
+
+
+def _check_writable(out_dir: Path) -> None:
+    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{probe} is not writable: choose an --out folder you can write to")
+
+
+def _load_model_info(model_path: Path, unsafe: bool):
+    from .models import load_model
+
+    model = load_model(model_path, unsafe=unsafe)
+    meta = read_model_metadata(model_path)
+    info = {
+        "path": model_path.name,
+        "sha256": sha256_file(model_path),
+        "architecture": model.name,
+        "test_accuracy": meta.get("test_accuracy"),
+        "test_loss": meta.get("test_loss"),
+        "recipe": meta.get("recipe"),
+        "train_data": meta.get("train_data"),
+        "outputs": "logits",
+    }
+    return model, info
+
+
+def summarize(out_dir: Path, manifest: dict, split: str) -> dict:
+    """Summary statistics of one split, computed from the shards' stored columns."""
+    import pyarrow as pa
+
+    names = [n for n, s in sorted(manifest["shards"].items()) if s["split"] == split]
+    tables = [read_shard(out_dir / n, ["label", "adversarial_prediction", "iterations", "linf", "l2"]) for n in names]
+    table = pa.concat_tables(tables) if tables else None
+    failures = sorted(i for n in names for i in manifest["shards"][n]["failures"])
+    total = manifest["config"]["splits"][split]["num_rows"]
+    if table is None or table.num_rows == 0:
+        return {"num_rows": 0, "num_images": total, "failures": failures}
+    it = table.column("iterations").to_numpy()
+    linf = table.column("linf").to_numpy()
+    l2 = table.column("l2").to_numpy()
+    lab = table.column("label").to_numpy()
+    adv = table.column("adversarial_prediction").to_numpy()
+    conf = np.zeros((10, 10), np.int64)
+    np.add.at(conf, (lab, adv), 1)
+    hist = np.bincount(it)
+    attacked = it > 0
+    return {
+        "num_images": total,
+        "num_rows": int(table.num_rows),
+        "fooled_percent": round(100.0 * table.num_rows / total, 4),
+        "already_misclassified": int((~attacked).sum()),
+        "failures": failures,
+        "iterations_histogram": {str(i): int(c) for i, c in enumerate(hist) if c},
+        "mean_iterations": float(it.mean()),
+        "mean_iterations_attacked": float(it[attacked].mean()) if attacked.any() else 0.0,
+        "gradient_evaluations": int(it.sum() + len(it)),
+        "linf": {"mean": float(linf.mean()), "median": float(np.median(linf)), "max": float(linf.max())},
+        "l2": {"mean": float(l2.mean()), "median": float(np.median(l2)), "max": float(l2.max())},
+        "linf_attacked": {"mean": float(linf[attacked].mean()) if attacked.any() else 0.0,
+                          "median": float(np.median(linf[attacked])) if attacked.any() else 0.0},
+        "confusion": conf.tolist(),
+    }
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    out_dir: str
+    summary: dict
+    seconds: float
+    images_attacked: int
+    gradient_evaluations: int
+    failures: dict
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_attacked / self.seconds if self.seconds else 0.0
+
+
+def generate_dataset(
+    model_path: str | Path,
+    source: str | Path,
+    out_dir: str | Path,
+    config: AttackConfig = AttackConfig(),
+    options: GenerateOptions = GenerateOptions(),
+    *,
+    overwrite: bool = False,
+    allow_failures: bool = False,
+    unsafe_model: bool = False,
+    progress: bool = False,
+    data: dict[str, Cifar10Split] | None = None,
+) -> GenerateResult:
+    """Attack the splits of ``source`` with the model at ``model_path`` into ``out_dir``.
+
+    ``data`` may pass already-loaded splits (keyed by split) instead of reading ``source`` again.
+    """
+    check_attack_config(config)
+    check_options(options)
+    out_dir = Path(out_dir)
+    model_path = Path(model_path)
+    _check_writable(out_dir)
+    model, model_info = _load_model_info(model_path, unsafe_model)
+
+    splits: dict[str, Cifar10Split] = {}
+    for split in options.splits:
+        full = data[split] if data and split in data else load_cifar10(source, split)
+        if options.limit is not None and options.limit > len(full):
+            raise ConfigError(
+                f"--limit {options.limit} is larger than the {split} split ({len(full)} images): pass --limit {len(full)} or less"
+            )
+        splits[split] = full.head(options.limit)
+
+    key = {
+        "format_version": FORMAT_VERSION,
+        "attack": dataclasses.asdict(config),
+        "model_sha256": model_info["sha256"],
+        "rows_per_shard": options.rows_per_shard,
+        "with_originals": options.with_originals,
+        "splits": {
+            s: {"fingerprint": d.fingerprint(), "num_rows": len(d), "num_shards": num_shards(len(d), options.rows_per_shard)}
+            for s, d in splits.items()
+        },
+    }
+    key = _jsonable(key)
+    resume = _prepare_out_dir(out_dir, key, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with folder_lock(out_dir):
+        if resume is None:
+            for stale in ("data", TMP_DIR, MANIFEST):
+                p = out_dir / stale
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+            manifest = {
+                "config": key,
+                "source_model": model_info,
+                "data_source": {"source": str(source), "splits": {s: d.source for s, d in splits.items()}},
+                "library_versions": library_versions(),
+                "worker": {"num_shards": options.num_workers, "shard_index": options.worker_index},
+                "shards": {},
+                "complete": False,
+            }
+            write_json(out_dir / MANIFEST, manifest)
+        else:
+            manifest = resume
+            manifest["complete"] = False
+        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress)
+
+
+def _jsonable(obj):
+    import json
+
+    from .provenance import dumps_sorted
+
+    return json.loads(dumps_sorted(obj))
+
+
+def _shard_done(out_dir: Path, name: str, entry: dict | None) -> bool:
+    path = out_dir / name
+    return entry is not None and path.is_file() and path.stat().st_size == entry["bytes"]
+
+
+def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress) -> GenerateResult:
+    from tqdm.auto import tqdm
+
+    from .attack import make_gradient_fn
+
+    rps = options.rows_per_shard
+    manifest_lock = threading.Lock()
+    gradient_fn = make_gradient_fn(model)
+    t_start = time.time()
+    attacked = 0
+    grad_evals = 0
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
+    futures = []
+
+    def write_shard(split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float):
+        rec = AttackRecord.concat(parts)
+        rec = rec.take(np.argsort(rec.index, kind="stable"))
+        keep = rec.fooled
+        kept = rec.take(np.flatnonzero(keep))
+        originals = images[kept.index - k * rps] if options.with_originals else None
+        table = record_table(kept, originals)
+        name = shard_name(split, k, n)
+        digest, size = write_table_atomic(table, out_dir / name, out_dir / TMP_DIR)
+        entry = {
+            "split": split, "shard": k, "rows": int(table.num_rows), "sha256": digest, "bytes": size,
+            "index_range": [k * rps, k * rps + len(rec)],
+            "failures": rec.index[~keep].tolist(), "attack_seconds": round(seconds, 3),
+        }
+        with manifest_lock:
+            manifest["shards"][name] = entry
+            write_json(out_dir / MANIFEST, manifest)
+        log.info("wrote %s (%d rows)", name, table.num_rows)
+
+    try:
+        for split, data in splits.items():
+            n = num_shards(len(data), rps)
+            mine = [k for k in range(n) if k % options.num_workers == options.worker_index]
+            todo = [k for k in mine if not _shard_done(out_dir, shard_name(split, k, n), manifest["shards"].get(shard_name(split, k, n)))]
+            if not todo:
+                log.info("%s: all %d shards present, nothing to do", split, len(mine))
+                continue
+            rows = np.concatenate([np.arange(k * rps, min((k + 1) * rps, len(data))) for k in todo])
+            pending = {k: min((k + 1) * rps, len(data)) - k * rps for k in todo}
+            parts: dict[int, list[AttackRecord]] = {k: [] for k in todo}
+            shard_t0 = {k: None for k in todo}
+            fooled_count = 0
+            iter_sum = 0
+            bar = tqdm(total=len(rows), desc=f"generate {split}", unit="img", disable=not progress, smoothing=0.1)
+            t_split = time.time()
+            for rec in iterate_attack(model, data.images[rows], data.labels[rows], config, indices=rows,
+                                      gradient_fn=gradient_fn):
+                shard_of = rec.index // rps
+                for k in np.unique(shard_of):
+                    sel = np.flatnonzero(shard_of == k)
+                    parts[int(k)].append(rec.take(sel))
+                    pending[int(k)] -= len(sel)
+                    if shard_t0[int(k)] is None:
+                        shard_t0[int(k)] = time.time()
+                    if pending[int(k)] == 0:
+                        k = int(k)
+                        futures.append(writer.submit(
+                            write_shard, split, k, n, parts.pop(k), data.images[k * rps:(k + 1) * rps],
+                            time.time() - shard_t0[k]))
+                attacked += len(rec)
+                grad_evals += int(rec.iterations.sum()) + len(rec)
+                fooled_count += int(rec.fooled.sum())
+                iter_sum += int(rec.iterations.sum())
+                bar.update(len(rec))
+                done = max(1, bar.n)
+                bar.set_postfix(fooled=f"{100.0 * fooled_count / done:.1f}%", iters=f"{iter_sum / done:.2f}",
+                                refresh=False)
+                for f in [f for f in futures if f.done()]:
+                    f.result()  # surface writer errors (disk full, ...) early
+            bar.close()
+            log.info("%s: attacked %d images in %.1fs", split, len(rows), time.time() - t_split)
+        for f in futures:
+            f.result()
+    finally:
+        writer.shutdown(wait=True)
+
+    seconds = time.time() - t_start
+    manifest["summary"] = {s: summarize(out_dir, manifest, s) for s in splits}
+    failures = {s: manifest["summary"][s]["failures"] for s in splits if manifest["summary"][s]["failures"]}
+    all_present = all(
+        _shard_done(out_dir, shard_name(s, k, num_shards(len(d), rps)), manifest["shards"].get(shard_name(s, k, num_shards(len(d), rps))))
+        for s, d in splits.items() for k in range(num_shards(len(d), rps))
+    )
+    manifest["complete"] = all_present
+    manifest.setdefault("timing", {})
+    manifest["timing"]["last_run_seconds"] = round(seconds, 2)
+    manifest["timing"]["last_run_images"] = attacked
+    manifest["timing"]["last_run_gradient_evaluations"] = grad_evals
+    write_json(out_dir / MANIFEST, manifest)
+    shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
+    result = GenerateResult(str(out_dir), manifest["summary"], seconds, attacked, grad_evals, failures)
+    if failures and not allow_failures:
+        listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
+        raise AttackFailuresError(
+            f"{sum(map(len, failures.values()))} images were not fooled within {config.max_iterations} iterations "
+            f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {MANIFEST})"
+        )
+    return result

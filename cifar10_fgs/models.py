@@ -1,0 +1,98 @@
+"""The two models (both: uint8-range pixels in, 10 logits out) and safe loading with shape checks."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+from .config import TrainRecipe
+from .data import IMAGE_SHAPE, NUM_CLASSES
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def build_source(recipe: TrainRecipe):
+    """Keras EfficientNetB0 with a 10-way logit head; optional CIFAR strides (see ``config``)."""
+    import keras
+    from keras.src.applications import efficientnet as effnet
+
+    blocks = copy.deepcopy(effnet.DEFAULT_BLOCKS_ARGS)
+    if recipe.cifar_strides:
+        blocks[3]["strides"] = 1  # stage 4 (80 filters): keep 4x4 instead of 2x2 at 32x32 input
+    backbone = effnet.EfficientNet(
+        1.0, 1.0, 224, dropout_rate=recipe.dropout_rate, drop_connect_rate=recipe.drop_connect_rate,
+        blocks_args=blocks, name="efficientnetb0", include_top=False, weights=recipe.weights,
+        input_shape=IMAGE_SHAPE, pooling="avg",
+    )
+    x = backbone.output
+    if recipe.dropout_rate:
+        x = keras.layers.Dropout(recipe.dropout_rate, name="top_dropout")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    return keras.Model(backbone.input, logits, name="efficientnetb0_cifar10")
+
+
+def build_target():
+    """The paper's Fig. 2 "simple deep CNN", with its final softmax folded into the loss."""
+    import keras
+    from keras import layers as L
+
+    return keras.Sequential(
+        [
+            keras.Input(IMAGE_SHAPE),
+            L.Rescaling(1.0 / 255.0, name="rescale"),
+            L.Conv2D(32, (3, 3), padding="same"), L.Activation("relu"),
+            L.Conv2D(32, (3, 3)), L.Activation("relu"),
+            L.MaxPooling2D(pool_size=(2, 2)), L.Dropout(0.25),
+            L.Conv2D(64, (3, 3), padding="same"), L.Activation("relu"),
+            L.Conv2D(64, (3, 3)), L.Activation("relu"),
+            L.MaxPooling2D(pool_size=(2, 2)), L.Dropout(0.25),
+            L.Flatten(), L.Dense(512), L.Activation("relu"), L.Dropout(0.5),
+            L.Dense(NUM_CLASSES, name="logits"),
+        ],
+        name="simple_deep_cnn",
+    )
+
+
+def build_model(recipe: TrainRecipe):
+    from .config import Arch
+
+    return build_source(recipe) if recipe.arch == Arch.SOURCE else build_target()
+
+
+def check_model(model, where: str = "model"):
+    """Raise ModelError unless ``model`` maps (None, 32, 32, 3) pixels to (None, 10) outputs."""
+    try:
+        in_shape = tuple(model.input_shape)
+        out_shape = tuple(model.output_shape)
+    except (AttributeError, ValueError, TypeError):
+        raise ModelError(f"{where} has no single input and output: expected a 32x32x3 -> 10 classifier") from None
+    if in_shape[1:] != IMAGE_SHAPE or out_shape[1:] != (NUM_CLASSES,):
+        raise ModelError(
+            f"{where} maps {in_shape[1:]} to {out_shape[1:]}: expected a 32x32x3 -> 10 CIFAR-10 classifier"
+        )
+    return model
+
+
+def load_model(path: str | Path, *, unsafe: bool = False):
+    """Load a ``.keras`` file in Keras safe mode (no Lambda code) and check its shapes."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist: train one with `cifar10-fgs train` or pass a .keras path")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
+            raise ModelError(
+                f"{path} contains a Lambda layer (arbitrary code): refused in safe mode; pass --unsafe-model "
+                "only if you trust the file"
+            ) from None
+        raise ModelError(f"{path} is not a loadable Keras model ({exc}): expected a .keras file") from None
+    except Exception as exc:  # noqa: BLE001 - zip/h5 errors of every kind
+        raise ModelError(
+            f"{path} is not a Keras model ({type(exc).__name__}): expected a .keras file saved by Keras 3"
+        ) from None
+    return check_model(model, str(path))

@@ -1,0 +1,261 @@
+"""Train either model with checkpoints that survive interruption, and record what was done.
+
+``train_model`` writes ``MODEL.keras`` (weights only, no optimizer state), ``MODEL.json`` beside
+it (recipe, seed, data, test accuracy and loss, sha256, library versions, time), and keeps
+``MODEL.keras.ckpt/`` (Keras ``BackupAndRestore``) plus ``MODEL.history.jsonl`` while training,
+so rerunning the same command after a kill resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import RECIPES, Arch, TrainRecipe
+from .data import Cifar10Split
+from .errors import ConfigError, OutputError
+from .models import build_model
+from .provenance import library_versions, read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_path: str
+    metadata_path: str
+    test_accuracy: float
+    test_loss: float
+    epochs: int
+    seconds: float
+    sha256: str
+
+
+def model_metadata_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def read_model_metadata(model_path: str | Path) -> dict:
+    """The JSON that ``train_model`` wrote beside a model, or {} for a model from elsewhere."""
+    meta = model_metadata_path(model_path)
+    if meta.is_file():
+        try:
+            return read_json(meta)
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def _lr_schedule(recipe: TrainRecipe, steps_per_epoch: int):
+    import keras
+
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warmup = max(1, int(recipe.warmup_epochs * steps_per_epoch))
+    peak = recipe.peak_lr
+
+    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = keras.ops.cast(step, "float32")
+            warm = peak * (0.1 + 0.9 * step / warmup)
+            progress = keras.ops.clip((step - warmup) / max(1, total - warmup), 0.0, 1.0)
+            cosine = 0.5 * peak * (1.0 + keras.ops.cos(math.pi * progress))
+            return keras.ops.where(step < warmup, warm, cosine)
+
+        def get_config(self):
+            return {}
+
+    return WarmupCosine()
+
+
+def _optimizer(recipe: TrainRecipe, steps_per_epoch: int):
+    import keras
+
+    lr = _lr_schedule(recipe, steps_per_epoch)
+    wd = recipe.weight_decay or None
+    if recipe.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=True, weight_decay=wd)
+    if recipe.optimizer == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=wd)
+    raise ConfigError(f"unknown optimizer {recipe.optimizer!r}: expected 'sgd' or 'adam'")
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, augment: bool, shuffle: bool, seed: int):
+    """tf.data pipeline of float32 [0, 255] images; augmentation is flip + reflect-pad-4 crop."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32)
+        if augment:
+            x = tf.image.random_flip_left_right(x)
+            x = tf.pad(x, [[4, 4], [4, 4], [0, 0]], mode="REFLECT")
+            x = tf.image.random_crop(x, (32, 32, 3))
+        return x, y
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def evaluate_model(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of a logits model on uint8 images."""
+    from .attack import predict_logits
+
+    logits = predict_logits(model, images, batch_size=batch_size)
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    loss = float(-logp[np.arange(len(labels)), labels].mean())
+    acc = float((logits.argmax(axis=1) == labels).mean())
+    return acc, loss
+
+
+def train_model(
+    train: Cifar10Split,
+    test: Cifar10Split,
+    out: str | Path,
+    *,
+    arch: Arch | str = Arch.TARGET,
+    recipe: TrainRecipe | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train ``arch`` on ``train``, evaluate on ``test``, save to ``out`` (a ``.keras`` path)."""
+    import keras
+
+    arch = Arch(arch)
+    recipe = recipe or RECIPES[arch]
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
+    ckpt_dir = Path(f"{out}.ckpt")
+    history_path = out.with_suffix(".history.jsonl")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+    run_path = ckpt_dir / "run.json"
+    run_key = {"arch": arch.value, "recipe": dataclasses.asdict(recipe), "seed": seed,
+               "train": train.fingerprint(), "n_train": len(train)}
+    if ckpt_dir.exists():
+        previous = read_json(run_path) if run_path.exists() else None
+        if previous != json.loads(json.dumps(run_key, default=str)):
+            if not overwrite:
+                raise OutputError(
+                    f"{ckpt_dir} holds a checkpoint of a different training run: pass --overwrite to discard it"
+                )
+            shutil.rmtree(ckpt_dir)
+            history_path.unlink(missing_ok=True)
+        else:
+            log.info("resuming from %s", ckpt_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_path, json.loads(json.dumps(run_key, default=str)))
+
+    keras.utils.set_random_seed(seed)
+    steps = math.ceil(len(train) / recipe.batch_size)
+    model = build_model(recipe)
+    model.compile(
+        optimizer=_optimizer(recipe, steps),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy"],
+    )
+    train_ds = make_dataset(train.images, train.labels, recipe.batch_size, augment=recipe.augment, shuffle=True, seed=seed)
+    train_ds = train_ds.map(lambda x, y: (x, _one_hot(y)))
+    test_ds = make_dataset(test.images, test.labels, 512, augment=False, shuffle=False, seed=seed)
+    test_ds = test_ds.map(lambda x, y: (x, _one_hot(y)))
+
+    class _History(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1, "seconds": round(time.time() - self.t0, 1),
+                   **{k: round(float(v), 5) for k, v in (logs or {}).items()}}
+            log.info("epoch %d: %s", epoch + 1, row)
+            with open(history_path, "a") as f:
+                f.write(json.dumps(row, sort_keys=True) + "\n")
+
+    t0 = time.time()
+    model.fit(
+        train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose,
+        callbacks=[keras.callbacks.BackupAndRestore(str(ckpt_dir / "backup"), delete_checkpoint=False), _History()],
+    )
+    seconds = time.time() - t0
+    history = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.exists() else []
+
+    final = build_model(recipe)  # a clean copy: weights only, no optimizer state in the published file
+    final.set_weights(model.get_weights())
+    acc, loss = evaluate_model(final, test.images, test.labels)
+    tmp = out.with_name(f".{out.name}.tmp.keras")
+    final.save(tmp)
+    tmp.replace(out)
+    digest = sha256_file(out)
+    meta = {
+        "arch": arch.value,
+        "architecture": final.name,
+        "recipe": dataclasses.asdict(recipe),
+        "seed": seed,
+        "epochs": recipe.epochs,
+        "train_data": {"source": train.source, "fingerprint": train.fingerprint(), "num_images": len(train)},
+        "test_data": {"source": test.source, "fingerprint": test.fingerprint(), "num_images": len(test)},
+        "test_accuracy": acc,
+        "test_loss": loss,
+        "train_seconds_total": round(sum(r.get("seconds", 0) for r in history), 1) or round(seconds, 1),
+        "history": history,
+        "sha256": digest,
+        "outputs": "logits",
+        "input": "uint8-range pixels [0, 255], shape (32, 32, 3)",
+        "library_versions": library_versions(),
+    }
+    write_json(model_metadata_path(out), meta)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    log.info("test accuracy %.4f, loss %.4f; saved %s", acc, loss, out)
+    return TrainResult(str(out), str(model_metadata_path(out)), acc, loss, recipe.epochs, seconds, digest)
+
+
+def _one_hot(y):
+    import tensorflow as tf
+
+    return tf.one_hot(y, 10)
+
+
+def train_from_source(
+    source: str | Path,
+    out: str | Path,
+    *,
+    arch: Arch | str,
+    epochs: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    imagenet: bool = False,
+    overwrite: bool = False,
+    verbose: int = 0,
+) -> TrainResult:
+    """Load CIFAR-10 from ``source`` and train ``arch`` on it (``limit``: seeded random subset)."""
+    from .data import load_cifar10
+
+    arch = Arch(arch)
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+    if imagenet and arch != Arch.SOURCE:
+        raise ConfigError("--imagenet applies to the source model only: drop it or use --arch source")
+    recipe = RECIPES[arch].with_epochs(epochs)
+    if imagenet:
+        recipe = dataclasses.replace(recipe, weights="imagenet")
+    train = load_cifar10(source, "train")
+    test = load_cifar10(source, "test")
+    if limit is not None and limit < len(train):
+        pick = np.sort(np.random.default_rng(seed).choice(len(train), limit, replace=False))
+        train = Cifar10Split(train.images[pick], train.labels[pick], train.source, "train")
+    return train_model(train, test, out, arch=arch, recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)

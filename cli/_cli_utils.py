@@ -1,0 +1,77 @@
+"""Options declared once and shared by every command, plus output helpers (only the CLI prints)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import click
+
+from cifar10_fgs.data import DEFAULT_SOURCE
+from cifar10_fgs.provenance import dumps_sorted
+
+source_option = click.option(
+    "--source", "source", default=DEFAULT_SOURCE, show_default=True, metavar="DATA",
+    help="CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
+         "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'.",
+)
+required_source_option = click.option(
+    "--source", "source", required=True, metavar="DATA", help="The original CIFAR-10 (see `generate --help`).",
+)
+limit_option = click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images of each split.")
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output made with other settings.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+unsafe_model_option = click.option(
+    "--unsafe-model", is_flag=True, help="Allow models with Lambda layers (runs code from the file; only for trusted files).",
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+verbose_option = click.option("--verbose", "-v", is_flag=True, help="Log what the library does.")
+
+
+def setup(verbose: bool = False) -> None:
+    """Logging for the library; TensorFlow's start-up chatter silenced unless --verbose or debug."""
+    from ._errors import debug_enabled
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not (verbose or debug_enabled()):
+        _quiet_tensorflow_startup()
+
+
+def _quiet_tensorflow_startup() -> None:
+    """TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL: send stderr to /dev/null meanwhile."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def emit_json(obj) -> None:
+    click.echo(dumps_sorted(obj), nl=False)
+
+
+def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
+    cells = [tuple(str(c) for c in r) for r in [headers, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cells[0]), line(tuple("-" * w for w in widths)), *map(line, cells[1:])])
+
+
+def fmt(x, digits: int = 4) -> str:
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+__all__ = ["json", "click"]

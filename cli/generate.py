@@ -1,0 +1,58 @@
+"""`cifar10-fgs generate`: attack CIFAR-10 into a publishable folder of Arrow shards."""
+
+from __future__ import annotations
+
+import click
+
+from ._cli_utils import (
+    emit_json, fmt, json_option, overwrite_option, quiet_option, setup, source_option, table, unsafe_model_option,
+    verbose_option,
+)
+
+
+@click.command("generate")
+@click.option("--model", "model_path", type=click.Path(), required=True, help="Source model (.keras) to attack.")
+@source_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Dataset folder to write (resumes if it exists).")
+@click.option("--split", default="all", show_default=True, help="train, test or all.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split.")
+@click.option("--step", type=float, default=0.01, show_default=True, help="Step as a fraction of the pixel range (0.01 = 2.55 levels).")
+@click.option("--max-iterations", type=int, default=200, show_default=True, help="Steps per image before it counts as not fooled.")
+@click.option("--batch-size", type=int, default=None, help="Images per forward+backward (default: 256 on CPU, 1024 on GPU).")
+@click.option("--rows-per-shard", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--with-originals", is_flag=True, help="Also store each original image (column original_image).")
+@click.option("--num-shards", "num_workers", type=click.IntRange(min=1), default=1, show_default=True, help="Machines sharing the work.")
+@click.option("--shard-index", "worker_index", type=click.IntRange(min=0), default=0, show_default=True, help="This machine's share, 0..num-shards-1.")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even if some images were not fooled (they are listed in generation.json).")
+@unsafe_model_option
+@overwrite_option
+@json_option
+@quiet_option
+@verbose_option
+def command(model_path, source, out_dir, split, limit, step, max_iterations, batch_size, rows_per_shard, with_originals,
+            num_workers, worker_index, allow_failures, unsafe_model, overwrite, as_json, quiet, verbose):
+    """Turn every image adversarial: step in the sign of the loss gradient until the model is fooled."""
+    setup(verbose)
+    from cifar10_fgs.attack import AttackConfig
+    from cifar10_fgs.generate import GenerateOptions, default_batch_size, generate_dataset, parse_splits
+
+    config = AttackConfig(step=step, max_iterations=max_iterations, batch_size=batch_size or default_batch_size())
+    options = GenerateOptions(
+        splits=parse_splits(split), limit=limit, rows_per_shard=rows_per_shard, with_originals=with_originals,
+        num_workers=num_workers, worker_index=worker_index,
+    )
+    result = generate_dataset(
+        model_path, source, out_dir, config, options, overwrite=overwrite, allow_failures=allow_failures,
+        unsafe_model=unsafe_model, progress=not (quiet or as_json),
+    )
+    if as_json:
+        emit_json(result)
+        return
+    rows = []
+    for s, summ in result.summary.items():
+        rows.append((s, summ["num_images"], summ.get("num_rows", 0), fmt(summ.get("fooled_percent", 0.0), 2),
+                     summ.get("already_misclassified", 0), fmt(summ.get("mean_iterations", 0.0), 2),
+                     fmt(summ.get("linf", {}).get("max", 0.0)), len(summ["failures"])))
+    click.echo(table(rows, ("split", "images", "stored", "fooled %", "already wrong", "mean iters", "max Linf", "failures")))
+    click.echo(f"{result.images_attacked} images attacked in {result.seconds:.1f} s "
+               f"({result.images_per_second:.0f} img/s, {result.gradient_evaluations} gradient evaluations) -> {result.out_dir}")
