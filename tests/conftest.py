@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cifar10_fgs.data import CLASS_NAMES  # noqa: E402
+from cifar10_fgs.data import CLASS_NAMES, load_cifar10  # noqa: E402
 
 
 def synthetic_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +78,10 @@ def tiny_keras_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def image_folder_source(tmp_path_factory, tiny_keras_path):
-    """An image folder source whose labels the tiny model gets right (but 5 per split)."""
+    """An image folder source whose labels the tiny model gets right but for 5 per split.
+
+    Returns ``(root, {split: (images, labels)})`` with arrays in the order ``load_cifar10`` reads them.
+    """
     import keras
 
     model = keras.saving.load_model(tiny_keras_path, compile=False)
@@ -88,5 +91,6 @@ def image_folder_source(tmp_path_factory, tiny_keras_path):
         images, _ = synthetic_images(n, seed)
         labels = labels_the_model_gets_right(model, images, wrong=5)
         write_image_folder(root, split, images, labels)
-        data[split] = (images, labels)
+        loaded = load_cifar10(root, split)
+        data[split] = (loaded.images, loaded.labels)
     return root, data
