@@ -325,10 +325,11 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         entry = {
             "split": split, "shard": k, "rows": int(table.num_rows), "sha256": digest, "bytes": size,
             "index_range": [k * rps, k * rps + len(rec)],
-            "failures": rec.index[~keep].tolist(), "attack_seconds": round(seconds, 3),
+            "failures": rec.index[~keep].tolist(),
         }
         with manifest_lock:
             manifest["shards"][name] = entry
+            manifest.setdefault("timing", {}).setdefault("shard_seconds", {})[name] = round(seconds, 3)
             write_json(out_dir / MANIFEST, manifest)
         log.info("wrote %s (%d rows)", name, table.num_rows)
 
@@ -387,10 +388,12 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         for s, d in splits.items() for k in range(num_shards(len(d), rps))
     )
     manifest["complete"] = all_present
-    manifest.setdefault("timing", {})
-    manifest["timing"]["last_run_seconds"] = round(seconds, 2)
-    manifest["timing"]["last_run_images"] = attacked
-    manifest["timing"]["last_run_gradient_evaluations"] = grad_evals
+    timing = manifest.setdefault("timing", {})
+    if attacked:
+        timing["seconds_total"] = round(timing.get("seconds_total", 0.0) + seconds, 2)
+        timing["runs"] = timing.get("runs", 0) + 1
+        timing.update(last_run_seconds=round(seconds, 2), last_run_images=attacked,
+                      last_run_gradient_evaluations=grad_evals, last_run_batch_size=config.batch_size)
     write_json(out_dir / MANIFEST, manifest)
     shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
     result = GenerateResult(str(out_dir), manifest["summary"], seconds, attacked, grad_evals, failures)
