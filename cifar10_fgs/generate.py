@@ -42,6 +42,7 @@ MANIFEST = "generation.json"
 FORMAT_VERSION = 1
 LOCK = ".lock"
 TMP_DIR = ".tmp"
+METHODS = ("fgs", "onepixel")
 
 
 class AttackFailuresError(Cifar10FgsError):
@@ -58,6 +59,7 @@ class GenerateOptions:
     with_originals: bool = False
     num_workers: int = 1  # --num-shards: machines sharing the work
     worker_index: int = 0  # --shard-index: this machine's share (shards i with i % num_workers == index)
+    method: str = "fgs"  # "fgs" (the paper's attack) or "onepixel" (Su et al., the slow baseline)
 
 
 def default_batch_size() -> int:
@@ -81,6 +83,10 @@ def check_options(opts: GenerateOptions) -> None:
         raise ConfigError(f"--limit {opts.limit} is invalid: expected a positive number of images")
     if opts.rows_per_shard < 1:
         raise ConfigError(f"rows per shard {opts.rows_per_shard} is invalid: expected >= 1")
+    if opts.method not in METHODS:
+        raise ConfigError(f"unknown method {opts.method!r}: expected one of {', '.join(METHODS)}")
+    if opts.method == "onepixel" and opts.limit is None:
+        raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
     if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
         raise ConfigError(
             f"--shard-index {opts.worker_index} with --num-shards {opts.num_workers} is invalid: "
@@ -249,6 +255,7 @@ def generate_dataset(
 
     key = {
         "format_version": FORMAT_VERSION,
+        "method": options.method,
         "attack": dataclasses.asdict(config),
         "model_sha256": model_info["sha256"],
         "rows_per_shard": options.rows_per_shard,
@@ -349,8 +356,14 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
             iter_sum = 0
             bar = tqdm(total=len(rows), desc=f"generate {split}", unit="img", disable=not progress, smoothing=0.1)
             t_split = time.time()
-            for rec in iterate_attack(model, data.images[rows], data.labels[rows], config, indices=rows,
-                                      gradient_fn=gradient_fn):
+            if options.method == "onepixel":
+                from .onepixel import OnePixelConfig, iterate_onepixel
+
+                records = iterate_onepixel(model, data.images[rows], data.labels[rows], OnePixelConfig(), indices=rows)
+            else:
+                records = iterate_attack(model, data.images[rows], data.labels[rows], config, indices=rows,
+                                         gradient_fn=gradient_fn)
+            for rec in records:
                 shard_of = rec.index // rps
                 for k in np.unique(shard_of):
                     sel = np.flatnonzero(shard_of == k)

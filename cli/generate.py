@@ -23,6 +23,8 @@ from ._cli_utils import (
 @click.option("--with-originals", is_flag=True, help="Also store each original image (column original_image).")
 @click.option("--num-shards", "num_workers", type=click.IntRange(min=1), default=1, show_default=True, help="Machines sharing the work.")
 @click.option("--shard-index", "worker_index", type=click.IntRange(min=0), default=0, show_default=True, help="This machine's share, 0..num-shards-1.")
+@click.option("--method", type=click.Choice(["fgs", "onepixel"]), default="fgs", show_default=True,
+              help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some images were not fooled (they are listed in generation.json).")
 @unsafe_model_option
 @overwrite_option
@@ -30,7 +32,7 @@ from ._cli_utils import (
 @quiet_option
 @verbose_option
 def command(model_path, source, out_dir, split, limit, step, max_iterations, batch_size, rows_per_shard, with_originals,
-            num_workers, worker_index, allow_failures, unsafe_model, overwrite, as_json, quiet, verbose):
+            num_workers, worker_index, method, allow_failures, unsafe_model, overwrite, as_json, quiet, verbose):
     """Turn every image adversarial: step in the sign of the loss gradient until the model is fooled."""
     setup(verbose)
     from cifar10_fgs.attack import AttackConfig
@@ -39,7 +41,7 @@ def command(model_path, source, out_dir, split, limit, step, max_iterations, bat
     config = AttackConfig(step=step, max_iterations=max_iterations, batch_size=batch_size or default_batch_size())
     options = GenerateOptions(
         splits=parse_splits(split), limit=limit, rows_per_shard=rows_per_shard, with_originals=with_originals,
-        num_workers=num_workers, worker_index=worker_index,
+        num_workers=num_workers, worker_index=worker_index, method=method,
     )
     result = generate_dataset(
         model_path, source, out_dir, config, options, overwrite=overwrite, allow_failures=allow_failures,
@@ -55,4 +57,4 @@ def command(model_path, source, out_dir, split, limit, step, max_iterations, bat
                      fmt(summ.get("linf", {}).get("max", 0.0)), len(summ["failures"])))
     click.echo(table(rows, ("split", "images", "stored", "fooled %", "already wrong", "mean iters", "max Linf", "failures")))
     click.echo(f"{result.images_attacked} images attacked in {result.seconds:.1f} s "
-               f"({result.images_per_second:.0f} img/s, {result.gradient_evaluations} gradient evaluations) -> {result.out_dir}")
+               f"({result.images_per_second:.3g} img/s, {result.gradient_evaluations} gradient evaluations) -> {result.out_dir}")
