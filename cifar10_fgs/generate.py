@@ -265,6 +265,10 @@ def generate_dataset(
             for s, d in splits.items()
         },
     }
+    if options.method == "onepixel":
+        from .onepixel import OnePixelConfig
+
+        key["onepixel"] = dataclasses.asdict(OnePixelConfig())
     key = _jsonable(key)
     resume = _prepare_out_dir(out_dir, key, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)

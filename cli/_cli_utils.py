@@ -29,13 +29,13 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar
 verbose_option = click.option("--verbose", "-v", is_flag=True, help="Log what the library does.")
 
 
-def setup(verbose: bool = False) -> None:
+def setup(verbose: bool = False, tensorflow: bool = True) -> None:
     """Logging for the library; TensorFlow's start-up chatter silenced unless --verbose or debug."""
     from ._errors import debug_enabled
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not (verbose or debug_enabled()):
+    if tensorflow and not (verbose or debug_enabled()):
         _quiet_tensorflow_startup()
 
 
