@@ -24,6 +24,7 @@ independent of what it was batched with, hence resumable and deterministic.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -92,11 +93,25 @@ def make_gradient_fn(model) -> Callable:
     return grad_sign
 
 
+_FORWARD_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _forward_fn(model):
+    """One traced inference function per model (a new tf.function per call would retrace)."""
+    import tensorflow as tf
+
+    fn = _FORWARD_FNS.get(model)
+    if fn is None:
+        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        _FORWARD_FNS[model] = fn
+    return fn
+
+
 def predict_logits(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Logits of ``model`` on uint8 images in fixed-size batches (tail zero-padded), inference mode."""
     import tensorflow as tf
 
-    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    fn = _forward_fn(model)
     out = np.zeros((len(images), 10), np.float32)
     buf = np.zeros((batch_size, *images.shape[1:]), np.float32)
     for i in range(0, len(images), batch_size):

@@ -68,7 +68,8 @@ def check_model(model, where: str = "model"):
         out_shape = tuple(model.output_shape)
     except (AttributeError, ValueError, TypeError):
         raise ModelError(f"{where} has no single input and output: expected a 32x32x3 -> 10 classifier") from None
-    if in_shape[1:] != IMAGE_SHAPE or out_shape[1:] != (NUM_CLASSES,):
+    fits = len(in_shape) == 4 and all(d is None or d == want for d, want in zip(in_shape[1:], IMAGE_SHAPE))
+    if not fits or out_shape[1:] != (NUM_CLASSES,):  # None: any size, e.g. a fully convolutional model
         raise ModelError(
             f"{where} maps {in_shape[1:]} to {out_shape[1:]}: expected a 32x32x3 -> 10 CIFAR-10 classifier"
         )
@@ -76,12 +77,25 @@ def check_model(model, where: str = "model"):
 
 
 def load_model(path: str | Path, *, unsafe: bool = False):
-    """Load a ``.keras`` file in Keras safe mode (no Lambda code) and check its shapes."""
+    """Load a ``.keras`` (or legacy ``.h5``) file in Keras safe mode (no Lambda code) and check its shapes.
+
+    ``unsafe=True`` allows Lambda layers, i.e. running Python code stored in the file.
+    """
+    import zipfile
+
     import keras
 
+    from .data import one_line
+
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder (a SavedModel?): expected a .keras file saved by Keras 3")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: train one with `cifar10-fgs train` or pass a .keras path")
+    if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(f"{path} is not a .keras file: expected a model saved by Keras 3 as MODEL.keras")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a Keras model (not a .keras zip archive): expected a file saved by model.save()")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except ValueError as exc:
@@ -90,9 +104,9 @@ def load_model(path: str | Path, *, unsafe: bool = False):
                 f"{path} contains a Lambda layer (arbitrary code): refused in safe mode; pass --unsafe-model "
                 "only if you trust the file"
             ) from None
-        raise ModelError(f"{path} is not a loadable Keras model ({exc}): expected a .keras file") from None
+        raise ModelError(f"{path} is not a loadable Keras model ({one_line(exc)}): expected a .keras file") from None
     except Exception as exc:  # noqa: BLE001 - zip/h5 errors of every kind
         raise ModelError(
-            f"{path} is not a Keras model ({type(exc).__name__}): expected a .keras file saved by Keras 3"
+            f"{path} is not a Keras model ({one_line(exc)}): expected a .keras file saved by Keras 3"
         ) from None
     return check_model(model, str(path))

@@ -16,6 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -128,8 +129,13 @@ def train_model(
     seed: int = 0,
     overwrite: bool = False,
     verbose: int = 0,
+    callbacks: Sequence = (),
 ) -> TrainResult:
-    """Train ``arch`` on ``train``, evaluate on ``test``, save to ``out`` (a ``.keras`` path)."""
+    """Train ``arch`` on ``train``, evaluate on ``test``, save to ``out`` (a ``.keras`` path).
+
+    ``callbacks``: extra Keras callbacks, run after the checkpoint and history ones (so an epoch
+    they see end is already saved).
+    """
     import keras
 
     arch = Arch(arch)
@@ -139,6 +145,8 @@ def train_model(
         raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
     ckpt_dir = Path(f"{out}.ckpt")
     history_path = out.with_suffix(".history.jsonl")
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder: pass a file path ending in .keras as --out")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
     run_path = ckpt_dir / "run.json"
@@ -155,6 +163,8 @@ def train_model(
             history_path.unlink(missing_ok=True)
         else:
             log.info("resuming from %s", ckpt_dir)
+    if not ckpt_dir.exists():  # a fresh run: rows from an earlier (overwritten) run do not belong to it
+        history_path.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_path, json.loads(json.dumps(run_key, default=str)))
@@ -173,8 +183,13 @@ def train_model(
     test_ds = test_ds.map(lambda x, y: (x, _one_hot(y)))
 
     class _History(keras.callbacks.Callback):
+        first = True
+
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.time()
+            if self.first:  # resumed at ``epoch``: keep rows 1..epoch only (none twice, none from the future)
+                self.first = False
+                _truncate_history(history_path, epoch)
 
         def on_epoch_end(self, epoch, logs=None):
             row = {"epoch": epoch + 1, "seconds": round(time.time() - self.t0, 1),
@@ -185,11 +200,11 @@ def train_model(
 
     t0 = time.time()
     model.fit(
-        train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose,
-        callbacks=[keras.callbacks.BackupAndRestore(str(ckpt_dir / "backup"), delete_checkpoint=False), _History()],
+        train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose, shuffle=False,
+        callbacks=[_backup_callback(ckpt_dir / "backup"), _History(), *callbacks],
     )
     seconds = time.time() - t0
-    history = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.exists() else []
+    history = _read_history(history_path)
 
     final = build_model(recipe)  # a clean copy: weights only, no optimizer state in the published file
     final.set_weights(model.get_weights())
@@ -219,6 +234,34 @@ def train_model(
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     log.info("test accuracy %.4f, loss %.4f; saved %s", acc, loss, out)
     return TrainResult(str(out), str(model_metadata_path(out)), acc, loss, recipe.epochs, seconds, digest)
+
+
+def _backup_callback(backup_dir: Path):
+    """Keras BackupAndRestore; with a second copy so a kill while saving cannot lose the checkpoint."""
+    import keras
+
+    try:
+        return keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False, double_checkpoint=True)
+    except TypeError:  # Keras < 3.4
+        return keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)
+
+
+def _read_history(path: Path) -> list[dict]:
+    """Rows of ``history.jsonl``, one per epoch (the last row wins), skipping a torn last line."""
+    rows: dict[int, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                rows[int(row["epoch"])] = row
+            except (ValueError, KeyError, TypeError):
+                continue
+    return [rows[k] for k in sorted(rows)]
+
+
+def _truncate_history(path: Path, epochs_done: int) -> None:
+    rows = [r for r in _read_history(path) if r["epoch"] <= epochs_done]
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def _one_hot(y):
@@ -255,7 +298,5 @@ def train_from_source(
         recipe = dataclasses.replace(recipe, weights="imagenet")
     train = load_cifar10(source, "train")
     test = load_cifar10(source, "test")
-    if limit is not None and limit < len(train):
-        pick = np.sort(np.random.default_rng(seed).choice(len(train), limit, replace=False))
-        train = Cifar10Split(train.images[pick], train.labels[pick], train.source, "train")
+    train = train.sample(limit, seed)  # seeded random subset in source order (image folders are sorted by class)
     return train_model(train, test, out, arch=arch, recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)

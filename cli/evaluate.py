@@ -1,9 +1,187 @@
-"""`cifar10-fgs evaluate` (to be written)."""
+"""`cifar10-fgs evaluate`: transfer, adversarial retraining and Gaussian filtering (paper sections IV-VI)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
 
 import click
 
+from ._cli_utils import emit_json, fmt, json_option, overwrite_option, quiet_option, setup, table, unsafe_model_option, verbose_option
 
-@click.command("evaluate")
-def command():
-    """Not yet available."""
-    raise click.ClickException("not yet implemented")
+dataset_option = click.option(
+    "--dataset", "dataset_dir", type=click.Path(file_okay=False), required=True, metavar="DIR",
+    help="Dataset folder written by `generate` (read with datasets.load_dataset; results go to DIR/results/).",
+)
+eval_source_option = click.option(
+    "--source", "source", default=None, metavar="DATA",
+    help="The original CIFAR-10 the dataset was made from (default: the source recorded in DIR/generation.json).",
+)
+split_option = click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
+                            help="Which split to evaluate on.")
+batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
+                                 help="Images per inference batch.")
+
+
+def _name_option(default: str | None, help_default: str):
+    return click.option("--name", default=default, metavar="NAME",
+                        help=f"Results are written to DIR/results/NAME.json|.md|*.png (default: {help_default}).")
+
+
+def _parse_stds(ctx, param, value: str):
+    try:
+        return tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers (e.g. 0,0.5,1)") from None
+
+
+def _parse_models(ctx, param, value: str):
+    paths = [v.strip() for v in value.split(",") if v.strip()]
+    if not paths:
+        raise click.BadParameter("expected one or more .keras paths separated by commas")
+    return paths
+
+
+def _setup(verbose: bool) -> None:
+    """Logging as every command; TensorFlow's retracing warnings (one per inference call) silenced unless -v."""
+    setup(verbose)
+    if not verbose:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message=".*shuffle=True. was passed.*")  # keras, on tf.data input
+
+
+def _written(result, dataset_dir) -> None:
+    paths = [result.json_path, result.markdown_path, *(str(Path(dataset_dir) / p) for p in result.plots)]
+    click.echo("wrote " + ", ".join(paths))
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else fmt(x)
+
+
+@click.group("evaluate")
+def command() -> None:
+    """Evaluate the dataset: transfer to another model, adversarial retraining, Gaussian filtering.
+
+    Each subcommand joins the adversarial rows to the original split by their `index` and writes
+    DIR/results/NAME.json (with a ready markdown table for the dataset card), NAME.md and plots.
+    """
+
+
+@command.command("transfer")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True, metavar="TARGET.keras",
+              help="The model to test the adversarial images on (the paper's simple deep CNN).")
+@dataset_option
+@eval_source_option
+@click.option("--source-model", "source_model_path", type=click.Path(dir_okay=False), default=None, metavar="SOURCE.keras",
+              help="Also report the attacked model's own (white-box) numbers.")
+@split_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-sign noise control.")
+@batch_size_option
+@_name_option("transfer", "transfer")
+@unsafe_model_option
+@overwrite_option
+@json_option
+@quiet_option
+@verbose_option
+def transfer(model_path, dataset_dir, source, source_model_path, split, seed, batch_size, name, unsafe_model, overwrite,
+             as_json, quiet, verbose):
+    """Accuracy and loss of a target model on the original and the adversarial split (paper section IV)."""
+    _setup(verbose)
+    from cifar10_fgs.evaluate import evaluate_transfer
+
+    r = evaluate_transfer(
+        model_path, dataset_dir, source, source_model_path=source_model_path, split=split, seed=seed,
+        batch_size=batch_size, name=name, overwrite=overwrite, unsafe_model=unsafe_model,
+        progress=not (quiet or as_json),
+    )
+    if as_json:
+        emit_json(r)
+        return
+    sets = (("original", r.original), ("adversarial", r.adversarial), ("random-sign control", r.control))
+    click.echo(f"{r.num_rows_used} of {r.num_rows_split} {r.split} rows used")
+    click.echo(table([(k, fmt(m.accuracy), fmt(m.loss), fmt(m.mean_confidence)) for k, m in sets],
+                     ("set", "accuracy", "loss", "mean confidence")))
+    c = r.confidence
+    click.echo(f"accuracy drop {r.accuracy_drop:.4f} (random-sign control {r.control_accuracy_drop:.4f}); "
+               f"mean original confidence: fooled {_fmt(c['fooled']['mean_original_confidence'])} "
+               f"(n={c['fooled']['rows']}), held {_fmt(c['held']['mean_original_confidence'])} (n={c['held']['rows']})")
+    _written(r, dataset_dir)
+
+
+@command.command("retrain")
+@dataset_option
+@eval_source_option
+@click.option("--out", type=click.Path(dir_okay=False), required=True, metavar="RETRAINED.keras",
+              help="Where to save the retrained model (a .json with its provenance goes beside it).")
+@click.option("--mode", type=click.Choice(["adversarial", "mixed"]), default="adversarial", show_default=True,
+              help="adversarial: train on the adversarial train split (the paper); mixed: original + adversarial.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the target recipe's, see config.py).")
+@click.option("--target-model", "target_model_path", type=click.Path(dir_okay=False), default=None, metavar="TARGET.keras",
+              help="The original target network, to compare before and after.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Training seed.")
+@batch_size_option
+@_name_option(None, "retrain, or retrain_mixed")
+@unsafe_model_option
+@overwrite_option
+@json_option
+@quiet_option
+@verbose_option
+def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, batch_size, name, unsafe_model, overwrite,
+            as_json, quiet, verbose):
+    """Adversarial training of the target architecture, then both test sets for both networks (section V)."""
+    _setup(verbose)
+    from cifar10_fgs.evaluate import evaluate_retrain
+
+    r = evaluate_retrain(
+        dataset_dir, out, source, mode=mode, epochs=epochs, target_model_path=target_model_path, seed=seed,
+        batch_size=batch_size, name=name, overwrite=overwrite, unsafe_model=unsafe_model,
+        progress=not (quiet or as_json),
+    )
+    if as_json:
+        emit_json(r)
+        return
+    rows = []
+    if r.target_original is not None:
+        rows.append(("original target", fmt(r.target_original.accuracy), fmt(r.target_adversarial.accuracy), fmt(r.drop_before)))
+    rows.append(("retrained", fmt(r.retrained_original.accuracy), fmt(r.retrained_adversarial.accuracy), fmt(r.drop_after)))
+    click.echo(table(rows, ("network", "original acc", "adversarial acc", "drop")))
+    click.echo(f"{'trained' if r.trained else 'reused'} {r.model_path} ({r.mode}, {r.epochs} epochs, "
+               f"{r.train_seconds / 60:.1f} min of training)")
+    _written(r, dataset_dir)
+
+
+@command.command("gaussian")
+@click.option("--models", "model_paths", required=True, callback=_parse_models, metavar="A.keras[,B.keras...]",
+              help="Comma-separated models, e.g. TARGET.keras,RETRAINED.keras.")
+@dataset_option
+@eval_source_option
+@click.option("--std", "stds", default="0,0.25,0.5,0.6,0.8,1,1.5,2", show_default=True, callback=_parse_stds,
+              help="Comma-separated Gaussian standard deviations in pixels (0 = no filter).")
+@split_option
+@batch_size_option
+@_name_option("gaussian", "gaussian")
+@unsafe_model_option
+@overwrite_option
+@json_option
+@quiet_option
+@verbose_option
+def gaussian(model_paths, dataset_dir, source, stds, split, batch_size, name, unsafe_model, overwrite, as_json, quiet,
+             verbose):
+    """Gaussian filtering as a defence: accuracy per std, model and test set (paper section VI)."""
+    _setup(verbose)
+    from cifar10_fgs.evaluate import SETS, evaluate_gaussian
+
+    r = evaluate_gaussian(
+        model_paths, dataset_dir, source, stds=stds, split=split, batch_size=batch_size, name=name,
+        overwrite=overwrite, unsafe_model=unsafe_model, progress=not (quiet or as_json),
+    )
+    if as_json:
+        emit_json(r)
+        return
+    headers = ("std", *(f"{m}/{s}" for m in r.models for s in SETS), "ms/img")
+    rows = [(f"{std:g}", *(fmt(r.accuracy(m, s, std)) for m in r.models for s in SETS),
+             fmt(r.ms_per_image_batched[str(std)])) for std in r.stds]
+    click.echo(table(rows, headers))
+    _written(r, dataset_dir)

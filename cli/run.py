@@ -1,9 +1,50 @@
-"""`cifar10-fgs run` (to be written)."""
+"""`cifar10-fgs run`: the main job in one command (train, generate, validate, evaluate, card, upload)."""
+
+from __future__ import annotations
 
 import click
 
+from ._cli_utils import emit_json, json_option, quiet_option, setup, source_option, table, verbose_option
+
 
 @click.command("run")
-def command():
-    """Not yet available."""
-    raise click.ClickException("not yet implemented")
+@source_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Workspace: models/, dataset/ (the publishable folder) and run.json.")
+@click.option("--source-model", type=click.Path(dir_okay=False), default=None, help="Use this source model instead of training one.")
+@click.option("--target-model", type=click.Path(dir_okay=False), default=None, help="Use this target model instead of training one.")
+@click.option("--source-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the source model (default: the recipe's).")
+@click.option("--target-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the target model (default: the recipe's).")
+@click.option("--retrain-epochs", type=click.IntRange(min=1), default=None, help="Epochs for adversarial retraining.")
+@click.option("--retrain-mode", type=click.Choice(["adversarial", "mixed"]), default="adversarial", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split.")
+@click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a random subset of N images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Attack batch size (default: 256 on CPU).")
+@click.option("--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end.")
+@click.option("--private", is_flag=True, help="With --upload: create the repo private.")
+@json_option
+@quiet_option
+@verbose_option
+def command(source, out_dir, source_model, target_model, source_epochs, target_epochs, retrain_epochs, retrain_mode,
+            limit, train_limit, batch_size, repo_id, private, as_json, quiet, verbose):
+    """Everything, resumable: rerun the same command after an interruption to continue."""
+    setup(verbose)
+    from cifar10_fgs.attack import AttackConfig
+    from cifar10_fgs.generate import default_batch_size
+    from cifar10_fgs.pipeline import RunOptions, run_pipeline
+
+    options = RunOptions(
+        source=source, source_model=source_model, target_model=target_model, source_epochs=source_epochs,
+        target_epochs=target_epochs, retrain_epochs=retrain_epochs, retrain_mode=retrain_mode, limit=limit,
+        train_limit=train_limit, attack=AttackConfig(batch_size=batch_size or default_batch_size()),
+        upload=repo_id, private=private,
+    )
+    show = not (quiet or as_json)
+    result = run_pipeline(out_dir, options, progress=show,
+                          on_stage=(lambda s: click.echo(f"[{s.stage}] {s.status} in {s.seconds:.1f}s: {s.detail}", err=True)) if show else None)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(table([(s.stage, s.status, f"{s.seconds:.1f}", s.detail) for s in result.stages],
+                     ("stage", "status", "seconds", "detail")))
+    click.echo(f"dataset: {result.dataset_dir}  (load with datasets.load_dataset({result.dataset_dir!r}))")

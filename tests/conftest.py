@@ -10,6 +10,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if "HF_DATASETS_CACHE" not in os.environ:  # keep the user's cache clean: tests write their own
+    import tempfile
+
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="cifar10-fgs-tests-hf-")
 
 from pathlib import Path  # noqa: E402
 

@@ -1,0 +1,216 @@
+"""``run``: the main job in one call, every stage skipped when its output exists and matches.
+
+Workspace ``OUT/``::
+
+    models/source.keras, target.keras, retrained.keras   (+ .json provenance beside each)
+    dataset/        the publishable folder: data/*.arrow, generation.json, README.md, figures/, results/
+    run.json        what each stage did: its input key, output, seconds and headline numbers
+
+Stages: load CIFAR-10 -> train source -> train target -> generate -> validate -> evaluate transfer ->
+evaluate retrain -> evaluate gaussian -> card -> (upload). Training and generation resume from their
+own checkpoints and shards, so a run killed anywhere continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .attack import AttackConfig
+from .config import Arch
+from .data import DEFAULT_SOURCE, SPLITS, load_cifar10
+from .errors import ConfigError, ValidationError
+from .provenance import read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    source: str = DEFAULT_SOURCE
+    source_model: str | None = None  # use this .keras instead of training EfficientNetB0
+    target_model: str | None = None  # use this .keras instead of training the simple deep CNN
+    source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
+    target_epochs: int | None = None
+    retrain_epochs: int | None = None
+    retrain_mode: str = "adversarial"
+    limit: int | None = None  # attack only the first N images of each split (a quick run)
+    train_limit: int | None = None  # train on a seeded random subset of N training images (a quick run)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    upload: str | None = None  # hub repo id; None: nothing leaves the machine
+    private: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    status: str  # "done" or "skipped"
+    seconds: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out_dir: str
+    dataset_dir: str
+    stages: tuple[StageResult, ...]
+    summary: dict
+
+
+def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progress: bool = False,
+                 on_stage: Callable[[StageResult], None] | None = None) -> RunResult:
+    """Run every stage into the workspace ``out`` (see the module docstring)."""
+    from .evaluate import evaluate_gaussian, evaluate_retrain, evaluate_transfer
+    from .generate import GenerateOptions, generate_dataset
+    from .training import train_model
+
+    if options.retrain_mode not in ("adversarial", "mixed"):
+        raise ConfigError(f"retrain mode {options.retrain_mode!r} is unknown: expected adversarial or mixed")
+    out = Path(out)
+    models = out / "models"
+    dataset = out / "dataset"
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / RUN_FILE
+    record = read_json(record_path) if record_path.exists() else {}
+    record.setdefault("stages", {})
+    stages: list[StageResult] = []
+
+    def finish(stage: str, status: str, t0: float, detail: str, key=None, numbers=None):
+        res = StageResult(stage, status, round(time.time() - t0, 1), detail)
+        stages.append(res)
+        if status == "done":
+            record["stages"][stage] = {"key": key, "seconds": res.seconds, "detail": detail, "numbers": numbers or {}}
+            write_json(record_path, record)
+        if on_stage:
+            on_stage(res)
+        log.info("%s: %s (%.1fs) %s", stage, status, res.seconds, detail)
+
+    def unchanged(stage: str, key) -> bool:
+        return record["stages"].get(stage, {}).get("key") == key
+
+    # 1. data, loaded once and handed to every stage that needs it
+    t0 = time.time()
+    data = {s: load_cifar10(options.source, s) for s in SPLITS}
+    fingerprints = {s: d.fingerprint() for s, d in data.items()}
+    finish("load", "done", t0, f"{len(data['train'])} train + {len(data['test'])} test images from {options.source}",
+           key=fingerprints)
+
+    # 2-3. models
+    def model_stage(arch: Arch, given: str | None, epochs: int | None) -> Path:
+        t0 = time.time()
+        name = f"train_{arch.value}"
+        if given:
+            path = Path(given)
+            finish(name, "skipped", t0, f"given: {path}")
+            return path
+        path = models / f"{arch.value}.keras"
+        if path.is_file():
+            finish(name, "skipped", t0, f"{path} exists")
+            return path
+        res = train_model(_subset(data["train"], options.train_limit, options.seed), data["test"], path, arch=arch,
+                          recipe=_recipe(arch, epochs), seed=options.seed, verbose=1 if progress else 0)
+        finish(name, "done", t0, f"test accuracy {res.test_accuracy:.4f}", key=res.sha256,
+               numbers={"test_accuracy": res.test_accuracy, "test_loss": res.test_loss})
+        return path
+
+    source_model = model_stage(Arch.SOURCE, options.source_model, options.source_epochs)
+    target_model = model_stage(Arch.TARGET, options.target_model, options.target_epochs)
+
+    # 4. generate (resumes from its shards; a finished folder is a no-op)
+    t0 = time.time()
+    gen = generate_dataset(source_model, options.source, dataset, options.attack, GenerateOptions(limit=options.limit),
+                           progress=progress, data=data)
+    manifest_sha = sha256_file(dataset / "generation.json")
+    fooled = {s: v.get("fooled_percent") for s, v in gen.summary.items()}
+    finish("generate", "done" if gen.images_attacked else "skipped", t0,
+           f"{gen.images_attacked} images attacked; fooled % {fooled}", key=manifest_sha,
+           numbers={s: {k: v.get(k) for k in ("fooled_percent", "mean_iterations", "already_misclassified")}
+                    for s, v in gen.summary.items()})
+
+    # 5. validate
+    t0 = time.time()
+    if unchanged("validate", manifest_sha):
+        finish("validate", "skipped", t0, "already validated")
+    else:
+        from .validate import validate_dataset
+
+        report = validate_dataset(dataset, source_model, options.source, progress=progress)
+        if not report.ok:
+            raise ValidationError(f"{dataset} failed validation: run `cifar10-fgs validate {dataset}` for the list")
+        finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
+
+    # 6-8. evaluations
+    target_sha = sha256_file(target_model)
+    t0 = time.time()
+    key = [manifest_sha, target_sha, sha256_file(source_model)]
+    if unchanged("transfer", key) and (dataset / "results" / "transfer.json").exists():
+        finish("transfer", "skipped", t0, "results exist")
+    else:
+        tr = evaluate_transfer(target_model, dataset, options.source, source_model_path=source_model,
+                               seed=options.seed, overwrite=True, progress=progress)
+        finish("transfer", "done", t0,
+               f"target accuracy {tr.original.accuracy:.4f} -> {tr.adversarial.accuracy:.4f}", key=key,
+               numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy})
+
+    t0 = time.time()
+    retrained = models / "retrained.keras"
+    key = [manifest_sha, target_sha, options.retrain_mode, options.retrain_epochs, options.seed]
+    if unchanged("retrain", key) and retrained.is_file():
+        finish("retrain", "skipped", t0, f"{retrained} exists")
+    else:
+        rt = evaluate_retrain(dataset, retrained, options.source, mode=options.retrain_mode,
+                              epochs=options.retrain_epochs, target_model_path=target_model, seed=options.seed,
+                              overwrite=True, progress=progress)
+        finish("retrain", "done", t0,
+               f"retrained accuracy {rt.retrained_original.accuracy:.4f} / {rt.retrained_adversarial.accuracy:.4f}",
+               key=key, numbers={"original": rt.retrained_original.accuracy,
+                                 "adversarial": rt.retrained_adversarial.accuracy})
+
+    t0 = time.time()
+    key = [manifest_sha, target_sha, sha256_file(retrained)]
+    if unchanged("gaussian", key) and (dataset / "results" / "gaussian.json").exists():
+        finish("gaussian", "skipped", t0, "results exist")
+    else:
+        evaluate_gaussian([target_model, retrained], dataset, options.source, overwrite=True, progress=progress)
+        finish("gaussian", "done", t0, "std sweep written", key=key)
+
+    # 9. card (cheap and deterministic: always rewritten so it shows the latest results)
+    t0 = time.time()
+    from .card import write_card
+
+    write_card(dataset, options.upload, source=options.source)
+    finish("card", "done", t0, f"{dataset / 'README.md'}", key=manifest_sha)
+
+    # 10. upload
+    if options.upload:
+        from .upload import upload_dataset
+
+        t0 = time.time()
+        up = upload_dataset(dataset, options.upload, private=options.private)
+        finish("upload", "done", t0, f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
+               key=manifest_sha)
+
+    return RunResult(str(out), str(dataset), tuple(stages), {"fooled_percent": fooled})
+
+
+def _subset(split, limit: int | None, seed: int):
+    import numpy as np
+
+    from .data import Cifar10Split
+
+    if limit is None or limit >= len(split):
+        return split
+    pick = np.sort(np.random.default_rng(seed).choice(len(split), limit, replace=False))
+    return Cifar10Split(split.images[pick], split.labels[pick], split.source, split.split)
+
+
+def _recipe(arch: Arch, epochs: int | None):
+    from .config import RECIPES
+
+    return RECIPES[arch].with_epochs(epochs)
