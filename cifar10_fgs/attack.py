@@ -102,7 +102,8 @@ def _forward_fn(model):
 
     fn = _FORWARD_FNS.get(model)
     if fn is None:
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        ref = weakref.ref(model)  # no strong reference from the value back to its key
+        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
         _FORWARD_FNS[model] = fn
     return fn
 

@@ -1,9 +1,52 @@
-"""`cifar10-fgs validate` (to be written)."""
+"""`cifar10-fgs validate`: check a generated dataset folder (files, rows, model, source, card)."""
+
+from __future__ import annotations
 
 import click
 
+from ._cli_utils import emit_json, json_option, quiet_option, setup, table, unsafe_model_option, verbose_option
+
+MAX_LISTED = 30  # failures printed in the text summary (--json lists all)
+
 
 @click.command("validate")
-def command():
-    """Not yet available."""
-    raise click.ClickException("not yet implemented")
+@click.argument("directory", metavar="DIR", type=click.Path())
+@click.option("--model", "model_path", type=click.Path(), default=None, metavar="SOURCE.keras",
+              help="The generating model: check its sha256 and that it misclassifies every stored image "
+                   "as stored (skipped without it).")
+@click.option("--source", "source", default=None, metavar="DATA",
+              help="The original CIFAR-10 (see `generate --help`): check its fingerprint and every row's "
+                   "distances to its original (skipped without it).")
+@unsafe_model_option
+@json_option
+@quiet_option
+@verbose_option
+def command(directory, model_path, source, unsafe_model, as_json, quiet, verbose):
+    """Check DIR against generation.json, the model and the source; exit 1 if any check fails.
+
+    Reads the shards' bytes directly (never a datasets cache). Checks: shard sha256/size, no missing or
+    foreign files, complete manifest, every image decodes to 32x32x3, labels 0-9, indices unique and
+    covering each split (with the listed failures); with --model: misclassified and predicted as stored;
+    with --source: linf/l2 and the linf bound; README.md dataset_info counts if present.
+    """
+    setup(verbose)
+    from cifar10_fgs.validate import validate_dataset
+
+    report = validate_dataset(directory, model_path, source, unsafe_model=unsafe_model,
+                              progress=not (quiet or as_json))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        rows = [(c.name, c.status.upper() if c.status == "failed" else c.status, c.checked, c.failures, c.note)
+                for c in report.checks]
+        click.echo(table(rows, ("check", "status", "checked", "failures", "note")))
+        click.echo(table([(s.split, s.num_rows, s.stored_rows, s.listed_failures, s.num_shards) for s in report.splits],
+                         ("split", "images", "stored rows", "listed failures", "shards")) if report.splits else "")
+        if report.failures:
+            click.echo("")
+            for f in report.failures[:MAX_LISTED]:
+                click.echo(f"[{f.check}] {f.location + ': ' if f.location else ''}{f.message}")
+            if len(report.failures) > MAX_LISTED:
+                click.echo(f"... and {len(report.failures) - MAX_LISTED} more (--json lists them all)")
+        click.echo(f"{report.summary_line()} in {report.seconds:.1f} s")
+    report.raise_for_failures()
