@@ -395,7 +395,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         for f in futures:
             f.result()
     finally:
-        writer.shutdown(wait=True)
+        writer.shutdown(wait=True, cancel_futures=True)  # after a failure, queued shards are not attempted
 
     seconds = time.time() - t_start
     manifest["summary"] = {s: summarize(out_dir, manifest, s) for s in splits}

@@ -117,7 +117,9 @@ def test_resume_after_a_crash_is_byte_identical(generated, tiny_keras_path, imag
     target = tmp_path / "crashed"
     with pytest.raises(OSError):
         generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
-    assert len(list((target / "data").iterdir())) == 2  # finished shards kept, no partial one visible
+    kept = sorted(p.name for p in (target / "data").iterdir())
+    assert 2 <= len(kept) < 5  # finished shards kept (one queued behind the failure may finish too)
+    assert all(p.endswith(".arrow") for p in kept)  # no partial shard visible
     monkeypatch.setattr("cifar10_fgs.generate.write_table_atomic", real)
     resumed = generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
     assert 0 < resumed.images_attacked < 100
