@@ -421,3 +421,64 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
             f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {MANIFEST})"
         )
     return result
+
+
+def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> GenerateResult:
+    """Merge the folders of ``generate --num-shards N --shard-index I`` runs into one dataset folder.
+
+    All parts must come from the same settings (model, data, attack); together they must hold every
+    shard. Shards are copied (fsynced, renamed into place); the manifest is rebuilt with the summary.
+    """
+    parts = [Path(p) for p in parts]
+    out_dir = Path(out_dir)
+    if not parts:
+        raise ConfigError("no worker folders given: pass the folders written with --shard-index 0..N-1")
+    manifests = []
+    for p in parts:
+        if not (p / MANIFEST).is_file():
+            raise OutputError(f"{p} has no {MANIFEST}: pass folders written by `generate --num-shards N --shard-index I`")
+        manifests.append(read_json(p / MANIFEST))
+    key = manifests[0]["config"]
+    for p, m in zip(parts, manifests):
+        if m["config"] != key:
+            raise ConfigError(f"{p} was generated with other settings than {parts[0]}: combine only parts of one run")
+    shards: dict[str, tuple[Path, dict]] = {}
+    for p, m in zip(parts, manifests):
+        for name, entry in m["shards"].items():
+            if not _shard_done(p, name, entry):
+                raise OutputError(f"{p / name} is missing or incomplete: rerun that worker's generate to finish it")
+            if name in shards and shards[name][1]["sha256"] != entry["sha256"]:
+                raise ConfigError(f"{name} differs between {shards[name][0]} and {p}: the parts do not come from one run")
+            shards[name] = (p, entry)
+    expected = [shard_name(s, k, v["num_shards"]) for s, v in key["splits"].items() for k in range(v["num_shards"])]
+    missing = [n for n in expected if n not in shards]
+    if missing:
+        raise OutputError(f"{len(missing)} shards are in no part (first: {missing[0]}): run the missing --shard-index")
+    _prepare_out_dir(out_dir, key, overwrite)  # refuses a folder of other settings unless overwrite
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with folder_lock(out_dir):
+        manifest = {k: v for k, v in manifests[0].items() if k not in ("shards", "summary", "timing", "worker")}
+        manifest["worker"] = {"num_shards": 1, "shard_index": 0, "combined_from": len(parts)}
+        manifest["shards"] = {}
+        manifest["complete"] = False
+        write_json(out_dir / MANIFEST, manifest)
+        for name in expected:
+            src, entry = shards[name]
+            dst = out_dir / name
+            if not _shard_done(out_dir, name, entry) or sha256_file(dst) != entry["sha256"]:
+                tmp = out_dir / TMP_DIR / (dst.name + ".partial")
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src / name, tmp)
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, dst)
+            manifest["shards"][name] = entry
+        manifest["summary"] = {s: summarize(out_dir, manifest, s) for s in key["splits"]}
+        manifest["complete"] = True
+        manifest["timing"] = {"workers_seconds_total": round(sum(m.get("timing", {}).get("seconds_total", 0.0) for m in manifests), 2)}
+        write_json(out_dir / MANIFEST, manifest)
+        shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
+    failures = {s: v["failures"] for s, v in manifest["summary"].items() if v["failures"]}
+    return GenerateResult(str(out_dir), manifest["summary"], time.time() - t0, 0, 0, failures)

@@ -19,9 +19,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import card, evaluate, generate, run, train, upload, validate
+    from . import card, combine, evaluate, generate, run, train, upload, validate
 
-    for module in (train, generate, validate, card, upload, evaluate, run):
+    for module in (train, generate, combine, validate, card, upload, evaluate, run):
         cli.add_command(module.command)
 
 

@@ -266,3 +266,27 @@ def test_sigkill_at_random_moments_then_resume_is_byte_identical(tmp_path):
     assert kills >= 1
     subprocess.run([*cmd, "--out", str(target)], check=True, capture_output=True)
     assert folder_bytes(target) == folder_bytes(reference)
+
+
+def test_two_workers_combine_into_the_single_machine_folder(generated, tiny_keras_path, image_folder_source, tmp_path):
+    from cifar10_fgs.generate import combine_workers
+    from cifar10_fgs.validate import validate_dataset
+
+    out, _ = generated
+    root, _ = image_folder_source
+    parts = []
+    for i in range(2):
+        part = tmp_path / f"worker{i}"
+        generate_dataset(tiny_keras_path, root, part, CFG,
+                         GenerateOptions(rows_per_shard=25, num_workers=2, worker_index=i))
+        assert json.loads((part / MANIFEST).read_text())["complete"] is False  # a part alone is not publishable
+        parts.append(part)
+    with pytest.raises(OutputError, match="in no part"):
+        combine_workers(parts[:1], tmp_path / "half")
+    combined = tmp_path / "combined"
+    combine_workers(parts, combined)
+    assert {k: v for k, v in folder_bytes(combined).items() if k != MANIFEST} == \
+        {k: v for k, v in folder_bytes(out).items() if k != MANIFEST}
+    merged, single = (json.loads((d / MANIFEST).read_text()) for d in (combined, out))
+    assert merged["shards"] == single["shards"] and merged["summary"] == single["summary"]
+    assert validate_dataset(combined, tiny_keras_path).ok
