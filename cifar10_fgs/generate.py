@@ -345,41 +345,57 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         log.info("wrote %s (%d rows)", name, table.num_rows)
 
     try:
+        # One stream over every split's unfinished shards, so the batch drains (the tail) only once.
+        # A row's stream id is (split offset + row); shards are keyed by (split, shard number).
+        offsets, streams, pending, parts, shard_t0 = {}, [], {}, {}, {}
+        base = 0
         for split, data in splits.items():
+            offsets[split] = base
             n = num_shards(len(data), rps)
             mine = [k for k in range(n) if k % options.num_workers == options.worker_index]
             todo = [k for k in mine if not _shard_done(out_dir, shard_name(split, k, n), manifest["shards"].get(shard_name(split, k, n)))]
             if not todo:
                 log.info("%s: all %d shards present, nothing to do", split, len(mine))
-                continue
-            rows = np.concatenate([np.arange(k * rps, min((k + 1) * rps, len(data))) for k in todo])
-            pending = {k: min((k + 1) * rps, len(data)) - k * rps for k in todo}
-            parts: dict[int, list[AttackRecord]] = {k: [] for k in todo}
-            shard_t0 = {k: None for k in todo}
-            fooled_count = 0
-            iter_sum = 0
-            bar = tqdm(total=len(rows), desc=f"generate {split}", unit="img", disable=not progress, smoothing=0.1)
-            t_split = time.time()
+            for k in todo:
+                rows = np.arange(k * rps, min((k + 1) * rps, len(data)))
+                streams.append((split, rows))
+                pending[(split, k)] = len(rows)
+                parts[(split, k)] = []
+            base += len(data)
+        split_names = list(offsets)
+        split_bases = np.array([offsets[s] for s in split_names])
+        if streams:
+            images = np.concatenate([splits[s].images[r] for s, r in streams])
+            labels = np.concatenate([splits[s].labels[r] for s, r in streams])
+            ids = np.concatenate([offsets[s] + r for s, r in streams])
+            fooled_count = iter_sum = 0
+            bar = tqdm(total=len(ids), desc="generate " + "+".join(sorted({s for s, _ in streams})), unit="img",
+                       disable=not progress, smoothing=0.1)
             if options.method == "onepixel":
                 from .onepixel import OnePixelConfig, iterate_onepixel
 
-                records = iterate_onepixel(model, data.images[rows], data.labels[rows], OnePixelConfig(), indices=rows)
+                records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
             else:
-                records = iterate_attack(model, data.images[rows], data.labels[rows], config, indices=rows,
-                                         gradient_fn=gradient_fn)
+                records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn)
             for rec in records:
-                shard_of = rec.index // rps
-                for k in np.unique(shard_of):
-                    sel = np.flatnonzero(shard_of == k)
-                    parts[int(k)].append(rec.take(sel))
-                    pending[int(k)] -= len(sel)
-                    if shard_t0[int(k)] is None:
-                        shard_t0[int(k)] = time.time()
-                    if pending[int(k)] == 0:
-                        k = int(k)
-                        futures.append(writer.submit(
-                            write_shard, split, k, n, parts.pop(k), data.images[k * rps:(k + 1) * rps],
-                            time.time() - shard_t0[k]))
+                which = np.searchsorted(split_bases, rec.index, side="right") - 1
+                for w in np.unique(which):
+                    split = split_names[int(w)]
+                    data = splits[split]
+                    n = num_shards(len(data), rps)
+                    sub = rec.take(np.flatnonzero(which == w))
+                    sub.index = sub.index - offsets[split]
+                    shard_of = sub.index // rps
+                    for k in np.unique(shard_of).tolist():
+                        key = (split, k)
+                        sel = np.flatnonzero(shard_of == k)
+                        parts[key].append(sub.take(sel))
+                        pending[key] -= len(sel)
+                        shard_t0.setdefault(key, time.time())
+                        if pending[key] == 0:
+                            futures.append(writer.submit(
+                                write_shard, split, k, n, parts.pop(key), data.images[k * rps:(k + 1) * rps],
+                                time.time() - shard_t0[key]))
                 attacked += len(rec)
                 grad_evals += int(rec.iterations.sum()) + len(rec)
                 fooled_count += int(rec.fooled.sum())
@@ -391,7 +407,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
                 for f in [f for f in futures if f.done()]:
                     f.result()  # surface writer errors (disk full, ...) early
             bar.close()
-            log.info("%s: attacked %d images in %.1fs", split, len(rows), time.time() - t_split)
+            log.info("attacked %d images in %.1fs", len(ids), time.time() - t_start)
         for f in futures:
             f.result()
     finally:
