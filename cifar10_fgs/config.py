@@ -41,6 +41,7 @@ class TrainRecipe:
     drop_connect_rate: float = 0.0  # stochastic depth (source only); 0 suits short schedules
     cifar_strides: bool = True  # source only: stage 4 at stride 1, so the last stages see 2x2, not 1x1
     weights: str | None = None  # source only: None (from scratch) or "imagenet" (needs internet)
+    input_resize: int | None = None  # source only: upsample inside the model to this side (pixels), e.g. 224
 
     def with_epochs(self, epochs: int | None) -> "TrainRecipe":
         return self if epochs is None else replace(self, epochs=epochs)
@@ -59,6 +60,15 @@ SOURCE_RECIPE = TrainRecipe(
 TARGET_RECIPE = TrainRecipe(
     arch=Arch.TARGET, epochs=15, batch_size=128, optimizer="adam", peak_lr=1e-3, warmup_epochs=0.5,
     momentum=0.0, weight_decay=0.0, label_smoothing=0.0, augment=True,
+)
+
+# For users with a GPU and internet: ImageNet weights fine-tuned at 224x224 (the image is upsampled
+# inside the model, which still takes 32x32 pixels). The standard route to a 0.95+ CIFAR-10 EfficientNet;
+# about 40x the compute of SOURCE_RECIPE per epoch, so not the default on a CPU.
+SOURCE_IMAGENET_RECIPE = TrainRecipe(
+    arch=Arch.SOURCE, epochs=5, batch_size=64, optimizer="sgd", peak_lr=0.01, warmup_epochs=0.5,
+    momentum=0.9, weight_decay=1e-5, label_smoothing=0.1, augment=True, dropout_rate=0.2,
+    drop_connect_rate=0.2, cifar_strides=False, weights="imagenet", input_resize=224,
 )
 
 RECIPES = {Arch.SOURCE: SOURCE_RECIPE, Arch.TARGET: TARGET_RECIPE}

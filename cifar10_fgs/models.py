@@ -21,16 +21,21 @@ def build_source(recipe: TrainRecipe):
     blocks = copy.deepcopy(effnet.DEFAULT_BLOCKS_ARGS)
     if recipe.cifar_strides:
         blocks[3]["strides"] = 1  # stage 4 (80 filters): keep 4x4 instead of 2x2 at 32x32 input
+    side = recipe.input_resize or IMAGE_SHAPE[0]
     backbone = effnet.EfficientNet(
         1.0, 1.0, 224, dropout_rate=recipe.dropout_rate, drop_connect_rate=recipe.drop_connect_rate,
         blocks_args=blocks, name="efficientnetb0", include_top=False, weights=recipe.weights,
-        input_shape=IMAGE_SHAPE, pooling="avg",
+        input_shape=(side, side, 3), pooling="avg",
     )
-    x = backbone.output
+    if recipe.input_resize:  # the model still takes 32x32 pixels; it upsamples inside
+        inputs = keras.Input(IMAGE_SHAPE, name="pixels")
+        x = backbone(keras.layers.Resizing(side, side, name="upsample")(inputs))
+    else:
+        inputs, x = backbone.input, backbone.output
     if recipe.dropout_rate:
         x = keras.layers.Dropout(recipe.dropout_rate, name="top_dropout")(x)
     logits = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
-    return keras.Model(backbone.input, logits, name="efficientnetb0_cifar10")
+    return keras.Model(inputs, logits, name="efficientnetb0_cifar10")
 
 
 def build_target():

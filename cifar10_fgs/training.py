@@ -293,9 +293,9 @@ def train_from_source(
         raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
     if imagenet and arch != Arch.SOURCE:
         raise ConfigError("--imagenet applies to the source model only: drop it or use --arch source")
-    recipe = RECIPES[arch].with_epochs(epochs)
-    if imagenet:
-        recipe = dataclasses.replace(recipe, weights="imagenet")
+    from .config import SOURCE_IMAGENET_RECIPE
+
+    recipe = (SOURCE_IMAGENET_RECIPE if imagenet else RECIPES[arch]).with_epochs(epochs)
     train = load_cifar10(source, "train")
     test = load_cifar10(source, "test")
     train = train.sample(limit, seed)  # seeded random subset in source order (image folders are sorted by class)

@@ -14,7 +14,7 @@ from ._cli_utils import emit_json, json_option, overwrite_option, quiet_option, 
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the recipe's, see cifar10_fgs/config.py).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on a seeded random subset of N training images.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--imagenet", is_flag=True, help="Source only: start from ImageNet weights (needs internet).")
+@click.option("--imagenet", is_flag=True, help="Source only: fine-tune ImageNet weights at 224x224 (needs internet; meant for a GPU).")
 @overwrite_option
 @json_option
 @quiet_option
