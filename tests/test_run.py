@@ -1,0 +1,85 @@
+"""`run`: the whole pipeline on tiny models and synthetic images; resumes without redoing finished stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cifar10_fgs.attack import AttackConfig
+from cifar10_fgs.pipeline import RunOptions, run_pipeline
+
+
+@pytest.fixture()
+def options(tiny_keras_path, image_folder_source, tmp_path):
+    import keras
+
+    from conftest import tiny_model
+
+    root, _ = image_folder_source
+    target = tmp_path / "target.keras"
+    tiny_model(seed=9, hidden=4).save(target)
+    keras.backend.clear_session()
+    return RunOptions(source=str(root), source_model=str(tiny_keras_path), target_model=str(target),
+                      retrain_epochs=1, attack=AttackConfig(batch_size=32))
+
+
+def statuses(result) -> dict[str, str]:
+    return {s.stage: s.status for s in result.stages}
+
+
+def test_run_end_to_end_then_everything_is_skipped(options, tmp_path):
+    import datasets
+
+    out = tmp_path / "ws"
+    first = run_pipeline(out, options)
+    st = statuses(first)
+    assert st["generate"] == st["validate"] == st["transfer"] == st["retrain"] == st["gaussian"] == "done"
+    ds = out / "dataset"
+    assert (ds / "README.md").exists() and (out / "models" / "retrained.keras").exists()
+    for name in ("transfer", "retrain", "gaussian"):
+        assert (ds / "results" / f"{name}.json").exists()
+    loaded = datasets.load_dataset(str(ds))
+    assert loaded["train"].num_rows == 60 and loaded["test"].num_rows == 40
+    record = json.loads((out / "run.json").read_text())
+    assert record["stages"]["transfer"]["numbers"]["original"] >= 0
+
+    second = run_pipeline(out, options)
+    st = statuses(second)
+    assert all(st[s] == "skipped" for s in ("generate", "validate", "transfer", "retrain", "gaussian")), st
+
+
+def test_run_killed_inside_a_stage_resumes_without_redoing_finished_ones(options, tmp_path, monkeypatch):
+    import cifar10_fgs.evaluate as ev
+
+    out = tmp_path / "ws"
+    real = ev.evaluate_retrain
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "evaluate_retrain", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(out, options)
+    manifest_before = (out / "dataset" / "generation.json").read_bytes()
+    monkeypatch.setattr(ev, "evaluate_retrain", real)
+    resumed = run_pipeline(out, options)
+    st = statuses(resumed)
+    assert st["generate"] == st["validate"] == st["transfer"] == "skipped", st
+    assert st["retrain"] == "done" and st["gaussian"] == "done"
+    assert (out / "dataset" / "generation.json").read_bytes() == manifest_before
+
+
+def test_run_reruns_a_stage_whose_input_changed(options, tmp_path):
+    import dataclasses
+
+    from conftest import tiny_model
+
+    out = tmp_path / "ws"
+    run_pipeline(out, options)
+    other = tmp_path / "other-target.keras"
+    tiny_model(seed=21, hidden=4).save(other)
+    again = run_pipeline(out, dataclasses.replace(options, target_model=str(other)))
+    st = statuses(again)
+    assert st["generate"] == st["validate"] == "skipped"
+    assert st["transfer"] == st["retrain"] == st["gaussian"] == "done"
