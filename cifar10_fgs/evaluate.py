@@ -872,7 +872,7 @@ def evaluate_retrain(
     model to ``out`` with its own metadata and resumes after an interruption. If ``out`` already
     holds a model trained by the same recipe, seed and data, it is reused instead of retrained.
     """
-    from .training import read_model_metadata, train_model
+    from .training import read_model_metadata, train_model, trained_model_matches
 
     t0 = time.time()
     dataset_dir = Path(dataset_dir)
@@ -905,11 +905,7 @@ def evaluate_retrain(
     test = Cifar10Split(te.original, te.labels, f"{source} (test rows of {dataset_dir})", "test")
 
     meta = read_model_metadata(out) if out.exists() else {}
-    reusable = (
-        out.is_file() and not overwrite and meta.get("sha256") == sha256_file(out)
-        and (meta.get("train_data") or {}).get("fingerprint") == train.fingerprint()
-        and meta.get("recipe") == _plain(dataclasses.asdict(recipe)) and meta.get("seed") == seed
-    )
+    reusable = trained_model_matches(out, train, recipe, seed)  # even with overwrite: it is the same model
     if reusable:
         log.info("reusing %s: trained earlier with the same recipe, seed and data", out)
     else:

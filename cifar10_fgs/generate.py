@@ -135,7 +135,7 @@ def _prepare_out_dir(out_dir: Path, key: dict, overwrite: bool) -> dict | None:
             )
         return None
     if out_dir.exists():
-        ours = {"data", TMP_DIR, LOCK, "README.md", "results", "figures"}
+        ours = {"data", TMP_DIR, LOCK, "results", "figures"}
         foreign = [p.name for p in out_dir.iterdir() if p.name not in ours]
         if foreign:
             raise OutputError(
@@ -176,7 +176,7 @@ def summarize(out_dir: Path, manifest: dict, split: str) -> dict:
     tables = [read_shard(out_dir / n, ["label", "adversarial_prediction", "iterations", "linf", "l2"]) for n in names]
     table = pa.concat_tables(tables) if tables else None
     failures = sorted(i for n in names for i in manifest["shards"][n]["failures"])
-    total = manifest["config"]["splits"][split]["num_rows"]
+    total = sum(manifest["shards"][n]["index_range"][1] - manifest["shards"][n]["index_range"][0] for n in names)
     if table is None or table.num_rows == 0:
         return {"num_rows": 0, "num_images": total, "failures": failures}
     it = table.column("iterations").to_numpy()
@@ -197,7 +197,8 @@ def summarize(out_dir: Path, manifest: dict, split: str) -> dict:
         "iterations_histogram": {str(i): int(c) for i, c in enumerate(hist) if c},
         "mean_iterations": float(it.mean()),
         "mean_iterations_attacked": float(it[attacked].mean()) if attacked.any() else 0.0,
-        "gradient_evaluations": int(it.sum() + len(it)),
+        "gradient_evaluations": int(it.sum() + len(it))
+        + len(failures) * (manifest["config"]["attack"]["max_iterations"] + 1),
         "linf": {"mean": float(linf.mean()), "median": float(np.median(linf)), "max": float(linf.max())},
         "l2": {"mean": float(l2.mean()), "median": float(np.median(l2)), "max": float(l2.max())},
         "linf_attacked": {"mean": float(linf[attacked].mean()) if attacked.any() else 0.0,
@@ -274,13 +275,9 @@ def generate_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with folder_lock(out_dir):
+        resume = _prepare_out_dir(out_dir, key, overwrite)  # again, under the lock: the folder may have moved on
         if resume is None:
-            for stale in ("data", TMP_DIR, MANIFEST):
-                p = out_dir / stale
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+            _clear_outputs(out_dir)
             manifest = {
                 "config": key,
                 "source_model": model_info,
@@ -294,7 +291,19 @@ def generate_dataset(
         else:
             manifest = resume
             manifest["complete"] = False
+            write_json(out_dir / MANIFEST, manifest)
         return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress)
+
+
+def _clear_outputs(out_dir: Path) -> None:
+    """Remove what an earlier run with other settings left: shards, manifest, card, figures, results."""
+    ours = ("data", TMP_DIR, "results", "figures") + (("README.md",) if (out_dir / MANIFEST).exists() else ())
+    for stale in (*ours, MANIFEST):
+        p = out_dir / stale
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def _jsonable(obj):
@@ -306,8 +315,10 @@ def _jsonable(obj):
 
 
 def _shard_done(out_dir: Path, name: str, entry: dict | None) -> bool:
+    """A shard counts as done only if its bytes hash to what the manifest recorded."""
     path = out_dir / name
-    return entry is not None and path.is_file() and path.stat().st_size == entry["bytes"]
+    return (entry is not None and path.is_file() and path.stat().st_size == entry["bytes"]
+            and sha256_file(path) == entry["sha256"])
 
 
 def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress) -> GenerateResult:
@@ -317,6 +328,10 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
 
     rps = options.rows_per_shard
     manifest_lock = threading.Lock()
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()  # cuDNN backward passes are otherwise nondeterministic
     gradient_fn = make_gradient_fn(model)
     t_start = time.time()
     attacked = 0
@@ -474,6 +489,8 @@ def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: 
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with folder_lock(out_dir):
+        if _prepare_out_dir(out_dir, key, overwrite) is None:
+            _clear_outputs(out_dir)
         manifest = {k: v for k, v in manifests[0].items() if k not in ("shards", "summary", "timing", "worker")}
         manifest["worker"] = {"num_shards": 1, "shard_index": 0, "combined_from": len(parts)}
         manifest["shards"] = {}
@@ -489,6 +506,9 @@ def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: 
                 shutil.copyfile(src / name, tmp)
                 with open(tmp, "rb+") as f:
                     os.fsync(f.fileno())
+                if sha256_file(tmp) != entry["sha256"]:
+                    tmp.unlink()
+                    raise OutputError(f"{src / name} does not match its manifest sha256: rerun that worker's generate")
                 os.replace(tmp, dst)
             manifest["shards"][name] = entry
         manifest["summary"] = {s: summarize(out_dir, manifest, s) for s in key["splits"]}

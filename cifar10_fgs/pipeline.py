@@ -64,11 +64,14 @@ class RunResult:
 
 
 def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progress: bool = False,
-                 on_stage: Callable[[StageResult], None] | None = None) -> RunResult:
-    """Run every stage into the workspace ``out`` (see the module docstring)."""
+                 overwrite: bool = False, on_stage: Callable[[StageResult], None] | None = None) -> RunResult:
+    """Run every stage into the workspace ``out`` (see the module docstring).
+
+    ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
+    """
     from .evaluate import evaluate_gaussian, evaluate_retrain, evaluate_transfer
     from .generate import GenerateOptions, generate_dataset
-    from .training import train_model
+    from .training import train_model, trained_model_matches
 
     if options.retrain_mode not in ("adversarial", "mixed"):
         raise ConfigError(f"retrain mode {options.retrain_mode!r} is unknown: expected adversarial or mixed")
@@ -110,11 +113,13 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
             finish(name, "skipped", t0, f"given: {path}")
             return path
         path = models / f"{arch.value}.keras"
-        if path.is_file():
-            finish(name, "skipped", t0, f"{path} exists")
+        train = _subset(data["train"], options.train_limit, options.seed)
+        recipe = _recipe(arch, epochs)
+        if trained_model_matches(path, train, recipe, options.seed):
+            finish(name, "skipped", t0, f"{path} was trained with these data, recipe and seed")
             return path
-        res = train_model(_subset(data["train"], options.train_limit, options.seed), data["test"], path, arch=arch,
-                          recipe=_recipe(arch, epochs), seed=options.seed, verbose=1 if progress else 0)
+        res = train_model(train, data["test"], path, arch=arch, recipe=recipe, seed=options.seed,
+                          overwrite=True, verbose=1 if progress else 0)
         finish(name, "done", t0, f"test accuracy {res.test_accuracy:.4f}", key=res.sha256,
                numbers={"test_accuracy": res.test_accuracy, "test_loss": res.test_loss})
         return path
@@ -125,7 +130,7 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
     # 4. generate (resumes from its shards; a finished folder is a no-op)
     t0 = time.time()
     gen = generate_dataset(source_model, options.source, dataset, options.attack, GenerateOptions(limit=options.limit),
-                           progress=progress, data=data)
+                           progress=progress, data=data, overwrite=overwrite)
     manifest_sha = sha256_file(dataset / "generation.json")
     fooled = {s: v.get("fooled_percent") for s, v in gen.summary.items()}
     finish("generate", "done" if gen.images_attacked else "skipped", t0,

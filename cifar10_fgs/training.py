@@ -40,6 +40,20 @@ class TrainResult:
     sha256: str
 
 
+def trained_model_matches(path: str | Path, train: Cifar10Split, recipe: TrainRecipe, seed: int) -> bool:
+    """True if ``path`` is a finished ``train_model`` output of exactly this data, recipe and seed."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    meta = read_model_metadata(path)
+    return (
+        meta.get("sha256") == sha256_file(path)
+        and (meta.get("train_data") or {}).get("fingerprint") == train.fingerprint()
+        and meta.get("recipe") == json.loads(json.dumps(dataclasses.asdict(recipe), default=str))
+        and meta.get("seed") == seed
+    )
+
+
 def model_metadata_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
@@ -211,8 +225,7 @@ def train_model(
     acc, loss = evaluate_model(final, test.images, test.labels)
     tmp = out.with_name(f".{out.name}.tmp.keras")
     final.save(tmp)
-    tmp.replace(out)
-    digest = sha256_file(out)
+    digest = sha256_file(tmp)
     meta = {
         "arch": arch.value,
         "architecture": final.name,
@@ -230,7 +243,8 @@ def train_model(
         "input": "uint8-range pixels [0, 255], shape (32, 32, 3)",
         "library_versions": library_versions(),
     }
-    write_json(model_metadata_path(out), meta)
+    write_json(model_metadata_path(out), meta)  # first, so a model in place always has its metadata
+    tmp.replace(out)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     log.info("test accuracy %.4f, loss %.4f; saved %s", acc, loss, out)
     return TrainResult(str(out), str(model_metadata_path(out)), acc, loss, recipe.epochs, seconds, digest)

@@ -16,10 +16,12 @@ source_option = click.option(
     help="CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
          "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'.",
 )
-required_source_option = click.option(
-    "--source", "source", required=True, metavar="DATA", help="The original CIFAR-10 (see `generate --help`).",
+limit_option = click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split.")
+batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None,
+    help="Images per forward+backward (default: 256 on CPU, 1024 per GPU).",
 )
-limit_option = click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images of each split.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output made with other settings.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 unsafe_model_option = click.option(

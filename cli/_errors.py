@@ -50,7 +50,11 @@ def run_with_friendly_errors(group: click.Group, args=None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+            message, code = _message(KeyboardInterrupt())
+            click.echo(f"Error: {message}", err=True)
+            return code
         click.echo("aborted", err=True)
         return 1
     except BaseException as exc:  # noqa: BLE001 - this is the one place errors become messages
@@ -59,7 +63,7 @@ def run_with_friendly_errors(group: click.Group, args=None) -> int:
         if debug_enabled():
             traceback.print_exc()
         message, code = _message(exc)
-        click.echo(f"Error: {message}", err=True)
+        click.echo(f"Error: {' '.join(message.split())}", err=True)  # always one line
         return code
 
 

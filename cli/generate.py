@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ._cli_utils import (
-    emit_json, fmt, json_option, overwrite_option, quiet_option, setup, source_option, table, unsafe_model_option,
+    batch_size_option, emit_json, fmt, json_option, limit_option, overwrite_option, quiet_option, setup, source_option,
+    table, unsafe_model_option,
     verbose_option,
 )
 
@@ -15,10 +16,10 @@ from ._cli_utils import (
 @source_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Dataset folder to write (resumes if it exists).")
 @click.option("--split", default="all", show_default=True, help="train, test or all.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split.")
+@limit_option
 @click.option("--step", type=float, default=0.01, show_default=True, help="Step as a fraction of the pixel range (0.01 = 2.55 levels).")
 @click.option("--max-iterations", type=int, default=200, show_default=True, help="Steps per image before it counts as not fooled.")
-@click.option("--batch-size", type=int, default=None, help="Images per forward+backward (default: 256 on CPU, 1024 on GPU).")
+@batch_size_option
 @click.option("--rows-per-shard", type=click.IntRange(min=1), default=5000, show_default=True)
 @click.option("--with-originals", is_flag=True, help="Also store each original image (column original_image).")
 @click.option("--num-shards", "num_workers", type=click.IntRange(min=1), default=1, show_default=True, help="Machines sharing the work.")

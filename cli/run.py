@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, quiet_option, setup, source_option, table, verbose_option
+from ._cli_utils import (
+    batch_size_option, emit_json, json_option, limit_option, overwrite_option, quiet_option, setup, source_option, table,
+    verbose_option,
+)
 
 
 @click.command("run")
@@ -17,16 +20,17 @@ from ._cli_utils import emit_json, json_option, quiet_option, setup, source_opti
 @click.option("--target-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the target model (default: the recipe's).")
 @click.option("--retrain-epochs", type=click.IntRange(min=1), default=None, help="Epochs for adversarial retraining.")
 @click.option("--retrain-mode", type=click.Choice(["adversarial", "mixed"]), default="adversarial", show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split.")
+@limit_option
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a random subset of N images.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Attack batch size (default: 256 on CPU).")
+@batch_size_option
+@overwrite_option
 @click.option("--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end.")
 @click.option("--private", is_flag=True, help="With --upload: create the repo private.")
 @json_option
 @quiet_option
 @verbose_option
 def command(source, out_dir, source_model, target_model, source_epochs, target_epochs, retrain_epochs, retrain_mode,
-            limit, train_limit, batch_size, repo_id, private, as_json, quiet, verbose):
+            limit, train_limit, batch_size, overwrite, repo_id, private, as_json, quiet, verbose):
     """Everything, resumable: rerun the same command after an interruption to continue."""
     setup(verbose)
     from cifar10_fgs.attack import AttackConfig
@@ -40,7 +44,7 @@ def command(source, out_dir, source_model, target_model, source_epochs, target_e
         upload=repo_id, private=private,
     )
     show = not (quiet or as_json)
-    result = run_pipeline(out_dir, options, progress=show,
+    result = run_pipeline(out_dir, options, progress=show, overwrite=overwrite,
                           on_stage=(lambda s: click.echo(f"[{s.stage}] {s.status} in {s.seconds:.1f}s: {s.detail}", err=True)) if show else None)
     if as_json:
         emit_json(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, overwrite_option, quiet_option, setup, source_option, verbose_option
+from ._cli_utils import emit_json, json_option, overwrite_option, quiet_option, seed_option, setup, source_option, verbose_option
 
 
 @click.command("train")
@@ -13,7 +13,7 @@ from ._cli_utils import emit_json, json_option, overwrite_option, quiet_option, 
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to save the model (.keras); a .json with its provenance goes beside it.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the recipe's, see cifar10_fgs/config.py).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on a seeded random subset of N training images.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--imagenet", is_flag=True, help="Source only: fine-tune ImageNet weights at 224x224 (needs internet; meant for a GPU).")
 @overwrite_option
 @json_option
