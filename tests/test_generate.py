@@ -319,3 +319,20 @@ def test_kill_between_shard_rename_and_manifest_write(generated, tiny_keras_path
     generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
     assert folder_bytes(target) == folder_bytes(out)
     assert validate_dataset(target, tiny_keras_path).ok
+
+
+def test_read_only_output_folder_is_one_line_exit_2(tiny_keras_path, image_folder_source, tmp_path, capsys):
+    """Uses an immutable folder (chattr +i), which even root cannot write into; skipped where chattr is unavailable."""
+    root, _ = image_folder_source
+    ro = tmp_path / "readonly"
+    ro.mkdir()
+    if subprocess.run(["chattr", "+i", str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        code = run_with_friendly_errors(cli, ["generate", "--model", str(tiny_keras_path), "--source", str(root),
+                                              "--out", str(ro / "ds"), "-q"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "not writable" in err and len(err.splitlines()) == 1
+        assert list(ro.iterdir()) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(ro)], capture_output=True)
