@@ -75,11 +75,14 @@ def quantize(x: np.ndarray, pixel_min: float = PIXEL_MIN, pixel_max: float = PIX
     return np.clip(np.rint(x), pixel_min, pixel_max).astype(np.uint8)
 
 
-def make_gradient_fn(model) -> Callable:
-    """``fn(images float32 (B,32,32,3), labels int32 (B,)) -> (logits, sign of input gradient)``."""
+def make_gradient_fn(model, strategy=None) -> Callable:
+    """``fn(images float32 (B,32,32,3), labels int32 (B,)) -> (logits, sign of input gradient)``.
+
+    With a ``tf.distribute.MirroredStrategy`` of n replicas (several GPUs; the model must have been
+    loaded under ``strategy.scope()``), replica i computes rows ``[i*B/n, (i+1)*B/n)`` of the batch.
+    """
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
     def grad_sign(x, y):
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -90,7 +93,30 @@ def make_gradient_fn(model) -> Callable:
         g = tape.gradient(loss, x)
         return z, tf.sign(g)
 
-    return grad_sign
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return tf.function(grad_sign, reduce_retracing=True)
+    n = strategy.num_replicas_in_sync
+
+    def replica_share(x, y):
+        i = tf.distribute.get_replica_context().replica_id_in_sync_group
+        per = tf.shape(x)[0] // n
+        return grad_sign(x[i * per:(i + 1) * per], y[i * per:(i + 1) * per])
+
+    @tf.function(reduce_retracing=True)
+    def distributed(x, y):
+        z, g = strategy.run(replica_share, args=(x, y))
+        return (tf.concat(strategy.experimental_local_results(z), axis=0),
+                tf.concat(strategy.experimental_local_results(g), axis=0))
+
+    return distributed
+
+
+def device_strategy():
+    """A MirroredStrategy over every GPU when TensorFlow sees more than one, else None."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy([d.name for d in gpus]) if len(gpus) > 1 else None
 
 
 _FORWARD_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -150,10 +150,13 @@ def _check_writable(out_dir: Path) -> None:
         raise OutputError(f"{probe} is not writable: choose an --out folder you can write to")
 
 
-def _load_model_info(model_path: Path, unsafe: bool):
+def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
+    from contextlib import nullcontext
+
     from .models import load_model
 
-    model = load_model(model_path, unsafe=unsafe)
+    with strategy.scope() if strategy is not None else nullcontext():
+        model = load_model(model_path, unsafe=unsafe)
     meta = read_model_metadata(model_path)
     info = {
         "path": model_path.name,
@@ -243,7 +246,13 @@ def generate_dataset(
     out_dir = Path(out_dir)
     model_path = Path(model_path)
     _check_writable(out_dir)
-    model, model_info = _load_model_info(model_path, unsafe_model)
+    from .attack import device_strategy
+
+    strategy = device_strategy() if options.method == "fgs" else None
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch size {config.batch_size} does not split over {replicas} GPUs: pass a multiple of {replicas}")
+    model, model_info = _load_model_info(model_path, unsafe_model, strategy)
 
     splits: dict[str, Cifar10Split] = {}
     for split in options.splits:
@@ -260,6 +269,7 @@ def generate_dataset(
         "attack": dataclasses.asdict(config),
         "model_sha256": model_info["sha256"],
         "rows_per_shard": options.rows_per_shard,
+        "replicas": replicas,  # the model ran on batch_size / replicas rows at a time (validate does the same)
         "with_originals": options.with_originals,
         "splits": {
             s: {"fingerprint": d.fingerprint(), "num_rows": len(d), "num_shards": num_shards(len(d), options.rows_per_shard)}
@@ -292,7 +302,7 @@ def generate_dataset(
             manifest = resume
             manifest["complete"] = False
             write_json(out_dir / MANIFEST, manifest)
-        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress)
+        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy)
 
 
 def _clear_outputs(out_dir: Path) -> None:
@@ -321,7 +331,7 @@ def _shard_done(out_dir: Path, name: str, entry: dict | None) -> bool:
             and sha256_file(path) == entry["sha256"])
 
 
-def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress) -> GenerateResult:
+def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy=None) -> GenerateResult:
     from tqdm.auto import tqdm
 
     from .attack import make_gradient_fn
@@ -332,7 +342,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
 
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()  # cuDNN backward passes are otherwise nondeterministic
-    gradient_fn = make_gradient_fn(model)
+    gradient_fn = make_gradient_fn(model, strategy)
     t_start = time.time()
     attacked = 0
     grad_evals = 0

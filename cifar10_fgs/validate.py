@@ -315,7 +315,7 @@ def _parse_config(manifest: dict) -> _Config:
     method = config.get("method") or "fgs"
     if method not in METHODS:
         raise ValueError(f"config.method {method!r} is unknown (expected one of {', '.join(METHODS)})")
-    max_iterations, batch_size = attack.max_iterations, attack.batch_size
+    max_iterations, batch_size = attack.max_iterations, attack.batch_size // max(1, int(config.get("replicas", 1)))
     if method == "onepixel":
         op = config.get("onepixel")
         if not isinstance(op, dict) or not all(isinstance(op.get(k), int) for k in ("max_generations", "batch_size")):
