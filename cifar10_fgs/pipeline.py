@@ -45,6 +45,7 @@ class RunOptions:
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
     seed: int = 0
+    allow_failures: bool = False  # accept images not fooled within max_iterations (listed in generation.json)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
     # 4. generate (resumes from its shards; a finished folder is a no-op)
     t0 = time.time()
     gen = generate_dataset(source_model, options.source, dataset, options.attack, GenerateOptions(limit=options.limit),
-                           progress=progress, data=data, overwrite=overwrite)
+                           progress=progress, data=data, overwrite=overwrite, allow_failures=options.allow_failures)
     manifest_sha = sha256_file(dataset / "generation.json")
     fooled = {s: v.get("fooled_percent") for s, v in gen.summary.items()}
     finish("generate", "done" if gen.images_attacked else "skipped", t0,
