@@ -278,14 +278,12 @@ def iterate_attack(
             zs, gs = fn(tf.constant(small), tf.constant(ys))
             z = np.zeros((B, zs.shape[1]), np.float32)
             z[idx] = zs.numpy()[:n_active]
-            gfull = np.zeros(acc.shape, np.float32)
-            gfull[idx] = gs.numpy()[:n_active]
-            gsign = tf.constant(gfull)
+            gsign = np.zeros(acc.shape, np.float32)
+            gsign[idx] = gs.numpy()[:n_active]
         else:
             feed[...] = q
             feed[~active] = 0.0
-            z, gsign = fn(tf.constant(feed), tf.constant(ylab))
-            z = z.numpy()
+            z, gsign = (t.numpy() for t in fn(tf.constant(feed), tf.constant(ylab)))
         pred = z.argmax(axis=1)
         first = active & (iters == 0)
         if first.any():
@@ -309,7 +307,7 @@ def iterate_attack(
         go = active & ~done
         if go.any():
             g = np.flatnonzero(go)
-            acc[g] = fgs_step(acc[g], gsign.numpy()[g], config.step, lo, hi)
+            acc[g] = fgs_step(acc[g], gsign[g], config.step, lo, hi)
             iters[g] += 1
 
 

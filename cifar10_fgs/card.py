@@ -186,13 +186,18 @@ def draw_examples(path: Path, originals, adversarial, rows: dict, step: float, m
             (adversarial[i], f"= adversarial\npredicted {CLASS_NAMES[rows['adversarial_prediction'][i]]} "
                              f"({rows['adversarial_confidence'][i]:.3f})"),
         )
-        for j, (img, title) in enumerate(panels):
-            ax = fig.add_subplot(n, 3, 3 * i + j + 1)
-            ax.imshow(img, interpolation="nearest")
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
+        _draw_row(fig, n, i, panels)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _draw_row(fig, n_rows: int, i: int, panels) -> None:
+    """Row ``i`` of an ``n_rows`` x 3 grid of (image, title) panels."""
+    for j, (img, title) in enumerate(panels):
+        ax = fig.add_subplot(n_rows, 3, 3 * i + j + 1)
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
 
 
 def draw_perceptible(path: Path, originals, adversarial, rows: dict, step: float, weight: float = PERCEPTIBLE_WEIGHT) -> None:
@@ -209,11 +214,7 @@ def draw_perceptible(path: Path, originals, adversarial, rows: dict, step: float
             (adversarial[i], f"dataset image\n({_steps(rows['iterations'][i])} of {step:g})"),
             (loud[i], f"weight {weight:g}\n(perceptible noise)"),
         )
-        for j, (img, title) in enumerate(panels):
-            ax = fig.add_subplot(n, 3, 3 * i + j + 1)
-            ax.imshow(img, interpolation="nearest")
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
+        _draw_row(fig, n, i, panels)
     fig.tight_layout()
     _save(fig, path)
 

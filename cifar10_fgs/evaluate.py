@@ -963,11 +963,6 @@ def evaluate_retrain(
     )
 
 
-def _plain(obj):
-    import json
-
-    return json.loads(json.dumps(obj, default=str))
-
 
 def _retrain_markdown(report: dict, te: JoinedSplit) -> str:
     r = report["results"]
