@@ -51,7 +51,7 @@ class TrainRecipe:
 # and learn slowly (see README); keeping stage 4 at stride 1 leaves 2x2 at the end, costs about
 # 2.8x per epoch on this CPU and learns far faster per second.
 SOURCE_RECIPE = TrainRecipe(
-    arch=Arch.SOURCE, epochs=15, batch_size=128, optimizer="sgd", peak_lr=0.1, warmup_epochs=1.0,
+    arch=Arch.SOURCE, epochs=40, batch_size=128, optimizer="sgd", peak_lr=0.1, warmup_epochs=1.0,
     momentum=0.9, weight_decay=5e-4, label_smoothing=0.1, augment=True, dropout_rate=0.1,
     drop_connect_rate=0.0, cifar_strides=True,
 )
