@@ -138,7 +138,8 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from cifar10_fgs.attack import make_gradient_fn, predict_logits
+    from cifar10_fgs.attack import make_gradient_fn
+    from cifar10_fgs.inference import predict_logits
     from cifar10_fgs.config import SOURCE_RECIPE
     from cifar10_fgs.models import build_source, load_model
     from cifar10_fgs.onepixel import OnePixelConfig, iterate_onepixel

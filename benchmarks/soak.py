@@ -45,7 +45,7 @@ def make_inputs(root: Path, n: int, seed: int) -> tuple[Path, Path]:
     import keras
     from PIL import Image
 
-    from cifar10_fgs.attack import predict_logits
+    from cifar10_fgs.inference import predict_logits
     from cifar10_fgs.data import CLASS_NAMES
 
     keras.utils.set_random_seed(seed)

@@ -24,7 +24,6 @@ independent of what it was batched with, hence resumable and deterministic.
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from .config import PIXEL_MAX, PIXEL_MIN
 from .errors import ConfigError
+from .inference import softmax
 
 log = logging.getLogger(__name__)
 
@@ -109,50 +109,6 @@ def make_gradient_fn(model, strategy=None) -> Callable:
                 tf.concat(strategy.experimental_local_results(g), axis=0))
 
     return distributed
-
-
-def device_strategy():
-    """A MirroredStrategy over every GPU when TensorFlow sees more than one, else None."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy([d.name for d in gpus]) if len(gpus) > 1 else None
-
-
-_FORWARD_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _forward_fn(model):
-    """One traced inference function per model (a new tf.function per call would retrace)."""
-    import tensorflow as tf
-
-    fn = _FORWARD_FNS.get(model)
-    if fn is None:
-        ref = weakref.ref(model)  # no strong reference from the value back to its key
-        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
-        _FORWARD_FNS[model] = fn
-    return fn
-
-
-def predict_logits(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits of ``model`` on uint8 images in fixed-size batches (tail zero-padded), inference mode."""
-    import tensorflow as tf
-
-    fn = _forward_fn(model)
-    out = np.zeros((len(images), 10), np.float32)
-    buf = np.zeros((batch_size, *images.shape[1:]), np.float32)
-    for i in range(0, len(images), batch_size):
-        n = min(batch_size, len(images) - i)
-        buf[:n] = images[i:i + n]
-        buf[n:] = 0
-        out[i:i + n] = fn(tf.constant(buf)).numpy()[:n]
-    return out
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass

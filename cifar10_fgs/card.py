@@ -1,14 +1,16 @@
 """``card``: write ``DIR/README.md`` (a Hugging Face dataset card) and ``DIR/figures/*.png``.
 
-The text comes from ``cifar10_fgs.dataset_card.render`` (YAML generated from the shards, body from
-its Jinja template); this module checks the folder, draws the figures and writes the files.
-Figures of original vs adversarial images need the originals: the ``original_image`` column when
-the folder was generated ``--with-originals``, else the CIFAR-10 ``source`` it was generated from
-(checked against the manifest's fingerprint), else they are skipped with a note in the card.
+This module gathers the card's inputs from the folder (``manifest``, the shards' layout,
+``stats.split_statistics``, ``results/*.json``), draws the figures and writes the files; the text
+itself is the pure ``cifar10_fgs.dataset_card`` (``render.CardInputs`` -> ``context.build_context``
+-> template). Figures of original vs adversarial images need the originals: the ``original_image``
+column when the folder was generated ``--with-originals``, else the CIFAR-10 ``source`` it was
+generated from (checked against the manifest's fingerprint), else they are skipped with a note.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,21 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataSourceError, OutputError, ValidationError
-from .generate import MANIFEST
-from .provenance import atomic_write_bytes, read_json
+from . import manifest as mf
+from .config import CARD_EXAMPLES, PERCEPTIBLE_WEIGHT, Method
+from .dataset_card.render import CardInputs, Layout, ResultSection, SplitLayout, fmt_number, ordered_splits
+from .errors import ConfigError, OutputError, ValidationError
+from .figures import new_figure, save_png
+from .manifest import Manifest
+from .repo_id import check_repo_id
+from .shards import CARD, FIGURES_DIR, RESULTS_DIR, stream_info
+from .stats import COLUMNS, SplitStatistics, split_statistics
 
 log = logging.getLogger(__name__)
 
-README = "README.md"
-FIGURES_DIR = "figures"
+README = CARD
 FIGURES = {
     "examples": f"{FIGURES_DIR}/fgs_examples.png",
     "perceptible": f"{FIGURES_DIR}/perceptible_noise.png",
     "iterations": f"{FIGURES_DIR}/iterations.png",
 }
-PERCEPTIBLE_WEIGHT = 0.3
-DEFAULT_EXAMPLES = 4
 
 
 @dataclass(frozen=True)
@@ -43,67 +48,81 @@ class CardResult:
     seconds: float
 
 
-# --------------------------------------------------------------------------- folder checks
+# --------------------------------------------------------------------------- reading the folder
 
 
-def load_complete_manifest(dataset_dir: str | Path) -> dict:
-    """The manifest of a finished dataset folder; ValidationError (one line) for anything that is not."""
-    dataset_dir = Path(dataset_dir)
-    if not dataset_dir.is_dir():
-        raise ValidationError(f"{dataset_dir} is not a folder: pass the folder written by `cifar10-fgs generate`")
-    path = dataset_dir / MANIFEST
-    if not path.is_file():
-        raise ValidationError(f"{dataset_dir} has no {MANIFEST}: pass the folder written by `cifar10-fgs generate`")
-    try:
-        manifest = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{path} is not readable JSON ({type(exc).__name__}): regenerate the folder") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), dict) or "config" not in manifest:
-        raise ValidationError(f"{path} is not a cifar10-fgs manifest: regenerate the folder")
-    if manifest.get("complete") is not True:
-        raise ValidationError(
-            f"{dataset_dir} is incomplete ({MANIFEST} says complete: false): rerun the same `cifar10-fgs generate` "
-            "command to finish it"
-        )
-    for name, entry in sorted(manifest["shards"].items()):
-        shard = dataset_dir / name
-        if not shard.is_file():
-            raise ValidationError(f"{shard} is listed in {MANIFEST} but missing: rerun `cifar10-fgs generate` to rewrite it")
-        size = shard.stat().st_size
-        if size != entry.get("bytes"):
-            raise ValidationError(
-                f"{shard} has {size} bytes, {MANIFEST} says {entry.get('bytes')}: rerun `cifar10-fgs generate` "
-                "(or `cifar10-fgs validate`) to find and rewrite it"
-            )
-    listed = set(manifest["shards"])
-    data_dir = dataset_dir / "data"
-    extra = sorted(f"data/{p.name}" for p in data_dir.glob("*.arrow") if f"data/{p.name}" not in listed) if data_dir.is_dir() else []
-    if extra:
-        raise ValidationError(
-            f"{dataset_dir / extra[0]} is not listed in {MANIFEST}: remove it (it would be loaded as part of the dataset)"
-        )
-    return manifest
+def read_layout(dataset_dir: Path, manifest: Manifest) -> Layout:
+    """Features, rows and bytes of every shard listed in ``manifest``, read from the files' Arrow streams."""
+    import datasets
+
+    by_split: dict[str, list[str]] = {}
+    for name, entry in manifest.shards.items():
+        by_split.setdefault(entry.split, []).append(name)
+    features = None
+    splits = {}
+    for split in ordered_splits(by_split):
+        files = tuple(sorted(by_split[split]))
+        rows, num_bytes, file_bytes = [], 0, 0
+        for name in files:
+            schema, n, nbytes = stream_info(dataset_dir / name)
+            feats = datasets.Features.from_arrow_schema(schema)
+            if features is None:
+                features = feats
+            elif feats != features:
+                raise ValidationError(
+                    f"{name} has other features than the first shard: regenerate the folder with one `cifar10-fgs generate` setting"
+                )
+            rows.append(n)
+            num_bytes += nbytes
+            file_bytes += (dataset_dir / name).stat().st_size
+        splits[split] = SplitLayout(split, files, tuple(rows), sum(rows), num_bytes, file_bytes)
+    if features is None:
+        raise ValidationError(f"{dataset_dir} lists no shards in {mf.FILE}: run `cifar10-fgs generate` first")
+    return Layout(features, splits)
+
+
+def read_statistics(dataset_dir: Path, manifest: Manifest, split: SplitLayout) -> tuple[SplitStatistics, object]:
+    """(statistics of ``split``, its numeric columns as one Arrow table)."""
+    from .shards import read_columns
+
+    table = read_columns(dataset_dir, split.files, COLUMNS)
+    st = split_statistics(table, manifest.config.splits[split.name].num_rows, manifest.failures(split.name))
+    return st, table
+
+
+def read_results(dataset_dir: Path) -> list[ResultSection]:
+    """Sections for ``results/*.json``: its ``markdown`` field verbatim, else its top-level numbers."""
+    folder = dataset_dir / RESULTS_DIR
+    if not folder.is_dir():
+        return []
+    sections = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        title = path.stem.replace("_", " ").replace("-", " ").capitalize()
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("results/%s is not readable JSON (%s): left out of the card", path.name, type(exc).__name__)
+            sections.append(ResultSection(path.name, title, note="This file is not valid JSON and is left out."))
+            continue
+        if not isinstance(obj, dict):
+            sections.append(ResultSection(path.name, title, note="This file holds no JSON object and is left out."))
+            continue
+        if isinstance(obj.get("title"), str) and obj["title"].strip():
+            title = obj["title"].strip()
+        markdown = obj.get("markdown")
+        if isinstance(markdown, str) and markdown.strip():
+            sections.append(ResultSection(path.name, title, markdown=markdown.strip()))
+            continue
+        numbers = tuple((k, fmt_number(v)) for k, v in sorted(obj.items())
+                        if isinstance(v, (int, float)) and not isinstance(v, bool))
+        note = None if numbers else "No top-level numbers to show; see the file."
+        sections.append(ResultSection(path.name, title, numbers=numbers, note=note))
+    return sections
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def _figure(width: float, height: float):
-    """A matplotlib Figure on the Agg canvas, without pyplot (no global state, no display)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def choose_examples(table, n: int) -> np.ndarray:
@@ -141,8 +160,8 @@ def _read_images(dataset_dir: Path, split_layout, positions: np.ndarray, column:
     return np.stack(out)
 
 
-def _originals(dataset_dir, manifest, layout, split, table, positions, source):
-    """(original images, how they were found) or (None, why not)."""
+def _originals(dataset_dir: Path, manifest: Manifest, layout: Layout, split: str, table, positions, source):
+    """(original images, None) or (None, why not)."""
     if "original_image" in layout.features:
         return _read_images(dataset_dir, layout.splits[split], positions, "original_image"), None
     if source is None:
@@ -152,14 +171,7 @@ def _originals(dataset_dir, manifest, layout, split, table, positions, source):
         )
     from .data import load_cifar10
 
-    data = load_cifar10(source, split)
-    spec = manifest["config"]["splits"][split]
-    head = data.head(int(spec["num_rows"]))
-    if len(head) != int(spec["num_rows"]) or head.fingerprint() != spec["fingerprint"]:
-        raise DataSourceError(
-            f"{source} is not the CIFAR-10 source {dataset_dir} was generated from ({split} split fingerprint differs): "
-            f"pass the source recorded in {MANIFEST} ({manifest.get('data_source', {}).get('source', 'unknown')})"
-        )
+    head = manifest.check_source(split, load_cifar10(source, split))
     idx = table.column("index").to_numpy()[positions]
     return head.images[idx], None
 
@@ -173,7 +185,7 @@ def draw_examples(path: Path, originals, adversarial, rows: dict, step: float, m
     from .data import CLASS_NAMES
 
     n = len(adversarial)
-    fig = _figure(7.2, 2.4 * n)
+    fig = new_figure(7.2, 2.4 * n)
     delta = adversarial.astype(np.int16) - originals.astype(np.int16)
     for i in range(n):
         scale = max(int(np.abs(delta[i]).max()), 1)
@@ -188,7 +200,7 @@ def draw_examples(path: Path, originals, adversarial, rows: dict, step: float, m
         )
         _draw_row(fig, n, i, panels)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, metadata={"Software": None})
 
 
 def _draw_row(fig, n_rows: int, i: int, panels) -> None:
@@ -205,7 +217,7 @@ def draw_perceptible(path: Path, originals, adversarial, rows: dict, step: float
     from .data import CLASS_NAMES
 
     n = len(adversarial)
-    fig = _figure(7.2, 2.3 * n)
+    fig = new_figure(7.2, 2.3 * n)
     sign = np.sign(adversarial.astype(np.int16) - originals.astype(np.int16))
     loud = np.clip(originals.astype(np.float32) + weight * 255.0 * sign, 0, 255).astype(np.uint8)
     for i in range(n):
@@ -216,21 +228,21 @@ def draw_perceptible(path: Path, originals, adversarial, rows: dict, step: float
         )
         _draw_row(fig, n, i, panels)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, metadata={"Software": None})
 
 
 def draw_iterations(path: Path, stats: dict, xlabel: str) -> None:
     """Histogram of attack iterations per split."""
     from matplotlib.ticker import MaxNLocator
 
-    fig = _figure(7.0, 3.6)
+    fig = new_figure(7.0, 3.6)
     ax = fig.add_subplot(1, 1, 1)
-    top = max(max(int(st["iterations"].max(initial=0)) for st in stats.values()), 1)
+    top = max(max(st.max_iterations_used for st in stats.values()), 1)
     width = 0.8 / max(len(stats), 1)
     for k, (split, st) in enumerate(stats.items()):
-        counts = np.bincount(st["iterations"], minlength=top + 1)[: top + 1]
+        counts = np.bincount(st.iterations, minlength=top + 1)[: top + 1]
         x = np.arange(top + 1) + (k - (len(stats) - 1) / 2) * width
-        ax.bar(x, counts, width=width, label=f"{split} ({st['num_rows']} rows)")
+        ax.bar(x, counts, width=width, label=f"{split} ({st.num_rows} rows)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("images")
     ax.set_yscale("log")
@@ -238,7 +250,7 @@ def draw_iterations(path: Path, stats: dict, xlabel: str) -> None:
     ax.legend()
     ax.set_title("Iterations until the source model is fooled")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, metadata={"Software": None})
 
 
 # --------------------------------------------------------------------------- the card
@@ -258,48 +270,9 @@ def _check_readme(path: Path, overwrite: bool) -> None:
             )
 
 
-def write_card(
-    dataset_dir: str | Path,
-    repo_id: str | None = None,
-    *,
-    source: str | Path | None = None,
-    examples: int = DEFAULT_EXAMPLES,
-    overwrite: bool = False,
-) -> CardResult:
-    """Write ``DIR/README.md`` and ``DIR/figures/`` for a finished dataset folder.
-
-    ``repo_id`` (``USER/NAME``) goes into the loading examples; without it they show a local path.
-    ``source`` is the CIFAR-10 the folder was made from, used only to draw original images when the
-    shards lack an ``original_image`` column. A README.md not written by this function is replaced
-    only with ``overwrite``.
-    """
-    from .dataset_card import render as R
-
-    t0 = time.time()
-    dataset_dir = Path(dataset_dir)
-    if repo_id is not None:
-        check_repo_id(repo_id)
-    if examples < 1:
-        from .errors import ConfigError
-
-        raise ConfigError(f"--examples {examples} is invalid: expected at least 1")
-    manifest = load_complete_manifest(dataset_dir)
-    readme = dataset_dir / README
-    _check_readme(readme, overwrite)
-
-    layout = R.read_layout(dataset_dir, manifest)
-    tables = {s: R.read_columns(dataset_dir, sl) for s, sl in layout.splits.items()}
-    stats = {s: R.split_statistics(tables[s], manifest, s) for s in layout.splits}
-    attack = manifest["config"]["attack"]
-
-    figures: dict[str, str] = {}
-    notes: list[str] = []
-    method = R.attack_method(manifest)
-    xlabel = (f"attack iterations (0 = already misclassified; max allowed {attack['max_iterations']})" if method == "fgs"
-              else "differential-evolution generations")
-    draw_iterations(dataset_dir / FIGURES["iterations"], stats, xlabel)
-    figures["iterations"] = FIGURES["iterations"]
-
+def _draw_examples(dataset_dir: Path, manifest: Manifest, layout: Layout, tables: dict, examples: int, source,
+                   figures: dict, notes: list) -> None:
+    """The original-vs-adversarial figures of the test split (or the first), where the originals can be found."""
     split = "test" if "test" in layout.splits else next(iter(layout.splits))
     positions = choose_examples(tables[split], examples)
     if len(positions) == 0:
@@ -314,10 +287,11 @@ def write_card(
         cols = ("label", "original_prediction", "original_confidence", "adversarial_prediction",
                 "adversarial_confidence", "iterations")
         rows = {c: tables[split].column(c).to_numpy()[positions] for c in cols}
-        draw_examples(dataset_dir / FIGURES["examples"], originals, adversarial, rows, float(attack["step"]), method)
+        method, step = manifest.config.method, manifest.config.step
+        draw_examples(dataset_dir / FIGURES["examples"], originals, adversarial, rows, step, method.value)
         figures["examples"] = FIGURES["examples"]
-        if method == "fgs":  # the weight-0.3 contrast is about the gradient sign step
-            draw_perceptible(dataset_dir / FIGURES["perceptible"], originals, adversarial, rows, float(attack["step"]))
+        if method is Method.FGS:  # the weight-0.3 contrast is about the gradient sign step
+            draw_perceptible(dataset_dir / FIGURES["perceptible"], originals, adversarial, rows, step)
             figures["perceptible"] = FIGURES["perceptible"]
     for key in ("examples", "perceptible"):  # never leave a figure the card does not describe
         stale = dataset_dir / FIGURES[key]
@@ -325,30 +299,56 @@ def write_card(
             log.info("removing %s: this card cannot redraw it", stale)
             stale.unlink()
 
-    results = R.read_results(dataset_dir)
-    card_data = R.build_card_data(manifest, layout)
-    context = R.build_context(dataset_dir, manifest, layout, stats, results, figures, notes, repo_id)
-    card = R.render_card(context, card_data)
-    atomic_write_bytes(readme, str(card).encode("utf-8"))
+
+def write_card(
+    dataset_dir: str | Path,
+    repo_id: str | None = None,
+    *,
+    source: str | Path | None = None,
+    examples: int = CARD_EXAMPLES,
+    overwrite: bool = False,
+) -> CardResult:
+    """Write ``DIR/README.md`` and ``DIR/figures/`` for a finished dataset folder.
+
+    ``repo_id`` (``USER/NAME``) goes into the loading examples; without it they show a local path.
+    ``source`` is the CIFAR-10 the folder was made from, used only to draw original images when the
+    shards lack an ``original_image`` column. A README.md not written by this function is replaced
+    only with ``overwrite``.
+    """
+    from .provenance import atomic_write_bytes
+    from .data import CLASS_NAMES, SPLIT_SIZES
+    from .dataset_card.render import render_card
+
+    t0 = time.time()
+    dataset_dir = Path(dataset_dir)
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    if examples < 1:
+        raise ConfigError(f"--examples {examples} is invalid: expected at least 1")
+    manifest = mf.read(dataset_dir, complete=True)
+    readme = dataset_dir / README
+    _check_readme(readme, overwrite)
+
+    layout = read_layout(dataset_dir, manifest)
+    read = {s: read_statistics(dataset_dir, manifest, sl) for s, sl in layout.splits.items()}
+    stats = {s: st for s, (st, _) in read.items()}
+    tables = {s: t for s, (_, t) in read.items()}
+    figures: dict[str, str] = {}
+    notes: list[str] = []
+    xlabel = (f"attack iterations (0 = already misclassified; max allowed {manifest.config.max_iterations})"
+              if manifest.config.method is Method.FGS else "differential-evolution generations")
+    draw_iterations(dataset_dir / FIGURES["iterations"], stats, xlabel)
+    figures["iterations"] = FIGURES["iterations"]
+    _draw_examples(dataset_dir, manifest, layout, tables, examples, source, figures, notes)
+
+    inputs = CardInputs(
+        manifest=manifest, layout=layout, stats=stats, results=tuple(read_results(dataset_dir)), figures=figures,
+        notes=tuple(notes), repo_id=repo_id, folder_name=dataset_dir.resolve().name, class_names=tuple(CLASS_NAMES),
+        full_split_sizes=dict(SPLIT_SIZES),
+    )
+    atomic_write_bytes(readme, str(render_card(inputs)).encode("utf-8"))
     log.info("wrote %s", readme)
     return CardResult(
         path=str(readme), repo_id=repo_id, splits={s: sl.num_examples for s, sl in layout.splits.items()},
         figures=tuple(sorted(figures.values())), notes=tuple(notes), seconds=round(time.time() - t0, 3),
     )
-
-
-def check_repo_id(repo_id: str) -> str:
-    """``USER/NAME`` as the hub accepts it, else a one-line ConfigError."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    from .errors import ConfigError
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        repo_id_ok = False
-    else:
-        repo_id_ok = repo_id.count("/") == 1
-    if not repo_id_ok:
-        raise ConfigError(f"--repo-id {repo_id!r} is not a hub repo id: expected USER/NAME (letters, digits, -, _, .)")
-    return repo_id

@@ -14,6 +14,21 @@ from dataclasses import dataclass, replace
 PIXEL_MIN = 0.0  # lowest pixel level
 PIXEL_MAX = 255.0  # highest pixel level
 PIXEL_RANGE = PIXEL_MAX - PIXEL_MIN
+NUM_LOGITS = 10  # model outputs: one logit per CIFAR-10 class
+
+
+class Method(str, enum.Enum):
+    """How ``generate`` makes an image adversarial."""
+
+    FGS = "fgs"  # the paper's iterative fast gradient sign attack
+    ONEPIXEL = "onepixel"  # Su et al.'s one-pixel differential evolution: the slow baseline
+
+
+class RetrainMode(str, enum.Enum):
+    """What ``evaluate retrain`` trains the target architecture on."""
+
+    ADVERSARIAL = "adversarial"  # the adversarial train split (the paper)
+    MIXED = "mixed"  # original + adversarial train split
 
 
 class Arch(str, enum.Enum):
@@ -72,3 +87,26 @@ SOURCE_IMAGENET_RECIPE = TrainRecipe(
 )
 
 RECIPES = {Arch.SOURCE: SOURCE_RECIPE, Arch.TARGET: TARGET_RECIPE}
+
+
+# --------------------------------------------------------------------------- inference and batching
+
+CPU_BATCH_SIZE = 256  # images per attack forward+backward on CPU (the measured knee, see benchmarks/)
+GPU_BATCH_SIZE = 1024  # images per attack forward+backward per GPU
+PREDICT_BATCH_SIZE = 512  # images per inference call (evaluate, default of predict_logits)
+VALIDATE_PREDICT_ROWS = 16384  # images validate hands the model per call (fewer calls retrace less)
+
+# --------------------------------------------------------------------------- dataset folder
+
+ROWS_PER_SHARD = 5000  # rows per Arrow shard file
+
+# --------------------------------------------------------------------------- validate tolerances
+
+NORM_TOLERANCE = 1e-6  # stored vs recomputed linf / l2, in units of the pixel range
+CONFIDENCE_TOLERANCE = 1e-5  # stored vs recomputed adversarial_confidence (a softmax probability)
+
+# --------------------------------------------------------------------------- dataset card
+
+CARD_EXAMPLES = 4  # images in the card's example figures
+CARD_MAX_EXAMPLES = 16
+PERCEPTIBLE_WEIGHT = 0.3  # the card's "perceptible noise" figure: weight x 255 x sign(perturbation)

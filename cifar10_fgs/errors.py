@@ -36,5 +36,11 @@ class ValidationError(Cifar10FgsError):
     exit_code = 1
 
 
+class NotADatasetError(ValidationError):
+    """A folder that is not a generated dataset at all: bad input (exit code 2), not a failed check."""
+
+    exit_code = 2
+
+
 class HubError(Cifar10FgsError):
     """The Hugging Face hub could not be reached or refused the request."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import logging
 import math
 import os
@@ -43,15 +42,17 @@ from typing import Sequence
 
 import numpy as np
 
+from . import manifest as mf
 from .config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, RECIPES, Arch
-from .data import CLASS_NAMES, NUM_CLASSES, Cifar10Split, check_split, load_cifar10
+from .data import CLASS_NAMES, NUM_CLASSES, Cifar10Split, load_cifar10
 from .errors import ConfigError, DataSourceError, OutputError, ValidationError
+from .inference import log_softmax
 from .provenance import atomic_write_bytes, dumps_sorted, library_versions, read_json, sha256_bytes, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
 RESULTS_DIR = "results"
-MANIFEST = "generation.json"  # same name as generate.MANIFEST (not imported: generate pulls in threads/fcntl)
+MANIFEST = mf.FILE
 DEFAULT_STDS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)
 DEFAULT_BATCH_SIZE = 512  # images per inference batch (predict_logits pads the tail to this size)
 BLUR_MODE = "reflect"  # scipy.ndimage default: edges mirrored (d c b a | a b c d | d c b a)
@@ -62,13 +63,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 # =========================================================================== pure functions over arrays
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax in float64 (stable: max subtracted first)."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ class SetMetrics:
 
 def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> Classification:
     """Run ``model`` (logits out) on uint8 ``images`` through ``attack.predict_logits``."""
-    from .attack import predict_logits
+    from .inference import predict_logits
 
     labels = np.asarray(labels, np.int64)
     if len(images) != len(labels):
@@ -266,50 +260,35 @@ class JoinedSplit:
         return int(self.index.shape[0])
 
 
-def read_manifest(dataset_dir: str | Path) -> dict:
-    dataset_dir = Path(dataset_dir)
-    path = dataset_dir / MANIFEST
-    if not dataset_dir.is_dir():
-        raise DataSourceError(f"dataset folder {dataset_dir} does not exist: pass a folder written by `cifar10-fgs generate`")
-    if not path.is_file():
-        raise DataSourceError(f"{dataset_dir} holds no {MANIFEST}: pass a folder written by `cifar10-fgs generate`")
+def read_manifest(dataset_dir: str | Path) -> mf.Manifest:
     try:
-        manifest = read_json(path)
-        manifest["config"]["splits"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DataSourceError(f"{path} is not a readable generation manifest: generate the folder again") from None
-    return manifest
+        return mf.read(dataset_dir)
+    except mf.ManifestError as exc:
+        raise DataSourceError(f"{exc}") from None
 
 
-def dataset_identity(dataset_dir: Path, manifest: dict, splits: Sequence[str]) -> dict:
+def dataset_identity(dataset_dir: Path, manifest: mf.Manifest, splits: Sequence[str]) -> dict:
     """What identifies the adversarial data an evaluation used (hashes from the manifest)."""
-    shards = {n: e.get("sha256") for n, e in sorted(manifest.get("shards", {}).items()) if e.get("split") in splits}
+    config = manifest.config.to_json()
     return {
         "dir": str(dataset_dir),
-        "config_sha256": sha256_bytes(dumps_sorted(manifest["config"]).encode()),
-        "source_model_sha256": manifest["config"].get("model_sha256"),
-        "attack": manifest["config"].get("attack"),
-        "splits": {s: manifest["config"]["splits"][s] for s in splits},
-        "shards_sha256": shards,
+        "config_sha256": sha256_bytes(dumps_sorted(config).encode()),
+        "source_model_sha256": manifest.config.model_sha256,
+        "attack": config["attack"],
+        "splits": {s: config["splits"][s] for s in splits},
+        "shards_sha256": {n: e.sha256 for n, e in sorted(manifest.shards.items()) if e.split in splits},
     }
 
 
-def _check_split_generated(dataset_dir: Path, manifest: dict, split: str) -> dict:
-    check_split(split)
-    cfg = manifest["config"]["splits"]
-    if split not in cfg:
-        raise DataSourceError(
-            f"{dataset_dir} holds no {split!r} split (generated: {', '.join(sorted(cfg)) or 'none'}): "
-            f"evaluate a folder generated with it (`cifar10-fgs generate --split all`)"
-        )
-    want = int(cfg[split]["num_shards"])
-    have = sum(1 for e in manifest.get("shards", {}).values() if e.get("split") == split)
-    if have != want:
+def _check_split_generated(dataset_dir: Path, manifest: mf.Manifest, split: str) -> mf.SplitConfig:
+    spec = manifest.split_config(split, dataset_dir)
+    have = len(manifest.shards_of(split))
+    if have != spec.num_shards:
         raise ValidationError(
-            f"{dataset_dir}/{MANIFEST} lists {have} of {want} {split} shards: finish the generation "
+            f"{dataset_dir}/{MANIFEST} lists {have} of {spec.num_shards} {split} shards: finish the generation "
             "(rerun the same generate command) before evaluating"
         )
-    return cfg[split]
+    return spec
 
 
 @contextlib.contextmanager
@@ -340,32 +319,19 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
         ) from None
 
 
-def load_original(source: str | Path, split: str, split_config: dict) -> Cifar10Split:
+def load_original(source: str | Path, split: str, manifest: mf.Manifest) -> Cifar10Split:
     """The first ``num_rows`` rows of the original split, checked against the generation fingerprint."""
-    full = load_cifar10(source, split)
-    n = int(split_config["num_rows"])
-    if len(full) < n:
-        raise DataSourceError(
-            f"the {split} split of {source} has {len(full)} images but the dataset was generated from {n}: "
-            "pass the same --source as `generate` (recorded in generation.json, data_source)"
-        )
-    head = full.head(n)
-    if head.fingerprint() != split_config["fingerprint"]:
-        raise DataSourceError(
-            f"the first {n} {split} images of {source} are not those the dataset was generated from "
-            "(fingerprint differs): pass the same --source as `generate` (recorded in generation.json, data_source)"
-        )
-    return head
+    return manifest.check_source(split, load_cifar10(source, split))
 
 
-def join_split(dsd, dataset_dir: Path, manifest: dict, split: str, original: Cifar10Split) -> JoinedSplit:
+def join_split(dsd, dataset_dir: Path, manifest: mf.Manifest, split: str, original: Cifar10Split) -> JoinedSplit:
     """Join the rows of ``dsd[split]`` (a loaded DatasetDict) to ``original`` by ``index``, with checks."""
     import datasets
 
     from .shards import decode_images
 
     cfg = _check_split_generated(dataset_dir, manifest, split)
-    n = int(cfg["num_rows"])
+    n = cfg.num_rows
     if split not in dsd:
         raise ValidationError(
             f"datasets.load_dataset({dataset_dir}) finds no {split!r} split although {MANIFEST} lists it: "
@@ -379,8 +345,7 @@ def join_split(dsd, dataset_dir: Path, manifest: dict, split: str, original: Cif
     ds = ds.select_columns(cols).cast_column("image", datasets.Image(decode=False))
     table = ds.with_format("arrow")[:]
     index = table.column("index").to_numpy().astype(np.int64)
-    failures = tuple(sorted(int(i) for e in manifest.get("shards", {}).values() if e.get("split") == split
-                            for i in e.get("failures", [])))
+    failures = manifest.failures(split)
     values, counts = np.unique(index, return_counts=True)
     if (counts > 1).any():
         dup = int(values[counts > 1][0])
@@ -427,13 +392,14 @@ def load_joined(
     *,
     cache_dir: str | None = None,
     progress: bool = False,
-) -> tuple[dict[str, JoinedSplit], dict, str]:
+) -> tuple[dict[str, JoinedSplit], mf.Manifest, str]:
     """Load ``splits`` of the folder and join them to ``source``: (joined by split, manifest, source used)."""
     dataset_dir = Path(dataset_dir)
     manifest = read_manifest(dataset_dir)
-    cfgs = {s: _check_split_generated(dataset_dir, manifest, s) for s in splits}
+    for s in splits:
+        _check_split_generated(dataset_dir, manifest, s)
     source = str(source) if source is not None else _recorded_source(dataset_dir, manifest)
-    originals = {s: load_original(source, s, cfgs[s]) for s in splits}
+    originals = {s: load_original(source, s, manifest) for s in splits}
     dsd = load_adversarial(dataset_dir, cache_dir=cache_dir, progress=progress)
     joined = {s: join_split(dsd, dataset_dir, manifest, s, originals[s]) for s in splits}
     for s, j in joined.items():
@@ -442,8 +408,8 @@ def load_joined(
     return joined, manifest, source
 
 
-def _recorded_source(dataset_dir: Path, manifest: dict) -> str:
-    src = (manifest.get("data_source") or {}).get("source")
+def _recorded_source(dataset_dir: Path, manifest: mf.Manifest) -> str:
+    src = manifest.data_source.source
     if not src:
         raise DataSourceError(f"{dataset_dir}/{MANIFEST} records no data source: pass --source DATA (the original CIFAR-10)")
     return str(src)
@@ -502,12 +468,9 @@ def _model_info(path: str | Path, unsafe: bool):
 
 
 def _save_figure(fig, path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from .figures import save_png
 
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def _write_results(dataset_dir: Path, name: str, report: dict, figures: dict[str, object], title: str) -> tuple[str, str, tuple[str, ...]]:
@@ -625,7 +588,7 @@ def evaluate_transfer(
     source_model = None
     if source_model_path is not None:
         source_model, info = _model_info(source_model_path, unsafe_model)
-        info["generated_the_dataset"] = info["sha256"] == manifest["config"].get("model_sha256")
+        info["generated_the_dataset"] = info["sha256"] == manifest.config.model_sha256
         models["source"] = info
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     dataset = dataset_identity(dataset_dir, manifest, [split])

@@ -29,20 +29,21 @@ from pathlib import Path
 
 import numpy as np
 
+from . import manifest as mf
 from .attack import AttackConfig, AttackRecord, check_attack_config, iterate_attack
+from .config import Method
 from .data import SPLITS, Cifar10Split, check_split, load_cifar10
 from .errors import Cifar10FgsError, ConfigError, OutputError
-from .provenance import library_versions, read_json, sha256_file, write_json
-from .shards import ROWS_PER_SHARD, num_shards, read_shard, record_table, shard_name, write_table_atomic
+from .manifest import Manifest, ShardEntry
+from .provenance import library_versions, sha256_file
+from .shards import (
+    CARD, DATA_DIR, FIGURES_DIR, LOCK, RESULTS_DIR, ROWS_PER_SHARD, TMP_DIR, file_matches, num_shards, read_columns,
+    record_table, shard_name, write_table_atomic,
+)
+from .stats import COLUMNS, SplitSummary, split_statistics
 from .training import read_model_metadata
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "generation.json"
-FORMAT_VERSION = 1
-LOCK = ".lock"
-TMP_DIR = ".tmp"
-METHODS = ("fgs", "onepixel")
 
 
 class AttackFailuresError(Cifar10FgsError):
@@ -57,17 +58,9 @@ class GenerateOptions:
     limit: int | None = None  # first N rows of each split
     rows_per_shard: int = ROWS_PER_SHARD
     with_originals: bool = False
-    num_workers: int = 1  # --num-shards: machines sharing the work
-    worker_index: int = 0  # --shard-index: this machine's share (shards i with i % num_workers == index)
-    method: str = "fgs"  # "fgs" (the paper's attack) or "onepixel" (Su et al., the slow baseline)
-
-
-def default_batch_size() -> int:
-    """256 on CPU (the measured knee, see benchmarks/), 1024 per GPU where TensorFlow has GPUs."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return 1024 * len(gpus) if gpus else 256
+    num_workers: int = 1  # machines sharing the work (CLI: --num-shards)
+    worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --shard-index)
+    method: Method = Method.FGS
 
 
 def parse_splits(split: str) -> tuple[str, ...]:
@@ -83,9 +76,9 @@ def check_options(opts: GenerateOptions) -> None:
         raise ConfigError(f"--limit {opts.limit} is invalid: expected a positive number of images")
     if opts.rows_per_shard < 1:
         raise ConfigError(f"rows per shard {opts.rows_per_shard} is invalid: expected >= 1")
-    if opts.method not in METHODS:
-        raise ConfigError(f"unknown method {opts.method!r}: expected one of {', '.join(METHODS)}")
-    if opts.method == "onepixel" and opts.limit is None:
+    if opts.method not in set(Method):
+        raise ConfigError(f"unknown method {opts.method!r}: expected one of {', '.join(m.value for m in Method)}")
+    if opts.method == Method.ONEPIXEL and opts.limit is None:
         raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
     if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
         raise ConfigError(
@@ -116,17 +109,16 @@ def folder_lock(out_dir: Path):
         os.close(fd)
 
 
-def _prepare_out_dir(out_dir: Path, key: dict, overwrite: bool) -> dict | None:
+def _prepare_out_dir(out_dir: Path, key: mf.Config, overwrite: bool) -> Manifest | None:
     """Check ``out_dir`` against the settings ``key``; return the manifest to resume, or None."""
-    manifest_path = out_dir / MANIFEST
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir} is a file: expected a folder for the dataset")
-    if manifest_path.exists():
+    if mf.exists(out_dir):
         try:
-            manifest = read_json(manifest_path)
-        except (OSError, ValueError):
+            manifest = mf.read(out_dir)
+        except mf.ManifestError:
             manifest = None
-        if manifest is not None and manifest.get("config") == key:
+        if manifest is not None and manifest.config.to_json() == key.to_json():
             return manifest
         if not overwrite:
             raise OutputError(
@@ -135,11 +127,11 @@ def _prepare_out_dir(out_dir: Path, key: dict, overwrite: bool) -> dict | None:
             )
         return None
     if out_dir.exists():
-        ours = {"data", TMP_DIR, LOCK, "results", "figures"}
+        ours = {DATA_DIR, TMP_DIR, LOCK, RESULTS_DIR, FIGURES_DIR}
         foreign = [p.name for p in out_dir.iterdir() if p.name not in ours]
         if foreign:
             raise OutputError(
-                f"{out_dir} is not empty and holds no {MANIFEST} (found {foreign[0]}): choose a new or empty --out"
+                f"{out_dir} is not empty and holds no {mf.FILE} (found {foreign[0]}): choose a new or empty --out"
             )
     return None
 
@@ -158,62 +150,29 @@ def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
     with strategy.scope() if strategy is not None else nullcontext():
         model = load_model(model_path, unsafe=unsafe)
     meta = read_model_metadata(model_path)
-    info = {
-        "path": model_path.name,
-        "sha256": sha256_file(model_path),
-        "architecture": model.name,
-        "test_accuracy": meta.get("test_accuracy"),
-        "test_loss": meta.get("test_loss"),
-        "recipe": meta.get("recipe"),
-        "train_data": meta.get("train_data"),
-        "outputs": "logits",
-    }
+    info = mf.SourceModel(
+        path=model_path.name, sha256=sha256_file(model_path), architecture=model.name,
+        test_accuracy=meta.get("test_accuracy"), test_loss=meta.get("test_loss"), recipe=meta.get("recipe"),
+        train_data=meta.get("train_data"), outputs="logits",
+    )
     return model, info
 
 
-def summarize(out_dir: Path, manifest: dict, split: str) -> dict:
-    """Summary statistics of one split, computed from the shards' stored columns."""
+def summarize(out_dir: Path, manifest: Manifest, split: str) -> SplitSummary:
+    """Summary statistics of one split, computed from the shards' stored columns (``stats``)."""
     import pyarrow as pa
 
-    names = [n for n, s in sorted(manifest["shards"].items()) if s["split"] == split]
-    tables = [read_shard(out_dir / n, ["label", "adversarial_prediction", "iterations", "linf", "l2"]) for n in names]
-    table = pa.concat_tables(tables) if tables else None
-    failures = sorted(i for n in names for i in manifest["shards"][n]["failures"])
-    total = sum(manifest["shards"][n]["index_range"][1] - manifest["shards"][n]["index_range"][0] for n in names)
-    if table is None or table.num_rows == 0:
-        return {"num_rows": 0, "num_images": total, "failures": failures}
-    it = table.column("iterations").to_numpy()
-    linf = table.column("linf").to_numpy()
-    l2 = table.column("l2").to_numpy()
-    lab = table.column("label").to_numpy()
-    adv = table.column("adversarial_prediction").to_numpy()
-    conf = np.zeros((10, 10), np.int64)
-    np.add.at(conf, (lab, adv), 1)
-    hist = np.bincount(it)
-    attacked = it > 0
-    return {
-        "num_images": total,
-        "num_rows": int(table.num_rows),
-        "fooled_percent": round(100.0 * table.num_rows / total, 4),
-        "already_misclassified": int((~attacked).sum()),
-        "failures": failures,
-        "iterations_histogram": {str(i): int(c) for i, c in enumerate(hist) if c},
-        "mean_iterations": float(it.mean()),
-        "mean_iterations_attacked": float(it[attacked].mean()) if attacked.any() else 0.0,
-        "gradient_evaluations": int(it.sum() + len(it))
-        + len(failures) * (manifest["config"]["attack"]["max_iterations"] + 1),
-        "linf": {"mean": float(linf.mean()), "median": float(np.median(linf)), "max": float(linf.max())},
-        "l2": {"mean": float(l2.mean()), "median": float(np.median(l2)), "max": float(l2.max())},
-        "linf_attacked": {"mean": float(linf[attacked].mean()) if attacked.any() else 0.0,
-                          "median": float(np.median(linf[attacked])) if attacked.any() else 0.0},
-        "confusion": conf.tolist(),
-    }
+    listed = manifest.shards_of(split)
+    table = read_columns(out_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
+    total = sum(e.index_range[1] - e.index_range[0] for _, e in listed)
+    st = split_statistics(table, total, manifest.failures(split))
+    return SplitSummary.of(st, manifest.config.max_iterations)
 
 
 @dataclass(frozen=True)
 class GenerateResult:
     out_dir: str
-    summary: dict
+    summary: dict[str, SplitSummary]
     seconds: float
     images_attacked: int
     gradient_evaluations: int
@@ -224,11 +183,18 @@ class GenerateResult:
         return self.images_attacked / self.seconds if self.seconds else 0.0
 
 
+def attack_config(batch_size: int | None = None, **settings) -> AttackConfig:
+    """An ``AttackConfig`` whose batch size, unless given, follows the device (``inference.default_batch_size``)."""
+    from .inference import default_batch_size
+
+    return AttackConfig(batch_size=batch_size or default_batch_size(), **settings)
+
+
 def generate_dataset(
     model_path: str | Path,
     source: str | Path,
     out_dir: str | Path,
-    config: AttackConfig = AttackConfig(),
+    config: AttackConfig | None = None,
     options: GenerateOptions = GenerateOptions(),
     *,
     overwrite: bool = False,
@@ -240,15 +206,17 @@ def generate_dataset(
     """Attack the splits of ``source`` with the model at ``model_path`` into ``out_dir``.
 
     ``data`` may pass already-loaded splits (keyed by split) instead of reading ``source`` again.
+    ``config`` defaults to :func:`attack_config` (the attack defaults, the device's batch size).
     """
+    config = attack_config() if config is None else config
     check_attack_config(config)
     check_options(options)
     out_dir = Path(out_dir)
     model_path = Path(model_path)
     _check_writable(out_dir)
-    from .attack import device_strategy
+    from .inference import device_strategy
 
-    strategy = device_strategy() if options.method == "fgs" else None
+    strategy = device_strategy() if options.method == Method.FGS else None
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     if config.batch_size % replicas:
         raise ConfigError(f"batch size {config.batch_size} does not split over {replicas} GPUs: pass a multiple of {replicas}")
@@ -263,24 +231,7 @@ def generate_dataset(
             )
         splits[split] = full.head(options.limit)
 
-    key = {
-        "format_version": FORMAT_VERSION,
-        "method": options.method,
-        "attack": dataclasses.asdict(config),
-        "model_sha256": model_info["sha256"],
-        "rows_per_shard": options.rows_per_shard,
-        "replicas": replicas,  # the model ran on batch_size / replicas rows at a time (validate does the same)
-        "with_originals": options.with_originals,
-        "splits": {
-            s: {"fingerprint": d.fingerprint(), "num_rows": len(d), "num_shards": num_shards(len(d), options.rows_per_shard)}
-            for s, d in splits.items()
-        },
-    }
-    if options.method == "onepixel":
-        from .onepixel import OnePixelConfig
-
-        key["onepixel"] = dataclasses.asdict(OnePixelConfig())
-    key = _jsonable(key)
+    key = _settings(config, options, model_info.sha256, replicas, splits)
     resume = _prepare_out_dir(out_dir, key, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -288,27 +239,38 @@ def generate_dataset(
         resume = _prepare_out_dir(out_dir, key, overwrite)  # again, under the lock: the folder may have moved on
         if resume is None:
             _clear_outputs(out_dir)
-            manifest = {
-                "config": key,
-                "source_model": model_info,
-                "data_source": {"source": str(source), "splits": {s: d.source for s, d in splits.items()}},
-                "library_versions": library_versions(),
-                "worker": {"num_shards": options.num_workers, "shard_index": options.worker_index},
-                "shards": {},
-                "complete": False,
-            }
-            write_json(out_dir / MANIFEST, manifest)
+            manifest = Manifest(
+                config=key, source_model=model_info,
+                data_source=mf.DataSource(str(source), {s: d.source for s, d in splits.items()}),
+                library_versions=library_versions(),
+                worker=mf.Worker(options.num_workers, options.worker_index),
+            )
         else:
-            manifest = resume
-            manifest["complete"] = False
-            write_json(out_dir / MANIFEST, manifest)
+            manifest = resume.replace(complete=False)
+        mf.write(out_dir, manifest)
         return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy)
+
+
+def _settings(config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits) -> mf.Config:
+    """The manifest's ``config``: what a folder must have been made with to be resumed."""
+    onepixel = None
+    if options.method == Method.ONEPIXEL:
+        from .onepixel import OnePixelConfig
+
+        onepixel = _jsonable(dataclasses.asdict(OnePixelConfig()))
+    return mf.Config(
+        splits={s: mf.SplitConfig(len(d), d.fingerprint(), num_shards(len(d), options.rows_per_shard))
+                for s, d in splits.items()},
+        rows_per_shard=options.rows_per_shard, attack=_jsonable(dataclasses.asdict(config)), method=Method(options.method),
+        format_version=mf.FORMAT_VERSION, model_sha256=model_sha256, replicas=replicas,
+        with_originals=options.with_originals, onepixel=onepixel,
+    )
 
 
 def _clear_outputs(out_dir: Path) -> None:
     """Remove what an earlier run with other settings left: shards, manifest, card, figures, results."""
-    ours = ("data", TMP_DIR, "results", "figures") + (("README.md",) if (out_dir / MANIFEST).exists() else ())
-    for stale in (*ours, MANIFEST):
+    ours = (DATA_DIR, TMP_DIR, RESULTS_DIR, FIGURES_DIR) + ((CARD,) if mf.exists(out_dir) else ())
+    for stale in (*ours, mf.FILE):
         p = out_dir / stale
         if p.is_dir():
             shutil.rmtree(p)
@@ -324,11 +286,25 @@ def _jsonable(obj):
     return json.loads(dumps_sorted(obj))
 
 
-def _shard_done(out_dir: Path, name: str, entry: dict | None) -> bool:
+def _shard_done(out_dir: Path, name: str, entry: ShardEntry | None) -> bool:
     """A shard counts as done only if its bytes hash to what the manifest recorded."""
-    path = out_dir / name
-    return (entry is not None and path.is_file() and path.stat().st_size == entry["bytes"]
-            and sha256_file(path) == entry["sha256"])
+    return entry is not None and file_matches(out_dir / name, entry.sha256, entry.bytes)
+
+
+class _ManifestWriter:
+    """The manifest of the folder being written: replaced and rewritten after every shard (thread-safe)."""
+
+    def __init__(self, out_dir: Path, manifest: Manifest):
+        self.out_dir = out_dir
+        self.manifest = manifest
+        self.lock = threading.Lock()
+
+    def add_shard(self, name: str, entry: ShardEntry, seconds: float) -> None:
+        with self.lock:
+            m = self.manifest
+            timing = dataclasses.replace(m.timing, shard_seconds={**m.timing.shard_seconds, name: round(seconds, 3)})
+            self.manifest = m.replace(shards={**m.shards, name: entry}, timing=timing)
+            mf.write(self.out_dir, self.manifest)
 
 
 def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy=None) -> GenerateResult:
@@ -337,7 +313,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
     from .attack import make_gradient_fn
 
     rps = options.rows_per_shard
-    manifest_lock = threading.Lock()
+    record = _ManifestWriter(out_dir, manifest)
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
@@ -358,15 +334,9 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         table = record_table(kept, originals)
         name = shard_name(split, k, n)
         digest, size = write_table_atomic(table, out_dir / name, out_dir / TMP_DIR)
-        entry = {
-            "split": split, "shard": k, "rows": int(table.num_rows), "sha256": digest, "bytes": size,
-            "index_range": [k * rps, k * rps + len(rec)],
-            "failures": rec.index[~keep].tolist(),
-        }
-        with manifest_lock:
-            manifest["shards"][name] = entry
-            manifest.setdefault("timing", {}).setdefault("shard_seconds", {})[name] = round(seconds, 3)
-            write_json(out_dir / MANIFEST, manifest)
+        entry = ShardEntry(split, k, int(table.num_rows), digest, size, (k * rps, k * rps + len(rec)),
+                           tuple(rec.index[~keep].tolist()))
+        record.add_shard(name, entry, seconds)
         log.info("wrote %s (%d rows)", name, table.num_rows)
 
     try:
@@ -378,7 +348,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
             offsets[split] = base
             n = num_shards(len(data), rps)
             mine = [k for k in range(n) if k % options.num_workers == options.worker_index]
-            todo = [k for k in mine if not _shard_done(out_dir, shard_name(split, k, n), manifest["shards"].get(shard_name(split, k, n)))]
+            todo = [k for k in mine if not _shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))]
             if not todo:
                 log.info("%s: all %d shards present, nothing to do", split, len(mine))
             for k in todo:
@@ -396,7 +366,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
             fooled_count = iter_sum = 0
             bar = tqdm(total=len(ids), desc="generate " + "+".join(sorted({s for s, _ in streams})), unit="img",
                        disable=not progress, smoothing=0.1)
-            if options.method == "onepixel":
+            if options.method == Method.ONEPIXEL:
                 from .onepixel import OnePixelConfig, iterate_onepixel
 
                 records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
@@ -439,33 +409,33 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         writer.shutdown(wait=True, cancel_futures=True)  # after a failure, queued shards are not attempted
 
     seconds = time.time() - t_start
-    manifest["summary"] = {s: summarize(out_dir, manifest, s) for s in splits}
-    failures = {s: manifest["summary"][s]["failures"] for s in splits if manifest["summary"][s]["failures"]}
+    manifest = record.manifest
+    summary = {s: summarize(out_dir, manifest, s) for s in splits}
+    failures = {s: list(summary[s].failures) for s in splits if summary[s].failures}
     all_present = all(
-        _shard_done(out_dir, shard_name(s, k, num_shards(len(d), rps)), manifest["shards"].get(shard_name(s, k, num_shards(len(d), rps))))
+        _shard_done(out_dir, shard_name(s, k, num_shards(len(d), rps)), manifest.shards.get(shard_name(s, k, num_shards(len(d), rps))))
         for s, d in splits.items() for k in range(num_shards(len(d), rps))
     )
-    manifest["complete"] = all_present
-    timing = manifest.setdefault("timing", {})
+    timing = manifest.timing
     if attacked:
-        timing["seconds_total"] = round(timing.get("seconds_total", 0.0) + seconds, 2)
-        timing["runs"] = timing.get("runs", 0) + 1
-        timing.update(last_run_seconds=round(seconds, 2), last_run_images=attacked,
-                      last_run_gradient_evaluations=grad_evals, last_run_batch_size=config.batch_size)
-    write_json(out_dir / MANIFEST, manifest)
+        timing = dataclasses.replace(
+            timing, seconds_total=round((timing.seconds_total or 0.0) + seconds, 2), runs=(timing.runs or 0) + 1,
+            last_run_seconds=round(seconds, 2), last_run_images=attacked, last_run_gradient_evaluations=grad_evals,
+            last_run_batch_size=config.batch_size)
+    mf.write(out_dir, manifest.replace(summary=summary, complete=all_present, timing=timing))
     shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
-    result = GenerateResult(str(out_dir), manifest["summary"], seconds, attacked, grad_evals, failures)
+    result = GenerateResult(str(out_dir), summary, seconds, attacked, grad_evals, failures)
     if failures and not allow_failures:
         listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
         raise AttackFailuresError(
             f"{sum(map(len, failures.values()))} images were not fooled within {config.max_iterations} iterations "
-            f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {MANIFEST})"
+            f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {mf.FILE})"
         )
     return result
 
 
 def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> GenerateResult:
-    """Merge the folders of ``generate --num-shards N --shard-index I`` runs into one dataset folder.
+    """Merge the folders of ``generate --num-shards N --shard-index I`` runs (workers) into one dataset folder.
 
     All parts must come from the same settings (model, data, attack); together they must hold every
     shard. Shards are copied (fsynced, renamed into place); the manifest is rebuilt with the summary.
@@ -476,22 +446,22 @@ def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: 
         raise ConfigError("no worker folders given: pass the folders written with --shard-index 0..N-1")
     manifests = []
     for p in parts:
-        if not (p / MANIFEST).is_file():
-            raise OutputError(f"{p} has no {MANIFEST}: pass folders written by `generate --num-shards N --shard-index I`")
-        manifests.append(read_json(p / MANIFEST))
-    key = manifests[0]["config"]
+        if not mf.exists(p):
+            raise OutputError(f"{p} has no {mf.FILE}: pass folders written by `generate --num-shards N --shard-index I`")
+        manifests.append(mf.read(p))
+    key = manifests[0].config
     for p, m in zip(parts, manifests):
-        if m["config"] != key:
+        if m.config.to_json() != key.to_json():
             raise ConfigError(f"{p} was generated with other settings than {parts[0]}: combine only parts of one run")
-    shards: dict[str, tuple[Path, dict]] = {}
+    shards: dict[str, tuple[Path, ShardEntry]] = {}
     for p, m in zip(parts, manifests):
-        for name, entry in m["shards"].items():
+        for name, entry in m.shards.items():
             if not _shard_done(p, name, entry):
                 raise OutputError(f"{p / name} is missing or incomplete: rerun that worker's generate to finish it")
-            if name in shards and shards[name][1]["sha256"] != entry["sha256"]:
+            if name in shards and shards[name][1].sha256 != entry.sha256:
                 raise ConfigError(f"{name} differs between {shards[name][0]} and {p}: the parts do not come from one run")
             shards[name] = (p, entry)
-    expected = [shard_name(s, k, v["num_shards"]) for s, v in key["splits"].items() for k in range(v["num_shards"])]
+    expected = [shard_name(s, k, v.num_shards) for s, v in key.splits.items() for k in range(v.num_shards)]
     missing = [n for n in expected if n not in shards]
     if missing:
         raise OutputError(f"{len(missing)} shards are in no part (first: {missing[0]}): run the missing --shard-index")
@@ -501,30 +471,35 @@ def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: 
     with folder_lock(out_dir):
         if _prepare_out_dir(out_dir, key, overwrite) is None:
             _clear_outputs(out_dir)
-        manifest = {k: v for k, v in manifests[0].items() if k not in ("shards", "summary", "timing", "worker")}
-        manifest["worker"] = {"num_shards": 1, "shard_index": 0, "combined_from": len(parts)}
-        manifest["shards"] = {}
-        manifest["complete"] = False
-        write_json(out_dir / MANIFEST, manifest)
+        manifest = manifests[0].replace(worker=mf.Worker(1, 0, len(parts)), shards={}, complete=False, summary=None,
+                                        timing=mf.Timing())
+        mf.write(out_dir, manifest)
         for name in expected:
             src, entry = shards[name]
-            dst = out_dir / name
-            if not _shard_done(out_dir, name, entry) or sha256_file(dst) != entry["sha256"]:
-                tmp = out_dir / TMP_DIR / (dst.name + ".partial")
-                tmp.parent.mkdir(parents=True, exist_ok=True)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src / name, tmp)
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-                if sha256_file(tmp) != entry["sha256"]:
-                    tmp.unlink()
-                    raise OutputError(f"{src / name} does not match its manifest sha256: rerun that worker's generate")
-                os.replace(tmp, dst)
-            manifest["shards"][name] = entry
-        manifest["summary"] = {s: summarize(out_dir, manifest, s) for s in key["splits"]}
-        manifest["complete"] = True
-        manifest["timing"] = {"workers_seconds_total": round(sum(m.get("timing", {}).get("seconds_total", 0.0) for m in manifests), 2)}
-        write_json(out_dir / MANIFEST, manifest)
+            _copy_shard(src / name, out_dir, name, entry)
+        manifest = manifest.replace(shards={n: shards[n][1] for n in expected})
+        summary = {s: summarize(out_dir, manifest, s) for s in key.splits}
+        timing = mf.Timing(
+            shard_seconds={n: t for m in manifests for n, t in m.timing.shard_seconds.items()},
+            workers_seconds_total=round(sum(m.timing.seconds_total or 0.0 for m in manifests), 2))
+        mf.write(out_dir, manifest.replace(summary=summary, complete=True, timing=timing))
         shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
-    failures = {s: v["failures"] for s, v in manifest["summary"].items() if v["failures"]}
-    return GenerateResult(str(out_dir), manifest["summary"], time.time() - t0, 0, 0, failures)
+    failures = {s: list(v.failures) for s, v in summary.items() if v.failures}
+    return GenerateResult(str(out_dir), summary, time.time() - t0, 0, 0, failures)
+
+
+def _copy_shard(src: Path, out_dir: Path, name: str, entry: ShardEntry) -> None:
+    """Copy a worker's shard into ``out_dir`` (fsynced temp file, checked, renamed) unless it is there already."""
+    dst = out_dir / name
+    if _shard_done(out_dir, name, entry):
+        return
+    tmp = out_dir / TMP_DIR / (dst.name + ".partial")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    if sha256_file(tmp) != entry.sha256:
+        tmp.unlink()
+        raise OutputError(f"{src} does not match its manifest sha256: rerun that worker's generate")
+    os.replace(tmp, dst)

@@ -14,7 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .attack import AttackRecord, perturbation_norms, softmax
+from .attack import AttackRecord, perturbation_norms
+from .inference import softmax
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import manifest as mf
 from .attack import AttackConfig
-from .config import Arch
+from .config import Arch, RetrainMode
 from .data import DEFAULT_SOURCE, SPLITS, load_cifar10
 from .errors import ConfigError, ValidationError
 from .provenance import read_json, sha256_file, write_json
@@ -38,10 +39,10 @@ class RunOptions:
     source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
     target_epochs: int | None = None
     retrain_epochs: int | None = None
-    retrain_mode: str = "adversarial"
+    retrain_mode: RetrainMode = RetrainMode.ADVERSARIAL
     limit: int | None = None  # attack only the first N images of each split (a quick run)
     train_limit: int | None = None  # train on a seeded random subset of N training images (a quick run)
-    attack: AttackConfig = field(default_factory=AttackConfig)
+    attack: AttackConfig | None = None  # None: generate.attack_config() (the batch size follows the device)
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
     seed: int = 0
@@ -74,7 +75,7 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
     from .generate import GenerateOptions, generate_dataset
     from .training import train_model, trained_model_matches
 
-    if options.retrain_mode not in ("adversarial", "mixed"):
+    if options.retrain_mode not in set(RetrainMode):
         raise ConfigError(f"retrain mode {options.retrain_mode!r} is unknown: expected adversarial or mixed")
     out = Path(out)
     models = out / "models"
@@ -114,7 +115,7 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
             finish(name, "skipped", t0, f"given: {path}")
             return path
         path = models / f"{arch.value}.keras"
-        train = _subset(data["train"], options.train_limit, options.seed)
+        train = data["train"].sample(options.train_limit, seed=options.seed)
         recipe = _recipe(arch, epochs)
         if trained_model_matches(path, train, recipe, options.seed):
             finish(name, "skipped", t0, f"{path} was trained with these data, recipe and seed")
@@ -132,11 +133,11 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
     t0 = time.time()
     gen = generate_dataset(source_model, options.source, dataset, options.attack, GenerateOptions(limit=options.limit),
                            progress=progress, data=data, overwrite=overwrite, allow_failures=options.allow_failures)
-    manifest_sha = sha256_file(dataset / "generation.json")
-    fooled = {s: v.get("fooled_percent") for s, v in gen.summary.items()}
+    manifest_sha = sha256_file(mf.path(dataset))
+    fooled = {s: v.fooled_percent for s, v in gen.summary.items()}
     finish("generate", "done" if gen.images_attacked else "skipped", t0,
            f"{gen.images_attacked} images attacked; fooled % {fooled}", key=manifest_sha,
-           numbers={s: {k: v.get(k) for k in ("fooled_percent", "mean_iterations", "already_misclassified")}
+           numbers={s: {k: getattr(v, k) for k in ("fooled_percent", "mean_iterations", "already_misclassified")}
                     for s, v in gen.summary.items()})
 
     # 5. validate
@@ -203,17 +204,6 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
                key=manifest_sha)
 
     return RunResult(str(out), str(dataset), tuple(stages), {"fooled_percent": fooled})
-
-
-def _subset(split, limit: int | None, seed: int):
-    import numpy as np
-
-    from .data import Cifar10Split
-
-    if limit is None or limit >= len(split):
-        return split
-    pick = np.sort(np.random.default_rng(seed).choice(len(split), limit, replace=False))
-    return Cifar10Split(split.images[pick], split.labels[pick], split.source, split.split)
 
 
 def _recipe(arch: Arch, epochs: int | None):

@@ -1,4 +1,13 @@
-"""Arrow shards in the ``datasets`` layout: ``data/<split>-<i:05d>-of-<n:05d>.arrow``.
+"""The dataset folder's layout and its Arrow shards: the one place shards are written and read.
+
+Folder layout (``DIR``)::
+
+    data/<split>-<i:05d>-of-<n:05d>.arrow   shards, visible only when complete
+    generation.json                         settings, provenance, per-shard sha256, summary (``manifest``)
+    README.md                               the dataset card (``card``)
+    figures/*.png                           the card's figures
+    results/<name>.json|.md|*.png           evaluation results (``evaluate``)
+    .lock, .tmp/                            held / used while ``generate`` runs
 
 Each shard is an Arrow IPC stream whose schema carries ``datasets`` features in its metadata, so
 ``datasets.load_dataset(DIR)`` reads it with no conversion: ``image`` (and optionally
@@ -18,15 +27,15 @@ import numpy as np
 
 from .attack import AttackRecord
 from .data import CLASS_NAMES, IMAGE_SHAPE
+from .config import ROWS_PER_SHARD
 from .provenance import current_umask, fsync_dir, sha256_file
 
 DATA_DIR = "data"
-ROWS_PER_SHARD = 5000
-
-NUMERIC_COLUMNS = (
-    "index", "label", "original_prediction", "original_confidence", "adversarial_prediction",
-    "adversarial_confidence", "iterations", "linf", "l2",
-)
+TMP_DIR = ".tmp"
+LOCK = ".lock"
+CARD = "README.md"
+FIGURES_DIR = "figures"
+RESULTS_DIR = "results"
 
 
 def shard_name(split: str, i: int, n: int) -> str:
@@ -113,6 +122,11 @@ def write_table_atomic(table, path: Path, tmp_dir: Path) -> tuple[str, int]:
     return digest, size
 
 
+def file_matches(path: Path, sha256: str, nbytes: int) -> bool:
+    """The file at ``path`` exists with exactly ``nbytes`` bytes hashing to ``sha256``."""
+    return path.is_file() and path.stat().st_size == nbytes and sha256_file(path) == sha256
+
+
 def read_shard(path: str | Path, columns: list[str] | None = None):
     """Read a shard's Arrow table straight from its bytes (never through a cache)."""
     import pyarrow as pa
@@ -122,6 +136,26 @@ def read_shard(path: str | Path, columns: list[str] | None = None):
     if columns is not None:
         table = table.select(columns)
     return table
+
+
+def read_columns(directory: Path, names, columns):
+    """``columns`` of the shards ``names`` (relative to ``directory``), concatenated in that order."""
+    import pyarrow as pa
+
+    return pa.concat_tables([read_shard(directory / n, list(columns)) for n in names])
+
+
+def stream_info(path: str | Path):
+    """(schema, rows, Arrow buffer bytes as ``datasets`` counts them) of a shard, reading batch by batch."""
+    import pyarrow as pa
+
+    rows = nbytes = 0
+    with pa.memory_map(str(path), "r") as source:
+        reader = pa.ipc.open_stream(source)
+        for batch in reader:
+            rows += batch.num_rows
+            nbytes += batch.nbytes
+        return reader.schema, rows, nbytes
 
 
 def decode_images(cells) -> np.ndarray:

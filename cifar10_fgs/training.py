@@ -123,7 +123,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of a logits model on uint8 images."""
-    from .attack import predict_logits
+    from .inference import predict_logits
 
     logits = predict_logits(model, images, batch_size=batch_size)
     z = logits - logits.max(axis=1, keepdims=True)

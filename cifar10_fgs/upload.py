@@ -22,15 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .card import README, check_repo_id, load_complete_manifest
+from . import manifest as mf
 from .errors import ConfigError, HubError, ValidationError
-from .generate import MANIFEST
+from .manifest import Manifest
 from .provenance import sha256_file
+from .repo_id import check_repo_id
+from .shards import CARD, FIGURES_DIR, RESULTS_DIR
+
+README = CARD
+MANIFEST = mf.FILE
 
 log = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
-ALLOW_PATTERNS = (README, MANIFEST, "data/*.arrow", "figures/*", "results/*")
+ALLOW_PATTERNS = (README, MANIFEST, "data/*.arrow", f"{FIGURES_DIR}/*", f"{RESULTS_DIR}/*")
 IGNORE_PATTERNS = (".*", "*/.*", "*.tmp", "*.partial", "*.lock")
 MODEL_DIR = "source_model"
 
@@ -72,9 +77,9 @@ def _is_hidden_or_temp(name: str) -> bool:
     return name.startswith(".") or name.endswith((".tmp", ".partial", ".lock"))
 
 
-def _listed_files(dataset_dir: Path, manifest: dict) -> list[str]:
-    files = [README, MANIFEST, *sorted(manifest["shards"])]
-    for folder in ("figures", "results"):
+def _listed_files(dataset_dir: Path, manifest: Manifest) -> list[str]:
+    files = [README, MANIFEST, *sorted(manifest.shards)]
+    for folder in (FIGURES_DIR, RESULTS_DIR):
         d = dataset_dir / folder
         if d.is_dir():
             files += sorted(
@@ -83,29 +88,24 @@ def _listed_files(dataset_dir: Path, manifest: dict) -> list[str]:
     return files
 
 
-def _check_card(dataset_dir: Path, manifest: dict, repo_id: str) -> list[str]:
+def _check_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> list[str]:
     """The README must describe these shards (else the hub's load_dataset fails); warn if it shows another repo id."""
-    from huggingface_hub import DatasetCard
+    from .shards import features
+    from .validate.card_check import check_card
 
     path = dataset_dir / README
     if not path.is_file():
         raise ValidationError(f"{dataset_dir} has no {README} card: run `cifar10-fgs card {dataset_dir} --repo-id {repo_id}` first")
-    try:
-        card = DatasetCard.load(path)
-        info = card.data.to_dict().get("dataset_info") or {}
-        card_rows = {s["name"]: int(s["num_examples"]) for s in info.get("splits", [])}
-    except Exception:  # noqa: BLE001 - any malformed card is the same problem for the user
-        card_rows = None
-    rows: dict[str, int] = {}
-    for entry in manifest["shards"].values():
-        rows[entry["split"]] = rows.get(entry["split"], 0) + int(entry["rows"])
-    if card_rows != rows:
+    columns = list(features(manifest.config.with_originals).arrow_schema.names)
+    result = check_card(dataset_dir, columns, manifest.stored_rows())
+    if not result.ok:
+        why = result.skipped or result.problems[0].message
         raise ValidationError(
-            f"{path} does not describe the shards in {MANIFEST} (split sizes differ or no dataset_info): rerun "
+            f"{path} does not describe the shards in {MANIFEST} ({why}): rerun "
             f"`cifar10-fgs card {dataset_dir} --repo-id {repo_id}`"
         )
     warnings = []
-    if f'load_dataset("{repo_id}"' not in card.text:
+    if f'load_dataset("{repo_id}"' not in path.read_text(encoding="utf-8", errors="replace"):
         warnings.append(
             f"{README} shows no load_dataset(\"{repo_id}\") example (written for another or no --repo-id): rerun "
             f"`cifar10-fgs card {dataset_dir} --repo-id {repo_id}` before uploading to fix it"
@@ -113,16 +113,16 @@ def _check_card(dataset_dir: Path, manifest: dict, repo_id: str) -> list[str]:
     return warnings
 
 
-def _model_files(model_path: Path, manifest: dict) -> list[tuple[str, Path]]:
+def _model_files(model_path: Path, manifest: Manifest) -> list[tuple[str, Path]]:
     from .training import model_metadata_path
 
     if not model_path.is_file():
         raise ConfigError(f"--include-model {model_path} does not exist: pass the source model (.keras) the dataset was made with")
-    want = manifest.get("source_model", {}).get("sha256")
+    want = manifest.source_model.sha256
     if sha256_file(model_path) != want:
         raise ConfigError(
             f"--include-model {model_path} is not the model this dataset was generated with (sha256 differs from "
-            f"{MANIFEST}): pass {manifest.get('source_model', {}).get('path', 'the source model')}"
+            f"{MANIFEST}): pass {manifest.source_model.path or 'the source model'}"
         )
     files = [(f"{MODEL_DIR}/{model_path.name}", model_path)]
     meta = model_metadata_path(model_path)
@@ -221,7 +221,7 @@ def upload_dataset(
     check_repo_id(repo_id)
     if revision is not None and not revision.strip():
         raise ConfigError("--revision is empty: pass a branch name or omit it")
-    manifest = load_complete_manifest(dataset_dir)
+    manifest = mf.read(dataset_dir, complete=True)
     warnings = _check_card(dataset_dir, manifest, repo_id)
     manifest_sha = sha256_file(dataset_dir / MANIFEST)
     local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
@@ -230,9 +230,7 @@ def upload_dataset(
     total = sum(f.bytes for f in files)
     endpoint_url = (endpoint or constants.ENDPOINT).rstrip("/")
     url = f"{endpoint_url}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
-    splits = {}
-    for e in manifest["shards"].values():
-        splits[e["split"]] = splits.get(e["split"], 0) + int(e["rows"])
+    splits = manifest.stored_rows()
     message = f"Upload adversarial CIFAR-10 (generation.json sha256 {manifest_sha})"
     description = "Rows: " + ", ".join(f"{s} {n}" for s, n in splits.items()) + f". Written by cifar10-fgs {__version__}."
 
@@ -280,7 +278,7 @@ def upload_dataset(
             ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(model[p])) for p in changed_model]
             info = api.create_commit(
                 repo_id=repo_id, repo_type=REPO_TYPE, revision=revision, operations=ops,
-                commit_message=f"Upload source model (sha256 {manifest['source_model']['sha256']})",
+                commit_message=f"Upload source model (sha256 {manifest.source_model.sha256})",
             )
             commits.append(getattr(info, "oid", None) or "")
     uploaded = [*changed, *changed_model]

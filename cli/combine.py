@@ -23,5 +23,5 @@ def command(parts, out_dir, overwrite, as_json, verbose):
         emit_json(result)
         return
     for split, summ in result.summary.items():
-        click.echo(f"{split}: {summ['num_rows']} rows, fooled {summ.get('fooled_percent', 0):.2f}%")
+        click.echo(f"{split}: {summ.num_rows} rows, fooled {summ.fooled_percent or 0:.2f}%")
     click.echo(f"combined {len(parts)} parts -> {result.out_dir}")

@@ -36,10 +36,9 @@ def command(model_path, source, out_dir, split, limit, step, max_iterations, bat
             num_workers, worker_index, method, allow_failures, unsafe_model, overwrite, as_json, quiet, verbose):
     """Turn every image adversarial: step in the sign of the loss gradient until the model is fooled."""
     setup(verbose)
-    from cifar10_fgs.attack import AttackConfig
-    from cifar10_fgs.generate import GenerateOptions, default_batch_size, generate_dataset, parse_splits
+    from cifar10_fgs.generate import GenerateOptions, attack_config, generate_dataset, parse_splits
 
-    config = AttackConfig(step=step, max_iterations=max_iterations, batch_size=batch_size or default_batch_size())
+    config = attack_config(batch_size, step=step, max_iterations=max_iterations)
     options = GenerateOptions(
         splits=parse_splits(split), limit=limit, rows_per_shard=rows_per_shard, with_originals=with_originals,
         num_workers=num_workers, worker_index=worker_index, method=method,
@@ -53,9 +52,9 @@ def command(model_path, source, out_dir, split, limit, step, max_iterations, bat
         return
     rows = []
     for s, summ in result.summary.items():
-        rows.append((s, summ["num_images"], summ.get("num_rows", 0), fmt(summ.get("fooled_percent", 0.0), 2),
-                     summ.get("already_misclassified", 0), fmt(summ.get("mean_iterations", 0.0), 2),
-                     fmt(summ.get("linf", {}).get("max", 0.0)), len(summ["failures"])))
+        rows.append((s, summ.num_images, summ.num_rows, fmt(summ.fooled_percent or 0.0, 2),
+                     summ.already_misclassified or 0, fmt(summ.mean_iterations or 0.0, 2),
+                     fmt(summ.linf.max if summ.linf else 0.0), len(summ.failures)))
     click.echo(table(rows, ("split", "images", "stored", "fooled %", "already wrong", "mean iters", "max Linf", "failures")))
     click.echo(f"{result.images_attacked} images attacked in {result.seconds:.1f} s "
                f"({result.images_per_second:.3g} img/s, {result.gradient_evaluations} gradient evaluations) -> {result.out_dir}")

@@ -34,14 +34,13 @@ def command(source, out_dir, source_model, target_model, source_epochs, target_e
             limit, train_limit, batch_size, overwrite, repo_id, private, allow_failures, as_json, quiet, verbose):
     """Everything, resumable: rerun the same command after an interruption to continue."""
     setup(verbose)
-    from cifar10_fgs.attack import AttackConfig
-    from cifar10_fgs.generate import default_batch_size
+    from cifar10_fgs.generate import attack_config
     from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
     options = RunOptions(
         source=source, source_model=source_model, target_model=target_model, source_epochs=source_epochs,
         target_epochs=target_epochs, retrain_epochs=retrain_epochs, retrain_mode=retrain_mode, limit=limit,
-        train_limit=train_limit, attack=AttackConfig(batch_size=batch_size or default_batch_size()),
+        train_limit=train_limit, attack=attack_config(batch_size),
         upload=repo_id, private=private, allow_failures=allow_failures,
     )
     show = not (quiet or as_json)

@@ -1,1 +1,1 @@
-"""The dataset card: ``render.py`` computes its content from a dataset folder, ``template.md.j2`` lays it out."""
+"""The dataset card, pure: ``render`` (inputs, YAML header, rendering), ``context.build_context``, ``template.md.j2``."""

@@ -52,7 +52,7 @@ def tiny_model(seed: int = 0, hidden: int = 8):
 
 def labels_the_model_gets_right(model, images: np.ndarray, wrong: int = 0, batch_size: int = 256) -> np.ndarray:
     """Labels equal to the model's predictions, except the first ``wrong`` rows (shifted by one)."""
-    from cifar10_fgs.attack import predict_logits
+    from cifar10_fgs.inference import predict_logits
 
     labels = predict_logits(model, images, batch_size).argmax(axis=1).astype(np.int64)
     labels[:wrong] = (labels[:wrong] + 1) % 10

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cifar10_fgs.attack import (
-    AttackConfig, attack_arrays, fgs_step, iterate_attack, make_gradient_fn, predict_logits, quantize,
+    AttackConfig, attack_arrays, fgs_step, iterate_attack, make_gradient_fn, quantize,
 )
+from cifar10_fgs.inference import predict_logits
 from cifar10_fgs.errors import ConfigError
 from conftest import labels_the_model_gets_right, synthetic_images, tiny_model
 

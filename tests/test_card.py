@@ -12,11 +12,13 @@ import pyarrow as pa
 import pytest
 
 from cifar10_fgs.attack import AttackConfig
-from cifar10_fgs.card import FIGURES, README, load_complete_manifest, write_card
+from cifar10_fgs import manifest as mf
+from cifar10_fgs.card import FIGURES, README, write_card
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError
-from cifar10_fgs.generate import MANIFEST, GenerateOptions, generate_dataset
+from cifar10_fgs.manifest import FILE as MANIFEST
+from cifar10_fgs.generate import GenerateOptions, generate_dataset
 from conftest import synthetic_images, write_image_folder
 
 CFG = AttackConfig(batch_size=32)
@@ -294,7 +296,7 @@ def test_refuses_incomplete_or_inconsistent_folders(dataset, tmp_path):
         write_card(d, REPO)
     manifest["complete"] = True
     (d / MANIFEST).write_text(json.dumps(manifest))
-    load_complete_manifest(d)
+    mf.read(d, complete=True)
     shutil.copy(d / "data" / "test-00000-of-00002.arrow", d / "data" / "test-00000-of-00002-copy.arrow")
     with pytest.raises(ValidationError, match="not listed"):
         write_card(d, REPO)
@@ -328,5 +330,20 @@ def test_cli_card(dataset, tmp_path, capsys):
     assert err.startswith("Error: --repo-id") and "\n" not in err
     with pytest.raises(ConfigError):
         write_card(d, "a/b/c")
-    assert run_with_friendly_errors(cli, ["card", str(tmp_path / "nope")]) == 1
+    assert run_with_friendly_errors(cli, ["card", str(tmp_path / "nope")]) == 2  # bad input, as validate
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_card_shows_the_recorded_attack_time(carded, tmp_path):
+    """The card used to sum a key generate never wrote and printed 0.0 s for every dataset."""
+    d, _ = carded
+    seconds = json.loads((d / MANIFEST).read_text())["timing"]["seconds_total"]
+    assert seconds > 0
+    assert f"Total attack time {seconds:.1f} s" in (d / README).read_text()
+    # a combined folder records its workers' total instead
+    e = copy_folder(d, tmp_path)
+    manifest = json.loads((e / MANIFEST).read_text())
+    manifest["timing"] = {"workers_seconds_total": 123.45}
+    (e / MANIFEST).write_text(json.dumps(manifest))
+    write_card(e, REPO)
+    assert "Total attack time 123.5 s" in (e / README).read_text()

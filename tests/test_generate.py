@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar10_fgs.attack import AttackConfig, predict_logits
+from cifar10_fgs.attack import AttackConfig
+from cifar10_fgs.inference import predict_logits
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.errors import ConfigError, OutputError
-from cifar10_fgs.generate import MANIFEST, AttackFailuresError, GenerateOptions, folder_lock, generate_dataset
+from cifar10_fgs.manifest import FILE as MANIFEST
+from cifar10_fgs.generate import AttackFailuresError, GenerateOptions, folder_lock, generate_dataset
 from cifar10_fgs.shards import decode_images, read_shard
 from conftest import labels_the_model_gets_right, synthetic_images, tiny_model, write_image_folder
 

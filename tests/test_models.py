@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from cifar10_fgs.attack import predict_logits
+from cifar10_fgs.inference import predict_logits
 from cifar10_fgs.config import SOURCE_RECIPE, TARGET_RECIPE
 from cifar10_fgs.errors import ModelError
 from cifar10_fgs.models import build_model, build_source, build_target, check_model, load_model

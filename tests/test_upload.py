@@ -19,7 +19,8 @@ from cifar10_fgs.card import write_card
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.errors import ConfigError, HubError, ValidationError
-from cifar10_fgs.generate import MANIFEST, GenerateOptions, generate_dataset
+from cifar10_fgs.manifest import FILE as MANIFEST
+from cifar10_fgs.generate import GenerateOptions, generate_dataset
 
 REPO = "someone/adv-cifar10"
 SECRET = "hf_ThisIsNotARealTokenButMustNeverLeak123"

@@ -1,0 +1,205 @@
+"""``validate``: check a generated dataset folder against its manifest, its model and its source data.
+
+``validate_dataset(DIR)`` reads the stored bytes themselves (``shards.read_shard``, never
+``datasets.load_dataset``, whose cache can serve stale rows after an in-place rewrite) and returns a
+``ValidationReport`` that names every failure by check, shard and row. The checks:
+
+* files: every shard listed in ``generation.json`` is present with its sha256 and byte size,
+  nothing else lies in ``data/``, and the manifest says ``complete``;
+* rows: the Arrow schema carries the expected ``datasets`` features, every image decodes from its
+  PNG bytes to 32x32x3 uint8, labels and predictions are classes 0-9, no original index appears
+  twice, and the stored indices plus the manifest's listed failures cover each split's rows
+  ``0..num_rows-1`` exactly once;
+* with ``model_path``: the file is the generating model (sha256 equal to ``config.model_sha256``),
+  and it misclassifies every stored image and predicts exactly the stored
+  ``adversarial_prediction`` (inference with the generation's batch size, ``config.attack`` or
+  ``config.onepixel``, so the logits are bitwise those that generate saw);
+* with ``source``: the original split has the manifest's fingerprint, the stored ``linf``/``l2``
+  equal the recomputed distances, ``linf <= step * iterations + 0.5 / 255`` (for a ``--method
+  onepixel`` folder: at most one pixel differs), rows with ``iterations == 0`` equal their
+  original, and ``original_image`` (if stored) is the original;
+* if ``DIR/README.md`` has YAML front matter with ``dataset_info``: its split sizes equal the
+  stored row counts and its features name the shard columns.
+
+Shards are streamed: one thread hashes, reads and decodes the next shard while another runs the
+model on a chunk of earlier ones, so memory holds about two shards plus two model chunks.
+
+Modules: ``report`` (the checks and the report), ``reading`` (prefetch and predictor), ``checks``
+(layout, shard, row and source checks), ``card_check`` (the card's YAML, shared with ``upload``).
+"""
+
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from .. import manifest as mf
+from ..config import VALIDATE_PREDICT_ROWS
+from ..errors import NotADatasetError
+from ..manifest import Manifest
+from ..shards import CARD
+from .card_check import check_card
+from .checks import SplitState, check_coverage, check_files, check_shard, check_source, layout, register_listed_failures
+from .reading import Predictor, ShardSpec, _SourceCache, prefetched
+from .report import (
+    CHECKS, FAILED, MODEL_CHECKS, PASSED, SKIPPED, SOURCE_CHECKS, CheckResult, Collector, Failure, SplitCounts,
+    ValidationReport,
+)
+
+__all__ = [
+    "CHECKS", "FAILED", "PASSED", "SKIPPED", "CheckResult", "Failure", "NotADatasetError", "SplitCounts",
+    "ValidationReport", "validate_dataset",
+]
+
+log = logging.getLogger(__name__)
+
+
+def validate_dataset(
+    directory: str | Path,
+    model_path: str | Path | None = None,
+    source: str | Path | None = None,
+    *,
+    unsafe_model: bool = False,
+    progress: bool = False,
+    predict_rows: int = VALIDATE_PREDICT_ROWS,
+) -> ValidationReport:
+    """Check the dataset folder ``directory``; see the module docstring for every check.
+
+    ``model_path`` enables the model checks, ``source`` (any ``load_cifar10`` source) the checks
+    against the original images. Bad input (no such folder, no ``generation.json``, an unloadable
+    model or source) raises a ``Cifar10FgsError``; failed checks are returned in the report.
+    ``predict_rows`` is how many images the model sees per call (fewer calls, fewer retraces).
+    """
+    from ..provenance import library_versions, sha256_file
+
+    t0 = time.time()
+    directory = Path(directory)
+    col = Collector()
+    model_sha = sha256_file(model_path) if model_path is not None and Path(model_path).is_file() else None
+
+    def report(splits=()) -> ValidationReport:
+        return ValidationReport(
+            directory=str(directory), checks=col.results(), failures=col.sorted_failures(), splits=tuple(splits),
+            model=str(model_path) if model_path is not None else None, model_sha256=model_sha,
+            source=str(source) if source is not None else None, seconds=time.time() - t0,
+            library_versions=library_versions(),
+        )
+
+    try:
+        manifest = mf.read(directory)
+        manifest.config.max_iterations, manifest.config.predict_batch_size  # noqa: B018 - raise if unusable
+    except NotADatasetError:
+        raise
+    except mf.ManifestError as exc:
+        col.checked("manifest")
+        col.fail("manifest", str(exc) if mf.FILE in str(exc) else f"{mf.FILE} is unusable ({exc}): regenerate the dataset")
+        for name in CHECKS:
+            if name != "manifest":
+                col.skip(name, f"{mf.FILE} is unusable")
+        return report()
+
+    if manifest.config.format_version != mf.FORMAT_VERSION:
+        col.fail("manifest", f"format_version is {manifest.config.format_version!r}; this cifar10-fgs "
+                 f"reads {mf.FORMAT_VERSION}")
+    if not manifest.complete:
+        col.fail("manifest", f"{mf.FILE} says complete: false (generation unfinished, or another --shard-index "
+                 "has not merged its shards): rerun generate to finish")
+    specs = layout(manifest, col)
+    check_files(directory, specs, col)
+    check_model = _model_file(manifest, model_path, model_sha, unsafe_model, col)
+    if source is None:
+        for name in ("source_fingerprint", *SOURCE_CHECKS):
+            col.skip(name, "no --source given")
+    elif not manifest.config.with_originals:
+        col.skip("original_image", "the dataset stores no original_image column")
+    predictor = (Predictor(model_path, unsafe_model, manifest.config.predict_batch_size, predict_rows, col)
+                 if check_model else None)
+    states = _check_shards(directory, manifest, specs, source, predictor, progress, col)
+    from ..shards import features
+
+    columns = list(features(manifest.config.with_originals).arrow_schema.names)
+    card = check_card(directory, columns, {s: st.stored_rows for s, st in states.items()})
+    if card.skipped:
+        col.skip("card", card.skipped)
+    col.checked("card", card.checked)
+    for p in card.problems:
+        col.fail("card", p.message, split=p.split, shard=CARD)
+
+    counts = [SplitCounts(s, info.num_rows, states[s].stored_rows, states[s].listed_failures,
+                          sum(1 for x in specs if x.split == s))
+              for s, info in manifest.config.splits.items()]
+    result = report(counts)
+    log.info("%s", result.summary_line())
+    return result
+
+
+def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: bool, col: Collector) -> bool:
+    """The model_file check; True if the model checks can run."""
+    if model_path is None:
+        col.skip("model_file", "no --model given")
+        for name in MODEL_CHECKS:
+            col.skip(name, "model checks skipped: no --model given")
+        return False
+    from ..models import load_model
+
+    if model_sha is None:
+        load_model(model_path, unsafe=unsafe)  # raises the one-line ModelError
+    col.checked("model_file")
+    want = manifest.config.model_sha256
+    if model_sha == want:
+        return True
+    col.fail("model_file", f"--model {model_path} has sha256 {model_sha[:12]}..., but the dataset was generated "
+             f"by {manifest.source_model.path or 'a model'!r} with sha256 {str(want)[:12]}...: pass the generating model")
+    for name in MODEL_CHECKS:
+        col.skip(name, "skipped: --model is not the generating model")
+    return False
+
+
+def _check_shards(directory: Path, manifest: Manifest, specs: list[ShardSpec], source, predictor: Predictor | None,
+                  progress: bool, col: Collector) -> dict[str, SplitState]:
+    """Read and check every shard (and with a predictor, run the model on it); then each split's coverage."""
+    from tqdm.auto import tqdm
+
+    from ..shards import features
+
+    cfg = manifest.config
+    expected_features = features(cfg.with_originals)
+    expected_schema = expected_features.arrow_schema
+    states = {s: SplitState(info.num_rows) for s, info in cfg.splits.items()}
+    total = sum(s.entry.rows for s in specs if s.entry)
+    bar = tqdm(total=total, desc="validate", unit="row", disable=not progress, smoothing=0.1)
+    try:
+        for d in prefetched(directory, specs, expected_schema, _SourceCache(source, manifest)):
+            spec = d.spec
+            state = states[spec.split]
+            if d.source_loaded:
+                col.checked("source_fingerprint")
+                if d.source_problem:
+                    col.fail("source_fingerprint", d.source_problem, split=spec.split)
+                    for name in SOURCE_CHECKS:
+                        col.skip(name, f"skipped for {spec.split}: --source does not match")
+            register_listed_failures(spec, state, col)
+            if check_shard(d, cfg, expected_schema, expected_features, state, col):
+                if d.source is not None:
+                    check_source(d, cfg, col)
+                if predictor is not None:
+                    predictor.add(d)
+            elif d.table is not None:
+                state.stored_rows += d.table.num_rows
+            elif spec.entry:
+                state.stored_rows += spec.entry.rows
+            if d.table is not None:
+                bar.update(d.table.num_rows)
+                bar.set_postfix(failures=len(col.failures), refresh=False)
+            log.info("checked %s (%d failures so far)", spec.name, len(col.failures))
+        if predictor is not None:
+            predictor.finish()
+    finally:
+        bar.close()
+        if predictor is not None:
+            predictor.close()
+    for split in cfg.splits:
+        check_coverage(split, [s for s in specs if s.split == split], states[split], col)
+    return states

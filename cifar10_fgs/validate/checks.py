@@ -1,0 +1,288 @@
+"""The checks on a dataset folder's layout, shards and rows (``report.CHECKS`` says what each asserts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..config import NORM_TOLERANCE, Method
+from ..manifest import Config, Manifest, ShardEntry
+from .reading import ShardData, ShardSpec
+from .report import Collector
+
+
+def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
+    """The shards ``config`` implies, checked against the manifest's entries."""
+    from ..shards import num_shards, shard_name
+
+    cfg = manifest.config
+    entries = manifest.shards
+    specs = []
+    for split, info in cfg.splits.items():
+        n_rows = info.num_rows
+        n = num_shards(n_rows, cfg.rows_per_shard)
+        if info.num_shards not in (None, n):
+            col.fail("manifest", f"config.splits.{split}.num_shards is {info.num_shards}, but {n_rows} rows at "
+                     f"{cfg.rows_per_shard} per shard make {n}", split=split)
+        for k in range(n):
+            name = shard_name(split, k, n)
+            lo, hi = k * cfg.rows_per_shard, min((k + 1) * cfg.rows_per_shard, n_rows)
+            if name in manifest.malformed:
+                for problem in manifest.malformed[name].split("; "):
+                    col.fail("manifest", problem, split=split, shard=name)
+            entry = entries.get(name)
+            if entry is not None:
+                _check_entry(name, entry, split, k, lo, hi, col)
+            specs.append(ShardSpec(name, split, k, lo, hi, entry))
+    expected = {s.name for s in specs}
+    for name in sorted((set(entries) | set(manifest.malformed)) - expected):
+        col.fail("manifest", f"generation.json lists {name}, which is no shard of config.splits", shard=name)
+    col.checked("manifest", len(entries) + len(manifest.malformed))
+    return specs
+
+
+def _check_entry(name: str, entry: ShardEntry, split: str, k: int, lo: int, hi: int, col: Collector) -> None:
+    """A well-formed entry names the shard it is listed under and the rows the config gives it."""
+    if entry.split != split or entry.shard != k:
+        col.fail("manifest", f"its generation.json entry names split {entry.split!r} shard {entry.shard!r}",
+                 split=split, shard=name)
+    if entry.index_range != (lo, hi):
+        col.fail("manifest", f"its generation.json entry has index_range {list(entry.index_range)!r}, expected "
+                 f"[{lo}, {hi}]", split=split, shard=name)
+
+
+class SplitState:
+    def __init__(self, num_rows: int):
+        self.count = np.zeros(num_rows, np.int32)  # stored occurrences of each original row
+        self.first = {}  # index -> (shard, row) of its first occurrence (only for duplicates' messages)
+        self.listed = np.zeros(num_rows, np.int32)  # listed as not fooled in generation.json
+        self.stored_rows = 0
+        self.listed_failures = 0
+        self.unverified: list[ShardSpec] = []  # missing or unreadable shards: rows unknown
+
+
+def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None:
+    from ..shards import DATA_DIR
+
+    expected = {s.name for s in specs}
+    data_dir = directory / DATA_DIR
+    present = set()
+    if data_dir.is_dir():
+        for p in sorted(data_dir.rglob("*")):
+            if p.is_dir():
+                continue
+            rel = p.relative_to(directory).as_posix()
+            present.add(rel)
+            col.checked("shard_files")
+            if rel not in expected:
+                col.fail("shard_files", f"foreign file {rel} in {DATA_DIR}/ (datasets would load it as part of the "
+                         "dataset): remove it", shard=rel)
+    for s in specs:
+        if s.name not in present:
+            col.checked("shard_files")
+            col.fail("shard_files", f"shard {s.name} is missing (rows {s.lo}..{s.hi - 1} of {s.split}): "
+                     "rerun the same generate command to resume", split=s.split, shard=s.name)
+        elif s.entry is None:
+            col.fail("shard_files", f"shard {s.name} is not listed in generation.json (written by another run?)",
+                     split=s.split, shard=s.name)
+
+
+def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState,
+                 col: Collector) -> bool:
+    """File, schema and row checks of one shard; return True if its rows can be checked further."""
+    import datasets
+
+    from ..data import NUM_CLASSES
+
+    spec = d.spec
+    where = {"split": spec.split, "shard": spec.name}
+    entry = spec.entry
+    if not d.exists:
+        state.unverified.append(spec)
+        return False
+    col.checked("shard_integrity")
+    if entry is not None:
+        if d.size != entry.bytes:
+            col.fail("shard_integrity", f"shard has {d.size} bytes, generation.json says {entry.bytes} "
+                     "(truncated or rewritten)", **where)
+        elif d.sha256 != entry.sha256:
+            col.fail("shard_integrity", f"shard's sha256 is {d.sha256[:12]}..., generation.json says "
+                     f"{entry.sha256[:12]}... (corrupted or rewritten)", **where)
+    col.checked("shard_schema")
+    if d.table is None:
+        col.fail("shard_schema", f"shard {d.error}", **where)
+        state.unverified.append(spec)
+        return False
+    table = d.table
+    if not table.schema.remove_metadata().equals(expected_schema.remove_metadata()):
+        col.fail("shard_schema", f"shard has columns {table.schema.names} of types "
+                 f"{[str(t) for t in table.schema.types]}, expected {expected_schema.names} "
+                 f"({'with' if cfg.with_originals else 'without'} original_image)", **where)
+        state.unverified.append(spec)
+        return False
+    try:
+        feats = datasets.Features.from_arrow_schema(table.schema)
+    except Exception:  # noqa: BLE001 - malformed metadata
+        feats = None
+    if feats != expected_features:
+        col.fail("shard_schema", "shard's schema metadata lacks the datasets features (ClassLabel names, Image): "
+                 "datasets.load_dataset would not decode it", **where)
+    n = table.num_rows
+    if entry is not None and n != entry.rows:
+        col.fail("shard_schema", f"shard has {n} rows, generation.json says {entry.rows}", **where)
+
+    cols = {c: table.column(c).to_numpy() for c in table.column_names if c not in ("image", "original_image")}
+    index = cols["index"].astype(np.int64)
+    label = cols["label"]
+    adv_pred = cols["adversarial_prediction"]
+    orig_pred = cols["original_prediction"]
+    iters = cols["iterations"]
+
+    # images
+    col.checked("images", n)
+    for row, msg in d.decode_errors:
+        col.fail("images", msg, row=row, index=int(index[row]), **where)
+    if d.originals is not None:
+        col.checked("images", n)
+        for row, msg in d.original_errors:
+            col.fail("images", msg, row=row, index=int(index[row]), **where)
+
+    # values
+    col.checked("values", n)
+
+    def bad(mask, text):
+        for row in np.flatnonzero(mask):
+            col.fail("values", text(row), row=int(row), index=int(index[row]), **where)
+
+    for name in ("label", "original_prediction", "adversarial_prediction"):
+        v = cols[name]
+        bad((v < 0) | (v >= NUM_CLASSES), lambda r, v=v, name=name: f"{name} {int(v[r])} is outside 0-9")
+    bad((iters < 0) | (iters > cfg.max_iterations),
+        lambda r: f"iterations {int(iters[r])} is outside 0..{cfg.max_iterations}")
+    for name in ("original_confidence", "adversarial_confidence"):
+        v = cols[name]
+        bad(~np.isfinite(v) | (v < 0) | (v > 1), lambda r, v=v, name=name: f"{name} {float(v[r])!r} is outside [0, 1]")
+    for name in ("linf", "l2"):
+        v = cols[name]
+        bad(~np.isfinite(v) | (v < 0), lambda r, v=v, name=name: f"{name} {float(v[r])!r} is negative or not finite")
+
+    # stored predictions
+    col.checked("stored_predictions", n)
+    for row in np.flatnonzero(adv_pred == label):
+        col.fail("stored_predictions", f"stored adversarial_prediction {int(adv_pred[row])} equals the label "
+                 "(not adversarial)", row=int(row), index=int(index[row]), **where)
+    for row in np.flatnonzero((iters == 0) & (orig_pred != adv_pred)):
+        col.fail("stored_predictions", f"iterations is 0 (stored unchanged) but original_prediction "
+                 f"{int(orig_pred[row])} differs from adversarial_prediction {int(adv_pred[row])}",
+                 row=int(row), index=int(index[row]), **where)
+    for row in np.flatnonzero((iters > 0) & (orig_pred != label)):
+        col.fail("stored_predictions", f"iterations is {int(iters[row])} but original_prediction "
+                 f"{int(orig_pred[row])} differs from the label {int(label[row])} (the attack starts from correctly "
+                 "classified images)", row=int(row), index=int(index[row]), **where)
+
+    # indices
+    col.checked("indices", n)
+    in_range = (index >= spec.lo) & (index < spec.hi)
+    for row in np.flatnonzero(~in_range):
+        col.fail("indices", f"index {int(index[row])} lies outside this shard's rows {spec.lo}..{spec.hi - 1}",
+                 row=int(row), index=int(index[row]), **where)
+    num_rows = len(state.count)
+    for row in np.flatnonzero((index >= 0) & (index < num_rows)):
+        i = int(index[row])
+        if state.count[i]:
+            first_shard, first_row = state.first[i]
+            col.fail("indices", f"index {i} is duplicated: already stored at {first_shard} row {first_row}",
+                     row=int(row), index=i, **where)
+        else:
+            state.first[i] = (spec.name, int(row))
+        state.count[i] += 1
+    state.stored_rows += n
+    return True
+
+
+def register_listed_failures(spec: ShardSpec, state: SplitState, col: Collector) -> None:
+    for i in spec.entry.failures if spec.entry else ():
+        if not spec.lo <= i < spec.hi:
+            col.fail("coverage", f"generation.json lists failure {i} outside the shard's rows {spec.lo}..{spec.hi - 1}",
+                     split=spec.split, shard=spec.name, index=i)
+            continue
+        if state.listed[i]:
+            col.fail("coverage", f"generation.json lists failure {i} twice", split=spec.split, shard=spec.name, index=i)
+        state.listed[i] += 1
+        state.listed_failures += 1
+
+
+def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: Collector) -> None:
+    unverified = {s.name for s in state.unverified}
+    col.checked("coverage", len(state.count))
+    for s in specs:
+        if s.name in unverified:
+            col.fail("coverage", f"rows {s.lo}..{s.hi - 1} of {split} cannot be verified: their shard is missing "
+                     "or unreadable", split=split, shard=s.name)
+            continue
+        count = state.count[s.lo:s.hi]
+        listed = state.listed[s.lo:s.hi]
+        for off in np.flatnonzero((count == 0) & (listed == 0)):
+            i = s.lo + int(off)
+            col.fail("coverage", f"row {i} of {split} is neither stored nor listed as a failure in generation.json",
+                     split=split, shard=s.name, index=i)
+        for off in np.flatnonzero((count > 0) & (listed > 0)):
+            i = s.lo + int(off)
+            col.fail("coverage", f"row {i} of {split} is stored but also listed as not fooled in generation.json",
+                     split=split, shard=s.name, index=i)
+
+
+def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
+    """linf/l2, the linf bound, unchanged rows and original_image against the original split."""
+    from ..attack import perturbation_norms
+
+    originals = d.source
+    spec = d.spec
+    where = {"split": spec.split, "shard": spec.name}
+    table = d.table
+    index = table.column("index").to_numpy().astype(np.int64)
+    iters = table.column("iterations").to_numpy()
+    rows = np.flatnonzero(d.decoded & (index >= 0) & (index < len(originals)))
+    if not len(rows):
+        return
+    orig = originals[index[rows]]
+    adv = d.images[rows]
+    pixel_range = cfg.pixel_range
+    linf, l2 = perturbation_norms(adv, orig, pixel_range)
+    col.checked("perturbation", len(rows))
+    for name, recomputed in (("linf", linf), ("l2", l2)):
+        stored = table.column(name).to_numpy()[rows].astype(np.float64)
+        diff = np.abs(stored - recomputed.astype(np.float64))
+        for j in np.flatnonzero(~(diff <= NORM_TOLERANCE)):
+            r = int(rows[j])
+            col.fail("perturbation", f"stored {name} {stored[j]:.7g} differs from the recomputed {float(recomputed[j]):.7g}",
+                     row=r, index=int(index[r]), **where)
+    col.checked("perturbation_bound", len(rows))
+    if cfg.method is Method.ONEPIXEL:
+        changed_pixels = (adv != orig).any(axis=-1).reshape(len(rows), -1).sum(axis=1)
+        for j in np.flatnonzero(changed_pixels > 1):
+            r = int(rows[j])
+            col.fail("perturbation_bound", f"{int(changed_pixels[j])} pixels differ from the original: a one-pixel "
+                     "attack changes one", row=r, index=int(index[r]), **where)
+    else:
+        bound = cfg.step * iters[rows].astype(np.float64) + 0.5 / pixel_range + NORM_TOLERANCE
+        for j in np.flatnonzero(linf.astype(np.float64) > bound):
+            r = int(rows[j])
+            col.fail("perturbation_bound", f"linf {float(linf[j]):.6g} exceeds step * iterations + 0.5/{pixel_range:g} = "
+                     f"{bound[j] - NORM_TOLERANCE:.6g} for {int(iters[r])} iterations", row=r, index=int(index[r]), **where)
+    zero = iters[rows] == 0
+    col.checked("unchanged_rows", int(zero.sum()))
+    changed = (adv != orig).reshape(len(rows), -1).any(axis=1)
+    for j in np.flatnonzero(zero & changed):
+        r = int(rows[j])
+        col.fail("unchanged_rows", "iterations is 0 but the stored image differs from the original",
+                 row=r, index=int(index[r]), **where)
+    if d.originals is not None:
+        ok = d.originals_decoded[rows]
+        col.checked("original_image", int(ok.sum()))
+        differs = (d.originals[rows] != orig).reshape(len(rows), -1).any(axis=1)
+        for j in np.flatnonzero(ok & differs):
+            r = int(rows[j])
+            col.fail("original_image", "original_image differs from the --source original", row=r,
+                     index=int(index[r]), **where)

@@ -1,0 +1,233 @@
+"""Reading for validate: shards hashed, read and decoded in a prefetch thread; the model run in another.
+
+Memory holds about two shards plus two model chunks.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import CONFIDENCE_TOLERANCE
+from ..errors import Cifar10FgsError
+from ..manifest import Manifest, ShardEntry
+from .report import Collector
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    name: str  # data/<split>-<i>-of-<n>.arrow
+    split: str
+    k: int
+    lo: int  # first original row of the shard
+    hi: int  # one past the last
+    entry: ShardEntry | None  # generation.json's entry, None if not listed or malformed
+
+
+@dataclass
+class ShardData:
+    spec: ShardSpec
+    exists: bool = False
+    size: int | None = None
+    sha256: str | None = None
+    table: object = None
+    error: str | None = None
+    images: np.ndarray | None = None  # decoded adversarial images, zeros where undecodable
+    decoded: np.ndarray | None = None  # bool per row
+    decode_errors: list = field(default_factory=list)  # (row, message)
+    originals: np.ndarray | None = None  # decoded original_image column
+    originals_decoded: np.ndarray | None = None
+    original_errors: list = field(default_factory=list)
+    source: object = None  # the original split's images (already cut to num_rows) or None
+    source_problem: str | None = None  # set on the first shard of a split whose --source does not match
+    source_loaded: bool = False  # this shard's read loaded its split from --source
+
+
+def _decode_column(table, column: str):
+    """Decode an Image column: (uint8 (N,32,32,3), ok mask, [(row, message)])."""
+    from ..data import IMAGE_SHAPE, decode_image
+
+    n = table.num_rows
+    out = np.zeros((n, *IMAGE_SHAPE), np.uint8)
+    ok = np.zeros(n, bool)
+    errors = []
+    cells = table.column(column).combine_chunks()
+    data = cells.field("bytes").to_pylist() if n else []
+    valid = cells.is_valid().to_pylist() if n else []
+    for i, b in enumerate(data):
+        if not valid[i] or b is None:
+            errors.append((i, f"{column} has no image bytes"))
+            continue
+        try:
+            arr = decode_image(b, column)
+        except Cifar10FgsError as exc:  # "<column> is not a readable image (...): expected ..."
+            errors.append((i, str(exc).rsplit(": expected", 1)[0]))
+            continue
+        if arr.dtype != np.uint8 or arr.shape != IMAGE_SHAPE:
+            errors.append((i, f"{column} decodes to {arr.dtype} {arr.shape}, not uint8 {IMAGE_SHAPE}"))
+            continue
+        out[i] = arr
+        ok[i] = True
+    return out, ok, errors
+
+
+def _read_shard(directory: Path, spec: ShardSpec, expected_schema, sources: "_SourceCache") -> ShardData:
+    """Hash, read and decode one shard (runs in the prefetch thread)."""
+    import os
+
+    from ..provenance import sha256_file
+    from ..shards import read_shard
+
+    d = ShardData(spec)
+    d.source, d.source_problem, d.source_loaded = sources.get(spec.split)
+    path = directory / spec.name
+    if not path.is_file():
+        return d
+    d.exists = True
+    d.size = os.path.getsize(path)
+    d.sha256 = sha256_file(path)
+    try:
+        table = read_shard(path)
+    except Exception as exc:  # noqa: BLE001 - any Arrow/OS error means an unreadable shard
+        d.error = f"is not a readable Arrow stream ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        return d
+    d.table = table
+    if not table.schema.remove_metadata().equals(expected_schema.remove_metadata()):
+        return d  # reported by the schema check; rows are not interpreted
+    d.images, d.decoded, d.decode_errors = _decode_column(table, "image")
+    if "original_image" in table.column_names:
+        d.originals, d.originals_decoded, d.original_errors = _decode_column(table, "original_image")
+    return d
+
+
+class _SourceCache:
+    """The original split for the shard being read, loaded once per split (in the prefetch thread).
+
+    ``get`` returns ``(images or None, problem or None, loaded now)``; the caller records the problem.
+    """
+
+    def __init__(self, source, manifest: Manifest):
+        self.source = source
+        self.manifest = manifest
+        self.split = None
+        self.images = None
+
+    def get(self, split: str):
+        from ..data import load_cifar10
+        from ..manifest import SourceMismatchError
+
+        if self.source is None:
+            return None, None, False
+        if split == self.split:
+            return self.images, None, False
+        self.split, self.images = split, None
+        full = load_cifar10(self.source, split)  # an unreadable --source is bad input: raised
+        try:
+            self.images = self.manifest.check_source(split, full).images
+        except SourceMismatchError as exc:
+            return None, str(exc), True
+        return self.images, None, True
+
+
+def prefetched(directory: Path, specs: list[ShardSpec], expected_schemas, sources: _SourceCache):
+    """Yield ``ShardData`` in order, reading the next shard in a thread while the caller works."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-read") as pool:
+        def submit(spec):
+            return pool.submit(_read_shard, directory, spec, expected_schemas, sources)
+
+        pending = submit(specs[0]) if specs else None
+        for i in range(len(specs)):
+            current = pending
+            pending = submit(specs[i + 1]) if i + 1 < len(specs) else None
+            yield current.result()
+
+
+def _predict_chunk(chunk: list[ShardData], model, batch_size: int):
+    """The model's predictions and confidences on the decoded images of ``chunk`` (predict thread)."""
+    from ..inference import predict_logits, softmax
+
+    parts = [(d, np.flatnonzero(d.decoded)) for d in chunk]
+    parts = [(d, rows) for d, rows in parts if len(rows)]
+    if not parts:
+        return []
+    images = np.concatenate([d.images[rows] for d, rows in parts])
+    logits = predict_logits(model, images, batch_size=batch_size)
+    pred = logits.argmax(axis=1)
+    conf = softmax(logits).max(axis=1).astype(np.float32)
+    out, start = [], 0
+    for d, rows in parts:
+        out.append((d, rows, pred[start:start + len(rows)], conf[start:start + len(rows)]))
+        start += len(rows)
+    return out
+
+
+def _record_predictions(results, col: Collector) -> None:
+    """Compare the model's predictions with the stored label, adversarial_prediction and confidence."""
+    for d, rows, p, c in results:
+        t = d.table
+        index = t.column("index").to_numpy()[rows]
+        label = t.column("label").to_numpy()[rows]
+        stored = t.column("adversarial_prediction").to_numpy()[rows]
+        stored_conf = t.column("adversarial_confidence").to_numpy()[rows]
+        where = {"split": d.spec.split, "shard": d.spec.name}
+        col.checked("misclassified", len(rows))
+        col.checked("adversarial_prediction", len(rows))
+        for j in np.flatnonzero(p == label):
+            col.fail("misclassified", f"the model predicts the true label {int(label[j])}: the image is not adversarial",
+                     row=int(rows[j]), index=int(index[j]), **where)
+        for j in np.flatnonzero(p != stored):
+            col.fail("adversarial_prediction", f"the model predicts {int(p[j])}, the stored adversarial_prediction is "
+                     f"{int(stored[j])}", row=int(rows[j]), index=int(index[j]), **where)
+        for j in np.flatnonzero((p == stored) & ~(np.abs(c - stored_conf) <= CONFIDENCE_TOLERANCE)):
+            col.fail("adversarial_prediction", f"the model's confidence {float(c[j]):.7g} differs from the stored "
+                     f"adversarial_confidence {float(stored_conf[j]):.7g}", row=int(rows[j]), index=int(index[j]), **where)
+
+
+class Predictor:
+    """Loads the model and runs it on chunks of shards in its own thread, one chunk at a time.
+
+    A chunk goes to the model as soon as the model is idle, so it starts on the first shard; while
+    it works, the caller reads and checks the next shards into the following chunk (at most
+    ``chunk_rows`` rows, then the caller waits). Fewer, larger calls retrace ``predict_logits``
+    less often. Failures are recorded in the caller's thread.
+    """
+
+    def __init__(self, model_path, unsafe: bool, batch_size: int, chunk_rows: int, col: Collector):
+        from ..models import load_model
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-predict")
+        self.model = self.pool.submit(load_model, model_path, unsafe=unsafe)
+        self.batch_size = batch_size
+        self.chunk_rows = chunk_rows
+        self.col = col
+        self.chunk: list[ShardData] = []
+        self.rows = 0
+        self.pending = None
+
+    def add(self, d: ShardData) -> None:
+        self.chunk.append(d)
+        self.rows += int(d.decoded.sum())
+        if self.pending is None or self.pending.done() or self.rows >= self.chunk_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._wait()
+        if self.chunk:
+            chunk, self.chunk, self.rows = self.chunk, [], 0
+            self.pending = self.pool.submit(lambda: _predict_chunk(chunk, self.model.result(), self.batch_size))
+
+    def _wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            _record_predictions(pending.result(), self.col)
+
+    def finish(self) -> None:
+        self._flush()
+        self._wait()
+        self.model.result()  # a model that cannot be loaded is bad input even if no row was read
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)

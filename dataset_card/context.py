@@ -1,0 +1,270 @@
+"""``build_context(inputs) -> dict``: every value the card template shows, as a pure function of its inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePath
+
+import numpy as np
+
+from .render import (
+    MARKER, CardInputs, architecture_name, feature_type, md_table, method_name, ordered_splits, pretty_name,
+)
+
+FIELD_DESCRIPTIONS = {
+    "image": "The adversarial image: 32x32 RGB, lossless PNG, exactly the uint8 pixels the source model misclassifies.",
+    "label": "The true CIFAR-10 class of the original image.",
+    "index": "Row of the original image in the source split (in the source's own order): joins back to the original.",
+    "original_prediction": "The source model's prediction on the original image.",
+    "original_confidence": "Softmax probability of `original_prediction` on the original image.",
+    "adversarial_prediction": "The source model's prediction on the adversarial image (never equal to `label`).",
+    "adversarial_confidence": "Softmax probability of `adversarial_prediction` on the adversarial image.",
+    "iterations": "Attack steps taken; 0 means the model already misclassified the original, which is stored unchanged.",
+    "linf": "L-infinity norm of (adversarial - original), as a fraction of the pixel range [0, 255].",
+    "l2": "L2 norm of (adversarial - original) over all 3072 values, as a fraction of the pixel range.",
+    "original_image": "The original CIFAR-10 image (PNG), as read from the source.",
+}
+METHOD_FIELD_DESCRIPTIONS = {
+    "onepixel": {
+        "iterations": "Differential-evolution generations run (0 if the initial population already fooled the model, "
+                      "or the original was already misclassified).",
+    },
+}
+# Iteration histogram bins for the table: single values up to 5, then widening ranges.
+_BIN_EDGES = (0, 1, 2, 3, 4, 5, 6, 11, 21, 51, 101, 201, 501, 1001, 2001, 5001, 10001)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2f}%"
+
+
+def _f(x: float, d: int = 4) -> str:
+    return f"{x:.{d}f}"
+
+
+def _name(path) -> str:
+    return PurePath(str(path)).name or str(path)
+
+
+def histogram_bins(iterations: np.ndarray) -> list[tuple[str, int]]:
+    top = max(int(iterations.max(initial=0)), 0)
+    out = []
+    edges = sorted(set([e for e in _BIN_EDGES if e <= max(top, 5)] + [max(top, 5) + 1]))
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        label = str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}"
+        out.append((label, int(((iterations >= lo) & (iterations < hi)).sum())))
+    return out
+
+
+def _limitations(inputs: CardInputs) -> list[str]:
+    m, stats = inputs.manifest, inputs.stats
+    src = str(m.data_source.source or "")
+    if any(t in src.lower() for t in ("jpeg", "jpg")):
+        out = ["The source images were read from a JPEG re-encoding of CIFAR-10, not the original batches: "
+               "their pixels are close to, but not the same as, the canonical CIFAR-10 pixels, and the "
+               "`index` column follows that copy's order. Join back to the originals only with the same source."]
+    else:
+        out = [f"The `index` column is the row in the source split as read from `{_name(src)}` (in that "
+               "source's order); join back to the originals only with the same source."]
+    acc = m.source_model.test_accuracy
+    if isinstance(acc, (int, float)) and acc < 0.9:
+        out.append(
+            f"The source model reaches only {acc:.4f} test accuracy, so many images were already misclassified "
+            "and are stored unchanged. Filter on `original_prediction == label` for images the attack "
+            "actually changed."
+        )
+    elif any(s.already_misclassified for s in stats.values()):
+        out.append("Images the source model already misclassified are stored unchanged; filter on "
+                   "`original_prediction == label` for images the attack actually changed.")
+    out.append(
+        "The perturbations are made against one model (white-box). They transfer only weakly to other "
+        "architectures: the seed paper measured a 2.57-point accuracy drop on a simple deep CNN. Accuracy "
+        "on this set measures robustness to this specific attack on this specific model, not adversarial "
+        "robustness in general."
+    )
+    fails = sum(s.not_fooled for s in stats.values())
+    if fails:
+        out.append(f"{fails} images were not fooled within the attack's budget and "
+                   "are absent (their indices are listed in `generation.json`), so the splits are not complete.")
+    for s, st in stats.items():
+        present = [inputs.class_names[i] for i in range(len(inputs.class_names)) if st.confusion[i].sum()]
+        if len(present) < len(inputs.class_names):
+            out.append(
+                f"The {s} split holds only {len(present)} of the 10 classes ({', '.join(present) or 'none'}): "
+                "it is not a class-balanced sample of CIFAR-10 (e.g. the first rows of a source sorted by class)."
+            )
+    partial = [s for s, st in stats.items() if st.num_images < inputs.full_split_sizes.get(s, st.num_images)]
+    if partial:
+        out.append("Only the first " + ", ".join(f"{stats[s].num_images} {s}" for s in partial)
+                   + " images were attacked (a `--limit` run), not whole CIFAR-10 splits.")
+    out.append("Every image is stored as the exact uint8 pixels the attack produced (lossless PNG). Re-encoding "
+               "(JPEG, resizing) or a different preprocessing may undo the perturbation.")
+    return out
+
+
+def _attack(inputs: CardInputs) -> tuple[list[tuple[str, str]], str]:
+    """(rows of the attack table, the "how it was generated" paragraph)."""
+    cfg = inputs.manifest.config
+    attack = cfg.attack
+    if inputs.method == "onepixel":
+        settings = cfg.onepixel
+        rows = [
+            ("attack", "one-pixel attack (Su, Vargas and Sakurai 2019): differential evolution over one pixel "
+                       "(row, column, r, g, b) minimising the probability of the true class"),
+            ("settings", ", ".join(f"{k} {v}" for k, v in sorted(settings.items())) if isinstance(settings, dict)
+             else "not recorded in generation.json (the cifar10-fgs defaults of the generating version)"),
+            ("stop rule", "per image, as soon as a candidate image is misclassified"),
+            ("`iterations`", "differential-evolution generations run"),
+        ]
+        how = (
+            "Each image is attacked by differential evolution over a single pixel: candidates set one pixel to "
+            "any colour, and the search stops at the first candidate the source model misclassifies. Images the "
+            "model already misclassifies are stored unchanged; images never fooled are left out. This is the "
+            "paper's slow baseline, far more expensive per image than the gradient attack."
+        )
+        return rows, how
+    levels = f"{cfg.step * cfg.pixel_range:g}"
+    rows = [
+        ("attack", "untargeted iterative fast gradient sign (Goodfellow et al. 2014), one sign step per iteration"),
+        ("step", f"{attack['step']} of the pixel range = {levels} levels per iteration"),
+        ("max iterations", str(attack["max_iterations"])),
+        ("pixel range", f"[{attack['pixel_min']:g}, {attack['pixel_max']:g}] (uint8 levels, clipped every step)"),
+        ("loss", "logsumexp of the other logits minus the true logit (same gradient sign as cross-entropy)"),
+        ("stop rule", "per image, as soon as the rounded uint8 image is misclassified"),
+        ("batch size", str(attack.get("batch_size", ""))),
+    ]
+    how = (
+        "Each image starts at its original pixels. At every iteration the uint8 image is classified by the "
+        "source model; if it is misclassified the image is stored, otherwise it moves one step of "
+        f"{attack['step']} × (pixel range) = {levels} levels in the direction of the sign of the loss "
+        "gradient with respect to the input, and is clipped to the pixel range. Images still correctly "
+        f"classified after {attack['max_iterations']} iterations count as not fooled and are left out. The "
+        "stored image is exactly the uint8 image the model misclassified."
+    )
+    return rows, how
+
+
+def _model_rows(inputs: CardInputs) -> tuple[list, list]:
+    """(rows of the source-model table, rows of its training-recipe table)."""
+    model = inputs.manifest.source_model
+    num = lambda v: _f(v) if isinstance(v, (int, float)) else "not recorded"  # noqa: E731
+    rows = [
+        ("architecture", f"{architecture_name(inputs.manifest)} (`{model.architecture or 'unknown'}`)"),
+        ("file", f"`{model.path or 'unknown'}`"),
+        ("sha256", f"`{model.sha256 or 'unknown'}`"),
+        ("outputs", str(model.outputs)),
+        ("test accuracy", num(model.test_accuracy)),
+        ("test loss", num(model.test_loss)),
+    ]
+    if model.train_data:
+        rows.append(("training data", f"{model.train_data.get('num_images', '?')} images from "
+                                      f"`{_name(model.train_data.get('source', '?'))}`"))
+    recipe = [(k, json.dumps(v) if isinstance(v, (dict, list)) or v is None else str(v))
+              for k, v in sorted((model.recipe or {}).items())]
+    return rows, recipe
+
+
+def _statistics(inputs: CardInputs) -> dict:
+    """The statistics tables (overview, norms, confidences, histogram, confusion matrices)."""
+    stats, names = inputs.stats, inputs.class_names
+    pixel_range = inputs.manifest.config.pixel_range
+    overview = [
+        (s, str(st.num_images), str(st.num_rows), str(st.already_misclassified), str(st.fooled_by_attack),
+         str(st.not_fooled), _pct(st.stored_percent), _pct(st.attack_success_percent),
+         _f(st.mean_iterations_attacked, 2), str(st.max_iterations_used))
+        for s, st in stats.items()
+    ]
+    norms = []
+    for s, st in stats.items():
+        for which, n, li, l2 in (("all rows", st.num_rows, st.linf_all, st.l2_all),
+                                 ("attacked rows", st.fooled_by_attack, st.linf_attacked, st.l2_attacked)):
+            norms.append((s, f"{which} ({n})", _f(li.mean), _f(li.median),
+                          f"{_f(li.max)} ({li.max * pixel_range:.0f} levels)", _f(l2.mean), _f(l2.median), _f(l2.max)))
+    conf = [(s, _f(st.original_confidence_attacked), _f(st.adversarial_confidence_attacked), _f(st.source_accuracy))
+            for s, st in stats.items()]
+    hists = {s: histogram_bins(st.iterations) for s, st in stats.items()}
+    hist_rows = [[lbl, *(str(dict(h).get(lbl, 0)) for h in hists.values())]
+                 for lbl, _ in max(hists.values(), key=len)]
+    confusion = {
+        s: md_table(["label \\ adversarial", *names, "total"],
+                    [[names[i], *[str(int(v)) for v in st.confusion[i]], str(int(st.confusion[i].sum()))]
+                     for i in range(len(names))])
+        for s, st in stats.items()
+    }
+    return {
+        "overview_table": md_table(
+            ["split", "images attacked", "rows stored", "already misclassified", "fooled by the attack",
+             "not fooled (absent)", "stored %", "attack success % (originally correct)", "mean iterations (attacked)",
+             "max iterations used"], overview),
+        "norm_table": md_table(
+            ["split", "rows", "L∞ mean", "L∞ median", "L∞ max", "L2 mean", "L2 median", "L2 max"], norms),
+        "confidence_table": md_table(
+            ["split", "mean original confidence (attacked)", "mean adversarial confidence (attacked)",
+             "source model accuracy on these images"], conf),
+        "hist_table": md_table(["iterations", *stats.keys()], hist_rows),
+        "confusion": confusion,
+    }
+
+
+def _provenance(inputs: CardInputs) -> dict:
+    """The data, shard and timing tables."""
+    m, layout = inputs.manifest, inputs.layout
+    data_rows = [(s, str(m.config.splits[s].num_rows), str(m.config.splits[s].num_shards or ""),
+                  f"`{m.config.splits[s].fingerprint or ''}`") for s in ordered_splits(m.config.splits)]
+    shard_rows = [(f"`{name}`", str(rows), str(m.shards[name].bytes), f"`{m.shards[name].sha256}`")
+                  for s in layout.splits.values() for name, rows in zip(s.files, s.rows)]
+    return {
+        "data_source": _name(m.data_source.source or "unknown"),
+        "data_table": md_table(["split", "images attacked", "shards", "sha256 fingerprint of pixels + labels"], data_rows),
+        "rows_per_shard": m.config.rows_per_shard,
+        "shard_table": md_table(["file", "rows", "bytes", "sha256"], shard_rows),
+        "versions": ", ".join(f"{k} {v}" for k, v in sorted(m.library_versions.items())),
+        "attack_seconds": f"{m.timing.attack_seconds:.1f}",
+    }
+
+
+def build_context(inputs: CardInputs) -> dict:
+    """Every name the template uses."""
+    m, layout = inputs.manifest, inputs.layout
+    cfg = m.config
+    split_names = list(layout.splits)
+    descriptions = {**FIELD_DESCRIPTIONS, **METHOD_FIELD_DESCRIPTIONS.get(inputs.method, {})}
+    fields = [(f"`{name}`", feature_type(feat), descriptions.get(name, "")) for name, feat in layout.features.items()]
+    attack_rows, how = _attack(inputs)
+    model_rows, recipe_rows = _model_rows(inputs)
+    summary = (
+        f"{layout.num_examples} adversarial CIFAR-10 images ("
+        + ", ".join(f"{s.num_examples} {s.name}" for s in layout.splits.values())
+        + f") made with an untargeted {method_name(inputs.method)} on a CIFAR-10 "
+        + f"{architecture_name(m).split(' (')[0]}, "
+        + ("following" if inputs.method == "fgs" else "as the baseline of")
+        + " Sean Johnson, *Adversarial Machine Learning with Untargeted Fast Gradient Sign Attack on CIFAR10 "
+        "EfficientNet* (UMass Amherst). Every stored image is misclassified by the source model."
+    )
+    return {
+        "marker": MARKER,
+        "pretty_name": pretty_name(inputs),
+        "summary": summary,
+        "repo_id": inputs.repo_id,
+        "load_path": inputs.repo_id or f"path/to/{inputs.folder_name}",
+        "split_names": split_names,
+        "first_split": split_names[0],
+        "fields_table": md_table(["field", "type", "description"], fields),
+        "class_names": ", ".join(f"{i} {n}" for i, n in enumerate(inputs.class_names)),
+        "has_originals": "original_image" in layout.features,
+        "attack_table": md_table(["setting", "value"], attack_rows),
+        "model_table": md_table(["", ""], model_rows),
+        "recipe_table": md_table(["recipe", "value"], recipe_rows) if recipe_rows else "",
+        **_provenance(inputs),
+        **_statistics(inputs),
+        "figures": inputs.figures,
+        "notes": list(inputs.notes),
+        "results": list(inputs.results),
+        "results_tables": {r.name: md_table(["metric", "value"], r.numbers) for r in inputs.results if r.numbers},
+        "limitations": _limitations(inputs),
+        "method": inputs.method,
+        "how_generated": how,
+        "step": cfg.attack["step"],
+        "step_levels": f"{cfg.step * cfg.pixel_range:g}",
+        "max_iterations": cfg.attack["max_iterations"],
+    }
