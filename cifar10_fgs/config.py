@@ -96,6 +96,10 @@ GPU_BATCH_SIZE = 1024  # images per attack forward+backward per GPU
 PREDICT_BATCH_SIZE = 512  # images per inference call (evaluate, default of predict_logits)
 VALIDATE_PREDICT_ROWS = 16384  # images validate hands the model per call (fewer calls retrace less)
 
+# --------------------------------------------------------------------------- evaluation
+
+GAUSSIAN_STDS = (0.0, 0.25, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Gaussian filter standard deviations, in pixels
+
 # --------------------------------------------------------------------------- dataset folder
 
 ROWS_PER_SHARD = 5000  # rows per Arrow shard file

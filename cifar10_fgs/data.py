@@ -17,6 +17,7 @@ row ``i`` of an adversarial split always joins back to row ``i`` of the original
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -486,19 +487,18 @@ def _from_dataset(ds, where: str):
     return images, _canonical_labels(labels, ds.features[label_col], where)
 
 
-class _QuietProgress:
-    """Silence ``datasets``' progress bars while reading local files (only the CLI prints)."""
+@contextlib.contextmanager
+def datasets_progress(enabled: bool = False):
+    """``datasets``' progress bars on or (by default) off for the block, restored after (only the CLI prints)."""
+    import datasets
 
-    def __enter__(self):
-        import datasets
-
-        self.was_enabled = datasets.is_progress_bar_enabled()
+    was = datasets.is_progress_bar_enabled()
+    if not enabled and was:
         datasets.disable_progress_bars()
-
-    def __exit__(self, *exc):
-        import datasets
-
-        if self.was_enabled:
+    try:
+        yield
+    finally:
+        if not enabled and was:
             datasets.enable_progress_bars()
 
 
@@ -506,7 +506,7 @@ def _load_saved_dataset(path: Path, split: str):
     import datasets
 
     try:
-        with _QuietProgress():
+        with datasets_progress():
             ds = datasets.load_from_disk(str(path))
     except Exception as exc:  # noqa: BLE001
         raise DataSourceError(
@@ -533,7 +533,7 @@ def _load_table_files(files: list[Path], split: str):
         )
     kind = "parquet" if files[0].suffix == ".parquet" else "arrow"
     try:
-        with _QuietProgress():
+        with datasets_progress():
             ds = datasets.load_dataset(kind, data_files={split: [str(f) for f in files]}, split=split)
     except Exception as exc:  # noqa: BLE001
         raise DataSourceError(f"cannot read {files[0]} ({one_line(exc)}): expected valid {kind} files") from None

@@ -29,7 +29,6 @@ and replaces them.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -43,18 +42,19 @@ from typing import Sequence
 import numpy as np
 
 from . import manifest as mf
-from .config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, RECIPES, Arch
+from .config import GAUSSIAN_STDS, PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, PREDICT_BATCH_SIZE, RECIPES, Arch
 from .data import CLASS_NAMES, NUM_CLASSES, Cifar10Split, load_cifar10
 from .errors import ConfigError, DataSourceError, OutputError, ValidationError
 from .inference import log_softmax
+from .models import check_keras_path
 from .provenance import atomic_write_bytes, dumps_sorted, library_versions, read_json, sha256_bytes, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
 RESULTS_DIR = "results"
 MANIFEST = mf.FILE
-DEFAULT_STDS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)
-DEFAULT_BATCH_SIZE = 512  # images per inference batch (predict_logits pads the tail to this size)
+DEFAULT_STDS: tuple[float, ...] = GAUSSIAN_STDS
+DEFAULT_BATCH_SIZE = PREDICT_BATCH_SIZE  # images per inference batch (predict_logits pads the tail to this size)
 BLUR_MODE = "reflect"  # scipy.ndimage default: edges mirrored (d c b a | a b c d | d c b a)
 BLUR_TRUNCATE = 4.0  # scipy.ndimage default: kernel radius = round(4 * std)
 BLUR_CHUNK = 4096  # images per vectorised gaussian_filter call (bounds the float32 copy to ~50 MB)
@@ -291,18 +291,10 @@ def _check_split_generated(dataset_dir: Path, manifest: mf.Manifest, split: str)
     return spec
 
 
-@contextlib.contextmanager
 def _datasets_progress(enabled: bool):
-    import datasets
+    from .data import datasets_progress
 
-    was = datasets.is_progress_bar_enabled()
-    if not enabled and was:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not enabled and was:
-            datasets.enable_progress_bars()
+    return datasets_progress(enabled)
 
 
 def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, progress: bool = False):
@@ -844,8 +836,7 @@ def evaluate_retrain(
         raise ConfigError(f"mode {mode!r} is invalid: expected one of {', '.join(RETRAIN_MODES)}")
     if epochs is not None and (int(epochs) != epochs or epochs < 1):
         raise ConfigError(f"--epochs {epochs} is invalid: expected an integer >= 1")
-    if out.suffix != ".keras":
-        raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
+    check_keras_path(out)
     name = check_name(name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     _check_batch_size(batch_size)
     manifest = read_manifest(dataset_dir)

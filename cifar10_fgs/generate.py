@@ -15,15 +15,11 @@ an uninterrupted run because each image's result does not depend on what it was 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import fcntl
 import logging
-import os
 import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +29,11 @@ from . import manifest as mf
 from .attack import AttackConfig, AttackRecord, check_attack_config, iterate_attack
 from .config import Method
 from .data import SPLITS, Cifar10Split, check_split, load_cifar10
-from .errors import Cifar10FgsError, ConfigError, OutputError
+from .errors import Cifar10FgsError, ConfigError
+from .folder import check_writable, clear_outputs, folder_lock, prepare_out_dir, shard_done
 from .manifest import Manifest, ShardEntry
 from .provenance import library_versions, sha256_file
-from .shards import (
-    CARD, DATA_DIR, FIGURES_DIR, LOCK, RESULTS_DIR, ROWS_PER_SHARD, TMP_DIR, file_matches, num_shards, read_columns,
-    record_table, shard_name, write_table_atomic,
-)
+from .shards import ROWS_PER_SHARD, TMP_DIR, num_shards, read_columns, record_table, shard_name, write_table_atomic
 from .stats import COLUMNS, SplitSummary, split_statistics
 from .training import read_model_metadata
 
@@ -58,8 +52,8 @@ class GenerateOptions:
     limit: int | None = None  # first N rows of each split
     rows_per_shard: int = ROWS_PER_SHARD
     with_originals: bool = False
-    num_workers: int = 1  # machines sharing the work (CLI: --num-shards)
-    worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --shard-index)
+    num_workers: int = 1  # machines sharing the work (CLI: --num-workers, formerly --num-shards)
+    worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
     method: Method = Method.FGS
 
 
@@ -82,64 +76,9 @@ def check_options(opts: GenerateOptions) -> None:
         raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
     if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
         raise ConfigError(
-            f"--shard-index {opts.worker_index} with --num-shards {opts.num_workers} is invalid: "
-            "expected 0 <= shard-index < num-shards"
+            f"--worker-index {opts.worker_index} with --num-workers {opts.num_workers} is invalid: "
+            "expected 0 <= worker-index < num-workers"
         )
-
-
-@contextmanager
-def folder_lock(out_dir: Path):
-    """An exclusive flock on ``DIR/.lock``: released by the kernel if the holder dies, so never stale."""
-    path = out_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                raise OutputError(
-                    f"{out_dir} is being written by another generate (pid {holder}): wait for it or use another --out"
-                ) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _prepare_out_dir(out_dir: Path, key: mf.Config, overwrite: bool) -> Manifest | None:
-    """Check ``out_dir`` against the settings ``key``; return the manifest to resume, or None."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir} is a file: expected a folder for the dataset")
-    if mf.exists(out_dir):
-        try:
-            manifest = mf.read(out_dir)
-        except mf.ManifestError:
-            manifest = None
-        if manifest is not None and manifest.config.to_json() == key.to_json():
-            return manifest
-        if not overwrite:
-            raise OutputError(
-                f"{out_dir} was generated with other settings (model, data or attack): "
-                "pass --overwrite to replace it, or choose another --out"
-            )
-        return None
-    if out_dir.exists():
-        ours = {DATA_DIR, TMP_DIR, LOCK, RESULTS_DIR, FIGURES_DIR}
-        foreign = [p.name for p in out_dir.iterdir() if p.name not in ours]
-        if foreign:
-            raise OutputError(
-                f"{out_dir} is not empty and holds no {mf.FILE} (found {foreign[0]}): choose a new or empty --out"
-            )
-    return None
-
-
-def _check_writable(out_dir: Path) -> None:
-    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"{probe} is not writable: choose an --out folder you can write to")
 
 
 def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
@@ -213,7 +152,7 @@ def generate_dataset(
     check_options(options)
     out_dir = Path(out_dir)
     model_path = Path(model_path)
-    _check_writable(out_dir)
+    check_writable(out_dir)
     from .inference import device_strategy
 
     strategy = device_strategy() if options.method == Method.FGS else None
@@ -232,13 +171,13 @@ def generate_dataset(
         splits[split] = full.head(options.limit)
 
     key = _settings(config, options, model_info.sha256, replicas, splits)
-    resume = _prepare_out_dir(out_dir, key, overwrite)
+    resume = prepare_out_dir(out_dir, key, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with folder_lock(out_dir):
-        resume = _prepare_out_dir(out_dir, key, overwrite)  # again, under the lock: the folder may have moved on
+        resume = prepare_out_dir(out_dir, key, overwrite)  # again, under the lock: the folder may have moved on
         if resume is None:
-            _clear_outputs(out_dir)
+            clear_outputs(out_dir)
             manifest = Manifest(
                 config=key, source_model=model_info,
                 data_source=mf.DataSource(str(source), {s: d.source for s, d in splits.items()}),
@@ -267,28 +206,12 @@ def _settings(config: AttackConfig, options: GenerateOptions, model_sha256: str,
     )
 
 
-def _clear_outputs(out_dir: Path) -> None:
-    """Remove what an earlier run with other settings left: shards, manifest, card, figures, results."""
-    ours = (DATA_DIR, TMP_DIR, RESULTS_DIR, FIGURES_DIR) + ((CARD,) if mf.exists(out_dir) else ())
-    for stale in (*ours, mf.FILE):
-        p = out_dir / stale
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-
-
 def _jsonable(obj):
     import json
 
     from .provenance import dumps_sorted
 
     return json.loads(dumps_sorted(obj))
-
-
-def _shard_done(out_dir: Path, name: str, entry: ShardEntry | None) -> bool:
-    """A shard counts as done only if its bytes hash to what the manifest recorded."""
-    return entry is not None and file_matches(out_dir / name, entry.sha256, entry.bytes)
 
 
 class _ManifestWriter:
@@ -348,7 +271,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
             offsets[split] = base
             n = num_shards(len(data), rps)
             mine = [k for k in range(n) if k % options.num_workers == options.worker_index]
-            todo = [k for k in mine if not _shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))]
+            todo = [k for k in mine if not shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))]
             if not todo:
                 log.info("%s: all %d shards present, nothing to do", split, len(mine))
             for k in todo:
@@ -413,7 +336,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
     summary = {s: summarize(out_dir, manifest, s) for s in splits}
     failures = {s: list(summary[s].failures) for s in splits if summary[s].failures}
     all_present = all(
-        _shard_done(out_dir, shard_name(s, k, num_shards(len(d), rps)), manifest.shards.get(shard_name(s, k, num_shards(len(d), rps))))
+        shard_done(out_dir, shard_name(s, k, num_shards(len(d), rps)), manifest.shards.get(shard_name(s, k, num_shards(len(d), rps))))
         for s, d in splits.items() for k in range(num_shards(len(d), rps))
     )
     timing = manifest.timing
@@ -434,72 +357,3 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
     return result
 
 
-def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> GenerateResult:
-    """Merge the folders of ``generate --num-shards N --shard-index I`` runs (workers) into one dataset folder.
-
-    All parts must come from the same settings (model, data, attack); together they must hold every
-    shard. Shards are copied (fsynced, renamed into place); the manifest is rebuilt with the summary.
-    """
-    parts = [Path(p) for p in parts]
-    out_dir = Path(out_dir)
-    if not parts:
-        raise ConfigError("no worker folders given: pass the folders written with --shard-index 0..N-1")
-    manifests = []
-    for p in parts:
-        if not mf.exists(p):
-            raise OutputError(f"{p} has no {mf.FILE}: pass folders written by `generate --num-shards N --shard-index I`")
-        manifests.append(mf.read(p))
-    key = manifests[0].config
-    for p, m in zip(parts, manifests):
-        if m.config.to_json() != key.to_json():
-            raise ConfigError(f"{p} was generated with other settings than {parts[0]}: combine only parts of one run")
-    shards: dict[str, tuple[Path, ShardEntry]] = {}
-    for p, m in zip(parts, manifests):
-        for name, entry in m.shards.items():
-            if not _shard_done(p, name, entry):
-                raise OutputError(f"{p / name} is missing or incomplete: rerun that worker's generate to finish it")
-            if name in shards and shards[name][1].sha256 != entry.sha256:
-                raise ConfigError(f"{name} differs between {shards[name][0]} and {p}: the parts do not come from one run")
-            shards[name] = (p, entry)
-    expected = [shard_name(s, k, v.num_shards) for s, v in key.splits.items() for k in range(v.num_shards)]
-    missing = [n for n in expected if n not in shards]
-    if missing:
-        raise OutputError(f"{len(missing)} shards are in no part (first: {missing[0]}): run the missing --shard-index")
-    _prepare_out_dir(out_dir, key, overwrite)  # refuses a folder of other settings unless overwrite
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    with folder_lock(out_dir):
-        if _prepare_out_dir(out_dir, key, overwrite) is None:
-            _clear_outputs(out_dir)
-        manifest = manifests[0].replace(worker=mf.Worker(1, 0, len(parts)), shards={}, complete=False, summary=None,
-                                        timing=mf.Timing())
-        mf.write(out_dir, manifest)
-        for name in expected:
-            src, entry = shards[name]
-            _copy_shard(src / name, out_dir, name, entry)
-        manifest = manifest.replace(shards={n: shards[n][1] for n in expected})
-        summary = {s: summarize(out_dir, manifest, s) for s in key.splits}
-        timing = mf.Timing(
-            shard_seconds={n: t for m in manifests for n, t in m.timing.shard_seconds.items()},
-            workers_seconds_total=round(sum(m.timing.seconds_total or 0.0 for m in manifests), 2))
-        mf.write(out_dir, manifest.replace(summary=summary, complete=True, timing=timing))
-        shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
-    failures = {s: list(v.failures) for s, v in summary.items() if v.failures}
-    return GenerateResult(str(out_dir), summary, time.time() - t0, 0, 0, failures)
-
-
-def _copy_shard(src: Path, out_dir: Path, name: str, entry: ShardEntry) -> None:
-    """Copy a worker's shard into ``out_dir`` (fsynced temp file, checked, renamed) unless it is there already."""
-    dst = out_dir / name
-    if _shard_done(out_dir, name, entry):
-        return
-    tmp = out_dir / TMP_DIR / (dst.name + ".partial")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    if sha256_file(tmp) != entry.sha256:
-        tmp.unlink()
-        raise OutputError(f"{src} does not match its manifest sha256: rerun that worker's generate")
-    os.replace(tmp, dst)

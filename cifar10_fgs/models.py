@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import TrainRecipe
 from .data import IMAGE_SHAPE, NUM_CLASSES
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,14 @@ def check_model(model, where: str = "model"):
             f"{where} maps {in_shape[1:]} to {out_shape[1:]}: expected a 32x32x3 -> 10 CIFAR-10 classifier"
         )
     return model
+
+
+def check_keras_path(out: str | Path) -> Path:
+    """A path a model may be saved to (it ends in ``.keras``), else a one-line ConfigError."""
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
+    return out
 
 
 def load_model(path: str | Path, *, unsafe: bool = False):

@@ -23,6 +23,7 @@ import numpy as np
 from .config import RECIPES, Arch, TrainRecipe
 from .data import Cifar10Split
 from .errors import ConfigError, OutputError
+from .models import check_keras_path
 from .models import build_model
 from .provenance import library_versions, read_json, sha256_file, write_json
 
@@ -155,8 +156,7 @@ def train_model(
     arch = Arch(arch)
     recipe = recipe or RECIPES[arch]
     out = Path(out)
-    if out.suffix != ".keras":
-        raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
+    check_keras_path(out)
     ckpt_dir = Path(f"{out}.ckpt")
     history_path = out.with_suffix(".history.jsonl")
     if out.is_dir():
@@ -301,8 +301,7 @@ def train_from_source(
 
     arch = Arch(arch)
     out = Path(out)
-    if out.suffix != ".keras":
-        raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
+    check_keras_path(out)
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
     if imagenet and arch != Arch.SOURCE:

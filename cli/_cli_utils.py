@@ -8,18 +8,33 @@ import os
 
 import click
 
+from cifar10_fgs import config
 from cifar10_fgs.data import DEFAULT_SOURCE
 from cifar10_fgs.provenance import dumps_sorted
 
-source_option = click.option(
-    "--source", "source", default=DEFAULT_SOURCE, show_default=True, metavar="DATA",
-    help="CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
-         "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'.",
-)
-limit_option = click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split.")
-batch_size_option = click.option(
+SOURCE_HELP = ("CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
+               "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'.")
+
+
+def source_option(purpose: str | None = None):
+    """``--source DATA``: the CIFAR-10 to read; with ``purpose``, optional (default None) and only for that."""
+    if purpose is None:
+        return click.option("--source", "source", default=DEFAULT_SOURCE, show_default=True, metavar="DATA",
+                            help=SOURCE_HELP)
+    return click.option("--source", "source", default=None, metavar="DATA", help=f"{purpose} {SOURCE_HELP}")
+
+
+limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
+                            help="Attack only the first N images of each split.")
+train_limit_option = click.option("--train-limit", type=click.IntRange(min=1), default=None,
+                                  help="Train on a seeded random subset of N training images.")
+batch_size_option = click.option(  # the attack's batch
     "--batch-size", type=click.IntRange(min=1), default=None,
-    help="Images per forward+backward (default: 256 on CPU, 1024 per GPU).",
+    help=f"Images per forward+backward (default: {config.CPU_BATCH_SIZE} on CPU, {config.GPU_BATCH_SIZE} per GPU).",
+)
+predict_batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=config.PREDICT_BATCH_SIZE, show_default=True,
+    help="Images per inference batch.",
 )
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output made with other settings.")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, setup, verbose_option
+from cifar10_fgs.config import CARD_EXAMPLES, CARD_MAX_EXAMPLES
+
+from ._cli_utils import emit_json, json_option, setup, source_option, verbose_option
 
 
 @click.command("card")
 @click.argument("dataset_dir", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--repo-id", default=None, metavar="USER/NAME", help="Hub repo the card's loading examples name (default: a local path).")
-@click.option("--source", default=None, metavar="DATA",
-              help="The CIFAR-10 source DIR was generated from: only to draw original images when DIR has no original_image column.")
-@click.option("--examples", type=click.IntRange(min=1, max=16), default=4, show_default=True, help="Images in the example figures.")
+@source_option("The CIFAR-10 DIR was generated from: only to draw original images when DIR has no original_image column.")
+@click.option("--examples", type=click.IntRange(min=1, max=CARD_MAX_EXAMPLES), default=CARD_EXAMPLES, show_default=True,
+              help="Images in the example figures.")
 @click.option("--overwrite", is_flag=True, help="Replace a README.md that was not written by `cifar10-fgs card`.")
 @json_option
 @verbose_option

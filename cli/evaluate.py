@@ -8,20 +8,22 @@ from pathlib import Path
 
 import click
 
-from ._cli_utils import emit_json, fmt, json_option, overwrite_option, quiet_option, setup, table, unsafe_model_option, verbose_option
+from cifar10_fgs.config import GAUSSIAN_STDS, RetrainMode
+
+from ._cli_utils import (
+    emit_json, fmt, json_option, overwrite_option, predict_batch_size_option, quiet_option, setup, source_option, table,
+    unsafe_model_option, verbose_option,
+)
 
 dataset_option = click.option(
     "--dataset", "dataset_dir", type=click.Path(file_okay=False), required=True, metavar="DIR",
     help="Dataset folder written by `generate` (read with datasets.load_dataset; results go to DIR/results/).",
 )
-eval_source_option = click.option(
-    "--source", "source", default=None, metavar="DATA",
-    help="The original CIFAR-10 the dataset was made from (default: the source recorded in DIR/generation.json).",
-)
+eval_source_option = source_option(
+    "The original CIFAR-10 the dataset was made from (default: the source recorded in DIR/generation.json).")
 split_option = click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
                             help="Which split to evaluate on.")
-batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
-                                 help="Images per inference batch.")
+batch_size_option = predict_batch_size_option
 
 
 def _name_option(default: str | None, help_default: str):
@@ -115,7 +117,8 @@ def transfer(model_path, dataset_dir, source, source_model_path, split, seed, ba
 @eval_source_option
 @click.option("--out", type=click.Path(dir_okay=False), required=True, metavar="RETRAINED.keras",
               help="Where to save the retrained model (a .json with its provenance goes beside it).")
-@click.option("--mode", type=click.Choice(["adversarial", "mixed"]), default="adversarial", show_default=True,
+@click.option("--mode", type=click.Choice([m.value for m in RetrainMode]), default=RetrainMode.ADVERSARIAL.value,
+              show_default=True,
               help="adversarial: train on the adversarial train split (the paper); mixed: original + adversarial.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the target recipe's, see config.py).")
 @click.option("--target-model", "target_model_path", type=click.Path(dir_okay=False), default=None, metavar="TARGET.keras",
@@ -157,7 +160,7 @@ def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, bat
               help="Comma-separated models, e.g. TARGET.keras,RETRAINED.keras.")
 @dataset_option
 @eval_source_option
-@click.option("--std", "stds", default="0,0.25,0.5,0.6,0.8,1,1.5,2", show_default=True, callback=_parse_stds,
+@click.option("--std", "stds", default=",".join(f"{s:g}" for s in GAUSSIAN_STDS), show_default=True, callback=_parse_stds,
               help="Comma-separated Gaussian standard deviations in pixels (0 = no filter).")
 @split_option
 @batch_size_option

@@ -4,27 +4,36 @@ from __future__ import annotations
 
 import click
 
+from cifar10_fgs.attack import AttackConfig
+from cifar10_fgs.config import ROWS_PER_SHARD, Method
+
 from ._cli_utils import (
     batch_size_option, emit_json, fmt, json_option, limit_option, overwrite_option, quiet_option, setup, source_option,
-    table, unsafe_model_option,
-    verbose_option,
+    table, unsafe_model_option, verbose_option,
 )
+
+_ATTACK = AttackConfig()  # the attack's defaults
 
 
 @click.command("generate")
 @click.option("--model", "model_path", type=click.Path(), required=True, help="Source model (.keras) to attack.")
-@source_option
+@source_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Dataset folder to write (resumes if it exists).")
 @click.option("--split", default="all", show_default=True, help="train, test or all.")
 @limit_option
-@click.option("--step", type=float, default=0.01, show_default=True, help="Step as a fraction of the pixel range (0.01 = 2.55 levels).")
-@click.option("--max-iterations", type=int, default=200, show_default=True, help="Steps per image before it counts as not fooled.")
+@click.option("--step", type=float, default=_ATTACK.step, show_default=True,
+              help=f"Step as a fraction of the pixel range ({_ATTACK.step:g} = {_ATTACK.step_levels:g} levels).")
+@click.option("--max-iterations", type=int, default=_ATTACK.max_iterations, show_default=True,
+              help="Steps per image before it counts as not fooled.")
 @batch_size_option
-@click.option("--rows-per-shard", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--rows-per-shard", type=click.IntRange(min=1), default=ROWS_PER_SHARD, show_default=True,
+              help="Rows per Arrow shard file.")
 @click.option("--with-originals", is_flag=True, help="Also store each original image (column original_image).")
-@click.option("--num-shards", "num_workers", type=click.IntRange(min=1), default=1, show_default=True, help="Machines sharing the work.")
-@click.option("--shard-index", "worker_index", type=click.IntRange(min=0), default=0, show_default=True, help="This machine's share, 0..num-shards-1.")
-@click.option("--method", type=click.Choice(["fgs", "onepixel"]), default="fgs", show_default=True,
+@click.option("--num-workers", "--num-shards", "num_workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Machines (workers) sharing the work; each writes its own folder, `combine` merges them.")
+@click.option("--worker-index", "--shard-index", "worker_index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="This machine's part of the work, 0..num-workers-1.")
+@click.option("--method", type=click.Choice([m.value for m in Method]), default=Method.FGS.value, show_default=True,
               help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some images were not fooled (they are listed in generation.json).")
 @unsafe_model_option
@@ -41,7 +50,7 @@ def command(model_path, source, out_dir, split, limit, step, max_iterations, bat
     config = attack_config(batch_size, step=step, max_iterations=max_iterations)
     options = GenerateOptions(
         splits=parse_splits(split), limit=limit, rows_per_shard=rows_per_shard, with_originals=with_originals,
-        num_workers=num_workers, worker_index=worker_index, method=method,
+        num_workers=num_workers, worker_index=worker_index, method=Method(method),
     )
     result = generate_dataset(
         model_path, source, out_dir, config, options, overwrite=overwrite, allow_failures=allow_failures,

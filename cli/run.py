@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import click
 
+from cifar10_fgs.config import RetrainMode
+
 from ._cli_utils import (
     batch_size_option, emit_json, json_option, limit_option, overwrite_option, quiet_option, setup, source_option, table,
-    verbose_option,
+    train_limit_option, verbose_option,
 )
 
 
 @click.command("run")
-@source_option
+@source_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Workspace: models/, dataset/ (the publishable folder) and run.json.")
 @click.option("--source-model", type=click.Path(dir_okay=False), default=None, help="Use this source model instead of training one.")
@@ -19,9 +21,10 @@ from ._cli_utils import (
 @click.option("--source-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the source model (default: the recipe's).")
 @click.option("--target-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the target model (default: the recipe's).")
 @click.option("--retrain-epochs", type=click.IntRange(min=1), default=None, help="Epochs for adversarial retraining.")
-@click.option("--retrain-mode", type=click.Choice(["adversarial", "mixed"]), default="adversarial", show_default=True)
+@click.option("--retrain-mode", type=click.Choice([m.value for m in RetrainMode]), default=RetrainMode.ADVERSARIAL.value,
+              show_default=True)
 @limit_option
-@click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a random subset of N images.")
+@train_limit_option
 @batch_size_option
 @overwrite_option
 @click.option("--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end.")
@@ -39,7 +42,7 @@ def command(source, out_dir, source_model, target_model, source_epochs, target_e
 
     options = RunOptions(
         source=source, source_model=source_model, target_model=target_model, source_epochs=source_epochs,
-        target_epochs=target_epochs, retrain_epochs=retrain_epochs, retrain_mode=retrain_mode, limit=limit,
+        target_epochs=target_epochs, retrain_epochs=retrain_epochs, retrain_mode=RetrainMode(retrain_mode), limit=limit,
         train_limit=train_limit, attack=attack_config(batch_size),
         upload=repo_id, private=private, allow_failures=allow_failures,
     )

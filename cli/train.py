@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, overwrite_option, quiet_option, seed_option, setup, source_option, verbose_option
+from cifar10_fgs.config import Arch
+
+from ._cli_utils import (
+    emit_json, json_option, overwrite_option, quiet_option, seed_option, setup, source_option, train_limit_option,
+    verbose_option,
+)
 
 
 @click.command("train")
-@click.option("--arch", type=click.Choice(["source", "target"]), required=True, help="source: EfficientNetB0; target: the paper's simple deep CNN.")
-@source_option
+@click.option("--arch", type=click.Choice([a.value for a in Arch]), required=True, help="source: EfficientNetB0; target: the paper's simple deep CNN.")
+@source_option()
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to save the model (.keras); a .json with its provenance goes beside it.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the recipe's, see cifar10_fgs/config.py).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on a seeded random subset of N training images.")
+@train_limit_option
+@click.option("--limit", "old_limit", type=click.IntRange(min=1), default=None, hidden=True)  # the old name of --train-limit
 @seed_option
 @click.option("--imagenet", is_flag=True, help="Source only: fine-tune ImageNet weights at 224x224 (needs internet; meant for a GPU).")
 @overwrite_option
 @json_option
 @quiet_option
 @verbose_option
-def command(arch, source, out, epochs, limit, seed, imagenet, overwrite, as_json, quiet, verbose):
+def command(arch, source, out, epochs, train_limit, old_limit, seed, imagenet, overwrite, as_json, quiet, verbose):
     """Train a model; rerunning the same command after an interruption resumes from the last epoch."""
     setup(verbose)
     from cifar10_fgs.training import train_from_source
 
     result = train_from_source(
-        source, out, arch=arch, epochs=epochs, limit=limit, seed=seed, imagenet=imagenet,
+        source, out, arch=arch, epochs=epochs, limit=train_limit or old_limit, seed=seed, imagenet=imagenet,
         overwrite=overwrite, verbose=0 if (quiet or as_json) else 1,
     )
     if as_json:

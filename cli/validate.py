@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, quiet_option, setup, table, unsafe_model_option, verbose_option
+from ._cli_utils import emit_json, json_option, quiet_option, setup, source_option, table, unsafe_model_option, verbose_option
 
 MAX_LISTED = 30  # failures printed in the text summary (--json lists all)
 
@@ -14,9 +14,8 @@ MAX_LISTED = 30  # failures printed in the text summary (--json lists all)
 @click.option("--model", "model_path", type=click.Path(), default=None, metavar="SOURCE.keras",
               help="The generating model: check its sha256 and that it misclassifies every stored image "
                    "as stored (skipped without it).")
-@click.option("--source", "source", default=None, metavar="DATA",
-              help="The original CIFAR-10 (see `generate --help`): check its fingerprint and every row's "
-                   "distances to its original (skipped without it).")
+@source_option("The original CIFAR-10: check its fingerprint and every row's distances to its original "
+               "(skipped without it).")
 @unsafe_model_option
 @json_option
 @quiet_option

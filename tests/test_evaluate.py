@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from cifar10_fgs.attack import AttackConfig
-from cifar10_fgs.inference import predict_logits
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.data import CLASS_NAMES, load_cifar10

@@ -21,7 +21,8 @@ from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.errors import ConfigError, OutputError
 from cifar10_fgs.manifest import FILE as MANIFEST
-from cifar10_fgs.generate import AttackFailuresError, GenerateOptions, folder_lock, generate_dataset
+from cifar10_fgs.folder import folder_lock
+from cifar10_fgs.generate import AttackFailuresError, GenerateOptions, generate_dataset
 from cifar10_fgs.shards import decode_images, read_shard
 from conftest import labels_the_model_gets_right, synthetic_images, tiny_model, write_image_folder
 
@@ -271,7 +272,7 @@ def test_sigkill_at_random_moments_then_resume_is_byte_identical(tmp_path):
 
 
 def test_two_workers_combine_into_the_single_machine_folder(generated, tiny_keras_path, image_folder_source, tmp_path):
-    from cifar10_fgs.generate import combine_workers
+    from cifar10_fgs.combine import combine_workers
     from cifar10_fgs.validate import validate_dataset
 
     out, _ = generated
@@ -296,12 +297,12 @@ def test_two_workers_combine_into_the_single_machine_folder(generated, tiny_kera
 
 def test_kill_between_shard_rename_and_manifest_write(generated, tiny_keras_path, image_folder_source, tmp_path, monkeypatch):
     """A shard renamed into data/ but not yet in the manifest is an extra file until the resume rewrites it."""
-    import cifar10_fgs.generate as gen
+    import cifar10_fgs.manifest as mf
     from cifar10_fgs.validate import validate_dataset
 
     out, _ = generated
     root, _ = image_folder_source
-    real = gen.write_json
+    real = mf.write_json
     calls = {"n": 0}
 
     def dies_on_first_shard_entry(path, obj):
@@ -310,11 +311,11 @@ def test_kill_between_shard_rename_and_manifest_write(generated, tiny_keras_path
             raise KeyboardInterrupt  # the process dies right after the first shard's rename
         return real(path, obj)
 
-    monkeypatch.setattr(gen, "write_json", dies_on_first_shard_entry)
+    monkeypatch.setattr(mf, "write_json", dies_on_first_shard_entry)
     target = tmp_path / "between"
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
-    monkeypatch.setattr(gen, "write_json", real)
+    monkeypatch.setattr(mf, "write_json", real)
     assert calls["n"] >= 1 and len(list((target / "data").glob("*.arrow"))) >= 1
     report = validate_dataset(target)
     assert not report.ok  # the unlisted shard (and the incomplete manifest) are named

@@ -104,7 +104,7 @@ def validate_dataset(
         col.fail("manifest", f"format_version is {manifest.config.format_version!r}; this cifar10-fgs "
                  f"reads {mf.FORMAT_VERSION}")
     if not manifest.complete:
-        col.fail("manifest", f"{mf.FILE} says complete: false (generation unfinished, or another --shard-index "
+        col.fail("manifest", f"{mf.FILE} says complete: false (generation unfinished, or another --worker-index "
                  "has not merged its shards): rerun generate to finish")
     specs = layout(manifest, col)
     check_files(directory, specs, col)
