@@ -171,12 +171,30 @@ def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
     return model, info
 
 
+PERCENTILES = (50, 90, 99)  # of the perturbation distributions reported per split and phase
+
+
+def perturbation_stats(linf: np.ndarray, l2: np.ndarray, pixel_range: float) -> dict:
+    """p50/p90/p99/max of L-inf (as a fraction of the range and in levels) and of L2 (fraction of the range)."""
+    out = {"rows": int(len(linf))}
+    if not len(linf):
+        return out
+    for name, values in (("linf", linf), ("l2", l2)):
+        v = np.asarray(values, np.float64)
+        stats = {f"p{p}": float(np.percentile(v, p)) for p in PERCENTILES} | {"max": float(v.max()), "mean": float(v.mean())}
+        out[name] = stats
+    out["linf_levels"] = {k: round(v * pixel_range, 2) for k, v in out["linf"].items()}
+    return out
+
+
 def summarize(out_dir: Path, manifest: dict, split: str) -> dict:
     """Summary statistics of one split, computed from the shards' stored columns."""
     import pyarrow as pa
 
+    from .config import PHASES
+
     names = [n for n, s in sorted(manifest["shards"].items()) if s["split"] == split]
-    tables = [read_shard(out_dir / n, ["label", "adversarial_prediction", "iterations", "linf", "l2"]) for n in names]
+    tables = [read_shard(out_dir / n, ["label", "adversarial_prediction", "iterations", "linf", "l2", "phase"]) for n in names]
     table = pa.concat_tables(tables) if tables else None
     failures = sorted(i for n in names for i in manifest["shards"][n]["failures"])
     total = sum(manifest["shards"][n]["index_range"][1] - manifest["shards"][n]["index_range"][0] for n in names)
@@ -187,10 +205,14 @@ def summarize(out_dir: Path, manifest: dict, split: str) -> dict:
     l2 = table.column("l2").to_numpy()
     lab = table.column("label").to_numpy()
     adv = table.column("adversarial_prediction").to_numpy()
+    phase = table.column("phase").to_numpy()
     conf = np.zeros((10, 10), np.int64)
     np.add.at(conf, (lab, adv), 1)
     hist = np.bincount(it)
     attacked = it > 0
+    attack = manifest["config"]["attack"]
+    pixel_range = float(attack["pixel_max"]) - float(attack["pixel_min"])
+    present = [i for i, _ in enumerate(PHASES) if (phase == i).any()]
     return {
         "num_images": total,
         "num_rows": int(table.num_rows),
@@ -200,12 +222,14 @@ def summarize(out_dir: Path, manifest: dict, split: str) -> dict:
         "iterations_histogram": {str(i): int(c) for i, c in enumerate(hist) if c},
         "mean_iterations": float(it.mean()),
         "mean_iterations_attacked": float(it[attacked].mean()) if attacked.any() else 0.0,
-        "gradient_evaluations": int(it.sum() + len(it))
-        + len(failures) * (manifest["config"]["attack"]["max_iterations"] + 1),
+        "gradient_evaluations": sum(int(manifest["shards"][n]["gradient_evaluations"]) for n in names),
         "linf": {"mean": float(linf.mean()), "median": float(np.median(linf)), "max": float(linf.max())},
         "l2": {"mean": float(l2.mean()), "median": float(np.median(l2)), "max": float(l2.max())},
         "linf_attacked": {"mean": float(linf[attacked].mean()) if attacked.any() else 0.0,
                           "median": float(np.median(linf[attacked])) if attacked.any() else 0.0},
+        "phases": {PHASES[i]: int((phase == i).sum()) for i in present},
+        "perturbation": {"attacked": perturbation_stats(linf[attacked], l2[attacked], pixel_range)}
+        | {PHASES[i]: perturbation_stats(linf[phase == i], l2[phase == i], pixel_range) for i in present},
         "confusion": conf.tolist(),
     }
 
@@ -362,6 +386,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
             "split": split, "shard": k, "rows": int(table.num_rows), "sha256": digest, "bytes": size,
             "index_range": [k * rps, k * rps + len(rec)],
             "failures": rec.index[~keep].tolist(),
+            "gradient_evaluations": int(rec.evaluations.sum()),
         }
         with manifest_lock:
             manifest["shards"][name] = entry
@@ -422,7 +447,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
                                 write_shard, split, k, n, parts.pop(key), data.images[k * rps:(k + 1) * rps],
                                 time.time() - shard_t0[key]))
                 attacked += len(rec)
-                grad_evals += int(rec.iterations.sum()) + len(rec)
+                grad_evals += int(rec.evaluations.sum())
                 fooled_count += int(rec.fooled.sum())
                 iter_sum += int(rec.iterations.sum())
                 bar.update(len(rec))

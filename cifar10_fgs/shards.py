@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .attack import AttackRecord
+from .config import PHASES
 from .data import CLASS_NAMES, IMAGE_SHAPE
 from .provenance import current_umask, fsync_dir, sha256_file
 
@@ -25,7 +26,7 @@ ROWS_PER_SHARD = 5000
 
 NUMERIC_COLUMNS = (
     "index", "label", "original_prediction", "original_confidence", "adversarial_prediction",
-    "adversarial_confidence", "iterations", "linf", "l2",
+    "adversarial_confidence", "iterations", "linf", "l2", "phase",
 )
 
 
@@ -52,6 +53,7 @@ def features(with_originals: bool = False):
         "iterations": datasets.Value("int32"),
         "linf": datasets.Value("float32"),
         "l2": datasets.Value("float32"),
+        "phase": datasets.ClassLabel(names=list(PHASES)),
     }
     if with_originals:
         cols["original_image"] = datasets.Image()
@@ -82,6 +84,7 @@ def record_table(record: AttackRecord, originals: np.ndarray | None = None):
         "iterations": record.iterations.astype(np.int32),
         "linf": record.linf.astype(np.float32),
         "l2": record.l2.astype(np.float32),
+        "phase": record.phase.astype(np.int64),
     }
     if originals is not None:
         cols["original_image"] = [{"bytes": encode_png(img), "path": None} for img in originals]

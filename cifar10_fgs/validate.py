@@ -62,7 +62,8 @@ CHECKS: dict[str, str] = {
     "adversarial_prediction": "the model predicts the stored adversarial_prediction (and confidence)",
     "source_fingerprint": "the --source split has the fingerprint recorded in generation.json",
     "perturbation": f"stored linf and l2 equal the recomputed distances to the original (within {NORM_TOLERANCE:g})",
-    "perturbation_bound": "fgs: linf <= step * iterations + 0.5 / pixel range; onepixel: one pixel changed at most",
+    "perturbation_bound": "fgs: linf <= step * iterations + 0.5 / pixel range, and <= max_linf when set; onepixel: "
+                          "one pixel changed at most",
     "unchanged_rows": "rows with iterations == 0 equal their original exactly",
     "original_image": "the original_image column equals the original",
     "card": "README.md dataset_info split sizes equal the row counts and its features name the columns",
@@ -609,6 +610,13 @@ def _check_shard(d: _ShardData, cfg: _Config, expected_schema, expected_features
         col.fail("stored_predictions", f"iterations is 0 (stored unchanged) but original_prediction "
                  f"{int(orig_pred[row])} differs from adversarial_prediction {int(adv_pred[row])}",
                  row=int(row), index=int(index[row]), **where)
+    if "phase" in cols:  # the ladder's rung: "unchanged" exactly for rows stored with 0 iterations
+        from .config import PHASES
+
+        phase = cols["phase"]
+        for row in np.flatnonzero((phase < 0) | (phase >= len(PHASES)) | ((phase == 0) != (iters == 0))):
+            col.fail("stored_predictions", f"phase {int(phase[row])} does not agree with iterations {int(iters[row])} "
+                     f"(phase {PHASES[0]!r} means 0 iterations)", row=int(row), index=int(index[row]), **where)
     for row in np.flatnonzero((iters > 0) & (orig_pred != label)):
         col.fail("stored_predictions", f"iterations is {int(iters[row])} but original_prediction "
                  f"{int(orig_pred[row])} differs from the label {int(label[row])} (the attack starts from correctly "
@@ -705,6 +713,8 @@ def _check_source(d: _ShardData, cfg: _Config, col: _Collector) -> None:
                      "attack changes one", row=r, index=int(index[r]), **where)
     else:
         bound = cfg.attack.step * iters[rows].astype(np.float64) + 0.5 / pixel_range + NORM_TOLERANCE
+        if cfg.attack.radius_levels is not None:  # --max-linf: a hard ball, whole levels
+            bound = np.minimum(bound, cfg.attack.radius_levels / pixel_range + NORM_TOLERANCE)
         for j in np.flatnonzero(linf.astype(np.float64) > bound):
             r = int(rows[j])
             col.fail("perturbation_bound", f"linf {float(linf[j]):.6g} exceeds step * iterations + 0.5/{pixel_range:g} = "

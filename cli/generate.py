@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from cifar10_fgs.config import ATTACK_MAX_ITERATIONS, ATTACK_STEP
+
 from ._cli_utils import (
     batch_size_option, emit_json, fmt, json_option, limit_option, overwrite_option, quiet_option, setup, source_option,
     table, unsafe_model_option,
@@ -17,8 +19,14 @@ from ._cli_utils import (
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Dataset folder to write (resumes if it exists).")
 @click.option("--split", default="all", show_default=True, help="train, test or all.")
 @limit_option
-@click.option("--step", type=float, default=0.01, show_default=True, help="Step as a fraction of the pixel range (0.01 = 2.55 levels).")
-@click.option("--max-iterations", type=int, default=200, show_default=True, help="Steps per image before it counts as not fooled.")
+@click.option("--step", type=float, default=ATTACK_STEP, show_default=True, help="Step as a fraction of the pixel range (0.01 = 2.55 levels).")
+@click.option("--max-iterations", type=int, default=ATTACK_MAX_ITERATIONS, show_default=True,
+              help="Gradient steps per image, over every phase, before it counts as not fooled.")
+@click.option("--max-linf", type=float, default=None,
+              help="Hard L-inf budget (fraction of the range, e.g. 0.03): steps are projected onto that ball; "
+                   "images not fooled inside it count as not fooled.")
+@click.option("--escalate/--no-escalate", default=True, show_default=True,
+              help="Escalate stalled images (runner-up margin, targeted, random restarts); --no-escalate: the paper's loop only.")
 @batch_size_option
 @click.option("--rows-per-shard", type=click.IntRange(min=1), default=5000, show_default=True)
 @click.option("--with-originals", is_flag=True, help="Also store each original image (column original_image).")
@@ -32,14 +40,15 @@ from ._cli_utils import (
 @json_option
 @quiet_option
 @verbose_option
-def command(model_path, source, out_dir, split, limit, step, max_iterations, batch_size, rows_per_shard, with_originals,
+def command(model_path, source, out_dir, split, limit, step, max_iterations, max_linf, escalate, batch_size, rows_per_shard, with_originals,
             num_workers, worker_index, method, allow_failures, unsafe_model, overwrite, as_json, quiet, verbose):
     """Turn every image adversarial: step in the sign of the loss gradient until the model is fooled."""
     setup(verbose)
     from cifar10_fgs.attack import AttackConfig
     from cifar10_fgs.generate import GenerateOptions, default_batch_size, generate_dataset, parse_splits
 
-    config = AttackConfig(step=step, max_iterations=max_iterations, batch_size=batch_size or default_batch_size())
+    config = AttackConfig(step=step, max_iterations=max_iterations, batch_size=batch_size or default_batch_size(),
+                          max_linf=max_linf, escalate=escalate)
     options = GenerateOptions(
         splits=parse_splits(split), limit=limit, rows_per_shard=rows_per_shard, with_originals=with_originals,
         num_workers=num_workers, worker_index=worker_index, method=method,

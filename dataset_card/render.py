@@ -26,7 +26,7 @@ TEMPLATE_NAME = "template.md.j2"
 MARKER = "<!-- written by `cifar10-fgs card`"
 STAT_COLUMNS = (
     "index", "label", "original_prediction", "original_confidence", "adversarial_prediction",
-    "adversarial_confidence", "iterations", "linf", "l2",
+    "adversarial_confidence", "iterations", "linf", "l2", "phase",
 )
 SPLIT_ORDER = ("train", "test")
 HUB_SOURCE = "uoft-cs/cifar10"
@@ -39,7 +39,13 @@ FIELD_DESCRIPTIONS = {
     "original_confidence": "Softmax probability of `original_prediction` on the original image.",
     "adversarial_prediction": "The source model's prediction on the adversarial image (never equal to `label`).",
     "adversarial_confidence": "Softmax probability of `adversarial_prediction` on the adversarial image.",
-    "iterations": "Attack steps taken; 0 means the model already misclassified the original, which is stored unchanged.",
+    "iterations": "Steps on the path that fooled the image (for `restart`, including the steps its random start stands "
+                  "for), so linf <= 0.01 * iterations; 0 means the model already misclassified the original, stored "
+                  "unchanged.",
+    "phase": "How the image was fooled (ClassLabel): `unchanged` (already misclassified), `fgs` (the paper's sign "
+             "steps), `runner_up` (margin against the current runner-up, after the paper's path stalled), "
+             "`targeted` (margin toward the original's 2nd/3rd runner-up class), `restart` (a seeded random start "
+             "inside the L-inf ball reached so far, then runner-up steps). Every path starts at the original.",
     "linf": "L-infinity norm of (adversarial - original), as a fraction of the pixel range [0, 255].",
     "l2": "L2 norm of (adversarial - original) over all 3072 values, as a fraction of the pixel range.",
     "original_image": "The original CIFAR-10 image (PNG), as read from the source.",
