@@ -556,6 +556,15 @@ def build_context(
                 s, f"{which} ({n})", _f(li["mean"]), _f(li["median"]), f"{_f(li['max'])} ({li['max'] * pixel_range:.0f} levels)",
                 _f(l2["mean"]), _f(l2["median"]), _f(l2["max"]),
             ))
+    phase_rows = []
+    for s in stats:
+        summ = (manifest.get("summary") or {}).get(s) or {}
+        for phase, count in (summ.get("phases") or {}).items():
+            p = (summ.get("perturbation") or {}).get(phase) or {}
+            li, lv, l2 = p.get("linf") or {}, p.get("linf_levels") or {}, p.get("l2") or {}
+            phase_rows.append((s, f"`{phase}`", str(count), *(
+                f"{_f(li[k])} ({lv[k]:g})" if k in li else "-" for k in ("p50", "p90", "p99", "max")),
+                _f(l2["p50"]) if l2 else "-", _f(l2["max"]) if l2 else "-"))
     conf_rows = [
         (s, _f(st["original_confidence_attacked"]), _f(st["adversarial_confidence_attacked"]), _f(st["source_accuracy"]))
         for s, st in stats.items()
@@ -611,6 +620,9 @@ def build_context(
         ),
         "norm_table": md_table(
             ["split", "rows", "L∞ mean", "L∞ median", "L∞ max", "L2 mean", "L2 median", "L2 max"], norm_rows),
+        "phase_table": md_table(
+            ["split", "phase", "rows", "L∞ p50 (levels)", "L∞ p90", "L∞ p99", "L∞ max", "L2 p50", "L2 max"], phase_rows)
+        if phase_rows else "",
         "confidence_table": md_table(
             ["split", "mean original confidence (attacked)", "mean adversarial confidence (attacked)",
              "source model accuracy on these images"], conf_rows),
@@ -626,6 +638,7 @@ def build_context(
         "step": attack["step"],
         "step_levels": f"{step_levels:g}",
         "max_iterations": attack["max_iterations"],
+        "patience": attack.get("patience", "-"),
     }
 
 
