@@ -31,6 +31,34 @@ class RetrainMode(str, enum.Enum):
     MIXED = "mixed"  # original + adversarial train split
 
 
+# --- The attack (cifar10_fgs.attack) -----------------------------------------------------------------
+ATTACK_STEP = 0.01  # fraction of the pixel range per step: 0.01 of [0, 255] = 2.55 levels, as in the paper
+ATTACK_MAX_ITERATIONS = 200  # budget per image, in gradient steps over every phase; the range is crossed after 100
+ATTACK_BATCH_SIZE = 256  # slots per forward+backward on a CPU (the measured knee, see benchmarks/)
+ATTACK_STALL_PATIENCE = 10  # steps without a new lowest margin (z_y - max_{j!=y} z_j) before a path counts as stalled
+ATTACK_TARGETS = 2  # targeted phase: how many of the original's runner-up classes (2nd, 3rd, ...) are tried in turn
+ATTACK_SEED = 0  # seeds the random starts of the restart phase, per image index
+ATTACK_MAX_LINF = None  # optional hard L-inf budget, a fraction of the pixel range (None: unbounded, the paper's)
+
+
+class Phase(str, enum.Enum):
+    """How an image was fooled: the attack's escalation ladder, in order (see ``attack``).
+
+    A path starts at the original (or, for ``restart``, at a seeded random point inside the L-inf ball the
+    image has reached so far) and steps 0.01 of the range in the sign of the input gradient of a loss:
+    """
+
+    UNCHANGED = "unchanged"  # the source already got the original wrong: stored as it is, 0 steps
+    FGS = "fgs"  # the paper's loss, logsumexp_{j!=y} z_j - z_y (same sign as the cross-entropy gradient)
+    RUNNER_UP = "runner_up"  # margin against the current runner-up: max_{j!=y} z_j - z_y (CW / DLR style)
+    TARGETED = "targeted"  # margin toward one of the original's next runner-ups: z_k - z_y (APGD-T / FAB-T style)
+    RESTART = "restart"  # a random start inside the ball reached so far, then runner-up margin steps (PGD style)
+    ONEPIXEL = "onepixel"  # not a rung: rows of the one-pixel baseline (``generate --method onepixel``)
+
+
+PHASES = tuple(p.value for p in Phase)  # the order of the ``phase`` ClassLabel in the shards
+
+
 class Arch(str, enum.Enum):
     """The two models of the paper."""
 
@@ -91,10 +119,13 @@ RECIPES = {Arch.SOURCE: SOURCE_RECIPE, Arch.TARGET: TARGET_RECIPE}
 
 # --------------------------------------------------------------------------- inference and batching
 
-CPU_BATCH_SIZE = 256  # images per attack forward+backward on CPU (the measured knee, see benchmarks/)
-GPU_BATCH_SIZE = 1024  # images per attack forward+backward per GPU
+GPU_BATCH_SIZE = 1024  # attack slots per forward+backward per GPU (on CPU: ATTACK_BATCH_SIZE)
 PREDICT_BATCH_SIZE = 512  # images per inference call (evaluate, default of predict_logits)
 VALIDATE_PREDICT_ROWS = 16384  # images validate hands the model per call (fewer calls retrace less)
+
+# --------------------------------------------------------------------------- statistics
+
+PERCENTILES = (50, 90, 99)  # of the perturbation distributions generation.json reports per split and phase
 
 # --------------------------------------------------------------------------- evaluation
 

@@ -105,7 +105,8 @@ def summarize(out_dir: Path, manifest: Manifest, split: str) -> SplitSummary:
     table = read_columns(out_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
     total = sum(e.index_range[1] - e.index_range[0] for _, e in listed)
     st = split_statistics(table, total, manifest.failures(split))
-    return SplitSummary.of(st, manifest.config.max_iterations)
+    evaluations = [e.gradient_evaluations for _, e in listed]
+    return SplitSummary.of(st, manifest.config, sum(evaluations) if None not in evaluations else None)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         name = shard_name(split, k, n)
         digest, size = write_table_atomic(table, out_dir / name, out_dir / TMP_DIR)
         entry = ShardEntry(split, k, int(table.num_rows), digest, size, (k * rps, k * rps + len(rec)),
-                           tuple(rec.index[~keep].tolist()))
+                           tuple(rec.index[~keep].tolist()), gradient_evaluations=int(rec.evaluations.sum()))
         record.add_shard(name, entry, seconds)
         log.info("wrote %s (%d rows)", name, table.num_rows)
 
@@ -315,7 +316,7 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
                                 write_shard, split, k, n, parts.pop(key), data.images[k * rps:(k + 1) * rps],
                                 time.time() - shard_t0[key]))
                 attacked += len(rec)
-                grad_evals += int(rec.iterations.sum()) + len(rec)
+                grad_evals += int(rec.evaluations.sum())
                 fooled_count += int(rec.fooled.sum())
                 iter_sum += int(rec.iterations.sum())
                 bar.update(len(rec))

@@ -12,15 +12,15 @@ import weakref
 
 import numpy as np
 
-from .config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, NUM_LOGITS, PREDICT_BATCH_SIZE
+from .config import ATTACK_BATCH_SIZE, GPU_BATCH_SIZE, NUM_LOGITS, PREDICT_BATCH_SIZE
 
 
 def default_batch_size() -> int:
-    """The attack's batch: ``CPU_BATCH_SIZE`` on CPU, ``GPU_BATCH_SIZE`` per GPU where TensorFlow sees GPUs."""
+    """The attack's batch: ``ATTACK_BATCH_SIZE`` on CPU, ``GPU_BATCH_SIZE`` per GPU where TensorFlow sees GPUs."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return GPU_BATCH_SIZE * len(gpus) if gpus else CPU_BATCH_SIZE
+    return GPU_BATCH_SIZE * len(gpus) if gpus else ATTACK_BATCH_SIZE
 
 
 def device_strategy():

@@ -15,8 +15,10 @@ from typing import Iterator
 import numpy as np
 
 from .attack import AttackRecord, perturbation_norms
-from .inference import softmax
+from .config import Phase
 from .errors import ConfigError
+from .inference import softmax
+from .ladder import PHASE_CODE
 
 log = logging.getLogger(__name__)
 
@@ -94,4 +96,6 @@ def iterate_onepixel(model, images: np.ndarray, labels: np.ndarray, config: OneP
             adversarial_prediction=np.array([int(z.argmax())]), adversarial_confidence=np.array([softmax(z).max()], np.float32),
             iterations=np.array([state["gens"]], np.int32), fooled=np.array([int(z.argmax()) != label]),
             linf=linf.astype(np.float32), l2=l2.astype(np.float32),
+            phase=np.array([PHASE_CODE[Phase.ONEPIXEL if state["gens"] else Phase.UNCHANGED]], np.int8),
+            evaluations=np.array([state["gens"]], np.int32),
         )

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .attack import AttackRecord
+from .config import PHASES, ROWS_PER_SHARD
 from .data import CLASS_NAMES, IMAGE_SHAPE
-from .config import ROWS_PER_SHARD
 from .provenance import current_umask, fsync_dir, sha256_file
 
 DATA_DIR = "data"
@@ -61,6 +61,7 @@ def features(with_originals: bool = False):
         "iterations": datasets.Value("int32"),
         "linf": datasets.Value("float32"),
         "l2": datasets.Value("float32"),
+        "phase": datasets.ClassLabel(names=list(PHASES)),
     }
     if with_originals:
         cols["original_image"] = datasets.Image()
@@ -91,6 +92,7 @@ def record_table(record: AttackRecord, originals: np.ndarray | None = None):
         "iterations": record.iterations.astype(np.int32),
         "linf": record.linf.astype(np.float32),
         "l2": record.l2.astype(np.float32),
+        "phase": record.phase.astype(np.int64),
     }
     if originals is not None:
         cols["original_image"] = [{"bytes": encode_png(img), "path": None} for img in originals]

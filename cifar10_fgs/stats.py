@@ -2,7 +2,7 @@
 
 An image is *attacked* when the source model was right on its original (``original_prediction ==
 label``): the attack had to change it. The others were already misclassified and are stored
-unchanged. ``split_statistics`` computes everything the card shows; ``SplitSummary`` is the part
+unchanged (0 iterations, phase ``unchanged``). ``split_statistics`` computes everything the card shows; ``SplitSummary`` is the part
 ``generate`` records per split in ``generation.json``.
 """
 
@@ -14,12 +14,25 @@ from typing import Sequence
 
 import numpy as np
 
+from .config import PERCENTILES, PHASES
 from .data import NUM_CLASSES
 
 COLUMNS = (  # the numeric columns statistics are computed from
     "index", "label", "original_prediction", "original_confidence", "adversarial_prediction",
-    "adversarial_confidence", "iterations", "linf", "l2",
+    "adversarial_confidence", "iterations", "linf", "l2", "phase",
 )
+
+
+def perturbation_stats(linf: np.ndarray, l2: np.ndarray, pixel_range: float) -> dict:
+    """p50/p90/p99/max/mean of L-inf (a fraction of the range, and in levels) and of L2 (a fraction of the range)."""
+    out = {"rows": int(len(linf))}
+    if not len(linf):
+        return out
+    for name, values in (("linf", linf), ("l2", l2)):
+        v = np.asarray(values, np.float64)
+        out[name] = {f"p{p}": float(np.percentile(v, p)) for p in PERCENTILES} | {"max": float(v.max()), "mean": float(v.mean())}
+    out["linf_levels"] = {k: round(v * pixel_range, 2) for k, v in out["linf"].items()}
+    return out
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,24 @@ class SplitStatistics:
     original_confidence_attacked: float
     adversarial_confidence_attacked: float
     confusion: np.ndarray  # (10, 10) label x adversarial_prediction counts
+    linf: np.ndarray  # per stored row, fractions of the pixel range
+    l2: np.ndarray
+    attacked: np.ndarray  # bool per stored row
+    phase: np.ndarray | None  # per stored row, an index into config.PHASES (None: shards from before the column)
+
+    def phase_counts(self) -> dict[str, int]:
+        """Rows per phase (those present), in ``config.PHASES`` order."""
+        if self.phase is None:
+            return {}
+        return {p: int((self.phase == i).sum()) for i, p in enumerate(PHASES) if (self.phase == i).any()}
+
+    def perturbation(self, pixel_range: float) -> dict:
+        """Percentiles of the attacked rows' perturbations, and of each phase's."""
+        out = {"attacked": perturbation_stats(self.linf[self.attacked], self.l2[self.attacked], pixel_range)}
+        for p in self.phase_counts():
+            rows = self.phase == PHASES.index(p)
+            out[p] = perturbation_stats(self.linf[rows], self.l2[rows], pixel_range)
+        return out
 
     @property
     def not_fooled(self) -> int:
@@ -110,7 +141,8 @@ def split_statistics(table, num_images: int, failures: Sequence[int]) -> SplitSt
         linf_attacked=NormStats.of(col["linf"][attacked]), l2_attacked=NormStats.of(col["l2"][attacked]),
         original_confidence_attacked=_mean(col["original_confidence"][attacked]),
         adversarial_confidence_attacked=_mean(col["adversarial_confidence"][attacked]),
-        confusion=conf,
+        confusion=conf, linf=col["linf"], l2=col["l2"], attacked=attacked,
+        phase=col["phase"].astype(np.int64) if "phase" in col else None,
     )
 
 
@@ -130,13 +162,21 @@ class SplitSummary:
     linf: NormStats | None = None
     l2: NormStats | None = None
     linf_attacked: NormStats | None = None  # mean and median
+    phases: dict | None = None  # phase -> rows
+    perturbation: dict | None = None  # "attacked" and each phase -> perturbation_stats
     confusion: tuple | None = None  # label x adversarial_prediction counts
     extra: dict = field(default_factory=dict)  # keys a newer writer added
 
     @classmethod
-    def of(cls, st: SplitStatistics, max_iterations: int) -> "SplitSummary":
+    def of(cls, st: SplitStatistics, config, gradient_evaluations: int | None = None) -> "SplitSummary":
+        """The summary of ``st`` for a folder made with ``config`` (a ``manifest.Config``).
+
+        ``gradient_evaluations``: as the shards recorded them; else estimated from the iterations.
+        """
         if st.num_rows == 0:
             return cls(st.num_images, 0, st.failures)
+        if gradient_evaluations is None:
+            gradient_evaluations = int(st.iterations.sum() + st.num_rows) + len(st.failures) * (config.max_iterations + 1)
         hist = np.bincount(st.iterations)
         return cls(
             num_images=st.num_images, num_rows=st.num_rows, failures=st.failures,
@@ -144,8 +184,9 @@ class SplitSummary:
             already_misclassified=st.already_misclassified,
             iterations_histogram={str(i): int(c) for i, c in enumerate(hist) if c},
             mean_iterations=st.mean_iterations, mean_iterations_attacked=st.mean_iterations_attacked,
-            gradient_evaluations=int(st.iterations.sum() + st.num_rows) + len(st.failures) * (max_iterations + 1),
+            gradient_evaluations=gradient_evaluations,
             linf=st.linf_all, l2=st.l2_all, linf_attacked=dataclasses.replace(st.linf_attacked, max=None),
+            phases=st.phase_counts() or None, perturbation=st.perturbation(config.pixel_range) if st.phase is not None else None,
             confusion=tuple(tuple(int(v) for v in row) for row in st.confusion),
         )
 

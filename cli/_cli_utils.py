@@ -30,7 +30,7 @@ train_limit_option = click.option("--train-limit", type=click.IntRange(min=1), d
                                   help="Train on a seeded random subset of N training images.")
 batch_size_option = click.option(  # the attack's batch
     "--batch-size", type=click.IntRange(min=1), default=None,
-    help=f"Images per forward+backward (default: {config.CPU_BATCH_SIZE} on CPU, {config.GPU_BATCH_SIZE} per GPU).",
+    help=f"Images per forward+backward (default: {config.ATTACK_BATCH_SIZE} on CPU, {config.GPU_BATCH_SIZE} per GPU).",
 )
 predict_batch_size_option = click.option(
     "--batch-size", type=click.IntRange(min=1), default=config.PREDICT_BATCH_SIZE, show_default=True,

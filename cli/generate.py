@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import click
 
-from cifar10_fgs.attack import AttackConfig
-from cifar10_fgs.config import ROWS_PER_SHARD, Method
+from cifar10_fgs.config import ATTACK_MAX_ITERATIONS, ATTACK_STEP, PIXEL_RANGE, ROWS_PER_SHARD, Method
 
 from ._cli_utils import (
     batch_size_option, emit_json, fmt, json_option, limit_option, overwrite_option, quiet_option, setup, source_option,
     table, unsafe_model_option, verbose_option,
 )
-
-_ATTACK = AttackConfig()  # the attack's defaults
 
 
 @click.command("generate")
@@ -21,10 +18,15 @@ _ATTACK = AttackConfig()  # the attack's defaults
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Dataset folder to write (resumes if it exists).")
 @click.option("--split", default="all", show_default=True, help="train, test or all.")
 @limit_option
-@click.option("--step", type=float, default=_ATTACK.step, show_default=True,
-              help=f"Step as a fraction of the pixel range ({_ATTACK.step:g} = {_ATTACK.step_levels:g} levels).")
-@click.option("--max-iterations", type=int, default=_ATTACK.max_iterations, show_default=True,
-              help="Steps per image before it counts as not fooled.")
+@click.option("--step", type=float, default=ATTACK_STEP, show_default=True,
+              help=f"Step as a fraction of the pixel range ({ATTACK_STEP:g} = {ATTACK_STEP * PIXEL_RANGE:g} levels).")
+@click.option("--max-iterations", type=int, default=ATTACK_MAX_ITERATIONS, show_default=True,
+              help="Gradient steps per image, over every phase, before it counts as not fooled.")
+@click.option("--max-linf", type=float, default=None,
+              help="Hard L-inf budget (fraction of the range, e.g. 0.03): steps are projected onto that ball; "
+                   "images not fooled inside it count as not fooled.")
+@click.option("--escalate/--no-escalate", default=True, show_default=True,
+              help="Escalate stalled images (runner-up margin, targeted, random restarts); --no-escalate: the paper's loop only.")
 @batch_size_option
 @click.option("--rows-per-shard", type=click.IntRange(min=1), default=ROWS_PER_SHARD, show_default=True,
               help="Rows per Arrow shard file.")
@@ -41,13 +43,13 @@ _ATTACK = AttackConfig()  # the attack's defaults
 @json_option
 @quiet_option
 @verbose_option
-def command(model_path, source, out_dir, split, limit, step, max_iterations, batch_size, rows_per_shard, with_originals,
+def command(model_path, source, out_dir, split, limit, step, max_iterations, max_linf, escalate, batch_size, rows_per_shard, with_originals,
             num_workers, worker_index, method, allow_failures, unsafe_model, overwrite, as_json, quiet, verbose):
     """Turn every image adversarial: step in the sign of the loss gradient until the model is fooled."""
     setup(verbose)
     from cifar10_fgs.generate import GenerateOptions, attack_config, generate_dataset, parse_splits
 
-    config = attack_config(batch_size, step=step, max_iterations=max_iterations)
+    config = attack_config(batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate)
     options = GenerateOptions(
         splits=parse_splits(split), limit=limit, rows_per_shard=rows_per_shard, with_originals=with_originals,
         num_workers=num_workers, worker_index=worker_index, method=Method(method),

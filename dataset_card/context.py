@@ -19,7 +19,13 @@ FIELD_DESCRIPTIONS = {
     "original_confidence": "Softmax probability of `original_prediction` on the original image.",
     "adversarial_prediction": "The source model's prediction on the adversarial image (never equal to `label`).",
     "adversarial_confidence": "Softmax probability of `adversarial_prediction` on the adversarial image.",
-    "iterations": "Attack steps taken; 0 means the model already misclassified the original, which is stored unchanged.",
+    "iterations": "Steps on the path that fooled the image (for `restart`, including the steps its random start stands "
+                  "for), so linf <= 0.01 * iterations; 0 means the model already misclassified the original, stored "
+                  "unchanged.",
+    "phase": "How the image was fooled (ClassLabel): `unchanged` (already misclassified), `fgs` (the paper's sign "
+             "steps), `runner_up` (margin against the current runner-up, after the paper's path stalled), "
+             "`targeted` (margin toward the original's 2nd/3rd runner-up class), `restart` (a seeded random start "
+             "inside the L-inf ball reached so far, then runner-up steps). Every path starts at the original.",
     "linf": "L-infinity norm of (adversarial - original), as a fraction of the pixel range [0, 255].",
     "l2": "L2 norm of (adversarial - original) over all 3072 values, as a fraction of the pixel range.",
     "original_image": "The original CIFAR-10 image (PNG), as read from the source.",
@@ -180,6 +186,15 @@ def _statistics(inputs: CardInputs) -> dict:
                                  ("attacked rows", st.fooled_by_attack, st.linf_attacked, st.l2_attacked)):
             norms.append((s, f"{which} ({n})", _f(li.mean), _f(li.median),
                           f"{_f(li.max)} ({li.max * pixel_range:.0f} levels)", _f(l2.mean), _f(l2.median), _f(l2.max)))
+    phase_rows = []
+    for s, st in stats.items():
+        perturbation = st.perturbation(pixel_range) if st.phase is not None else {}
+        for phase, count in st.phase_counts().items():
+            p = perturbation.get(phase) or {}
+            li, lv, l2 = p.get("linf") or {}, p.get("linf_levels") or {}, p.get("l2") or {}
+            phase_rows.append((s, f"`{phase}`", str(count), *(
+                f"{_f(li[k])} ({lv[k]:g})" if k in li else "-" for k in ("p50", "p90", "p99", "max")),
+                _f(l2["p50"]) if l2 else "-", _f(l2["max"]) if l2 else "-"))
     conf = [(s, _f(st.original_confidence_attacked), _f(st.adversarial_confidence_attacked), _f(st.source_accuracy))
             for s, st in stats.items()]
     hists = {s: histogram_bins(st.iterations) for s, st in stats.items()}
@@ -198,6 +213,9 @@ def _statistics(inputs: CardInputs) -> dict:
              "max iterations used"], overview),
         "norm_table": md_table(
             ["split", "rows", "L∞ mean", "L∞ median", "L∞ max", "L2 mean", "L2 median", "L2 max"], norms),
+        "phase_table": md_table(
+            ["split", "phase", "rows", "L∞ p50 (levels)", "L∞ p90", "L∞ p99", "L∞ max", "L2 p50", "L2 max"], phase_rows)
+        if phase_rows else "",
         "confidence_table": md_table(
             ["split", "mean original confidence (attacked)", "mean adversarial confidence (attacked)",
              "source model accuracy on these images"], conf),
@@ -267,4 +285,5 @@ def build_context(inputs: CardInputs) -> dict:
         "step": cfg.attack["step"],
         "step_levels": f"{cfg.step * cfg.pixel_range:g}",
         "max_iterations": cfg.attack["max_iterations"],
+        "patience": cfg.attack.get("patience", "-"),
     }

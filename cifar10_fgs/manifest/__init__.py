@@ -10,9 +10,10 @@
     data_source     source (as given), splits {<split>: how that split was read}
     library_versions {package: version}
     worker          num_workers, worker_index (this machine's part of the work), combined_from
-    shards          {data/<split>-<i>-of-<n>.arrow: {split, shard, rows, sha256, bytes, index_range, failures}}
+    shards          {data/<split>-<i>-of-<n>.arrow: {split, shard, rows, sha256, bytes, index_range, failures,
+                     gradient_evaluations}}
     complete        true once every shard of every split is present
-    summary         {<split>: statistics of the stored rows (``stats.summarize``)}
+    summary         {<split>: statistics of the stored rows, phases and perturbation percentiles (``stats.SplitSummary``)}
     timing          shard_seconds {<shard>: seconds}, seconds_total, runs, last_run_* (volatile)
 
 Every module reads and writes the file through :func:`read` and :func:`write`. Keys this version

@@ -188,6 +188,7 @@ class ShardEntry:
     bytes: int
     index_range: tuple[int, int]  # original rows [lo, hi) the shard covers
     failures: tuple[int, ...]  # original rows in that range not fooled (so not stored)
+    gradient_evaluations: int | None = None  # forward+backward passes spent on the range (failures included)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -210,7 +211,7 @@ class ShardEntry:
         if problems:
             raise ManifestError("; ".join(f"its generation.json entry {p}" for p in problems))
         return cls(obj["split"], obj["shard"], obj["rows"], obj["sha256"], obj["bytes"], tuple(rng), tuple(fails),
-                   extra_keys(obj, cls))
+                   obj.get("gradient_evaluations"), extra_keys(obj, cls))
 
     def to_json(self) -> dict:
         return to_object(self)

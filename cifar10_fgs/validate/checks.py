@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import NORM_TOLERANCE, Method
+from ..config import NORM_TOLERANCE, PHASES, Method
 from ..manifest import Config, Manifest, ShardEntry
 from .reading import ShardData, ShardSpec
 from .report import Collector
@@ -176,6 +176,11 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
         col.fail("stored_predictions", f"iterations is 0 (stored unchanged) but original_prediction "
                  f"{int(orig_pred[row])} differs from adversarial_prediction {int(adv_pred[row])}",
                  row=int(row), index=int(index[row]), **where)
+    if "phase" in cols:  # the ladder's rung: "unchanged" exactly for rows stored with 0 iterations
+        phase = cols["phase"]
+        for row in np.flatnonzero((phase < 0) | (phase >= len(PHASES)) | ((phase == 0) != (iters == 0))):
+            col.fail("stored_predictions", f"phase {int(phase[row])} does not agree with iterations {int(iters[row])} "
+                     f"(phase {PHASES[0]!r} means 0 iterations)", row=int(row), index=int(index[row]), **where)
     for row in np.flatnonzero((iters > 0) & (orig_pred != label)):
         col.fail("stored_predictions", f"iterations is {int(iters[row])} but original_prediction "
                  f"{int(orig_pred[row])} differs from the label {int(label[row])} (the attack starts from correctly "
@@ -267,6 +272,9 @@ def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
                      "attack changes one", row=r, index=int(index[r]), **where)
     else:
         bound = cfg.step * iters[rows].astype(np.float64) + 0.5 / pixel_range + NORM_TOLERANCE
+        radius = cfg.attack_config().radius_levels
+        if radius is not None:  # --max-linf: a hard ball, whole levels
+            bound = np.minimum(bound, radius / pixel_range + NORM_TOLERANCE)
         for j in np.flatnonzero(linf.astype(np.float64) > bound):
             r = int(rows[j])
             col.fail("perturbation_bound", f"linf {float(linf[j]):.6g} exceeds step * iterations + 0.5/{pixel_range:g} = "

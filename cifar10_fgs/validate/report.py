@@ -24,7 +24,8 @@ CHECKS: dict[str, str] = {
     "adversarial_prediction": "the model predicts the stored adversarial_prediction (and confidence)",
     "source_fingerprint": "the --source split has the fingerprint recorded in generation.json",
     "perturbation": f"stored linf and l2 equal the recomputed distances to the original (within {NORM_TOLERANCE:g})",
-    "perturbation_bound": "fgs: linf <= step * iterations + 0.5 / pixel range; onepixel: one pixel changed at most",
+    "perturbation_bound": "fgs: linf <= step * iterations + 0.5 / pixel range, and <= max_linf when set; onepixel: "
+                          "one pixel changed at most",
     "unchanged_rows": "rows with iterations == 0 equal their original exactly",
     "original_image": "the original_image column equals the original",
     "card": "README.md dataset_info split sizes equal the row counts and its features name the columns",
