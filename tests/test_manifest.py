@@ -59,12 +59,12 @@ def test_reads_typed_records_and_writes_them_back_unchanged(tmp_path):
 def test_keys_a_newer_writer_adds_survive_a_rewrite(tmp_path):
     obj = written_by_generate()
     obj["config"]["stall"] = {"patience": 5}  # settings a later version records
-    obj["summary"]["test"]["phases"] = {"fgs": 20, "escalated": 9}
+    obj["summary"]["test"]["margins"] = {"p50": 0.5}
     obj["shards"]["data/test-00000-of-00002.arrow"]["phase_counts"] = [20, 4]
     obj["provenance_note"] = "kept"
     write(tmp_path, obj)
     m = mf.read(tmp_path)
-    assert m.summary["test"].extra == {"phases": {"fgs": 20, "escalated": 9}}
+    assert m.summary["test"].extra == {"margins": {"p50": 0.5}}
     mf.write(tmp_path, m.replace(complete=False))
     back = json.loads((tmp_path / mf.FILE).read_text())
     assert back == {**obj, "complete": False}
