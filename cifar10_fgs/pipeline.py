@@ -25,6 +25,7 @@ from .config import Arch, RetrainMode
 from .data import DEFAULT_SOURCE, SPLITS, load_cifar10
 from .errors import ConfigError, ValidationError
 from .provenance import read_json, sha256_file, write_json
+from .shards import CARD, RESULTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -71,139 +72,152 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
 
     ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
     """
-    from .evaluate import evaluate_gaussian, evaluate_retrain, evaluate_transfer
-    from .generate import GenerateOptions, generate_dataset
-    from .training import train_model, trained_model_matches
-
     if options.retrain_mode not in set(RetrainMode):
         raise ConfigError(f"retrain mode {options.retrain_mode!r} is unknown: expected adversarial or mixed")
-    out = Path(out)
-    models = out / "models"
-    dataset = out / "dataset"
-    out.mkdir(parents=True, exist_ok=True)
-    record_path = out / RUN_FILE
-    record = read_json(record_path) if record_path.exists() else {}
-    record.setdefault("stages", {})
-    stages: list[StageResult] = []
+    run = _Run(Path(out), options, progress, on_stage)
+    data = run.load()
+    source_model = run.model(Arch.SOURCE, options.source_model, options.source_epochs, data)
+    target_model = run.model(Arch.TARGET, options.target_model, options.target_epochs, data)
+    manifest_sha, fooled = run.generate(source_model, data, overwrite)
+    run.validate(source_model, manifest_sha)
+    run.evaluations(source_model, target_model, manifest_sha)
+    run.card_and_upload(manifest_sha)
+    return RunResult(str(run.out), str(run.dataset), tuple(run.stages), {"fooled_percent": fooled})
 
-    def finish(stage: str, status: str, t0: float, detail: str, key=None, numbers=None):
+
+class _Run:
+    """The workspace of one ``run_pipeline`` call: ``run.json`` and the stages done or skipped so far."""
+
+    def __init__(self, out: Path, options: RunOptions, progress: bool, on_stage):
+        self.out, self.options, self.progress, self.on_stage = out, options, progress, on_stage
+        self.models = out / "models"
+        self.dataset = out / "dataset"
+        out.mkdir(parents=True, exist_ok=True)
+        self.record_path = out / RUN_FILE
+        self.record = read_json(self.record_path) if self.record_path.exists() else {}
+        self.record.setdefault("stages", {})
+        self.stages: list[StageResult] = []
+
+    def finish(self, stage: str, status: str, t0: float, detail: str, key=None, numbers=None) -> None:
         res = StageResult(stage, status, round(time.time() - t0, 1), detail)
-        stages.append(res)
+        self.stages.append(res)
         if status == "done":
-            record["stages"][stage] = {"key": key, "seconds": res.seconds, "detail": detail, "numbers": numbers or {}}
-            write_json(record_path, record)
-        if on_stage:
-            on_stage(res)
+            self.record["stages"][stage] = {"key": key, "seconds": res.seconds, "detail": detail,
+                                            "numbers": numbers or {}}
+            write_json(self.record_path, self.record)
+        if self.on_stage:
+            self.on_stage(res)
         log.info("%s: %s (%.1fs) %s", stage, status, res.seconds, detail)
 
-    def unchanged(stage: str, key) -> bool:
-        return record["stages"].get(stage, {}).get("key") == key
+    def unchanged(self, stage: str, key) -> bool:
+        return self.record["stages"].get(stage, {}).get("key") == key
 
-    # 1. data, loaded once and handed to every stage that needs it
-    t0 = time.time()
-    data = {s: load_cifar10(options.source, s) for s in SPLITS}
-    fingerprints = {s: d.fingerprint() for s, d in data.items()}
-    finish("load", "done", t0, f"{len(data['train'])} train + {len(data['test'])} test images from {options.source}",
-           key=fingerprints)
+    def load(self) -> dict:
+        """1. the data, loaded once and handed to every stage that needs it."""
+        t0, source = time.time(), self.options.source
+        data = {s: load_cifar10(source, s) for s in SPLITS}
+        self.finish("load", "done", t0, f"{len(data['train'])} train + {len(data['test'])} test images from {source}",
+                    key={s: d.fingerprint() for s, d in data.items()})
+        return data
 
-    # 2-3. models
-    def model_stage(arch: Arch, given: str | None, epochs: int | None) -> Path:
-        t0 = time.time()
-        name = f"train_{arch.value}"
+    def model(self, arch: Arch, given: str | None, epochs: int | None, data: dict) -> Path:
+        """2-3. a model: the one given, the one already trained with these data and recipe, or a new one."""
+        from .training import train_model, trained_model_matches
+
+        t0, name, o = time.time(), f"train_{arch.value}", self.options
         if given:
-            path = Path(given)
-            finish(name, "skipped", t0, f"given: {path}")
-            return path
-        path = models / f"{arch.value}.keras"
-        train = data["train"].sample(options.train_limit, seed=options.seed)
+            self.finish(name, "skipped", t0, f"given: {given}")
+            return Path(given)
+        path = self.models / f"{arch.value}.keras"
+        train = data["train"].sample(o.train_limit, seed=o.seed)
         recipe = _recipe(arch, epochs)
-        if trained_model_matches(path, train, recipe, options.seed):
-            finish(name, "skipped", t0, f"{path} was trained with these data, recipe and seed")
+        if trained_model_matches(path, train, recipe, o.seed):
+            self.finish(name, "skipped", t0, f"{path} was trained with these data, recipe and seed")
             return path
-        res = train_model(train, data["test"], path, arch=arch, recipe=recipe, seed=options.seed,
-                          overwrite=True, verbose=1 if progress else 0)
-        finish(name, "done", t0, f"test accuracy {res.test_accuracy:.4f}", key=res.sha256,
-               numbers={"test_accuracy": res.test_accuracy, "test_loss": res.test_loss})
+        res = train_model(train, data["test"], path, arch=arch, recipe=recipe, seed=o.seed,
+                          overwrite=True, verbose=1 if self.progress else 0)
+        self.finish(name, "done", t0, f"test accuracy {res.test_accuracy:.4f}", key=res.sha256,
+                    numbers={"test_accuracy": res.test_accuracy, "test_loss": res.test_loss})
         return path
 
-    source_model = model_stage(Arch.SOURCE, options.source_model, options.source_epochs)
-    target_model = model_stage(Arch.TARGET, options.target_model, options.target_epochs)
+    def generate(self, source_model: Path, data: dict, overwrite: bool) -> tuple[str, dict]:
+        """4. generate (resumes from its shards; a finished folder is a no-op): (manifest sha256, fooled %)."""
+        from .generate import GenerateOptions, generate_dataset
 
-    # 4. generate (resumes from its shards; a finished folder is a no-op)
-    t0 = time.time()
-    gen = generate_dataset(source_model, options.source, dataset, options.attack, GenerateOptions(limit=options.limit),
-                           progress=progress, data=data, overwrite=overwrite, allow_failures=options.allow_failures)
-    manifest_sha = sha256_file(mf.path(dataset))
-    fooled = {s: v.fooled_percent for s, v in gen.summary.items()}
-    finish("generate", "done" if gen.images_attacked else "skipped", t0,
-           f"{gen.images_attacked} images attacked; fooled % {fooled}", key=manifest_sha,
-           numbers={s: {k: getattr(v, k) for k in ("fooled_percent", "mean_iterations", "already_misclassified")}
-                    for s, v in gen.summary.items()})
+        t0, o = time.time(), self.options
+        gen = generate_dataset(source_model, o.source, self.dataset, o.attack, GenerateOptions(limit=o.limit),
+                               progress=self.progress, data=data, overwrite=overwrite, allow_failures=o.allow_failures)
+        manifest_sha = sha256_file(mf.path(self.dataset))
+        fooled = {s: v.fooled_percent for s, v in gen.summary.items()}
+        self.finish("generate", "done" if gen.images_attacked else "skipped", t0,
+                    f"{gen.images_attacked} images attacked; fooled % {fooled}", key=manifest_sha,
+                    numbers={s: {k: getattr(v, k) for k in ("fooled_percent", "mean_iterations", "already_misclassified")}
+                             for s, v in gen.summary.items()})
+        return manifest_sha, fooled
 
-    # 5. validate
-    t0 = time.time()
-    if unchanged("validate", manifest_sha):
-        finish("validate", "skipped", t0, "already validated")
-    else:
+    def validate(self, source_model: Path, manifest_sha: str) -> None:
+        """5. validate (once per manifest)."""
+        t0 = time.time()
+        if self.unchanged("validate", manifest_sha):
+            self.finish("validate", "skipped", t0, "already validated")
+            return
         from .validate import validate_dataset
 
-        report = validate_dataset(dataset, source_model, options.source, progress=progress)
+        report = validate_dataset(self.dataset, source_model, self.options.source, progress=self.progress)
         if not report.ok:
-            raise ValidationError(f"{dataset} failed validation: run `cifar10-fgs validate {dataset}` for the list")
-        finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
+            raise ValidationError(f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset}` for the list")
+        self.finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
 
-    # 6-8. evaluations
-    target_sha = sha256_file(target_model)
-    t0 = time.time()
-    key = [manifest_sha, target_sha, sha256_file(source_model)]
-    if unchanged("transfer", key) and (dataset / "results" / "transfer.json").exists():
-        finish("transfer", "skipped", t0, "results exist")
-    else:
-        tr = evaluate_transfer(target_model, dataset, options.source, source_model_path=source_model,
-                               seed=options.seed, overwrite=True, progress=progress)
-        finish("transfer", "done", t0,
-               f"target accuracy {tr.original.accuracy:.4f} -> {tr.adversarial.accuracy:.4f}", key=key,
-               numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy})
+    def evaluations(self, source_model: Path, target_model: Path, manifest_sha: str) -> None:
+        """6-8. transfer, retrain, gaussian: each skipped when its inputs are unchanged and its output exists."""
+        from .evaluate import evaluate_gaussian, evaluate_retrain, evaluate_transfer
 
-    t0 = time.time()
-    retrained = models / "retrained.keras"
-    key = [manifest_sha, target_sha, options.retrain_mode, options.retrain_epochs, options.seed]
-    if unchanged("retrain", key) and retrained.is_file():
-        finish("retrain", "skipped", t0, f"{retrained} exists")
-    else:
-        rt = evaluate_retrain(dataset, retrained, options.source, mode=options.retrain_mode,
-                              epochs=options.retrain_epochs, target_model_path=target_model, seed=options.seed,
-                              overwrite=True, progress=progress)
-        finish("retrain", "done", t0,
-               f"retrained accuracy {rt.retrained_original.accuracy:.4f} / {rt.retrained_adversarial.accuracy:.4f}",
-               key=key, numbers={"original": rt.retrained_original.accuracy,
+        o, d, results = self.options, self.dataset, self.dataset / RESULTS_DIR
+        target_sha = sha256_file(target_model)
+        t0 = time.time()
+        key = [manifest_sha, target_sha, sha256_file(source_model)]
+        if self.unchanged("transfer", key) and (results / "transfer.json").exists():
+            self.finish("transfer", "skipped", t0, "results exist")
+        else:
+            tr = evaluate_transfer(target_model, d, o.source, source_model_path=source_model, seed=o.seed,
+                                   overwrite=True, progress=self.progress)
+            self.finish("transfer", "done", t0,
+                        f"target accuracy {tr.original.accuracy:.4f} -> {tr.adversarial.accuracy:.4f}", key=key,
+                        numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy})
+        t0 = time.time()
+        retrained = self.models / "retrained.keras"
+        key = [manifest_sha, target_sha, o.retrain_mode, o.retrain_epochs, o.seed]
+        if self.unchanged("retrain", key) and retrained.is_file():
+            self.finish("retrain", "skipped", t0, f"{retrained} exists")
+        else:
+            rt = evaluate_retrain(d, retrained, o.source, mode=o.retrain_mode, epochs=o.retrain_epochs,
+                                  target_model_path=target_model, seed=o.seed, overwrite=True, progress=self.progress)
+            self.finish("retrain", "done", t0, f"retrained accuracy {rt.retrained_original.accuracy:.4f} / "
+                        f"{rt.retrained_adversarial.accuracy:.4f}", key=key,
+                        numbers={"original": rt.retrained_original.accuracy,
                                  "adversarial": rt.retrained_adversarial.accuracy})
+        t0 = time.time()
+        key = [manifest_sha, target_sha, sha256_file(retrained)]
+        if self.unchanged("gaussian", key) and (results / "gaussian.json").exists():
+            self.finish("gaussian", "skipped", t0, "results exist")
+        else:
+            evaluate_gaussian([target_model, retrained], d, o.source, overwrite=True, progress=self.progress)
+            self.finish("gaussian", "done", t0, "std sweep written", key=key)
 
-    t0 = time.time()
-    key = [manifest_sha, target_sha, sha256_file(retrained)]
-    if unchanged("gaussian", key) and (dataset / "results" / "gaussian.json").exists():
-        finish("gaussian", "skipped", t0, "results exist")
-    else:
-        evaluate_gaussian([target_model, retrained], dataset, options.source, overwrite=True, progress=progress)
-        finish("gaussian", "done", t0, "std sweep written", key=key)
-
-    # 9. card (cheap and deterministic: always rewritten so it shows the latest results)
-    t0 = time.time()
-    from .card import write_card
-
-    write_card(dataset, options.upload, source=options.source)
-    finish("card", "done", t0, f"{dataset / 'README.md'}", key=manifest_sha)
-
-    # 10. upload
-    if options.upload:
-        from .upload import upload_dataset
+    def card_and_upload(self, manifest_sha: str) -> None:
+        """9. the card (cheap and deterministic: always rewritten, so it shows the latest results); 10. upload."""
+        from .card import write_card
 
         t0 = time.time()
-        up = upload_dataset(dataset, options.upload, private=options.private)
-        finish("upload", "done", t0, f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
-               key=manifest_sha)
+        write_card(self.dataset, self.options.upload, source=self.options.source)
+        self.finish("card", "done", t0, f"{self.dataset / CARD}", key=manifest_sha)
+        if self.options.upload:
+            from .upload import upload_dataset
 
-    return RunResult(str(out), str(dataset), tuple(stages), {"fooled_percent": fooled})
+            t0 = time.time()
+            up = upload_dataset(self.dataset, self.options.upload, private=self.options.private)
+            self.finish("upload", "done", t0, f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
+                        key=manifest_sha)
 
 
 def _recipe(arch: Arch, epochs: int | None):

@@ -89,11 +89,25 @@ def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None
 
 
 def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState,
-                 col: Collector) -> bool:
+                col: Collector) -> bool:
     """File, schema and row checks of one shard; return True if its rows can be checked further."""
-    import datasets
+    if not _check_file(d, cfg, expected_schema, expected_features, state, col):
+        return False
+    where = {"split": d.spec.split, "shard": d.spec.name}
+    cols = {c: d.table.column(c).to_numpy() for c in d.table.column_names if c not in ("image", "original_image")}
+    index = cols["index"].astype(np.int64)
+    _check_images(d, index, where, col)
+    _check_values(cols, index, cfg.max_iterations, where, col)
+    _check_stored_predictions(cols, index, where, col)
+    _check_indices(d.spec, index, state, where, col)
+    state.stored_rows += d.table.num_rows
+    return True
 
-    from ..data import NUM_CLASSES
+
+def _check_file(d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState,
+                col: Collector) -> bool:
+    """Integrity (size, sha256) and schema of one shard; False if its rows cannot be interpreted."""
+    import datasets
 
     spec = d.spec
     where = {"split": spec.split, "shard": spec.name}
@@ -131,15 +145,11 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
     n = table.num_rows
     if entry is not None and n != entry.rows:
         col.fail("shard_schema", f"shard has {n} rows, generation.json says {entry.rows}", **where)
+    return True
 
-    cols = {c: table.column(c).to_numpy() for c in table.column_names if c not in ("image", "original_image")}
-    index = cols["index"].astype(np.int64)
-    label = cols["label"]
-    adv_pred = cols["adversarial_prediction"]
-    orig_pred = cols["original_prediction"]
-    iters = cols["iterations"]
 
-    # images
+def _check_images(d: ShardData, index: np.ndarray, where: dict, col: Collector) -> None:
+    n = d.table.num_rows
     col.checked("images", n)
     for row, msg in d.decode_errors:
         col.fail("images", msg, row=row, index=int(index[row]), **where)
@@ -148,8 +158,13 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
         for row, msg in d.original_errors:
             col.fail("images", msg, row=row, index=int(index[row]), **where)
 
-    # values
-    col.checked("values", n)
+
+
+def _check_values(cols: dict, index: np.ndarray, max_iterations: int, where: dict, col: Collector) -> None:
+    from ..data import NUM_CLASSES
+
+    iters = cols["iterations"]
+    col.checked("values", len(index))
 
     def bad(mask, text):
         for row in np.flatnonzero(mask):
@@ -158,8 +173,8 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
     for name in ("label", "original_prediction", "adversarial_prediction"):
         v = cols[name]
         bad((v < 0) | (v >= NUM_CLASSES), lambda r, v=v, name=name: f"{name} {int(v[r])} is outside 0-9")
-    bad((iters < 0) | (iters > cfg.max_iterations),
-        lambda r: f"iterations {int(iters[r])} is outside 0..{cfg.max_iterations}")
+    bad((iters < 0) | (iters > max_iterations),
+        lambda r: f"iterations {int(iters[r])} is outside 0..{max_iterations}")
     for name in ("original_confidence", "adversarial_confidence"):
         v = cols[name]
         bad(~np.isfinite(v) | (v < 0) | (v > 1), lambda r, v=v, name=name: f"{name} {float(v[r])!r} is outside [0, 1]")
@@ -167,8 +182,12 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
         v = cols[name]
         bad(~np.isfinite(v) | (v < 0), lambda r, v=v, name=name: f"{name} {float(v[r])!r} is negative or not finite")
 
-    # stored predictions
-    col.checked("stored_predictions", n)
+
+
+def _check_stored_predictions(cols: dict, index: np.ndarray, where: dict, col: Collector) -> None:
+    label, adv_pred, orig_pred, iters = (cols[c] for c in ("label", "adversarial_prediction", "original_prediction",
+                                                           "iterations"))
+    col.checked("stored_predictions", len(index))
     for row in np.flatnonzero(adv_pred == label):
         col.fail("stored_predictions", f"stored adversarial_prediction {int(adv_pred[row])} equals the label "
                  "(not adversarial)", row=int(row), index=int(index[row]), **where)
@@ -186,8 +205,10 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
                  f"{int(orig_pred[row])} differs from the label {int(label[row])} (the attack starts from correctly "
                  "classified images)", row=int(row), index=int(index[row]), **where)
 
-    # indices
-    col.checked("indices", n)
+
+
+def _check_indices(spec: ShardSpec, index: np.ndarray, state: SplitState, where: dict, col: Collector) -> None:
+    col.checked("indices", len(index))
     in_range = (index >= spec.lo) & (index < spec.hi)
     for row in np.flatnonzero(~in_range):
         col.fail("indices", f"index {int(index[row])} lies outside this shard's rows {spec.lo}..{spec.hi - 1}",
@@ -202,8 +223,6 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
         else:
             state.first[i] = (spec.name, int(row))
         state.count[i] += 1
-    state.stored_rows += n
-    return True
 
 
 def register_listed_failures(spec: ShardSpec, state: SplitState, col: Collector) -> None:
