@@ -66,7 +66,7 @@ def engine(model, images, labels, batch: int, gradient_fn) -> dict:
     t = time.perf_counter()
     evals = n = fooled = 0
     for rec in iterate_attack(model, images, labels, AttackConfig(batch_size=batch), gradient_fn=gradient_fn):
-        evals += int(rec.iterations.sum()) + len(rec)
+        evals += int(rec.evaluations.sum())
         n += len(rec)
         fooled += int(rec.fooled.sum())
     dt = time.perf_counter() - t

@@ -15,7 +15,8 @@ input gradient is the cross-entropy gradient divided by ``1 - p_y`` (a positive 
 exactly the sign of the paper's cross-entropy gradient, and it never underflows for confident images.
 
 **Stalls.** A path stalls when its margin ``z_y - max_{j != y} z_j`` has not reached a new low for
-``patience`` steps, or when its quantized image repeats one it visited. The logsumexp loss can rise
+``patience`` steps, when its quantized image repeats one it visited, or after ``path_steps`` steps
+(a longer path is a visible perturbation). The logsumexp loss can rise
 while no single class overtakes ``y`` (see the README), and sign steps can cycle once pixels saturate.
 A stalled image escalates, alone, to the next rung of ``config.Phase``: the runner-up margin from x0,
 then margins toward the original's next runner-ups from x0 (APGD-T / FAB-T), then seeded random
@@ -40,8 +41,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .config import (
-    ATTACK_BATCH_SIZE, ATTACK_MAX_ITERATIONS, ATTACK_MAX_LINF, ATTACK_SEED, ATTACK_STALL_PATIENCE, ATTACK_STEP,
-    ATTACK_TARGETS, PIXEL_MAX, PIXEL_MIN,
+    ATTACK_BATCH_SIZE, ATTACK_MAX_ITERATIONS, ATTACK_MAX_LINF, ATTACK_PATH_STEPS, ATTACK_SEED, ATTACK_STALL_PATIENCE,
+    ATTACK_STEP, ATTACK_TARGETS, PIXEL_MAX, PIXEL_MIN,
 )
 from .errors import ConfigError
 from .inference import softmax
@@ -60,6 +61,7 @@ class AttackConfig:
     pixel_max: float = PIXEL_MAX
     escalate: bool = True  # False: the paper's loop only (a stalled image keeps stepping until its budget ends)
     patience: int = ATTACK_STALL_PATIENCE  # steps without a new lowest margin before a path counts as stalled
+    path_steps: int = ATTACK_PATH_STEPS  # steps one path may take before it counts as stalled (escalate only)
     targets: int = ATTACK_TARGETS  # runner-up classes of the original tried by the targeted phase
     seed: int = ATTACK_SEED  # random starts of the restart phase, per image index
     max_linf: float | None = ATTACK_MAX_LINF  # hard L-inf budget as a fraction of the range (None: unbounded)
@@ -90,6 +92,8 @@ def check_attack_config(cfg: AttackConfig) -> None:
         raise ConfigError(f"pixel range [{cfg.pixel_min}, {cfg.pixel_max}] is empty: expected min < max")
     if int(cfg.patience) != cfg.patience or cfg.patience < 1:
         raise ConfigError(f"stall patience {cfg.patience} is invalid: expected an integer >= 1 (steps)")
+    if int(cfg.path_steps) != cfg.path_steps or cfg.path_steps < 1:
+        raise ConfigError(f"path steps {cfg.path_steps} is invalid: expected an integer >= 1 (steps per path)")
     if int(cfg.targets) != cfg.targets or not 0 <= cfg.targets <= 8:
         raise ConfigError(f"targets {cfg.targets} is invalid: expected 0..8 runner-up classes")
     if cfg.max_linf is not None and not (0.0 < cfg.max_linf <= 1.0):

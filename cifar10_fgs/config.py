@@ -36,6 +36,7 @@ ATTACK_STEP = 0.01  # fraction of the pixel range per step: 0.01 of [0, 255] = 2
 ATTACK_MAX_ITERATIONS = 200  # budget per image, in gradient steps over every phase; the range is crossed after 100
 ATTACK_BATCH_SIZE = 256  # slots per forward+backward on a CPU (the measured knee, see benchmarks/)
 ATTACK_STALL_PATIENCE = 10  # steps without a new lowest margin (z_y - max_{j!=y} z_j) before a path counts as stalled
+ATTACK_PATH_STEPS = 30  # steps one path may take before it counts as stalled (0.30 of the range): longer paths are visible
 ATTACK_TARGETS = 2  # targeted phase: how many of the original's runner-up classes (2nd, 3rd, ...) are tried in turn
 ATTACK_SEED = 0  # seeds the random starts of the restart phase, per image index
 ATTACK_MAX_LINF = None  # optional hard L-inf budget, a fraction of the pixel range (None: unbounded, the paper's)

@@ -44,7 +44,7 @@ class Slots:
     ``acc`` is the float accumulator of the current path; ``path`` its length in steps (a restart
     starts with the steps its random offset stands for, so ``linf <= step * path`` always holds);
     ``spent`` counts the image's gradient steps over every path (its budget); ``reach`` the largest
-    L-inf distance (levels) any of its paths has reached.
+    L-inf distance (levels) its paths from the original have reached (restarts start inside that ball).
     """
 
     def __init__(self, size: int, shape: tuple, config):
@@ -57,6 +57,7 @@ class Slots:
         self.code = np.full(size, LOSS_LOGSUMEXP, np.int32)
         self.rung = np.zeros(size, np.int32)
         self.path = np.zeros(size, np.int32)
+        self.taken = np.zeros(size, np.int32)  # steps taken on the current path (a restart's offset excluded)
         self.spent = np.zeros(size, np.int32)
         self.evaluated = np.zeros(size, np.int32)  # forward+backward passes, every path start included
         self.best = np.full(size, np.inf)
@@ -96,7 +97,7 @@ class Slots:
         better = m < self.best[slots]
         self.best[slots] = np.where(better, m, self.best[slots])
         self.stale[slots] = np.where(better, 0, self.stale[slots] + 1)
-        out = self.stale[slots] >= self.config.patience
+        out = (self.stale[slots] >= self.config.patience) | (self.taken[slots] >= self.config.path_steps)
         for i, s in enumerate(slots):
             d = image_digest(q[i])
             if d in self.seen[s]:
@@ -115,16 +116,22 @@ class Slots:
         moved = _project(moved, self.origin[slots], cfg.radius_levels)
         self.acc[slots] = moved
         self.path[slots] += 1
+        self.taken[slots] += 1
         self.spent[slots] += 1
-        dist = np.abs(moved - self.origin[slots]).reshape(len(slots), -1).max(axis=1)
-        self.reach[slots] = np.maximum(self.reach[slots], dist)
+        # the ball restarts start in: the one reached from the original by the deterministic rungs, so a
+        # restart's L-inf stays within 2 * path_steps steps however many restarts come before it
+        fresh = self.rung[slots] < 2 + cfg.targets
+        if fresh.any():
+            s = slots[fresh]
+            dist = np.abs(moved[fresh] - self.origin[s]).reshape(len(s), -1).max(axis=1)
+            self.reach[s] = np.maximum(self.reach[s], dist)
 
     def _start_path(self, slots: np.ndarray) -> None:
         cfg = self.config
         t = cfg.targets
         for s in slots:
             rung = int(self.rung[s])
-            self.best[s], self.stale[s], self.path[s] = np.inf, 0, 0
+            self.best[s], self.stale[s], self.path[s], self.taken[s] = np.inf, 0, 0, 0
             self.seen[s] = set()
             if rung == 0:
                 self.code[s] = LOSS_LOGSUMEXP
