@@ -317,7 +317,8 @@ def write_card(
     """
     from .provenance import atomic_write_bytes
     from .data import CLASS_NAMES, SPLIT_SIZES
-    from .dataset_card.render import render_card
+    from .dataset_card.context import build_context
+    from .dataset_card.render import build_card_data, render_card
 
     t0 = time.time()
     dataset_dir = Path(dataset_dir)
@@ -346,7 +347,8 @@ def write_card(
         notes=tuple(notes), repo_id=repo_id, folder_name=dataset_dir.resolve().name, class_names=tuple(CLASS_NAMES),
         full_split_sizes=dict(SPLIT_SIZES),
     )
-    atomic_write_bytes(readme, str(render_card(inputs)).encode("utf-8"))
+    card = render_card(build_context(inputs), build_card_data(inputs))
+    atomic_write_bytes(readme, str(card).encode("utf-8"))
     log.info("wrote %s", readme)
     return CardResult(
         path=str(readme), repo_id=repo_id, splits={s: sl.num_examples for s, sl in layout.splits.items()},

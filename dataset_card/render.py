@@ -3,7 +3,7 @@
 ``cifar10_fgs.card`` gathers a :class:`CardInputs` from a dataset folder (manifest, shard layout,
 statistics, results) and writes the text this package renders. The YAML header (``configs``,
 ``dataset_info`` with features, split sizes and byte counts) comes from the shards' layout; the body
-is the Jinja template ``template.md.j2`` beside this file, filled by ``context.build_context``. The
+is the Jinja template ``template.md.j2`` beside this file, filled with ``context.build_context(inputs)``. The
 output is a pure function of the inputs (no clock, no absolute paths), so the same folder always
 gives the same card. Nothing here imports the library.
 """
@@ -218,10 +218,8 @@ def render(context: dict, card_data) -> str:
     return text.rstrip("\n") + "\n"
 
 
-def render_card(inputs: CardInputs):
+def render_card(context: dict, card_data):
     """A ``huggingface_hub.DatasetCard`` (its YAML is parsed back, so a malformed header fails here)."""
     from huggingface_hub import DatasetCard
 
-    from .context import build_context
-
-    return DatasetCard(render(build_context(inputs), build_card_data(inputs)))
+    return DatasetCard(render(context, card_data))
