@@ -186,11 +186,11 @@ class _Run:
                         numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy})
         t0 = time.time()
         retrained = self.models / "retrained.keras"
-        key = [manifest_sha, target_sha, o.retrain_mode, o.retrain_epochs, o.seed]
+        key = [manifest_sha, target_sha, RetrainMode(o.retrain_mode).value, o.retrain_epochs, o.seed]
         if self.unchanged("retrain", key) and retrained.is_file():
             self.finish("retrain", "skipped", t0, f"{retrained} exists")
         else:
-            rt = evaluate_retrain(d, retrained, o.source, mode=o.retrain_mode, epochs=o.retrain_epochs,
+            rt = evaluate_retrain(d, retrained, o.source, mode=RetrainMode(o.retrain_mode).value, epochs=o.retrain_epochs,
                                   target_model_path=target_model, seed=o.seed, overwrite=True, progress=self.progress)
             self.finish("retrain", "done", t0, f"retrained accuracy {rt.retrained_original.accuracy:.4f} / "
                         f"{rt.retrained_adversarial.accuracy:.4f}", key=key,
