@@ -15,8 +15,8 @@ from cifar10_fgs.cli.main import cli
 from cifar10_fgs.data import CLASS_NAMES, load_cifar10
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError
 from cifar10_fgs.evaluate import (
-    Classification, classify, confidence_split, evaluate_gaussian, evaluate_retrain, evaluate_transfer, gaussian_blur,
-    linf_levels, random_sign_control,
+    ALL_VARIANTS, Classification, GaussianVariant, blur, classify, confidence_split, evaluate_gaussian, evaluate_retrain,
+    evaluate_transfer, gaussian_blur, linf_levels, random_sign_control,
 )
 from cifar10_fgs.generate import GenerateOptions, generate_dataset
 from cifar10_fgs.provenance import sha256_file
@@ -184,6 +184,45 @@ def test_gaussian_blur_is_spatial_per_image_and_identity_at_zero():
     assert out[1, 16, 16, 2] > 0 and out[1, 16, 17, 2] > 0 and out[1, 16, 16, 2] < 255
     with pytest.raises(ConfigError):
         gaussian_blur(images, -1.0)
+
+
+def reflect_index(i: int, n: int) -> int:
+    """scipy.ndimage's "reflect" extension (d c b a | a b c d | d c b a) of an axis of length n."""
+    i %= 2 * n
+    return i if i < n else 2 * n - 1 - i
+
+
+def test_paper_scalar_float_differs_from_spatial_float_by_the_channel_blur_only():
+    std = 0.5
+    radius = int(4.0 * std + 0.5)  # scipy: truncate 4.0
+    w = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * std ** 2))
+    w /= w.sum()
+    colour = np.array([0.0, 90.0, 255.0])
+    expected = np.array([sum(w[k + radius] * colour[reflect_index(c + k, 3)] for k in range(-radius, radius + 1))
+                         for c in range(3)])
+    assert expected[2] == pytest.approx(255 * (w[2] + w[3]) + 90 * (w[1] + w[4]) + 0 * w[0], rel=1e-12)  # c b a | a b c | c b a
+    flat = np.broadcast_to(colour.astype(np.uint8), (2, 8, 8, 3)).copy()  # every pixel the same colour
+    spatial = blur(flat, std, "spatial-float")
+    scalar = blur(flat, std, "paper-scalar-float")
+    assert spatial.dtype == scalar.dtype == np.float32
+    assert np.array_equal(spatial, flat.astype(np.float32)), "a constant image has nothing to blur spatially"
+    assert np.allclose(scalar, np.broadcast_to(expected, scalar.shape), atol=1e-4), "only the colours mix"
+    assert not np.allclose(scalar, spatial, atol=1.0)
+    # on any image: paper-scalar-float = spatial-float followed by the same 1-D blur along the channel axis
+    rng = np.random.default_rng(11)
+    images = rng.integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)
+    channel_blur = np.einsum("k,nhwkc->nhwc", w, np.stack(
+        [blur(images, std, "spatial-float")[..., [reflect_index(c + k, 3) for c in range(3)]]
+         for k in range(-radius, radius + 1)], axis=3))
+    assert np.allclose(blur(images, std, "paper-scalar-float"), channel_blur, atol=1e-3)
+    # rounding is the only difference between spatial-uint8 and spatial-float; std 0 is the identity for all
+    s_float = blur(images, 1.3, "spatial-float")
+    assert np.array_equal(blur(images, 1.3, "spatial-uint8"), np.clip(np.rint(s_float), 0, 255).astype(np.uint8))
+    assert np.array_equal(gaussian_blur(images, 1.3), blur(images, 1.3, GaussianVariant.SPATIAL_UINT8))
+    for v in ALL_VARIANTS:
+        assert np.array_equal(blur(images, 0.0, v), images)
+    with pytest.raises(ConfigError, match="unknown"):
+        blur(images, 1.0, "temporal")
 
 
 # --------------------------------------------------------------------------- transfer
@@ -360,6 +399,33 @@ def test_gaussian_matches_direct_computation(transfer, folder, target_path, tiny
     assert len(report["results"]["table"]) == 12 and "| No filter |" in report["markdown"]
     assert "`tiny` / adversarial" in report["markdown"]
     assert (folder / report["plots"][0]).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_gaussian_variants_in_one_sweep(transfer, folder, target_path, tiny_keras_path, image_folder_source):
+    from scipy.ndimage import gaussian_filter
+
+    root, _ = image_folder_source
+    r = evaluate_gaussian([target_path, tiny_keras_path], folder, root, stds=(0, 0.6), variants=[v.value for v in ALL_VARIANTS],
+                          name="gaussian_variants")
+    assert r.variants == ("spatial-uint8", "spatial-float", "paper-scalar-float")
+    assert len(r.rows) == 3 * 2 * 2 * 2
+    t = transfer.report["results"]["target"]
+    for v in r.variants:  # no filter: every variant gives the transfer numbers
+        assert r.accuracy("target", "adversarial", 0.0, v) == t["adversarial"]["accuracy"]
+    _, orig, adv, labels = direct(folder, root)
+    target = load(target_path)
+    paper = np.stack([gaussian_filter(im.astype(np.float32), 0.6) for im in adv])  # scalar sigma per (H, W, C) image
+    expected = numpy_metrics(model_logits(target, paper), labels)
+    assert r.accuracy("target", "adversarial", 0.6, "paper-scalar-float") == expected["accuracy"]
+    report = json.loads(Path(r.json_path).read_text())
+    per = report["results"]["variants"]
+    for v in r.variants:
+        rec = per[v]["recovered_on_adversarial"]["target"]["0.6"]
+        assert rec == pytest.approx(r.accuracy("target", "adversarial", 0.6, v) - t["adversarial"]["accuracy"])
+        assert f"**`{v}`**" in report["markdown"] and per[v]["ms_per_image_batched"]["0.6"] > 0
+    assert report["plots"] == [f"results/gaussian_variants_{v}.png" for v in r.variants]
+    for p in report["plots"]:
+        assert (folder / p).read_bytes()[:8] == PNG_MAGIC
 
 
 # --------------------------------------------------------------------------- retrain

@@ -16,8 +16,13 @@ never replaced unless ``overwrite=True``; rerunning the same settings recomputes
 and replaces them.
 """
 
-from .filters import BLUR_CHUNK, BLUR_MODE, BLUR_TRUNCATE, DEFAULT_STDS, check_stds, gaussian_blur
-from .gaussian import GaussianResult, GaussianRow, evaluate_gaussian, model_labels, time_blur_single
+from .filters import (
+    ALL_VARIANTS, BLUR_CHUNK, BLUR_MODE, BLUR_TRUNCATE, DEFAULT_STDS, GaussianVariant, blur, check_stds, check_variants,
+    gaussian_blur,
+)
+from .gaussian import (
+    DEFAULT_VARIANTS, GaussianResult, GaussianRow, cost_key, evaluate_gaussian, model_labels, time_blur_single,
+)
 from .joined import (
     MANIFEST, Generation, JoinedSplit, SplitGeneration, check_split_generated, dataset_identity, join_split,
     load_adversarial, load_joined, load_original, read_generation,
@@ -31,6 +36,7 @@ from .retrain import RETRAIN_MODES, RetrainMode, RetrainResult, device_descripti
 from .transfer import TransferResult, evaluate_transfer
 
 __all__ = [
+    "ALL_VARIANTS", "DEFAULT_VARIANTS", "GaussianVariant", "blur", "check_variants", "cost_key",
     "BLUR_CHUNK", "BLUR_MODE", "BLUR_TRUNCATE", "CONFIDENCE_GROUPS", "Classification", "DEFAULT_BATCH_SIZE",
     "DEFAULT_STDS", "Generation", "GaussianResult", "GaussianRow", "JoinedSplit", "MANIFEST", "RESULTS_DIR",
     "RETRAIN_MODES", "RetrainMode", "RetrainResult", "SETS", "SetMetrics", "SplitGeneration", "TransferResult",
