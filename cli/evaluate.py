@@ -195,3 +195,27 @@ def gaussian(model_paths, dataset_dir, source, stds, variants, split, batch_size
              fmt(r.ms_per_image_batched[cost_key(v, std)])) for v in r.variants for std in r.stds]
     click.echo(table(rows, headers))
     _written(r, dataset_dir)
+
+
+@command.command("paper")
+@dataset_option
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None, metavar="README.md",
+              help="Also put the comparison between this README's paper-comparison markers.")
+@json_option
+@quiet_option
+@verbose_option
+def paper(dataset_dir, readme, as_json, quiet, verbose):
+    """The paper's numbers beside ours: DIR/results/paper.md and paper.json from the results present."""
+    _setup(verbose)
+    from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
+
+    r = write_paper_comparison(dataset_dir)
+    if readme:
+        splice_into_readme(readme, r, dataset_dir)
+    if as_json:
+        emit_json(r.report)
+        return
+    mark = {True: "yes", False: "no", None: "not measured"}
+    click.echo(table([(e.section, e.claim, e.label or "-", e.ours, mark[e.reproduced]) for e in r.effects],
+                     ("section", "effect in the paper", "run", "ours", "reproduced")))
+    click.echo(f"wrote {r.json_path}, {r.markdown_path}")

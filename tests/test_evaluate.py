@@ -477,6 +477,62 @@ def test_retrain_splits(folder, image_folder_source, tmp_path):
         evaluate_retrain(folder, tmp_path / "x.h5", root, epochs=1)
 
 
+def resolve(folder: Path, source: str):
+    """Follow a comparison row's ``<file>#<path/inside>`` into the results JSON (list items by number)."""
+    name, _, path = source.partition("#")
+    obj = json.loads((folder / "results" / name).read_text())
+    for part in path.split("/"):
+        obj = obj[int(part)] if isinstance(obj, list) else obj[part]
+    return obj
+
+
+def test_paper_comparison_numbers_are_those_of_the_results_files(retrained, transfer, folder, target_path,
+                                                                 image_folder_source):
+    from cifar10_fgs.card import write_card
+    from cifar10_fgs.evaluate import PAPER, write_paper_comparison
+
+    root, _ = image_folder_source
+    out, rt = retrained
+    g = evaluate_gaussian([target_path, out], folder, root, stds=(0, 0.25, 0.5, 0.6, 1.0), variants=list(ALL_VARIANTS),
+                          name="gaussian_paper")
+    c = write_paper_comparison(folder, {"gaussian": "gaussian_paper", "retrain": ("retrain",)})
+    report = json.loads((folder / "results" / "paper.json").read_text())
+    assert report["rows"] == json.loads(json.dumps([dataclass_dict(r) for r in c.rows]))
+    assert report["markdown"] in (folder / "results" / "paper.md").read_text()
+    results_rows = [r for r in c.rows if r.source and r.source != "generation.json"]
+    assert len(results_rows) >= 7 + 7 + 4 * 3  # transfer, one retraining mode, four rows per Gaussian variant
+    for r in c.rows:
+        assert (r.paper, r.section) == (PAPER[r.key].value, PAPER[r.key].section) and r.section in ("II", "IV", "V", "VI")
+        if r.source and r.source != "generation.json":
+            assert r.ours == resolve(folder, r.source), r
+        if r.ours is not None and not PAPER[r.key].unit:
+            assert f"{r.ours:.4f}" in report["markdown"], r
+    ours = {(r.key, r.label): r.ours for r in c.rows}
+    assert ours[("target_accuracy_drop", "")] == pytest.approx(transfer.accuracy_drop)
+    assert ours[("retrained_adversarial_accuracy", "adversarial")] == rt.retrained_adversarial.accuracy
+    assert ours[("fooled_percent", "")] == 100.0
+    for v in g.variants:
+        gain = g.accuracy("target", "adversarial", 0.5, v) - g.accuracy("target", "adversarial", 0.0, v)
+        assert ours[("gaussian_gain_std_0.5", v)] == pytest.approx(gain)
+    effects = {(e.key, e.label): e for e in c.effects}
+    assert effects[("transfer_drop", "")].reproduced is (transfer.accuracy_drop > 0)
+    assert effects[("retrain_narrows_drop", "adversarial")].reproduced is (rt.drop_after < rt.drop_before)
+    for v in g.variants:  # the paper's two trends, recomputed here from the sweep
+        never = all(g.accuracy("retrained", s, std, v) <= g.accuracy("retrained", s, 0.0, v)
+                    for std in (0.25, 0.5, 0.6, 1.0) for s in ("original", "adversarial"))
+        below = all(g.accuracy("retrained", s, std, v) < g.accuracy("target", s, std, v)
+                    for std in (0.6, 1.0) for s in ("original", "adversarial"))
+        e1 = effects[("trend_filter_never_helps_retrained", f"{v} / adversarial")]
+        e2 = effects[("trend_retrained_below_after_0.5", f"{v} / adversarial")]
+        assert (e1.reproduced, e2.reproduced) == (never, below)
+        assert (e1.reason is None) == never and (e2.reason is None) == below, "a reason exactly where it differs"
+        assert effects[("gaussian_gain", v)].reproduced is (ours[("gaussian_gain_std_0.5", v)] > 0)
+    assert report["reproduced_gaussian_variants"] == sorted(v for v in g.variants if ours[("gaussian_gain_std_0.5", v)] > 0)
+    card = write_card(folder, source=root)
+    text = Path(card.path).read_text()
+    assert "[results/paper.md](results/paper.md)" in text and "Comparison with the paper" in text
+
+
 def dataclass_dict(obj) -> dict:
     import dataclasses
 

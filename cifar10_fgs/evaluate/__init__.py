@@ -7,7 +7,8 @@ Rooms, in data-flow order:
 * ``joined``: the adversarial rows joined to the original split (the only reader of ``generation.json``);
 * ``results``: results files (JSON, markdown, PNG) and table helpers;
 * ``skeleton``: the one flow every evaluation follows (check, claim, load, report, write);
-* ``transfer`` (section IV), ``retrain`` (section V), ``gaussian`` (section VI): the evaluations.
+* ``transfer`` (section IV), ``retrain`` (section V), ``gaussian`` (section VI): the evaluations;
+* ``paper``: the paper's numbers with their sections; ``comparison``: them beside ours (``results/paper.md``).
 
 Results go to ``DIR/results/<name>.json`` (written last, sorted, atomically: settings, model
 sha256s, library versions, numbers, and a ``markdown`` field holding ready tables),
@@ -16,6 +17,7 @@ never replaced unless ``overwrite=True``; rerunning the same settings recomputes
 and replaces them.
 """
 
+from .comparison import PaperComparison, build_comparison, write_paper_comparison
 from .filters import (
     ALL_VARIANTS, BLUR_CHUNK, BLUR_MODE, BLUR_TRUNCATE, DEFAULT_STDS, GaussianVariant, blur, check_stds, check_variants,
     gaussian_blur,
@@ -27,6 +29,7 @@ from .joined import (
     MANIFEST, Generation, JoinedSplit, SplitGeneration, check_split_generated, dataset_identity, join_split,
     load_adversarial, load_joined, load_original, read_generation,
 )
+from .paper import PAPER, PAPER_VALUES, PaperValue
 from .metrics import (
     CONFIDENCE_GROUPS, DEFAULT_BATCH_SIZE, SETS, Classification, SetMetrics, classify, confidence_split, linf_levels,
     log_softmax, per_class_accuracy, random_sign_control,
@@ -36,6 +39,7 @@ from .retrain import RETRAIN_MODES, RetrainMode, RetrainResult, device_descripti
 from .transfer import TransferResult, evaluate_transfer
 
 __all__ = [
+    "PAPER", "PAPER_VALUES", "PaperComparison", "PaperValue", "build_comparison", "write_paper_comparison",
     "ALL_VARIANTS", "DEFAULT_VARIANTS", "GaussianVariant", "blur", "check_variants", "cost_key",
     "BLUR_CHUNK", "BLUR_MODE", "BLUR_TRUNCATE", "CONFIDENCE_GROUPS", "Classification", "DEFAULT_BATCH_SIZE",
     "DEFAULT_STDS", "Generation", "GaussianResult", "GaussianRow", "JoinedSplit", "MANIFEST", "RESULTS_DIR",

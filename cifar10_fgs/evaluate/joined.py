@@ -52,6 +52,8 @@ class Generation:
     attack: dict | None
     data_source: str | None  # the CIFAR-10 source the folder was generated from
     splits: dict  # split -> SplitGeneration
+    attack_step: float | None = None  # FGS step, fraction of the pixel range
+    attack_seconds: float | None = None  # wall time of every generate run that attacked images
 
 
 def read_generation(dataset_dir: str | Path) -> Generation:
@@ -73,8 +75,10 @@ def read_generation(dataset_dir: str | Path) -> Generation:
                 tuple(sorted(int(i) for _, e in shards if e.get("split") == s for i in e.get("failures", []))))
             for s, c in cfg["splits"].items()
         }
+        attack = cfg.get("attack") or {}
         return Generation(sha256_bytes(dumps_sorted(cfg).encode()), cfg.get("model_sha256"), cfg.get("attack"),
-                          (m.get("data_source") or {}).get("source"), splits)
+                          (m.get("data_source") or {}).get("source"), splits, attack.get("step"),
+                          (m.get("timing") or {}).get("seconds_total"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise DataSourceError(f"{path} is not a readable generation manifest: generate the folder again") from None
 

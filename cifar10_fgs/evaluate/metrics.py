@@ -89,7 +89,8 @@ def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = DE
         raise ConfigError(f"{len(images)} images but {len(labels)} labels: expected one label per image")
     if len(labels) == 0:
         raise ConfigError("no images to classify: expected at least one row")
-    return Classification(predict_logits(model, np.asarray(images), batch_size=batch_size), labels)
+    # a set smaller than one batch runs as one batch of its own size rather than padded to ``batch_size``
+    return Classification(predict_logits(model, np.asarray(images), batch_size=min(batch_size, len(labels))), labels)
 
 
 def per_class_accuracy(correct: np.ndarray, labels: np.ndarray) -> list[float | None]:
