@@ -577,6 +577,27 @@ def test_cli_retrain_reuses_an_identical_model(retrained, folder, target_path, c
     assert out.stat().st_mtime_ns == stamp
 
 
+def test_cli_paper_writes_the_comparison_and_fills_the_readme(transfer, folder, tmp_path, capsys):
+    from cifar10_fgs.evaluate.comparison import README_BEGIN, README_END
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nstale table\n{README_END}\nafter\n")
+    code = run_with_friendly_errors(cli, ["evaluate", "paper", "--dataset", str(folder), "--readme", str(readme)])
+    out = capsys.readouterr().out
+    assert code == 0 and "the adversarial images lower the target's accuracy" in out
+    report = json.loads((folder / "results" / "paper.json").read_text())
+    text = readme.read_text()
+    assert "stale table" not in text and report["markdown"].strip() in text
+    assert text.startswith(f"# x\n\nbefore\n{README_BEGIN}") and text.endswith(f"{README_END}\nafter\n")
+    assert f"{transfer.adversarial.accuracy:.4f}" in text
+    bare = tmp_path / "bare.md"
+    bare.write_text("# no markers\n")
+    code = run_with_friendly_errors(cli, ["evaluate", "paper", "--dataset", str(folder), "--readme", str(bare)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "markers" in err and len(err.splitlines()) == 1
+    assert bare.read_text() == "# no markers\n"
+
+
 @pytest.mark.parametrize("args, message, one_line", [
     (["gaussian", "--models", "m.keras", "--dataset", "{folder}", "--std", "0,-1"], "--std -1.0 is invalid", True),
     (["transfer", "--model", "{target}", "--dataset", "{missing}"], "does not exist", True),
