@@ -2,12 +2,13 @@
 
 Workspace ``OUT/``::
 
-    models/source.keras, target.keras, retrained.keras   (+ .json provenance beside each)
+    models/source.keras, target.keras, retrained.keras, retrained_mixed.keras   (+ .json provenance beside each)
     dataset/        the publishable folder: data/*.arrow, generation.json, README.md, figures/, results/
     run.json        what each stage did: its input key, output, seconds and headline numbers
 
 Stages: load CIFAR-10 -> train source -> train target -> generate -> validate -> evaluate transfer ->
-evaluate retrain -> evaluate gaussian -> card -> (upload). Training and generation resume from their
+evaluate retrain (adversarial, then mixed) -> evaluate gaussian (every filter variant) -> paper comparison
+(results/paper.md) -> card -> (upload). Training and generation resume from their
 own checkpoints and shards, so a run killed anywhere continues where it stopped.
 """
 
@@ -38,7 +39,7 @@ class RunOptions:
     source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
     target_epochs: int | None = None
     retrain_epochs: int | None = None
-    retrain_mode: str = "adversarial"
+    retrain_mode: str = "both"  # adversarial (the paper), mixed (original + adversarial) or both
     limit: int | None = None  # attack only the first N images of each split (a quick run)
     train_limit: int | None = None  # train on a seeded random subset of N training images (a quick run)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -70,12 +71,11 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
 
     ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
     """
-    from .evaluate import evaluate_gaussian, evaluate_retrain, evaluate_transfer
+    from .evaluate import ALL_VARIANTS, evaluate_gaussian, evaluate_transfer, write_paper_comparison
     from .generate import GenerateOptions, generate_dataset
     from .training import train_model, trained_model_matches
 
-    if options.retrain_mode not in ("adversarial", "mixed"):
-        raise ConfigError(f"retrain mode {options.retrain_mode!r} is unknown: expected adversarial or mixed")
+    _retrain_modes(options.retrain_mode)  # a bad mode fails before any work
     out = Path(out)
     models = out / "models"
     dataset = out / "dataset"
@@ -164,36 +164,33 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
                f"target accuracy {tr.original.accuracy:.4f} -> {tr.adversarial.accuracy:.4f}", key=key,
                numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy})
 
-    t0 = time.time()
-    retrained = models / "retrained.keras"
-    key = [manifest_sha, target_sha, options.retrain_mode, options.retrain_epochs, options.seed]
-    if unchanged("retrain", key) and retrained.is_file():
-        finish("retrain", "skipped", t0, f"{retrained} exists")
-    else:
-        rt = evaluate_retrain(dataset, retrained, options.source, mode=options.retrain_mode,
-                              epochs=options.retrain_epochs, target_model_path=target_model, seed=options.seed,
-                              overwrite=True, progress=progress)
-        finish("retrain", "done", t0,
-               f"retrained accuracy {rt.retrained_original.accuracy:.4f} / {rt.retrained_adversarial.accuracy:.4f}",
-               key=key, numbers={"original": rt.retrained_original.accuracy,
-                                 "adversarial": rt.retrained_adversarial.accuracy})
+    retrained = [_retrain_stage(mode, dataset, models, target_model, target_sha, manifest_sha, options, progress,
+                                unchanged, finish) for mode in _retrain_modes(options.retrain_mode)]
 
     t0 = time.time()
-    key = [manifest_sha, target_sha, sha256_file(retrained)]
+    key = [manifest_sha, target_sha, *(sha256_file(p) for p in retrained), [v.value for v in ALL_VARIANTS]]
     if unchanged("gaussian", key) and (dataset / "results" / "gaussian.json").exists():
         finish("gaussian", "skipped", t0, "results exist")
     else:
-        evaluate_gaussian([target_model, retrained], dataset, options.source, overwrite=True, progress=progress)
-        finish("gaussian", "done", t0, "std sweep written", key=key)
+        evaluate_gaussian([target_model, *retrained], dataset, options.source, variants=ALL_VARIANTS, overwrite=True,
+                          progress=progress)
+        finish("gaussian", "done", t0, f"std sweep written ({len(ALL_VARIANTS)} filter variants)", key=key)
 
-    # 9. card (cheap and deterministic: always rewritten so it shows the latest results)
+    # 9. the paper beside our numbers (cheap: always rewritten from the results files)
+    t0 = time.time()
+    paper = write_paper_comparison(dataset)
+    held = sum(e.reproduced is True for e in paper.effects)
+    finish("paper", "done", t0, f"{paper.markdown_path}: {held} of {len(paper.effects)} effects reproduced",
+           key=manifest_sha)
+
+    # 10. card (cheap and deterministic: always rewritten so it shows the latest results)
     t0 = time.time()
     from .card import write_card
 
     write_card(dataset, options.upload, source=options.source)
     finish("card", "done", t0, f"{dataset / 'README.md'}", key=manifest_sha)
 
-    # 10. upload
+    # 11. upload
     if options.upload:
         from .upload import upload_dataset
 
@@ -203,6 +200,39 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
                key=manifest_sha)
 
     return RunResult(str(out), str(dataset), tuple(stages), {"fooled_percent": fooled})
+
+
+def _retrain_modes(mode: str) -> tuple[str, ...]:
+    from .evaluate import RETRAIN_MODES
+
+    if mode == "both":
+        return RETRAIN_MODES
+    if mode not in RETRAIN_MODES:
+        raise ConfigError(f"retrain mode {mode!r} is unknown: expected adversarial, mixed or both")
+    return (mode,)
+
+
+def _retrain_stage(mode: str, dataset: Path, models: Path, target_model: Path, target_sha: str, manifest_sha: str,
+                   options: RunOptions, progress: bool, unchanged, finish) -> Path:
+    """Retrain the target architecture in ``mode`` (stage ``retrain`` or ``retrain_<mode>``): the model's path."""
+    from . import evaluate
+
+    t0 = time.time()
+    stage = "retrain" if mode == "adversarial" else f"retrain_{mode}"
+    path = models / ("retrained.keras" if mode == "adversarial" else f"retrained_{mode}.keras")
+    key = [manifest_sha, target_sha, mode, options.retrain_epochs, options.seed]
+    if unchanged(stage, key) and path.is_file() and (dataset / "results" / f"{stage}.json").exists():
+        finish(stage, "skipped", t0, f"{path} exists")
+        return path
+    rt = evaluate.evaluate_retrain(dataset, path, options.source, mode=mode, epochs=options.retrain_epochs,
+                                   target_model_path=target_model, seed=options.seed, name=stage, overwrite=True,
+                                   progress=progress)
+    finish(stage, "done", t0,
+           f"{mode}: retrained accuracy {rt.retrained_original.accuracy:.4f} / {rt.retrained_adversarial.accuracy:.4f}"
+           f", {rt.train_seconds / 60:.1f} min", key=key,
+           numbers={"original": rt.retrained_original.accuracy, "adversarial": rt.retrained_adversarial.accuracy,
+                    "drop_after": rt.drop_after, "train_seconds": rt.train_seconds})
+    return path
 
 
 def _subset(split, limit: int | None, seed: int):

@@ -152,6 +152,9 @@ def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, bat
     _written(r, dataset_dir)
 
 
+_VARIANT_CHOICES = ("spatial-uint8", "spatial-float", "paper-scalar-float", "all")
+
+
 @command.command("gaussian")
 @click.option("--models", "model_paths", required=True, callback=_parse_models, metavar="A.keras[,B.keras...]",
               help="Comma-separated models, e.g. TARGET.keras,RETRAINED.keras.")
@@ -159,6 +162,10 @@ def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, bat
 @eval_source_option
 @click.option("--std", "stds", default="0,0.25,0.5,0.6,0.8,1,1.5,2", show_default=True, callback=_parse_stds,
               help="Comma-separated Gaussian standard deviations in pixels (0 = no filter).")
+@click.option("--variant", "variants", type=click.Choice(_VARIANT_CHOICES), multiple=True,
+              help="How to apply the filter (repeatable; default spatial-uint8): spatial-uint8 = each channel over "
+                   "height and width, rounded to uint8; spatial-float = the same, not rounded; paper-scalar-float = "
+                   "one sigma over (H, W, C) of each image, not rounded (our best reading of the paper); all = the three.")
 @split_option
 @batch_size_option
 @_name_option("gaussian", "gaussian")
@@ -167,21 +174,48 @@ def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, bat
 @json_option
 @quiet_option
 @verbose_option
-def gaussian(model_paths, dataset_dir, source, stds, split, batch_size, name, unsafe_model, overwrite, as_json, quiet,
-             verbose):
-    """Gaussian filtering as a defence: accuracy per std, model and test set (paper section VI)."""
+def gaussian(model_paths, dataset_dir, source, stds, variants, split, batch_size, name, unsafe_model, overwrite, as_json,
+             quiet, verbose):
+    """Gaussian filtering as a defence: accuracy per variant, std, model and test set (paper section VI)."""
     _setup(verbose)
-    from cifar10_fgs.evaluate import SETS, evaluate_gaussian
+    from cifar10_fgs.evaluate import ALL_VARIANTS, DEFAULT_VARIANTS, SETS, cost_key, evaluate_gaussian
 
+    if "all" in variants:
+        variants = ALL_VARIANTS
     r = evaluate_gaussian(
-        model_paths, dataset_dir, source, stds=stds, split=split, batch_size=batch_size, name=name,
-        overwrite=overwrite, unsafe_model=unsafe_model, progress=not (quiet or as_json),
+        model_paths, dataset_dir, source, stds=stds, variants=variants or DEFAULT_VARIANTS, split=split,
+        batch_size=batch_size, name=name, overwrite=overwrite, unsafe_model=unsafe_model,
+        progress=not (quiet or as_json),
     )
     if as_json:
         emit_json(r)
         return
-    headers = ("std", *(f"{m}/{s}" for m in r.models for s in SETS), "ms/img")
-    rows = [(f"{std:g}", *(fmt(r.accuracy(m, s, std)) for m in r.models for s in SETS),
-             fmt(r.ms_per_image_batched[str(std)])) for std in r.stds]
+    headers = ("variant", "std", *(f"{m}/{s}" for m in r.models for s in SETS), "ms/img")
+    rows = [(v, f"{std:g}", *(fmt(r.accuracy(m, s, std, v)) for m in r.models for s in SETS),
+             fmt(r.ms_per_image_batched[cost_key(v, std)])) for v in r.variants for std in r.stds]
     click.echo(table(rows, headers))
     _written(r, dataset_dir)
+
+
+@command.command("paper")
+@dataset_option
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None, metavar="README.md",
+              help="Also put the comparison between this README's paper-comparison markers.")
+@json_option
+@quiet_option
+@verbose_option
+def paper(dataset_dir, readme, as_json, quiet, verbose):
+    """The paper's numbers beside ours: DIR/results/paper.md and paper.json from the results present."""
+    _setup(verbose)
+    from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
+
+    r = write_paper_comparison(dataset_dir)
+    if readme:
+        splice_into_readme(readme, r, dataset_dir)
+    if as_json:
+        emit_json(r.report)
+        return
+    mark = {True: "yes", False: "no", None: "not measured"}
+    click.echo(table([(e.section, e.claim, e.label or "-", e.ours, mark[e.reproduced]) for e in r.effects],
+                     ("section", "effect in the paper", "run", "ours", "reproduced")))
+    click.echo(f"wrote {r.json_path}, {r.markdown_path}")

@@ -19,7 +19,8 @@ from ._cli_utils import (
 @click.option("--source-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the source model (default: the recipe's).")
 @click.option("--target-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the target model (default: the recipe's).")
 @click.option("--retrain-epochs", type=click.IntRange(min=1), default=None, help="Epochs for adversarial retraining.")
-@click.option("--retrain-mode", type=click.Choice(["adversarial", "mixed"]), default="adversarial", show_default=True)
+@click.option("--retrain-mode", type=click.Choice(["adversarial", "mixed", "both"]), default="both", show_default=True,
+              help="adversarial: retrain on the adversarial train split (the paper); mixed: original + adversarial; both: each in turn.")
 @limit_option
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a random subset of N images.")
 @batch_size_option
