@@ -245,3 +245,104 @@ def test_unreachable_hub_is_a_one_line_error(hub, tmp_path, monkeypatch, capsys)
         from cifar10_fgs.hub import validate_hub
 
         validate_hub(f"hub:{REPO}")
+
+
+# --------------------------------------------------------------------------- evaluate transfer: a leaderboard
+
+
+@pytest.fixture(scope="module")
+def candidates(tmp_path_factory, hub):
+    """A local .keras model and a Keras hf:// model repo (config.json + model.weights.h5) on the local hub."""
+    from conftest import tiny_model
+
+    d = tmp_path_factory.mktemp("candidates")
+    local = d / "wide.keras"
+    tiny_model(seed=1, hidden=16).save(local)
+    folder = d / "narrow"
+    tiny_model(seed=2, hidden=4).save(folder, zipped=False)
+    commit = hub.commit_folder("someone/narrow", folder, repo_type="model")
+    return local, "hf://someone/narrow", commit
+
+
+def test_leaderboard_from_the_hub_scores_every_model_like_evaluate_transfer(
+        served, hub, workspace, candidates, tmp_path, capsys):
+    import hashlib
+
+    import keras
+
+    from cifar10_fgs.evaluate import evaluate_transfer
+
+    local, uri, model_commit = candidates
+    source_model = workspace / "models" / "tiny.keras"
+    commit = hub.repos[("dataset", REPO)]["branches"]["main"]
+    out = tmp_path / "board"
+    args = ["evaluate", "transfer", "--dataset", f"hub:{REPO}", "--model", str(local), "--model", uri,
+            "--model", str(source_model), "--out", str(out), "--json"]
+    assert run_with_friendly_errors(cli, args) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert board["dataset"] == f"hub:{REPO}@{commit}" and board["commit"] == commit
+    entries = board["entries"]
+    assert [e["rank"] for e in entries] == [1, 2, 3]
+    adv = [e["adversarial_acc"] for e in entries]
+    assert adv == sorted(adv, reverse=True)
+    by = {e["model"]: e for e in entries}
+    assert set(by) == {str(local), uri, str(source_model)}
+
+    assert by[str(local)]["sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert by[str(local)]["parameters"] == keras.saving.load_model(local, compile=False).count_params()
+    assert by[uri]["commit"] == model_commit and by[uri]["name"] == "someone/narrow"
+    assert by[uri]["parameters"] < by[str(local)]["parameters"]  # 4 vs 16 filters
+    assert all(e["images_per_second"] > 0 for e in entries)
+    # the model that made the dataset misclassifies every stored image: white-box accuracy 0
+    assert by[str(source_model)]["generated_the_dataset"] is True and by[str(source_model)]["adversarial_acc"] == 0.0
+    assert not by[str(local)]["generated_the_dataset"]
+
+    # the same numbers as the paper's single-model transfer evaluation on a local copy
+    copy = tmp_path / "copy"
+    shutil.copytree(workspace / "dataset", copy)
+    single = evaluate_transfer(local, copy)
+    assert by[str(local)]["clean_acc"] == pytest.approx(single.original.accuracy)
+    assert by[str(local)]["adversarial_acc"] == pytest.approx(single.adversarial.accuracy)
+    assert by[str(local)]["accuracy_drop"] == pytest.approx(single.accuracy_drop)
+    assert by[str(local)]["random_sign_control_drop"] == pytest.approx(single.control_accuracy_drop)
+
+    written = json.loads((out / "leaderboard.json").read_text())
+    assert [m["model"] for m in written["models"]] == [e["model"] for e in entries]
+    assert written["rows"]["num_rows_used"] == board["num_rows_used"] > 0
+    md = (out / "leaderboard.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [r.split(" | ")[1].split("`")[1] for r in rows] == [e["name"] for e in entries]
+    assert f"{commit}" in md
+
+    # rerun with the same settings replaces it; other models need --overwrite
+    assert run_with_friendly_errors(cli, args[:-1] + ["-q"]) == 0
+    capsys.readouterr()
+    assert run_with_friendly_errors(cli, ["evaluate", "transfer", "--dataset", f"hub:{REPO}", "--model", str(local),
+                                          "--out", str(out), "-q"]) == 2
+    assert "--overwrite" in one_line_error(capsys)
+
+
+def test_leaderboard_refusals_are_one_line_errors(served, hub, candidates, tmp_path, capsys):
+    from conftest import tiny_model
+
+    import keras
+
+    local, _, _ = candidates
+    lam = tmp_path / "lambda"
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x / 255.0),
+                      *tiny_model().layers[1:]]).save(lam, zipped=False)
+    hub.commit_folder("someone/with-lambda", lam, repo_type="model")
+    manifest = json.loads(hub.files(REPO)[MANIFEST])
+    manifest["data_source"]["source"] = "/nowhere/cifar-10-python.tar.gz"
+    hub.commit(REPO, {MANIFEST: json.dumps(manifest).encode()}, branch="moved")
+    cases = [
+        (["--dataset", f"hub:{REPO}", "--model", "hf://someone/with-lambda"], "Lambda layer"),
+        (["--dataset", f"hub:{REPO}", "--model", "hf://someone/no-such-model"], "model repo someone/no-such-model was not found"),
+        (["--dataset", f"hub:{REPO}@v9", "--model", str(local)], "revision 'v9' does not exist"),
+        (["--dataset", f"hub:{REPO}@moved", "--model", str(local)], "not on this machine: pass --source"),
+        (["--dataset", f"hub:{REPO}", "--model", str(local), "--model", str(local)], "given twice"),
+    ]
+    for args, needle in cases:
+        code = run_with_friendly_errors(cli, ["evaluate", "transfer", *args, "--out", str(tmp_path / "b"), "-q"])
+        assert code == 2 and needle in one_line_error(capsys), args
+    assert not (tmp_path / "b").exists()  # nothing written by a refused run
