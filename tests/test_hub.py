@@ -346,3 +346,34 @@ def test_leaderboard_refusals_are_one_line_errors(served, hub, candidates, tmp_p
         code = run_with_friendly_errors(cli, ["evaluate", "transfer", *args, "--out", str(tmp_path / "b"), "-q"])
         assert code == 2 and needle in one_line_error(capsys), args
     assert not (tmp_path / "b").exists()  # nothing written by a refused run
+
+
+def test_run_upload_ships_the_source_model_and_the_copy_reproves(tiny_keras_path, image_folder_source, tmp_path,
+                                                                  monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    from cifar10_fgs.pipeline import RunOptions, run_pipeline
+    from conftest import tiny_model
+
+    root, _ = image_folder_source
+    target = tmp_path / "target.keras"
+    tiny_model(seed=9, hidden=4).save(target)
+    h = LocalHub()
+    api = RecordingApi(h)
+    monkeypatch.setattr(upload, "hub_api", lambda endpoint=None, token=None: api)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    options = RunOptions(source=str(root), source_model=str(tiny_keras_path), target_model=str(target),
+                         retrain_epochs=1, attack=AttackConfig(batch_size=32), upload="someone/run-copy")
+    result = run_pipeline(tmp_path / "ws", options)
+    assert {s.stage: s.status for s in result.stages}["upload"] == "done"
+    files = h.files("someone/run-copy")
+    assert files["source_model/tiny.keras"] == tiny_keras_path.read_bytes()
+    assert "results/transfer.json" in files and "cifar10-fgs validate hub:someone/run-copy" in files["README.md"].decode()
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with h.serve() as endpoint:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        assert run_with_friendly_errors(cli, ["validate", "hub:someone/run-copy", "--source", str(root), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert f"checked commit {h.repos[('dataset', 'someone/run-copy')]['branches']['main']}" in out
