@@ -92,7 +92,7 @@ def one_line_error(capsys) -> str:
 
 
 def test_hub_references_parse_and_bad_ones_are_one_line_errors():
-    assert parse_hub_ref("hub:a/b") == parse_hub_ref("hub:a/b")
+    assert parse_hub_ref("hub:a/b").revision is None and str(parse_hub_ref("hub:a/b@v1")) == "hub:a/b@v1"
     ref = parse_hub_ref("hub:user/name@v1.0")
     assert (ref.repo_id, ref.revision, ref.repo_type) == ("user/name", "v1.0", "dataset")
     assert parse_hub_ref("hf://user/model", repo_type="model").repo_type == "model"
@@ -305,6 +305,12 @@ def test_leaderboard_from_the_hub_scores_every_model_like_evaluate_transfer(
     assert by[str(local)]["adversarial_acc"] == pytest.approx(single.adversarial.accuracy)
     assert by[str(local)]["accuracy_drop"] == pytest.approx(single.accuracy_drop)
     assert by[str(local)]["random_sign_control_drop"] == pytest.approx(single.control_accuracy_drop)
+
+    assert run_with_friendly_errors(cli, ["evaluate", "transfer", "--dataset", str(copy), "--model", str(local),
+                                          "--leaderboard", "--json"]) == 0  # one local model, on request
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["json_path"] == str(copy / "results" / "leaderboard.json") and alone["commit"] is None
+    assert alone["entries"][0]["adversarial_acc"] == by[str(local)]["adversarial_acc"]
 
     written = json.loads((out / "leaderboard.json").read_text())
     assert [m["model"] for m in written["models"]] == [e["model"] for e in entries]
