@@ -45,6 +45,7 @@ class RunOptions:
     attack: AttackConfig = field(default_factory=AttackConfig)
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
+    upload_model: bool = True  # with upload: ship the source model under source_model/ too
     seed: int = 0
     allow_failures: bool = False  # accept images not fooled within max_iterations (listed in generation.json)
 
@@ -195,7 +196,9 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
         from .upload import upload_dataset
 
         t0 = time.time()
-        up = upload_dataset(dataset, options.upload, private=options.private)
+        up = upload_dataset(dataset, options.upload, private=options.private,
+                            include_model=source_model if options.upload_model else None,
+                            ship_model=options.upload_model)
         finish("upload", "done", t0, f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
                key=manifest_sha)
 

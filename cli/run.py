@@ -27,12 +27,14 @@ from ._cli_utils import (
 @overwrite_option
 @click.option("--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end.")
 @click.option("--private", is_flag=True, help="With --upload: create the repo private.")
+@click.option("--no-source-model", "no_source_model", is_flag=True,
+              help="With --upload: publish the data without the source model (shipped under source_model/ by default).")
 @click.option("--allow-failures", is_flag=True, help="Go on if some images were not fooled (they are listed in generation.json).")
 @json_option
 @quiet_option
 @verbose_option
 def command(source, out_dir, source_model, target_model, source_epochs, target_epochs, retrain_epochs, retrain_mode,
-            limit, train_limit, batch_size, overwrite, repo_id, private, allow_failures, as_json, quiet, verbose):
+            limit, train_limit, batch_size, overwrite, repo_id, private, no_source_model, allow_failures, as_json, quiet, verbose):
     """Everything, resumable: rerun the same command after an interruption to continue."""
     setup(verbose)
     from cifar10_fgs.attack import AttackConfig
@@ -43,7 +45,7 @@ def command(source, out_dir, source_model, target_model, source_epochs, target_e
         source=source, source_model=source_model, target_model=target_model, source_epochs=source_epochs,
         target_epochs=target_epochs, retrain_epochs=retrain_epochs, retrain_mode=retrain_mode, limit=limit,
         train_limit=train_limit, attack=AttackConfig(batch_size=batch_size or default_batch_size()),
-        upload=repo_id, private=private, allow_failures=allow_failures,
+        upload=repo_id, private=private, upload_model=not no_source_model, allow_failures=allow_failures,
     )
     show = not (quiet or as_json)
     result = run_pipeline(out_dir, options, progress=show, overwrite=overwrite,

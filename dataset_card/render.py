@@ -459,6 +459,7 @@ def build_context(
     repo_id: str | None,
 ) -> dict:
     from cifar10_fgs.data import CLASS_NAMES
+    from cifar10_fgs.upload import shipped_model_paths
 
     cfg = manifest["config"]
     attack = cfg["attack"]
@@ -605,6 +606,7 @@ def build_context(
         "has_originals": "original_image" in layout.features,
         "attack_table": md_table(["setting", "value"], attack_rows),
         "model_table": md_table(["", ""], model_rows),
+        "shipped_model": shipped_model_paths(manifest) if repo_id else None,  # (model, provenance) in the repo
         "recipe_table": md_table(["recipe", "value"], recipe_rows) if recipe_rows else "",
         "data_source": Path(str(src.get("source", "unknown"))).name or str(src.get("source", "unknown")),
         "data_table": md_table(["split", "images attacked", "shards", "sha256 fingerprint of pixels + labels"], data_rows),
