@@ -300,6 +300,15 @@ def _draw_examples(dataset_dir: Path, manifest: Manifest, layout: Layout, tables
             stale.unlink()
 
 
+def _paper_comparison(dataset_dir: Path) -> str | None:
+    """``results/paper.md`` relative to the folder, if the paper comparison is complete (its JSON is written last)."""
+    from .evaluate.comparison import NAME
+    from .evaluate.results import results_paths
+
+    json_path, md_path = results_paths(dataset_dir, NAME)
+    return md_path.relative_to(dataset_dir).as_posix() if json_path.is_file() and md_path.is_file() else None
+
+
 def write_card(
     dataset_dir: str | Path,
     repo_id: str | None = None,
@@ -319,6 +328,7 @@ def write_card(
     from .data import CLASS_NAMES, SPLIT_SIZES
     from .dataset_card.context import build_context
     from .dataset_card.render import build_card_data, render_card
+    from .upload import shipped_model_paths
 
     t0 = time.time()
     dataset_dir = Path(dataset_dir)
@@ -345,7 +355,8 @@ def write_card(
     inputs = CardInputs(
         manifest=manifest, layout=layout, stats=stats, results=tuple(read_results(dataset_dir)), figures=figures,
         notes=tuple(notes), repo_id=repo_id, folder_name=dataset_dir.resolve().name, class_names=tuple(CLASS_NAMES),
-        full_split_sizes=dict(SPLIT_SIZES),
+        full_split_sizes=dict(SPLIT_SIZES), shipped_model=shipped_model_paths(manifest),
+        paper_comparison=_paper_comparison(dataset_dir),
     )
     card = render_card(build_context(inputs), build_card_data(inputs))
     atomic_write_bytes(readme, str(card).encode("utf-8"))

@@ -27,8 +27,55 @@ class Method(str, enum.Enum):
 class RetrainMode(str, enum.Enum):
     """What ``evaluate retrain`` trains the target architecture on."""
 
-    ADVERSARIAL = "adversarial"  # the adversarial train split (the paper)
-    MIXED = "mixed"  # original + adversarial train split
+    ADVERSARIAL = "adversarial"  # the adversarial train rows with their original labels (the paper)
+    MIXED = "mixed"  # every original train image, then the adversarial train rows
+
+
+class GaussianVariant(str, enum.Enum):
+    """How the Gaussian defence is applied (see ``evaluate.filters``)."""
+
+    SPATIAL_UINT8 = "spatial-uint8"
+    SPATIAL_FLOAT = "spatial-float"
+    PAPER_SCALAR_FLOAT = "paper-scalar-float"
+
+    @property
+    def sigma_axes(self) -> tuple[int, ...]:
+        """Which (N, H, W, C) axes get ``std`` (the rest get 0)."""
+        return (1, 2, 3) if self is GaussianVariant.PAPER_SCALAR_FLOAT else (1, 2)
+
+    @property
+    def rounds(self) -> bool:
+        return self is GaussianVariant.SPATIAL_UINT8
+
+    @property
+    def description(self) -> str:
+        return VARIANT_DESCRIPTIONS[self]
+
+
+def parse_choices(kind: type[enum.Enum], values, what: str) -> tuple:
+    """``values`` as members of the enum ``kind``: one-line ConfigError for an unknown, missing or repeated one."""
+    from .errors import ConfigError
+
+    known = ", ".join(x.value for x in kind)
+    out = []
+    for v in values:
+        try:
+            out.append(kind(v))
+        except ValueError:
+            raise ConfigError(f"{what} {v!r} is unknown: expected one of {known}") from None
+    if not out:
+        raise ConfigError(f"no {what} given: expected one or more of {known}")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"a {what} is listed twice: list each once")
+    return tuple(out)
+
+
+VARIANT_DESCRIPTIONS = {
+    GaussianVariant.SPATIAL_UINT8: "per image and channel over height and width, rounded to uint8",
+    GaussianVariant.SPATIAL_FLOAT: "per image and channel over height and width, float (not rounded)",
+    GaussianVariant.PAPER_SCALAR_FLOAT: "scalar sigma over (H, W, C) of each image, so also across the colour "
+                                        "channels; float (not rounded); our best reading of the paper",
+}
 
 
 # --- The attack (cifar10_fgs.attack) -----------------------------------------------------------------

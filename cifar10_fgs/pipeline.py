@@ -2,12 +2,13 @@
 
 Workspace ``OUT/``::
 
-    models/source.keras, target.keras, retrained.keras   (+ .json provenance beside each)
+    models/source.keras, target.keras, retrained.keras, retrained_mixed.keras   (+ .json provenance beside each)
     dataset/        the publishable folder: data/*.arrow, generation.json, README.md, figures/, results/
     run.json        what each stage did: its input key, output, seconds and headline numbers
 
 Stages: load CIFAR-10 -> train source -> train target -> generate -> validate -> evaluate transfer ->
-evaluate retrain -> evaluate gaussian -> card -> (upload). Training and generation resume from their
+evaluate retrain (adversarial, then mixed) -> evaluate gaussian (every filter variant) -> paper comparison
+(results/paper.md) -> card -> (upload). Training and generation resume from their
 own checkpoints and shards, so a run killed anywhere continues where it stopped.
 """
 
@@ -21,9 +22,9 @@ from typing import Callable
 
 from . import manifest as mf
 from .attack import AttackConfig
-from .config import Arch, RetrainMode
+from .config import Arch, RetrainMode, parse_choices
 from .data import DEFAULT_SOURCE, SPLITS, load_cifar10
-from .errors import ConfigError, ValidationError
+from .errors import ValidationError
 from .provenance import read_json, sha256_file, write_json
 from .shards import CARD, RESULTS_DIR
 
@@ -40,12 +41,13 @@ class RunOptions:
     source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
     target_epochs: int | None = None
     retrain_epochs: int | None = None
-    retrain_mode: RetrainMode = RetrainMode.ADVERSARIAL
+    retrain_modes: tuple[RetrainMode, ...] = tuple(RetrainMode)  # retrained in turn: adversarial (the paper), mixed
     limit: int | None = None  # attack only the first N images of each split (a quick run)
     train_limit: int | None = None  # train on a seeded random subset of N training images (a quick run)
     attack: AttackConfig | None = None  # None: generate.attack_config() (the batch size follows the device)
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
+    upload_model: bool = True  # with upload: ship the source model under source_model/ too
     seed: int = 0
     allow_failures: bool = False  # accept images not fooled within max_iterations (listed in generation.json)
 
@@ -72,16 +74,16 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
 
     ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
     """
-    if options.retrain_mode not in set(RetrainMode):
-        raise ConfigError(f"retrain mode {options.retrain_mode!r} is unknown: expected adversarial or mixed")
+    modes = parse_choices(RetrainMode, options.retrain_modes, "retrain mode")  # a bad mode fails before any work
     run = _Run(Path(out), options, progress, on_stage)
     data = run.load()
     source_model = run.model(Arch.SOURCE, options.source_model, options.source_epochs, data)
     target_model = run.model(Arch.TARGET, options.target_model, options.target_epochs, data)
     manifest_sha, fooled = run.generate(source_model, data, overwrite)
     run.validate(source_model, manifest_sha)
-    run.evaluations(source_model, target_model, manifest_sha)
-    run.card_and_upload(manifest_sha)
+    run.evaluations(source_model, target_model, manifest_sha, modes)
+    run.paper(manifest_sha)
+    run.card_and_upload(source_model, manifest_sha)
     return RunResult(str(run.out), str(run.dataset), tuple(run.stages), {"fooled_percent": fooled})
 
 
@@ -168,9 +170,10 @@ class _Run:
             raise ValidationError(f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset}` for the list")
         self.finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
 
-    def evaluations(self, source_model: Path, target_model: Path, manifest_sha: str) -> None:
-        """6-8. transfer, retrain, gaussian: each skipped when its inputs are unchanged and its output exists."""
-        from .evaluate import evaluate_gaussian, evaluate_retrain, evaluate_transfer
+    def evaluations(self, source_model: Path, target_model: Path, manifest_sha: str,
+                    modes: tuple[RetrainMode, ...]) -> None:
+        """6-8. transfer, retrain (each mode), gaussian: each skipped when its inputs are unchanged and its output exists."""
+        from .evaluate import ALL_VARIANTS, evaluate_gaussian, evaluate_transfer
 
         o, d, results = self.options, self.dataset, self.dataset / RESULTS_DIR
         target_sha = sha256_file(target_model)
@@ -184,38 +187,62 @@ class _Run:
             self.finish("transfer", "done", t0,
                         f"target accuracy {tr.original.accuracy:.4f} -> {tr.adversarial.accuracy:.4f}", key=key,
                         numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy})
+        retrained = [self.retrain(mode, target_model, target_sha, manifest_sha) for mode in modes]
         t0 = time.time()
-        retrained = self.models / "retrained.keras"
-        key = [manifest_sha, target_sha, RetrainMode(o.retrain_mode).value, o.retrain_epochs, o.seed]
-        if self.unchanged("retrain", key) and retrained.is_file():
-            self.finish("retrain", "skipped", t0, f"{retrained} exists")
-        else:
-            rt = evaluate_retrain(d, retrained, o.source, mode=RetrainMode(o.retrain_mode).value, epochs=o.retrain_epochs,
-                                  target_model_path=target_model, seed=o.seed, overwrite=True, progress=self.progress)
-            self.finish("retrain", "done", t0, f"retrained accuracy {rt.retrained_original.accuracy:.4f} / "
-                        f"{rt.retrained_adversarial.accuracy:.4f}", key=key,
-                        numbers={"original": rt.retrained_original.accuracy,
-                                 "adversarial": rt.retrained_adversarial.accuracy})
-        t0 = time.time()
-        key = [manifest_sha, target_sha, sha256_file(retrained)]
+        key = [manifest_sha, target_sha, *(sha256_file(p) for p in retrained), [v.value for v in ALL_VARIANTS]]
         if self.unchanged("gaussian", key) and (results / "gaussian.json").exists():
             self.finish("gaussian", "skipped", t0, "results exist")
         else:
-            evaluate_gaussian([target_model, retrained], d, o.source, overwrite=True, progress=self.progress)
-            self.finish("gaussian", "done", t0, "std sweep written", key=key)
+            evaluate_gaussian([target_model, *retrained], d, o.source, variants=ALL_VARIANTS, overwrite=True,
+                              progress=self.progress)
+            self.finish("gaussian", "done", t0, f"std sweep written ({len(ALL_VARIANTS)} filter variants)", key=key)
 
-    def card_and_upload(self, manifest_sha: str) -> None:
-        """9. the card (cheap and deterministic: always rewritten, so it shows the latest results); 10. upload."""
-        from .card import write_card
+    def retrain(self, mode: RetrainMode, target_model: Path, target_sha: str, manifest_sha: str) -> Path:
+        """7. retrain the target architecture in ``mode`` (stage ``retrain`` or ``retrain_<mode>``): the model's path."""
+        from .evaluate import evaluate_retrain
+
+        t0, o = time.time(), self.options
+        adversarial = mode is RetrainMode.ADVERSARIAL
+        stage = "retrain" if adversarial else f"retrain_{mode.value}"
+        path = self.models / ("retrained.keras" if adversarial else f"retrained_{mode.value}.keras")
+        key = [manifest_sha, target_sha, mode.value, o.retrain_epochs, o.seed]
+        if self.unchanged(stage, key) and path.is_file() and (self.dataset / RESULTS_DIR / f"{stage}.json").exists():
+            self.finish(stage, "skipped", t0, f"{path} exists")
+            return path
+        rt = evaluate_retrain(self.dataset, path, o.source, mode=mode.value, epochs=o.retrain_epochs,
+                              target_model_path=target_model, seed=o.seed, name=stage, overwrite=True,
+                              progress=self.progress)
+        self.finish(stage, "done", t0,
+                    f"{mode.value}: retrained accuracy {rt.retrained_original.accuracy:.4f} / "
+                    f"{rt.retrained_adversarial.accuracy:.4f}, {rt.train_seconds / 60:.1f} min", key=key,
+                    numbers={"original": rt.retrained_original.accuracy,
+                             "adversarial": rt.retrained_adversarial.accuracy,
+                             "drop_after": rt.drop_after, "train_seconds": rt.train_seconds})
+        return path
+
+    def paper(self, manifest_sha: str) -> None:
+        """9. the paper beside our numbers (cheap: always rewritten from the results files)."""
+        from .evaluate import write_paper_comparison
 
         t0 = time.time()
-        write_card(self.dataset, self.options.upload, source=self.options.source)
+        paper = write_paper_comparison(self.dataset)
+        held = sum(e.reproduced is True for e in paper.effects)
+        self.finish("paper", "done", t0, f"{paper.markdown_path}: {held} of {len(paper.effects)} effects reproduced",
+                    key=manifest_sha)
+
+    def card_and_upload(self, source_model: Path, manifest_sha: str) -> None:
+        """10. the card (cheap and deterministic: always rewritten, so it shows the latest results); 11. upload."""
+        from .card import write_card
+
+        t0, o = time.time(), self.options
+        write_card(self.dataset, o.upload, source=o.source)
         self.finish("card", "done", t0, f"{self.dataset / CARD}", key=manifest_sha)
-        if self.options.upload:
+        if o.upload:
             from .upload import upload_dataset
 
             t0 = time.time()
-            up = upload_dataset(self.dataset, self.options.upload, private=self.options.private)
+            up = upload_dataset(self.dataset, o.upload, private=o.private,
+                                include_model=source_model if o.upload_model else None, ship_model=o.upload_model)
             self.finish("upload", "done", t0, f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
                         key=manifest_sha)
 

@@ -2,7 +2,11 @@
 
 Only the dataset's own files go up: ``README.md``, ``generation.json``, ``data/*.arrow`` (exactly the
 shards the manifest lists), ``figures/*`` and ``results/*``; never ``.lock``, ``.tmp/`` or hidden
-files. Before uploading, the remote files are compared with the local ones (git blob sha1, or the
+files. By default the source model travels with the data: ``source_model/<name>.keras`` and its
+provenance ``source_model/<name>.json``, where ``<name>`` is the file name ``generation.json`` records,
+so ``cifar10-fgs validate hub:USER/NAME`` can re-prove the copy from the repo alone. The model is
+found at the given path, else beside the dataset folder (``../models/<name>``, the ``run`` workspace,
+or ``../<name>``); one whose sha256 differs from ``generation.json`` is refused before anything is sent. Before uploading, the remote files are compared with the local ones (git blob sha1, or the
 LFS sha256) and unchanged files are skipped, so a rerun uploads nothing twice; an interrupted
 upload is resumed by rerunning. ``huggingface_hub.upload_folder`` splits very large folders into
 several commits on its own (``upload_large_folder`` no longer exists in huggingface_hub 2.x).
@@ -38,6 +42,15 @@ REPO_TYPE = "dataset"
 ALLOW_PATTERNS = (README, MANIFEST, "data/*.arrow", f"{FIGURES_DIR}/*", f"{RESULTS_DIR}/*")
 IGNORE_PATTERNS = (".*", "*/.*", "*.tmp", "*.partial", "*.lock")
 MODEL_DIR = "source_model"
+MODEL_SEARCH = ("../models", "..")  # where upload looks for the source model, relative to the dataset folder
+
+
+def shipped_model_paths(manifest: Manifest) -> tuple[str, str] | None:
+    """(model, provenance JSON) paths in the repo for this manifest's source model; None if it names none."""
+    name = Path(str(manifest.source_model.path or "")).name
+    if not name:
+        return None
+    return f"{MODEL_DIR}/{name}", f"{MODEL_DIR}/{Path(name).with_suffix('.json').name}"
 
 
 def hub_api(endpoint: str | None = None, token: str | None = None):
@@ -113,21 +126,40 @@ def _check_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> list[str
     return warnings
 
 
+def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path | None) -> Path:
+    """The source model file to ship: ``given``, else the manifest's file name in MODEL_SEARCH; sha256-checked."""
+    want = manifest.source_model.sha256
+    name = Path(str(manifest.source_model.path or "")).name
+    if given is not None:
+        path = Path(given)
+        if not path.is_file():
+            raise ConfigError(f"--model {path} does not exist: pass the source model (.keras) the dataset was made with")
+    else:
+        found = [dataset_dir / d / name for d in MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
+        if not found:
+            where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in MODEL_SEARCH)
+            raise ConfigError(
+                f"the source model {name or '(unnamed)'} of {dataset_dir} is not at {where}: pass --model PATH, or "
+                "--no-source-model to publish the data without it"
+            )
+        path = found[0]
+    if sha256_file(path) != want:
+        raise ConfigError(
+            f"--model {path} is not the model this dataset was generated with (sha256 differs from "
+            f"{MANIFEST}): pass {name or 'the source model'}"
+        )
+    return path
+
+
 def _model_files(model_path: Path, manifest: Manifest) -> list[tuple[str, Path]]:
+    """(path in repo, local file) of the model and its provenance JSON, named as ``generation.json`` names it."""
     from .training import model_metadata_path
 
-    if not model_path.is_file():
-        raise ConfigError(f"--include-model {model_path} does not exist: pass the source model (.keras) the dataset was made with")
-    want = manifest.source_model.sha256
-    if sha256_file(model_path) != want:
-        raise ConfigError(
-            f"--include-model {model_path} is not the model this dataset was generated with (sha256 differs from "
-            f"{MANIFEST}): pass {manifest.source_model.path or 'the source model'}"
-        )
-    files = [(f"{MODEL_DIR}/{model_path.name}", model_path)]
+    in_repo = shipped_model_paths(manifest) or (f"{MODEL_DIR}/{model_path.name}", f"{MODEL_DIR}/{model_path.stem}.json")
+    files = [(in_repo[0], model_path)]
     meta = model_metadata_path(model_path)
     if meta.is_file():
-        files.append((f"{MODEL_DIR}/{meta.name}", meta))
+        files.append((in_repo[1], meta))
     return files
 
 
@@ -206,14 +238,16 @@ def upload_dataset(
     revision: str | None = None,
     dry_run: bool = False,
     include_model: str | Path | None = None,
+    ship_model: bool = True,
     endpoint: str | None = None,
     token: str | None = None,
 ) -> UploadResult:
     """Upload a finished, carded dataset folder to the dataset repo ``repo_id`` (created if needed).
 
     With ``dry_run`` nothing contacts the hub: the result lists the files, sizes and target.
-    ``include_model`` adds the source model (checked against the manifest's sha256) under
-    ``source_model/``. ``token`` defaults to huggingface_hub's (``HF_TOKEN`` or the saved login).
+    The source model (checked against the manifest's sha256) goes under ``source_model/`` unless
+    ``ship_model`` is false; ``include_model`` is its path (default: found beside the folder, see
+    :func:`find_source_model`). ``token`` defaults to huggingface_hub's (``HF_TOKEN`` or the saved login).
     """
     from huggingface_hub import constants
 
@@ -225,7 +259,9 @@ def upload_dataset(
     warnings = _check_card(dataset_dir, manifest, repo_id)
     manifest_sha = sha256_file(dataset_dir / MANIFEST)
     local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
-    model = dict(_model_files(Path(include_model), manifest)) if include_model is not None else {}
+    if not ship_model and include_model is not None:
+        raise ConfigError("--model and --no-source-model contradict each other: drop one of them")
+    model = dict(_model_files(find_source_model(dataset_dir, manifest, include_model), manifest)) if ship_model else {}
     files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
     total = sum(f.bytes for f in files)
     endpoint_url = (endpoint or constants.ENDPOINT).rstrip("/")

@@ -72,30 +72,50 @@ def command() -> None:
 
 
 @command.command("transfer")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True, metavar="TARGET.keras",
-              help="The model to test the adversarial images on (the paper's simple deep CNN).")
-@dataset_option
+@click.option("--model", "model_paths", multiple=True, required=True, metavar="TARGET.keras|hf://USER/NAME",
+              help="A model to test the adversarial images on (the paper's simple deep CNN); repeat for a "
+                   "leaderboard. A local .keras file or a Keras hub model hf://USER/NAME[@REVISION].")
+@click.option("--dataset", "dataset_dir", required=True, metavar="DIR|hub:USER/NAME[@REVISION]",
+              help="Dataset folder written by `generate`, or a published copy on the hub (downloaded to the usual "
+                   "huggingface_hub cache).")
 @eval_source_option
 @click.option("--source-model", "source_model_path", type=click.Path(dir_okay=False), default=None, metavar="SOURCE.keras",
-              help="Also report the attacked model's own (white-box) numbers.")
+              help="Also report the attacked model's own (white-box) numbers (with a leaderboard: one more entry).")
 @split_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-sign noise control.")
 @batch_size_option
-@_name_option("transfer", "transfer")
+@_name_option(None, "transfer; leaderboard for a leaderboard")
+@click.option("--leaderboard", "as_leaderboard", is_flag=True,
+              help="Write a leaderboard even for one local model (implied by several --model, hf:// or hub:).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, metavar="FOLDER",
+              help="Leaderboard only: where NAME.json and NAME.md go (default: DIR/results, or . for hub:).")
 @unsafe_model_option
 @overwrite_option
 @json_option
 @quiet_option
 @verbose_option
-def transfer(model_path, dataset_dir, source, source_model_path, split, seed, batch_size, name, unsafe_model, overwrite,
-             as_json, quiet, verbose):
-    """Accuracy and loss of a target model on the original and the adversarial split (paper section IV)."""
+def transfer(model_paths, dataset_dir, source, source_model_path, split, seed, batch_size, name, as_leaderboard,
+             out_dir, unsafe_model, overwrite, as_json, quiet, verbose):
+    """Accuracy and loss of a target model on the original and the adversarial split (paper section IV).
+
+    With several --model (or an hf:// model, a hub: dataset, or --leaderboard): one leaderboard of all
+    of them, sorted by adversarial accuracy, as NAME.json (RobustBench-style entries) and NAME.md.
+    """
     _setup(verbose)
+    from cifar10_fgs.hub import is_hub_ref, is_model_uri
+
+    if (as_leaderboard or len(model_paths) > 1 or is_hub_ref(dataset_dir)
+            or any(is_model_uri(m) for m in model_paths)):
+        _leaderboard(model_paths, dataset_dir, source, source_model_path, split, seed, batch_size, name, out_dir,
+                     unsafe_model, overwrite, as_json, quiet)
+        return
+    if out_dir is not None:
+        raise click.UsageError("--out applies to a leaderboard: add --leaderboard, or omit --out")
     from cifar10_fgs.evaluate import evaluate_transfer
 
     r = evaluate_transfer(
-        model_path, dataset_dir, source, source_model_path=source_model_path, split=split, seed=seed,
-        batch_size=batch_size, name=name, overwrite=overwrite, unsafe_model=unsafe_model,
+        model_paths[0], dataset_dir, source, source_model_path=source_model_path, split=split, seed=seed,
+        batch_size=batch_size, name=name or "transfer", overwrite=overwrite, unsafe_model=unsafe_model,
         progress=not (quiet or as_json),
     )
     if as_json:
@@ -110,6 +130,27 @@ def transfer(model_path, dataset_dir, source, source_model_path, split, seed, ba
                f"mean original confidence: fooled {_fmt(c['fooled']['mean_original_confidence'])} "
                f"(n={c['fooled']['rows']}), held {_fmt(c['held']['mean_original_confidence'])} (n={c['held']['rows']})")
     _written(r, dataset_dir)
+
+
+def _leaderboard(model_paths, dataset_dir, source, source_model_path, split, seed, batch_size, name, out_dir,
+                 unsafe_model, overwrite, as_json, quiet) -> None:
+    from cifar10_fgs.leaderboard import DEFAULT_NAME, evaluate_leaderboard
+
+    models = [*model_paths, *([source_model_path] if source_model_path else [])]
+    board = evaluate_leaderboard(
+        models, dataset_dir, source, out_dir=out_dir, name=name or DEFAULT_NAME, split=split, seed=seed,
+        batch_size=batch_size, unsafe_model=unsafe_model, overwrite=overwrite, progress=not (quiet or as_json),
+    )
+    if as_json:
+        emit_json(board)
+        return
+    click.echo(f"{board.dataset}: {board.num_rows_used} of {board.num_rows_split} {board.split} rows")
+    click.echo(table([(e.rank, e.name, fmt(e.clean_acc), fmt(e.adversarial_acc), fmt(e.accuracy_drop),
+                       fmt(e.random_sign_control_drop), f"{e.parameters:,}", f"{e.images_per_second:.0f}",
+                       e.sha256[:12]) for e in board.entries],
+                     ("rank", "model", "clean acc", "adversarial acc", "drop", "random-sign drop", "parameters",
+                      "images/s", "sha256")))
+    click.echo(f"wrote {board.json_path}, {board.markdown_path}")
 
 
 @command.command("retrain")
@@ -155,6 +196,9 @@ def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, bat
     _written(r, dataset_dir)
 
 
+_VARIANT_CHOICES = ("spatial-uint8", "spatial-float", "paper-scalar-float", "all")
+
+
 @command.command("gaussian")
 @click.option("--models", "model_paths", required=True, callback=_parse_models, metavar="A.keras[,B.keras...]",
               help="Comma-separated models, e.g. TARGET.keras,RETRAINED.keras.")
@@ -162,6 +206,10 @@ def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, bat
 @eval_source_option
 @click.option("--std", "stds", default=",".join(f"{s:g}" for s in GAUSSIAN_STDS), show_default=True, callback=_parse_stds,
               help="Comma-separated Gaussian standard deviations in pixels (0 = no filter).")
+@click.option("--variant", "variants", type=click.Choice(_VARIANT_CHOICES), multiple=True,
+              help="How to apply the filter (repeatable; default spatial-uint8): spatial-uint8 = each channel over "
+                   "height and width, rounded to uint8; spatial-float = the same, not rounded; paper-scalar-float = "
+                   "one sigma over (H, W, C) of each image, not rounded (our best reading of the paper); all = the three.")
 @split_option
 @batch_size_option
 @_name_option("gaussian", "gaussian")
@@ -170,21 +218,48 @@ def retrain(dataset_dir, source, out, mode, epochs, target_model_path, seed, bat
 @json_option
 @quiet_option
 @verbose_option
-def gaussian(model_paths, dataset_dir, source, stds, split, batch_size, name, unsafe_model, overwrite, as_json, quiet,
-             verbose):
-    """Gaussian filtering as a defence: accuracy per std, model and test set (paper section VI)."""
+def gaussian(model_paths, dataset_dir, source, stds, variants, split, batch_size, name, unsafe_model, overwrite, as_json,
+             quiet, verbose):
+    """Gaussian filtering as a defence: accuracy per variant, std, model and test set (paper section VI)."""
     _setup(verbose)
-    from cifar10_fgs.evaluate import SETS, evaluate_gaussian
+    from cifar10_fgs.evaluate import ALL_VARIANTS, DEFAULT_VARIANTS, SETS, cost_key, evaluate_gaussian
 
+    if "all" in variants:
+        variants = ALL_VARIANTS
     r = evaluate_gaussian(
-        model_paths, dataset_dir, source, stds=stds, split=split, batch_size=batch_size, name=name,
-        overwrite=overwrite, unsafe_model=unsafe_model, progress=not (quiet or as_json),
+        model_paths, dataset_dir, source, stds=stds, variants=variants or DEFAULT_VARIANTS, split=split,
+        batch_size=batch_size, name=name, overwrite=overwrite, unsafe_model=unsafe_model,
+        progress=not (quiet or as_json),
     )
     if as_json:
         emit_json(r)
         return
-    headers = ("std", *(f"{m}/{s}" for m in r.models for s in SETS), "ms/img")
-    rows = [(f"{std:g}", *(fmt(r.accuracy(m, s, std)) for m in r.models for s in SETS),
-             fmt(r.ms_per_image_batched[str(std)])) for std in r.stds]
+    headers = ("variant", "std", *(f"{m}/{s}" for m in r.models for s in SETS), "ms/img")
+    rows = [(v, f"{std:g}", *(fmt(r.accuracy(m, s, std, v)) for m in r.models for s in SETS),
+             fmt(r.ms_per_image_batched[cost_key(v, std)])) for v in r.variants for std in r.stds]
     click.echo(table(rows, headers))
     _written(r, dataset_dir)
+
+
+@command.command("paper")
+@dataset_option
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None, metavar="README.md",
+              help="Also put the comparison between this README's paper-comparison markers.")
+@json_option
+@quiet_option
+@verbose_option
+def paper(dataset_dir, readme, as_json, quiet, verbose):
+    """The paper's numbers beside ours: DIR/results/paper.md and paper.json from the results present."""
+    _setup(verbose)
+    from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
+
+    r = write_paper_comparison(dataset_dir)
+    if readme:
+        splice_into_readme(readme, r, dataset_dir)
+    if as_json:
+        emit_json(r.report)
+        return
+    mark = {True: "yes", False: "no", None: "not measured"}
+    click.echo(table([(e.section, e.claim, e.label or "-", e.ours, mark[e.reproduced]) for e in r.effects],
+                     ("section", "effect in the paper", "run", "ours", "reproduced")))
+    click.echo(f"wrote {r.json_path}, {r.markdown_path}")

@@ -6,6 +6,8 @@ import click
 
 from cifar10_fgs.config import RetrainMode
 
+BOTH = "both"  # --retrain-mode: every RetrainMode in turn
+
 from ._cli_utils import (
     batch_size_option, emit_json, json_option, limit_option, overwrite_option, quiet_option, setup, source_option, table,
     train_limit_option, verbose_option,
@@ -21,20 +23,23 @@ from ._cli_utils import (
 @click.option("--source-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the source model (default: the recipe's).")
 @click.option("--target-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the target model (default: the recipe's).")
 @click.option("--retrain-epochs", type=click.IntRange(min=1), default=None, help="Epochs for adversarial retraining.")
-@click.option("--retrain-mode", type=click.Choice([m.value for m in RetrainMode]), default=RetrainMode.ADVERSARIAL.value,
-              show_default=True)
+@click.option("--retrain-mode", type=click.Choice([*(m.value for m in RetrainMode), BOTH]), default=BOTH,
+              show_default=True,
+              help="adversarial: retrain on the adversarial train split (the paper); mixed: original + adversarial; both: each in turn.")
 @limit_option
 @train_limit_option
 @batch_size_option
 @overwrite_option
 @click.option("--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end.")
 @click.option("--private", is_flag=True, help="With --upload: create the repo private.")
+@click.option("--no-source-model", "no_source_model", is_flag=True,
+              help="With --upload: publish the data without the source model (shipped under source_model/ by default).")
 @click.option("--allow-failures", is_flag=True, help="Go on if some images were not fooled (they are listed in generation.json).")
 @json_option
 @quiet_option
 @verbose_option
 def command(source, out_dir, source_model, target_model, source_epochs, target_epochs, retrain_epochs, retrain_mode,
-            limit, train_limit, batch_size, overwrite, repo_id, private, allow_failures, as_json, quiet, verbose):
+            limit, train_limit, batch_size, overwrite, repo_id, private, no_source_model, allow_failures, as_json, quiet, verbose):
     """Everything, resumable: rerun the same command after an interruption to continue."""
     setup(verbose)
     from cifar10_fgs.generate import attack_config
@@ -42,9 +47,10 @@ def command(source, out_dir, source_model, target_model, source_epochs, target_e
 
     options = RunOptions(
         source=source, source_model=source_model, target_model=target_model, source_epochs=source_epochs,
-        target_epochs=target_epochs, retrain_epochs=retrain_epochs, retrain_mode=RetrainMode(retrain_mode), limit=limit,
+        target_epochs=target_epochs, retrain_epochs=retrain_epochs,
+        retrain_modes=tuple(RetrainMode) if retrain_mode == BOTH else (RetrainMode(retrain_mode),), limit=limit,
         train_limit=train_limit, attack=attack_config(batch_size),
-        upload=repo_id, private=private, allow_failures=allow_failures,
+        upload=repo_id, private=private, upload_model=not no_source_model, allow_failures=allow_failures,
     )
     show = not (quiet or as_json)
     result = run_pipeline(out_dir, options, progress=show, overwrite=overwrite,

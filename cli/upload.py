@@ -17,17 +17,24 @@ def _mb(n: int) -> str:
 @click.option("--private", is_flag=True, help="Create the repo private (refuses an existing public repo).")
 @click.option("--revision", default=None, metavar="BRANCH", help="Branch to commit to (created if missing; default main).")
 @click.option("--dry-run", is_flag=True, help="List the files, sizes and target without contacting the hub.")
-@click.option("--include-model", type=click.Path(dir_okay=False), default=None, metavar="SOURCE.keras",
-              help="Also upload the source model (must match generation.json's sha256) under source_model/.")
+@click.option("--model", "--include-model", "include_model", type=click.Path(dir_okay=False), default=None,
+              metavar="SOURCE.keras",
+              help="The source model to ship under source_model/ (must match generation.json's sha256; default: "
+                   "DIR/../models/NAME or DIR/../NAME, NAME as generation.json records it).")
+@click.option("--no-source-model", "no_source_model", is_flag=True,
+              help="Publish the data without the source model (validate hub:... then needs --model).")
 @json_option
 @verbose_option
-def command(dataset_dir, repo_id, private, revision, dry_run, include_model, as_json, verbose):
-    """Upload README.md, generation.json, data/*.arrow, figures/ and results/ of DIR (token: HF_TOKEN or `hf auth login`)."""
+def command(dataset_dir, repo_id, private, revision, dry_run, include_model, no_source_model, as_json, verbose):
+    """Upload README.md, generation.json, data/*.arrow, figures/, results/ and the source model of DIR.
+
+    The token comes from HF_TOKEN or `hf auth login`.
+    """
     setup(verbose, tensorflow=False)
     from cifar10_fgs.upload import upload_dataset
 
     result = upload_dataset(dataset_dir, repo_id, private=private, revision=revision, dry_run=dry_run,
-                            include_model=include_model)
+                            include_model=include_model, ship_model=not no_source_model)
     if as_json:
         emit_json(result)
         return

@@ -89,6 +89,8 @@ class CardInputs:
     folder_name: str  # the dataset folder's name, for the local loading example
     class_names: tuple[str, ...]
     full_split_sizes: dict[str, int]  # rows of each whole CIFAR-10 split
+    shipped_model: tuple[str, str] | None = None  # (model, provenance JSON) paths an upload puts in the repo
+    paper_comparison: str | None = None  # results/paper.md when the folder holds the paper comparison
 
     @property
     def method(self) -> str:

@@ -15,8 +15,8 @@ from cifar10_fgs.cli.main import cli
 from cifar10_fgs.data import CLASS_NAMES, load_cifar10
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError
 from cifar10_fgs.evaluate import (
-    Classification, classify, confidence_split, evaluate_gaussian, evaluate_retrain, evaluate_transfer, gaussian_blur,
-    linf_levels, random_sign_control,
+    ALL_VARIANTS, Classification, GaussianVariant, blur, classify, confidence_split, evaluate_gaussian, evaluate_retrain,
+    evaluate_transfer, gaussian_blur, linf_levels, random_sign_control,
 )
 from cifar10_fgs.generate import GenerateOptions, generate_dataset
 from cifar10_fgs.provenance import sha256_file
@@ -184,6 +184,45 @@ def test_gaussian_blur_is_spatial_per_image_and_identity_at_zero():
     assert out[1, 16, 16, 2] > 0 and out[1, 16, 17, 2] > 0 and out[1, 16, 16, 2] < 255
     with pytest.raises(ConfigError):
         gaussian_blur(images, -1.0)
+
+
+def reflect_index(i: int, n: int) -> int:
+    """scipy.ndimage's "reflect" extension (d c b a | a b c d | d c b a) of an axis of length n."""
+    i %= 2 * n
+    return i if i < n else 2 * n - 1 - i
+
+
+def test_paper_scalar_float_differs_from_spatial_float_by_the_channel_blur_only():
+    std = 0.5
+    radius = int(4.0 * std + 0.5)  # scipy: truncate 4.0
+    w = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * std ** 2))
+    w /= w.sum()
+    colour = np.array([0.0, 90.0, 255.0])
+    expected = np.array([sum(w[k + radius] * colour[reflect_index(c + k, 3)] for k in range(-radius, radius + 1))
+                         for c in range(3)])
+    assert expected[2] == pytest.approx(255 * (w[2] + w[3]) + 90 * (w[1] + w[4]) + 0 * w[0], rel=1e-12)  # c b a | a b c | c b a
+    flat = np.broadcast_to(colour.astype(np.uint8), (2, 8, 8, 3)).copy()  # every pixel the same colour
+    spatial = blur(flat, std, "spatial-float")
+    scalar = blur(flat, std, "paper-scalar-float")
+    assert spatial.dtype == scalar.dtype == np.float32
+    assert np.array_equal(spatial, flat.astype(np.float32)), "a constant image has nothing to blur spatially"
+    assert np.allclose(scalar, np.broadcast_to(expected, scalar.shape), atol=1e-4), "only the colours mix"
+    assert not np.allclose(scalar, spatial, atol=1.0)
+    # on any image: paper-scalar-float = spatial-float followed by the same 1-D blur along the channel axis
+    rng = np.random.default_rng(11)
+    images = rng.integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)
+    channel_blur = np.einsum("k,nhwkc->nhwc", w, np.stack(
+        [blur(images, std, "spatial-float")[..., [reflect_index(c + k, 3) for c in range(3)]]
+         for k in range(-radius, radius + 1)], axis=3))
+    assert np.allclose(blur(images, std, "paper-scalar-float"), channel_blur, atol=1e-3)
+    # rounding is the only difference between spatial-uint8 and spatial-float; std 0 is the identity for all
+    s_float = blur(images, 1.3, "spatial-float")
+    assert np.array_equal(blur(images, 1.3, "spatial-uint8"), np.clip(np.rint(s_float), 0, 255).astype(np.uint8))
+    assert np.array_equal(gaussian_blur(images, 1.3), blur(images, 1.3, GaussianVariant.SPATIAL_UINT8))
+    for v in ALL_VARIANTS:
+        assert np.array_equal(blur(images, 0.0, v), images)
+    with pytest.raises(ConfigError, match="unknown"):
+        blur(images, 1.0, "temporal")
 
 
 # --------------------------------------------------------------------------- transfer
@@ -362,6 +401,33 @@ def test_gaussian_matches_direct_computation(transfer, folder, target_path, tiny
     assert (folder / report["plots"][0]).read_bytes()[:8] == PNG_MAGIC
 
 
+def test_gaussian_variants_in_one_sweep(transfer, folder, target_path, tiny_keras_path, image_folder_source):
+    from scipy.ndimage import gaussian_filter
+
+    root, _ = image_folder_source
+    r = evaluate_gaussian([target_path, tiny_keras_path], folder, root, stds=(0, 0.6), variants=[v.value for v in ALL_VARIANTS],
+                          name="gaussian_variants")
+    assert r.variants == ("spatial-uint8", "spatial-float", "paper-scalar-float")
+    assert len(r.rows) == 3 * 2 * 2 * 2
+    t = transfer.report["results"]["target"]
+    for v in r.variants:  # no filter: every variant gives the transfer numbers
+        assert r.accuracy("target", "adversarial", 0.0, v) == t["adversarial"]["accuracy"]
+    _, orig, adv, labels = direct(folder, root)
+    target = load(target_path)
+    paper = np.stack([gaussian_filter(im.astype(np.float32), 0.6) for im in adv])  # scalar sigma per (H, W, C) image
+    expected = numpy_metrics(model_logits(target, paper), labels)
+    assert r.accuracy("target", "adversarial", 0.6, "paper-scalar-float") == expected["accuracy"]
+    report = json.loads(Path(r.json_path).read_text())
+    per = report["results"]["variants"]
+    for v in r.variants:
+        rec = per[v]["recovered_on_adversarial"]["target"]["0.6"]
+        assert rec == pytest.approx(r.accuracy("target", "adversarial", 0.6, v) - t["adversarial"]["accuracy"])
+        assert f"**`{v}`**" in report["markdown"] and per[v]["ms_per_image_batched"]["0.6"] > 0
+    assert report["plots"] == [f"results/gaussian_variants_{v}.png" for v in r.variants]
+    for p in report["plots"]:
+        assert (folder / p).read_bytes()[:8] == PNG_MAGIC
+
+
 # --------------------------------------------------------------------------- retrain
 
 
@@ -411,6 +477,62 @@ def test_retrain_splits(folder, image_folder_source, tmp_path):
         evaluate_retrain(folder, tmp_path / "x.h5", root, epochs=1)
 
 
+def resolve(folder: Path, source: str):
+    """Follow a comparison row's ``<file>#<path/inside>`` into the results JSON (list items by number)."""
+    name, _, path = source.partition("#")
+    obj = json.loads((folder / "results" / name).read_text())
+    for part in path.split("/"):
+        obj = obj[int(part)] if isinstance(obj, list) else obj[part]
+    return obj
+
+
+def test_paper_comparison_numbers_are_those_of_the_results_files(retrained, transfer, folder, target_path,
+                                                                 image_folder_source):
+    from cifar10_fgs.card import write_card
+    from cifar10_fgs.evaluate import PAPER, write_paper_comparison
+
+    root, _ = image_folder_source
+    out, rt = retrained
+    g = evaluate_gaussian([target_path, out], folder, root, stds=(0, 0.25, 0.5, 0.6, 1.0), variants=list(ALL_VARIANTS),
+                          name="gaussian_paper")
+    c = write_paper_comparison(folder, {"gaussian": "gaussian_paper", "retrain": ("retrain",)})
+    report = json.loads((folder / "results" / "paper.json").read_text())
+    assert report["rows"] == json.loads(json.dumps([dataclass_dict(r) for r in c.rows]))
+    assert report["markdown"] in (folder / "results" / "paper.md").read_text()
+    results_rows = [r for r in c.rows if r.source and r.source != "generation.json"]
+    assert len(results_rows) >= 7 + 7 + 4 * 3  # transfer, one retraining mode, four rows per Gaussian variant
+    for r in c.rows:
+        assert (r.paper, r.section) == (PAPER[r.key].value, PAPER[r.key].section) and r.section in ("II", "IV", "V", "VI")
+        if r.source and r.source != "generation.json":
+            assert r.ours == resolve(folder, r.source), r
+        if r.ours is not None and not PAPER[r.key].unit:
+            assert f"{r.ours:.4f}" in report["markdown"], r
+    ours = {(r.key, r.label): r.ours for r in c.rows}
+    assert ours[("target_accuracy_drop", "")] == pytest.approx(transfer.accuracy_drop)
+    assert ours[("retrained_adversarial_accuracy", "adversarial")] == rt.retrained_adversarial.accuracy
+    assert ours[("fooled_percent", "")] == 100.0
+    for v in g.variants:
+        gain = g.accuracy("target", "adversarial", 0.5, v) - g.accuracy("target", "adversarial", 0.0, v)
+        assert ours[("gaussian_gain_std_0.5", v)] == pytest.approx(gain)
+    effects = {(e.key, e.label): e for e in c.effects}
+    assert effects[("transfer_drop", "")].reproduced is (transfer.accuracy_drop > 0)
+    assert effects[("retrain_narrows_drop", "adversarial")].reproduced is (rt.drop_after < rt.drop_before)
+    for v in g.variants:  # the paper's two trends, recomputed here from the sweep
+        never = all(g.accuracy("retrained", s, std, v) <= g.accuracy("retrained", s, 0.0, v)
+                    for std in (0.25, 0.5, 0.6, 1.0) for s in ("original", "adversarial"))
+        below = all(g.accuracy("retrained", s, std, v) < g.accuracy("target", s, std, v)
+                    for std in (0.6, 1.0) for s in ("original", "adversarial"))
+        e1 = effects[("trend_filter_never_helps_retrained", f"{v} / adversarial")]
+        e2 = effects[("trend_retrained_below_after_0.5", f"{v} / adversarial")]
+        assert (e1.reproduced, e2.reproduced) == (never, below)
+        assert (e1.reason is None) == never and (e2.reason is None) == below, "a reason exactly where it differs"
+        assert effects[("gaussian_gain", v)].reproduced is (ours[("gaussian_gain_std_0.5", v)] > 0)
+    assert report["reproduced_gaussian_variants"] == sorted(v for v in g.variants if ours[("gaussian_gain_std_0.5", v)] > 0)
+    card = write_card(folder, source=root)
+    text = Path(card.path).read_text()
+    assert "[results/paper.md](results/paper.md)" in text and "Comparison with the paper" in text
+
+
 def dataclass_dict(obj) -> dict:
     import dataclasses
 
@@ -453,6 +575,27 @@ def test_cli_retrain_reuses_an_identical_model(retrained, folder, target_path, c
                                           "--epochs", "2", "--target-model", str(target_path)])
     assert code == 2 and "other settings" in capsys.readouterr().err, "results of the 1-epoch run are kept"
     assert out.stat().st_mtime_ns == stamp
+
+
+def test_cli_paper_writes_the_comparison_and_fills_the_readme(transfer, folder, tmp_path, capsys):
+    from cifar10_fgs.evaluate.comparison import README_BEGIN, README_END
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nstale table\n{README_END}\nafter\n")
+    code = run_with_friendly_errors(cli, ["evaluate", "paper", "--dataset", str(folder), "--readme", str(readme)])
+    out = capsys.readouterr().out
+    assert code == 0 and "the adversarial images lower the target's accuracy" in out
+    report = json.loads((folder / "results" / "paper.json").read_text())
+    text = readme.read_text()
+    assert "stale table" not in text and report["markdown"].strip() in text
+    assert text.startswith(f"# x\n\nbefore\n{README_BEGIN}") and text.endswith(f"{README_END}\nafter\n")
+    assert f"{transfer.adversarial.accuracy:.4f}" in text
+    bare = tmp_path / "bare.md"
+    bare.write_text("# no markers\n")
+    code = run_with_friendly_errors(cli, ["evaluate", "paper", "--dataset", str(folder), "--readme", str(bare)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "markers" in err and len(err.splitlines()) == 1
+    assert bare.read_text() == "# no markers\n"
 
 
 @pytest.mark.parametrize("args, message, one_line", [

@@ -43,6 +43,15 @@ def test_run_end_to_end_then_everything_is_skipped(options, tmp_path):
     assert loaded["train"].num_rows == 60 and loaded["test"].num_rows == 40
     record = json.loads((out / "run.json").read_text())
     assert record["stages"]["transfer"]["numbers"]["original"] >= 0
+    # both retraining modes, every Gaussian variant, and the paper comparison linked from the card
+    assert st["retrain_mixed"] == "done" and (out / "models" / "retrained_mixed.keras").exists()
+    gaussian = json.loads((ds / "results" / "gaussian.json").read_text())
+    assert gaussian["settings"]["variants"] == ["spatial-uint8", "spatial-float", "paper-scalar-float"]
+    assert gaussian["settings"]["models"] == ["target", "retrained", "retrained_mixed"]
+    paper = json.loads((ds / "results" / "paper.json").read_text())
+    assert {e["label"] for e in paper["effects"] if e["key"] == "trend_filter_never_helps_retrained"} == {
+        f"{v} / {m}" for v in gaussian["settings"]["variants"] for m in ("adversarial", "mixed")}
+    assert "results/paper.md" in (ds / "README.md").read_text()
 
     second = run_pipeline(out, options)
     st = statuses(second)

@@ -84,7 +84,7 @@ def online(monkeypatch):
 
 
 def test_dry_run_lists_exactly_the_dataset_files(carded, no_hub, no_saved_token, capsys):
-    result = upload.upload_dataset(carded, REPO, dry_run=True)
+    result = upload.upload_dataset(carded, REPO, dry_run=True, ship_model=False)
     assert {f.path_in_repo: f.bytes for f in result.files} == expected_files(carded)
     assert result.total_bytes == sum(expected_files(carded).values())
     assert result.uploaded == () and result.commits == () and result.warnings == ()
@@ -92,7 +92,7 @@ def test_dry_run_lists_exactly_the_dataset_files(carded, no_hub, no_saved_token,
     assert result.manifest_sha256 == hashlib.sha256((carded / MANIFEST).read_bytes()).hexdigest()
     assert result.manifest_sha256 in result.commit_message
 
-    assert run_with_friendly_errors(cli, ["upload", str(carded), "--repo-id", REPO, "--dry-run", "--revision", "v1"]) == 0
+    assert run_with_friendly_errors(cli, ["upload", str(carded), "--repo-id", REPO, "--dry-run", "--revision", "v1", "--no-source-model"]) == 0
     out = capsys.readouterr().out
     assert f"https://huggingface.co/datasets/{REPO}/tree/v1" in out
     listed = {line.split()[0] for line in out.splitlines()[3:] if line and not line[0].isdigit()}
@@ -133,7 +133,7 @@ def test_refuses_a_folder_that_fails_the_fast_checks(carded, tmp_path, no_hub, c
 
 
 def test_card_for_another_repo_gives_a_warning(carded, no_hub):
-    result = upload.upload_dataset(carded, "other/name", dry_run=True)
+    result = upload.upload_dataset(carded, "other/name", dry_run=True, ship_model=False)
     assert len(result.warnings) == 1 and "--repo-id other/name" in result.warnings[0]
 
 
@@ -151,8 +151,8 @@ def test_include_model_must_be_the_source_model(carded, tiny_keras_path, tmp_pat
 
 def test_no_token_is_a_one_line_error(carded, no_saved_token, no_hub, capsys):
     with pytest.raises(HubError, match="no Hugging Face token"):
-        upload.upload_dataset(carded, REPO)
-    assert run_with_friendly_errors(cli, ["upload", str(carded), "--repo-id", REPO]) == 2
+        upload.upload_dataset(carded, REPO, ship_model=False)
+    assert run_with_friendly_errors(cli, ["upload", str(carded), "--repo-id", REPO, "--no-source-model"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: no Hugging Face token") and err.count("\n") == 1
 
@@ -160,7 +160,7 @@ def test_no_token_is_a_one_line_error(carded, no_saved_token, no_hub, capsys):
 def test_unreachable_hub_is_a_one_line_error(carded, online, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET)
     with pytest.raises(HubError, match="cannot reach the hub at http://127.0.0.1:9") as info:
-        upload.upload_dataset(carded, REPO, endpoint="http://127.0.0.1:9")
+        upload.upload_dataset(carded, REPO, endpoint="http://127.0.0.1:9", ship_model=False)
     assert SECRET not in str(info.value)
 
 
@@ -169,7 +169,7 @@ def test_offline_mode_is_a_one_line_error(carded, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(HubError, match="HF_HUB_OFFLINE"):
-        upload.upload_dataset(carded, REPO, token=SECRET)
+        upload.upload_dataset(carded, REPO, token=SECRET, ship_model=False)
 
 
 class _Refusing(http.server.BaseHTTPRequestHandler):
@@ -204,7 +204,7 @@ def test_permission_and_bad_token_errors_from_a_real_http_exchange(carded, onlin
         monkeypatch.setenv("HF_TOKEN", SECRET)
         monkeypatch.setattr(upload, "hub_api", lambda endpoint=None, token=None: _real_api(endpoint, token))
         with pytest.raises(HubError, match=needle) as info:
-            upload.upload_dataset(carded, REPO, endpoint=endpoint)
+            upload.upload_dataset(carded, REPO, endpoint=endpoint, ship_model=False)
     finally:
         server.shutdown()
         server.server_close()
@@ -322,7 +322,7 @@ def test_upload_calls_reruns_and_the_token_never_leaks(carded, tmp_path, tiny_ke
     # one changed file: only it is sent
     (d / "results" / "transfer.json").write_text(json.dumps({"accuracy": 0.75}))
     fake.calls.clear()
-    assert run_with_friendly_errors(cli, [*args, "--revision", "v2"]) == 0
+    assert run_with_friendly_errors(cli, [*args, "--revision", "v2", "--no-source-model"]) == 0
     third = capsys.readouterr()
     assert fake.names() == ["create_repo", "create_branch", "get_paths_info", "upload_folder"]
     assert fake.calls[1][2] == {"branch": "v2", "repo_type": "dataset", "exist_ok": True}
@@ -342,9 +342,9 @@ def test_private_flag_refuses_an_existing_public_repo(carded, monkeypatch):
     fake = FakeApi(private_repo=False)
     monkeypatch.setattr(upload, "hub_api", lambda endpoint=None, token=None: fake)
     with pytest.raises(HubError, match="public"):
-        upload.upload_dataset(carded, REPO, private=True, token=SECRET)
+        upload.upload_dataset(carded, REPO, private=True, token=SECRET, ship_model=False)
     assert fake.names() == ["create_repo", "repo_info"]
     assert fake.calls[0][2]["private"] is True
     fake = FakeApi(private_repo=True)
-    result = upload.upload_dataset(carded, REPO, private=True, token=SECRET)
+    result = upload.upload_dataset(carded, REPO, private=True, token=SECRET, ship_model=False)
     assert set(result.uploaded) == set(expected_files(carded)) and result.private

@@ -102,6 +102,7 @@ class ValidationReport:
     source: str | None
     seconds: float
     library_versions: dict = field(default_factory=dict)
+    commit: str | None = None  # the hub commit checked, for a hub:USER/NAME copy (see hub.validate_hub)
 
     @property
     def ok(self) -> bool:
@@ -130,6 +131,7 @@ class ValidationReport:
             "source": self.source,
             "seconds": round(self.seconds, 3),
             "library_versions": dict(self.library_versions),
+            "commit": self.commit,
         }
 
     def summary_line(self) -> str:

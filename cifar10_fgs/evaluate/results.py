@@ -1,0 +1,115 @@
+"""Results files: ``DIR/results/<name>.json`` (written last), ``<name>.md`` and PNG figures, plus table helpers.
+
+A results JSON holds the settings, model sha256s, library versions, the numbers and a ``markdown``
+field with ready tables (the dataset card shows it). Files are written atomically, JSON last, so
+its presence means the set is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import ConfigError, OutputError
+from ..provenance import atomic_write_bytes, dumps_sorted, read_json, sha256_bytes, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+RESULTS_DIR = "results"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise ConfigError(f"results name {name!r} is invalid: use letters, digits, '_', '.' or '-' (e.g. transfer)")
+    return name
+
+
+def results_paths(dataset_dir: str | Path, name: str) -> tuple[Path, Path]:
+    base = Path(dataset_dir) / RESULTS_DIR
+    return base / f"{name}.json", base / f"{name}.md"
+
+
+def settings_key(kind: str, settings: dict, models: dict, dataset: dict) -> str:
+    key = {"kind": kind, "settings": settings, "models": {k: v.get("sha256") for k, v in models.items()},
+           "dataset": dataset["config_sha256"]}
+    return sha256_bytes(dumps_sorted(key).encode())
+
+
+def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> None:
+    """Refuse to replace results made with other settings (same settings: recomputed and replaced)."""
+    json_path, _ = results_paths(dataset_dir, name)
+    if not (dataset_dir / RESULTS_DIR).exists():
+        if not os.access(dataset_dir, os.W_OK | os.X_OK):
+            raise OutputError(f"{dataset_dir} is not writable: results go to {dataset_dir / RESULTS_DIR}; copy the folder first")
+    elif not os.access(dataset_dir / RESULTS_DIR, os.W_OK | os.X_OK):
+        raise OutputError(f"{dataset_dir / RESULTS_DIR} is not writable: make it writable or copy the dataset folder")
+    if overwrite or not json_path.exists():
+        return
+    try:
+        previous = read_json(json_path).get("settings_sha256")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous != key:
+        raise OutputError(
+            f"{json_path} holds results made with other settings (models, data or options): pass --overwrite "
+            "to replace them, or --name NAME to keep both"
+        )
+
+
+def model_info(path: str | Path, unsafe: bool):
+    """(loaded Keras model, its identity for the results: path, file, sha256, architecture)."""
+    from ..models import load_model
+
+    model = load_model(path, unsafe=unsafe)
+    return model, {"path": str(path), "file": Path(path).name, "sha256": sha256_file(path), "architecture": model.name}
+
+
+def save_figure(fig, path: Path) -> None:
+    from ..figures import save_png
+
+    save_png(fig, path, dpi=120, bbox_inches="tight")
+
+
+def write_results(dataset_dir: Path, name: str, report: dict, figures: dict[str, object], title: str) -> tuple[str, str, tuple[str, ...]]:
+    """Write the PNGs, then ``<name>.md``, then ``<name>.json`` (last: its presence means complete)."""
+    json_path, md_path = results_paths(dataset_dir, name)
+    plots = []
+    for fname, fig in figures.items():
+        save_figure(fig, dataset_dir / RESULTS_DIR / fname)
+        plots.append(f"{RESULTS_DIR}/{fname}")
+    report["plots"] = plots
+    report["title"] = title  # the dataset card uses it as the section heading
+    images = "".join(f"\n![{Path(p).stem}]({Path(p).name})\n" for p in plots)
+    atomic_write_bytes(md_path, f"# {title}\n\n{report['markdown']}{images}".encode())
+    write_json(json_path, report)
+    log.info("wrote %s", json_path)
+    return str(json_path), str(md_path), tuple(plots)
+
+
+def progress_bar(total: int, desc: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
+
+
+def fmt(x, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """The card's markdown table (``dataset_card.render.md_table``), ending in a newline."""
+    from ..dataset_card.render import md_table as card_table
+
+    return card_table(headers, rows) + "\n"
+
+
+def rows_note(j) -> str:
+    """How many rows of a ``JoinedSplit`` were used, and why some are absent."""
+    note = f"{len(j)} of {j.num_rows_split} {j.split} rows"
+    if j.failures:
+        note += f" ({len(j.failures)} rows the attack did not fool are absent from the dataset and excluded)"
+    return note

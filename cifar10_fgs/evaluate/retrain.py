@@ -1,0 +1,235 @@
+"""Adversarial retraining (paper section V): train the target architecture on the adversarial train split.
+
+``mode="adversarial"`` trains on the adversarial train rows (the paper); ``"mixed"`` on the original
+train split plus the adversarial rows. Both test sets are then measured for the retrained network and,
+when given, the original target network, with the accuracy drop before and after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import RECIPES, Arch, RetrainMode
+from ..data import Cifar10Split
+from ..errors import ConfigError
+from ..models import check_keras_path
+from .joined import JoinedSplit
+from .metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
+from .results import check_name, fmt as _f, md_table as _md_table, model_info as _model_info, progress_bar as _progress_bar, rows_note as _rows_note
+from .skeleton import begin
+
+log = logging.getLogger(__name__)
+
+
+RETRAIN_MODES = tuple(m.value for m in RetrainMode)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    name: str
+    json_path: str
+    markdown_path: str
+    plots: tuple[str, ...]
+    model_path: str
+    mode: str
+    epochs: int
+    trained: bool  # False if an identical earlier retraining at model_path was reused
+    train_seconds: float  # total training time recorded for the model (all resumed runs)
+    retrained_original: SetMetrics
+    retrained_adversarial: SetMetrics
+    drop_after: float
+    target_original: SetMetrics | None
+    target_adversarial: SetMetrics | None
+    drop_before: float | None
+    report: dict
+
+
+def retrain_split(train: JoinedSplit, mode: str, where: str = "the dataset") -> Cifar10Split:
+    """The training data of ``mode``: the adversarial rows, or every original row followed by them."""
+    mode = _check_mode(mode)
+    if mode == "adversarial":
+        return Cifar10Split(train.adversarial, train.labels, f"adversarial train split of {where}", "train")
+    if mode == "mixed":
+        return Cifar10Split(np.concatenate([train.original_split.images, train.adversarial]),
+                            np.concatenate([train.original_split.labels, train.labels]),
+                            f"original + adversarial train split of {where}", "train")
+    raise AssertionError(mode)  # unreachable: _check_mode accepts only the modes above
+
+
+def device_description() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for g in gpus:
+            try:
+                names.append(tf.config.experimental.get_device_details(g).get("device_name") or g.name)
+            except Exception:  # noqa: BLE001 - details are best effort
+                names.append(g.name)
+        return ", ".join(names)
+    return f"CPU ({os.cpu_count()} logical cores)"
+
+
+def evaluate_retrain(
+    dataset_dir: str | Path,
+    out: str | Path,
+    source: str | Path | None = None,
+    *,
+    mode: str = "adversarial",
+    epochs: int | None = None,
+    target_model_path: str | Path | None = None,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    name: str | None = None,
+    overwrite: bool = False,
+    unsafe_model: bool = False,
+    progress: bool = False,
+    cache_dir: str | None = None,
+) -> RetrainResult:
+    """Adversarial training of the target architecture, then both test sets for both networks (section V).
+
+    ``mode="adversarial"`` trains on the adversarial train rows (the paper); ``"mixed"`` on the
+    original train split plus the adversarial rows. Labels are the original labels. The recipe is
+    ``config.TARGET_RECIPE`` (``epochs`` overrides its epochs); ``training.train_model`` saves the
+    model to ``out`` with its own metadata and resumes after an interruption. If ``out`` already
+    holds a model trained by the same recipe, seed and data, it is reused instead of retrained.
+    """
+    out = Path(out)
+    mode = _check_mode(mode)
+    if epochs is not None and (int(epochs) != epochs or epochs < 1):
+        raise ConfigError(f"--epochs {epochs} is invalid: expected an integer >= 1")
+    check_keras_path(out)
+    name = check_name(name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
+    ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)
+    recipe = RECIPES[Arch.TARGET].with_epochs(epochs)
+    models = {}
+    target = None
+    if target_model_path is not None:
+        target, models["target"] = _model_info(target_model_path, unsafe_model)
+    settings = {"mode": mode, "recipe": dataclasses.asdict(recipe), "seed": seed, "batch_size": batch_size,
+                "out": out.name}
+    ev = ev.claim(settings, models, overwrite)  # before training: the retrained model is an output
+
+    joined, source = ev.load(source, cache_dir, progress)
+    te = joined["test"]
+    train = retrain_split(joined["train"], mode, str(ev.dataset_dir))
+    test = Cifar10Split(te.original, te.labels, f"{source} (test rows of {ev.dataset_dir})", "test")
+    meta, reused = _train(out, train, test, recipe, seed, overwrite, progress)
+    retrained, models["retrained"] = _model_info(out, unsafe_model)
+
+    bar = _progress_bar(2 + (2 if target is not None else 0), "retrain evaluation", progress)
+    res = {}
+    for role, model in (("retrained", retrained), ("target", target)):
+        if model is not None:
+            res[role] = {}
+            for set_name, images in (("original", te.original), ("adversarial", te.adversarial)):
+                res[role][set_name] = classify(model, images, te.labels, batch_size).metrics()
+                bar.update(1)
+    bar.close()
+    results = _results(res, mode, recipe.epochs, train, meta, reused, out)
+    report = ev.report(joined, source, DEFINITIONS, results)
+    w = ev.write(report, _retrain_markdown(report, te), {f"{name}.png": _retrain_figure(results)},
+                 "Adversarial retraining of the target")
+    tgt = res.get("target", {})
+    return RetrainResult(
+        name, w.json_path, w.markdown_path, w.plots, str(out), mode, recipe.epochs, not reused,
+        results["training"]["seconds"], res["retrained"]["original"], res["retrained"]["adversarial"],
+        results["accuracy_drop_after"], tgt.get("original"), tgt.get("adversarial"), results["accuracy_drop_before"],
+        w.report,
+    )
+
+
+DEFINITIONS = {
+    "modes": {"adversarial": "trained on the adversarial train rows with their original labels",
+              "mixed": "trained on every original train image plus the adversarial train rows"},
+    "sets": {"original": "original test images at the joined rows", "adversarial": "their adversarial copies"},
+    "accuracy_drop_before": "target (original network): accuracy on original minus on adversarial",
+    "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
+    "training.seconds": "wall time of model.fit summed over epochs (all resumed runs), from the model's metadata",
+}
+
+
+def _check_mode(mode) -> str:
+    try:
+        return RetrainMode(mode).value
+    except ValueError:
+        raise ConfigError(f"mode {mode!r} is invalid: expected one of {', '.join(RETRAIN_MODES)}") from None
+
+
+def _train(out: Path, train: Cifar10Split, test: Cifar10Split, recipe, seed: int, overwrite: bool,
+           progress: bool) -> tuple[dict, bool]:
+    """Train (or reuse an identical earlier training at ``out``): (the model's metadata, reused?)."""
+    from ..training import read_model_metadata, train_model, trained_model_matches
+
+    reused = trained_model_matches(out, train, recipe, seed)  # even with overwrite: it is the same model
+    if reused:
+        log.info("reusing %s: trained earlier with the same recipe, seed and data", out)
+    else:
+        log.info("training %s on %d images (%d epochs)", out, len(train), recipe.epochs)
+        train_model(train, test, out, arch=Arch.TARGET, recipe=recipe, seed=seed, overwrite=overwrite,
+                    verbose=1 if progress else 0)
+    return read_model_metadata(out), reused
+
+
+def _results(res: dict, mode: str, epochs: int, train: Cifar10Split, meta: dict, reused: bool, out: Path) -> dict:
+    results = {
+        role: {**{k: dataclasses.asdict(v) for k, v in r.items()},
+               "accuracy_drop": r["original"].accuracy - r["adversarial"].accuracy}
+        for role, r in res.items()
+    }
+    results["accuracy_drop_after"] = results["retrained"]["accuracy_drop"]
+    results["accuracy_drop_before"] = results["target"]["accuracy_drop"] if "target" in res else None
+    seconds = float(meta.get("train_seconds_total") or 0.0)
+    results["training"] = {
+        "mode": mode, "epochs": epochs, "train_images": len(train), "seconds": seconds,
+        "minutes": round(seconds / 60.0, 2), "device": device_description(), "reused_existing_model": reused,
+        "model_metadata": str(out.with_suffix(".json")), "train_data_fingerprint": train.fingerprint(),
+        "history": meta.get("history", []),
+    }
+    return results
+
+
+def _retrain_markdown(report: dict, te: JoinedSplit) -> str:
+    r = report["results"]
+    t = r["training"]
+    rows = []
+    if "target" in r:
+        rows.append((f"Original target `{report['models']['target']['file']}`",
+                     *(f"{_f(r['target'][s]['accuracy'])} ({_f(r['target'][s]['loss'])})" for s in SETS),
+                     _f(r["target"]["accuracy_drop"])))
+    rows.append((f"Retrained `{report['models']['retrained']['file']}` ({t['mode']}, {t['epochs']} epochs)",
+                 *(f"{_f(r['retrained'][s]['accuracy'])} ({_f(r['retrained'][s]['loss'])})" for s in SETS),
+                 _f(r["retrained"]["accuracy_drop"])))
+    out = [f"Test set: {_rows_note(te)}. Cells: accuracy (loss).\n\n"]
+    out.append(_md_table(("Network", "Original set", "Adversarial set", "Accuracy drop"), rows))
+    if "target" not in r:
+        out.append("\nPass `--target-model` to compare with the original target network.\n")
+    out.append(f"\nRetraining: {t['train_images']} images, {t['epochs']} epochs, "
+               f"{t['minutes']:.1f} min on {t['device']}.\n")
+    return "".join(out)
+
+
+def _retrain_figure(results: dict):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.6))
+    ax = fig.add_subplot()
+    roles = [r for r in ("target", "retrained") if r in results]
+    x = np.arange(len(roles))
+    for k, s in enumerate(SETS):
+        vals = [results[r][s]["accuracy"] for r in roles]
+        bars = ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=f"{s} test set")
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(x, ["original target" if r == "target" else "retrained" for r in roles])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title("Adversarial retraining")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

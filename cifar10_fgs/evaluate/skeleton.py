@@ -1,0 +1,99 @@
+"""The one flow every evaluation follows (transfer, retrain, gaussian).
+
+    ev = begin(kind, dataset_dir, name, splits, batch_size)   # check arguments, read generation.json
+    ev = ev.claim(settings, models, overwrite)                # settings key; refuse foreign results
+    joined, source = ev.load(source, cache_dir, progress)     # the adversarial rows joined to the originals
+    report = ev.report(joined, source, definitions, results)  # the common JSON, plus this evaluation's part
+    written = ev.write(report, markdown, figures, title)      # PNGs, NAME.md, NAME.json (last)
+
+The settings key is claimed before any heavy work, so a results file made with other settings is never
+replaced unless ``overwrite`` is given, and a rerun with the same settings recomputes and replaces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..provenance import library_versions
+from .joined import Generation, check_split_generated, dataset_identity, load_joined, read_generation
+from .metrics import check_batch_size
+from .results import check_name, claim_results, settings_key, write_results
+
+METRIC_DEFINITIONS = {
+    "accuracy": "mean over rows of argmax(logits) == label",
+    "loss": "mean over rows of the cross-entropy logsumexp(logits) - logits[label]",
+    "mean_confidence": "mean over rows of max(softmax(logits))",
+    "accuracy_drop": "accuracy on the original images minus accuracy on their adversarial copies (same rows)",
+}
+
+
+@dataclass(frozen=True)
+class Written:
+    json_path: str
+    markdown_path: str
+    plots: tuple[str, ...]
+    report: dict
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    kind: str  # transfer | retrain | gaussian
+    name: str  # results/<name>.json
+    dataset_dir: Path
+    splits: tuple[str, ...]
+    generation: Generation
+    started: float  # time.time() at begin
+    settings: dict | None = None  # set by claim
+    models: dict | None = None  # role -> {path, file, sha256, architecture}
+    dataset: dict | None = None  # dataset_identity
+    key: str | None = None  # settings_sha256
+
+    def claim(self, settings: dict, models: dict, overwrite: bool) -> "Evaluation":
+        dataset = dataset_identity(self.dataset_dir, self.generation, self.splits)
+        key = settings_key(self.kind, settings, models, dataset)
+        claim_results(self.dataset_dir, self.name, key, overwrite)
+        return dataclasses.replace(self, settings=settings, models=models, dataset=dataset, key=key)
+
+    def load(self, source, cache_dir: str | None, progress: bool) -> tuple[dict, str]:
+        joined, _, source = load_joined(self.dataset_dir, self.splits, source, cache_dir=cache_dir, progress=progress)
+        return joined, source
+
+    def report(self, joined: dict, source: str, definitions: dict, results: dict) -> dict:
+        """The results JSON: the common part (identities, rows, versions) and this evaluation's numbers."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "settings": self.settings,
+            "settings_sha256": self.key,
+            "models": self.models,
+            "dataset": self.dataset,
+            "data_source": {"source": source, "fingerprints": {s: j.original_split.fingerprint() for s, j in joined.items()}},
+            "rows": {s: {"num_rows_split": j.num_rows_split, "num_rows_used": len(j), "failures_absent": len(j.failures)}
+                     for s, j in joined.items()},
+            "library_versions": library_versions(),
+            "metric_definitions": METRIC_DEFINITIONS,
+            "definitions": definitions,
+            "results": results,
+        }
+
+    def write(self, report: dict, markdown: str, figures: dict, title: str) -> Written:
+        report["seconds"] = round(time.time() - self.started, 2)
+        report["markdown"] = markdown
+        json_path, md_path, plots = write_results(self.dataset_dir, self.name, report, figures, title)
+        return Written(json_path, md_path, plots, report)
+
+
+def begin(kind: str, dataset_dir, name: str, splits: Sequence[str], batch_size: int) -> Evaluation:
+    """Check the common arguments and that ``splits`` were generated and finished."""
+    started = time.time()
+    dataset_dir = Path(dataset_dir)
+    check_name(name)
+    check_batch_size(batch_size)
+    generation = read_generation(dataset_dir)
+    for s in splits:
+        check_split_generated(dataset_dir, generation, s)
+    return Evaluation(kind, name, dataset_dir, tuple(splits), generation, started)
