@@ -24,6 +24,14 @@ def source_option(purpose: str | None = None):
     return click.option("--source", "source", default=None, metavar="DATA", help=f"{purpose} {SOURCE_HELP}")
 
 
+def no_source_model_option(prefix: str = ""):
+    """``--no-source-model``: publish the data without the source model (``upload_dataset(ship_model=False)``)."""
+    text = ("publish the data without the source model (shipped under source_model/ by default; "
+            "validate hub:... then needs --model).")
+    return click.option("--no-source-model", "no_source_model", is_flag=True,
+                        help=prefix + text if prefix else text[0].upper() + text[1:])
+
+
 limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
                             help="Attack only the first N images of each split.")
 train_limit_option = click.option("--train-limit", type=click.IntRange(min=1), default=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, setup, table, verbose_option
+from ._cli_utils import emit_json, json_option, no_source_model_option, setup, table, verbose_option
 
 
 def _mb(n: int) -> str:
@@ -21,8 +21,7 @@ def _mb(n: int) -> str:
               metavar="SOURCE.keras",
               help="The source model to ship under source_model/ (must match generation.json's sha256; default: "
                    "DIR/../models/NAME or DIR/../NAME, NAME as generation.json records it).")
-@click.option("--no-source-model", "no_source_model", is_flag=True,
-              help="Publish the data without the source model (validate hub:... then needs --model).")
+@no_source_model_option()
 @json_option
 @verbose_option
 def command(dataset_dir, repo_id, private, revision, dry_run, include_model, no_source_model, as_json, verbose):
