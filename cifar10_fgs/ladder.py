@@ -136,7 +136,7 @@ class Slots:
             if rung == 0:
                 self.code[s] = LOSS_LOGSUMEXP
                 self.acc[s] = self.origin[s]
-            elif rung <= 1 + t and (rung == 1 or rung - 1 < len(self.targets[s])):
+            elif rung <= 1 + t:  # runner_up, then targeted toward the original's 2nd, 3rd, ... class
                 self.code[s] = LOSS_RUNNER_UP if rung == 1 else self.targets[s][rung - 1]
                 self.acc[s] = self.origin[s]
             else:
