@@ -19,14 +19,14 @@ import logging
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import manifest as mf
-from .attack import AttackConfig, AttackRecord, check_attack_config, iterate_attack
+from .attack import AttackConfig, AttackRecord, check_attack_config
 from .config import Method
 from .data import SPLITS, Cifar10Split, check_split, load_cifar10
 from .errors import Cifar10FgsError, ConfigError
@@ -35,6 +35,7 @@ from .manifest import Manifest, ShardEntry
 from .provenance import library_versions, sha256_file
 from .shards import ROWS_PER_SHARD, TMP_DIR, num_shards, read_columns, record_table, shard_name, write_table_atomic
 from .stats import COLUMNS, SplitSummary, split_statistics
+from .stream import ShardRouter, attack_stream, plan_shards
 from .training import read_model_metadata
 
 log = logging.getLogger(__name__)
@@ -232,108 +233,90 @@ class _ManifestWriter:
 
 
 def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy=None) -> GenerateResult:
-    from tqdm.auto import tqdm
+    """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
+    record = _ManifestWriter(out_dir, manifest)
+    gradient_fn = _gradient_fn(model, strategy)
+    t_start = time.time()
+    attacked = grad_evals = 0
+    writer = _ShardWriter(out_dir, options, record)
+    try:
+        plan = plan_shards(splits, out_dir, manifest, options.rows_per_shard, options.num_workers, options.worker_index)
+        if plan.streams:
+            router = ShardRouter(splits, plan, options.rows_per_shard, writer.submit)
+            attacked, grad_evals = attack_stream(model, splits, plan, config, options.method, gradient_fn, router,
+                                                 writer.raise_errors, progress)
+            log.info("attacked %d images in %.1fs", sum(len(r) for _, r in plan.streams), time.time() - t_start)
+        writer.wait()
+    finally:
+        writer.close()  # after a failure, queued shards are not attempted
+    run = _RunTotals(time.time() - t_start, attacked, grad_evals)
+    return _finish(out_dir, record.manifest, splits, config, options.rows_per_shard, run, allow_failures)
+
+
+def _gradient_fn(model, strategy):
+    """The attack's gradient function, with deterministic ops on a GPU (cuDNN backward passes are otherwise not)."""
+    import tensorflow as tf
 
     from .attack import make_gradient_fn
 
-    rps = options.rows_per_shard
-    record = _ManifestWriter(out_dir, manifest)
-    import tensorflow as tf
-
     if tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.enable_op_determinism()  # cuDNN backward passes are otherwise nondeterministic
-    gradient_fn = make_gradient_fn(model, strategy)
-    t_start = time.time()
-    attacked = 0
-    grad_evals = 0
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
-    futures = []
+        tf.config.experimental.enable_op_determinism()
+    return make_gradient_fn(model, strategy)
 
-    def write_shard(split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float):
+
+class _ShardWriter:
+    """Writes finished shards on one background thread, recording each in the manifest."""
+
+    def __init__(self, out_dir: Path, options: GenerateOptions, record: _ManifestWriter):
+        self.out_dir = out_dir
+        self.rps = options.rows_per_shard
+        self.with_originals = options.with_originals
+        self.record = record
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
+        self._futures: list[Future] = []
+
+    def submit(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
+        """Queue shard ``k`` of ``n`` of ``split`` from its records and its original ``images``."""
+        self._futures.append(self._pool.submit(self._write, split, k, n, parts, images, seconds))
+
+    def raise_errors(self) -> None:
+        """Surface the errors of shards already written (disk full, ...) early."""
+        for f in [f for f in self._futures if f.done()]:
+            f.result()
+
+    def wait(self) -> None:
+        for f in self._futures:
+            f.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
+        rps = self.rps
         rec = AttackRecord.concat(parts)
         rec = rec.take(np.argsort(rec.index, kind="stable"))
         keep = rec.fooled
         kept = rec.take(np.flatnonzero(keep))
-        originals = images[kept.index - k * rps] if options.with_originals else None
+        originals = images[kept.index - k * rps] if self.with_originals else None
         table = record_table(kept, originals)
         name = shard_name(split, k, n)
-        digest, size = write_table_atomic(table, out_dir / name, out_dir / TMP_DIR)
+        digest, size = write_table_atomic(table, self.out_dir / name, self.out_dir / TMP_DIR)
         entry = ShardEntry(split, k, int(table.num_rows), digest, size, (k * rps, k * rps + len(rec)),
                            tuple(rec.index[~keep].tolist()), gradient_evaluations=int(rec.evaluations.sum()))
-        record.add_shard(name, entry, seconds)
+        self.record.add_shard(name, entry, seconds)
         log.info("wrote %s (%d rows)", name, table.num_rows)
 
-    try:
-        # One stream over every split's unfinished shards, so the batch drains (the tail) only once.
-        # A row's stream id is (split offset + row); shards are keyed by (split, shard number).
-        offsets, streams, pending, parts, shard_t0 = {}, [], {}, {}, {}
-        base = 0
-        for split, data in splits.items():
-            offsets[split] = base
-            n = num_shards(len(data), rps)
-            mine = [k for k in range(n) if k % options.num_workers == options.worker_index]
-            todo = [k for k in mine if not shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))]
-            if not todo:
-                log.info("%s: all %d shards present, nothing to do", split, len(mine))
-            for k in todo:
-                rows = np.arange(k * rps, min((k + 1) * rps, len(data)))
-                streams.append((split, rows))
-                pending[(split, k)] = len(rows)
-                parts[(split, k)] = []
-            base += len(data)
-        split_names = list(offsets)
-        split_bases = np.array([offsets[s] for s in split_names])
-        if streams:
-            images = np.concatenate([splits[s].images[r] for s, r in streams])
-            labels = np.concatenate([splits[s].labels[r] for s, r in streams])
-            ids = np.concatenate([offsets[s] + r for s, r in streams])
-            fooled_count = iter_sum = 0
-            bar = tqdm(total=len(ids), desc="generate " + "+".join(sorted({s for s, _ in streams})), unit="img",
-                       disable=not progress, smoothing=0.1)
-            if options.method == Method.ONEPIXEL:
-                from .onepixel import OnePixelConfig, iterate_onepixel
 
-                records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
-            else:
-                records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn)
-            for rec in records:
-                which = np.searchsorted(split_bases, rec.index, side="right") - 1
-                for w in np.unique(which):
-                    split = split_names[int(w)]
-                    data = splits[split]
-                    n = num_shards(len(data), rps)
-                    sub = rec.take(np.flatnonzero(which == w))
-                    sub.index = sub.index - offsets[split]
-                    shard_of = sub.index // rps
-                    for k in np.unique(shard_of).tolist():
-                        key = (split, k)
-                        sel = np.flatnonzero(shard_of == k)
-                        parts[key].append(sub.take(sel))
-                        pending[key] -= len(sel)
-                        shard_t0.setdefault(key, time.time())
-                        if pending[key] == 0:
-                            futures.append(writer.submit(
-                                write_shard, split, k, n, parts.pop(key), data.images[k * rps:(k + 1) * rps],
-                                time.time() - shard_t0[key]))
-                attacked += len(rec)
-                grad_evals += int(rec.evaluations.sum())
-                fooled_count += int(rec.fooled.sum())
-                iter_sum += int(rec.iterations.sum())
-                bar.update(len(rec))
-                done = max(1, bar.n)
-                bar.set_postfix(fooled=f"{100.0 * fooled_count / done:.1f}%", iters=f"{iter_sum / done:.2f}",
-                                refresh=False)
-                for f in [f for f in futures if f.done()]:
-                    f.result()  # surface writer errors (disk full, ...) early
-            bar.close()
-            log.info("attacked %d images in %.1fs", len(ids), time.time() - t_start)
-        for f in futures:
-            f.result()
-    finally:
-        writer.shutdown(wait=True, cancel_futures=True)  # after a failure, queued shards are not attempted
+@dataclass(frozen=True)
+class _RunTotals:
+    seconds: float
+    images: int
+    gradient_evaluations: int
 
-    seconds = time.time() - t_start
-    manifest = record.manifest
+
+def _finish(out_dir: Path, manifest: Manifest, splits: dict[str, Cifar10Split], config: AttackConfig, rps: int,
+            run: _RunTotals, allow_failures: bool) -> GenerateResult:
+    """Write the summary, completeness and timing into the manifest; raise if images were not fooled."""
     summary = {s: summarize(out_dir, manifest, s) for s in splits}
     failures = {s: list(summary[s].failures) for s in splits if summary[s].failures}
     all_present = all(
@@ -341,14 +324,14 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         for s, d in splits.items() for k in range(num_shards(len(d), rps))
     )
     timing = manifest.timing
-    if attacked:
+    if run.images:
         timing = dataclasses.replace(
-            timing, seconds_total=round((timing.seconds_total or 0.0) + seconds, 2), runs=(timing.runs or 0) + 1,
-            last_run_seconds=round(seconds, 2), last_run_images=attacked, last_run_gradient_evaluations=grad_evals,
-            last_run_batch_size=config.batch_size)
+            timing, seconds_total=round((timing.seconds_total or 0.0) + run.seconds, 2), runs=(timing.runs or 0) + 1,
+            last_run_seconds=round(run.seconds, 2), last_run_images=run.images,
+            last_run_gradient_evaluations=run.gradient_evaluations, last_run_batch_size=config.batch_size)
     mf.write(out_dir, manifest.replace(summary=summary, complete=all_present, timing=timing))
     shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
-    result = GenerateResult(str(out_dir), summary, seconds, attacked, grad_evals, failures)
+    result = GenerateResult(str(out_dir), summary, run.seconds, run.images, run.gradient_evaluations, failures)
     if failures and not allow_failures:
         listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
         raise AttackFailuresError(
@@ -356,5 +339,3 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
             f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {mf.FILE})"
         )
     return result
-
-
