@@ -159,13 +159,35 @@ def train_model(
     check_keras_path(out)
     ckpt_dir = Path(f"{out}.ckpt")
     history_path = out.with_suffix(".history.jsonl")
+    run_key = {"arch": arch.value, "recipe": dataclasses.asdict(recipe), "seed": seed,
+               "train": train.fingerprint(), "n_train": len(train)}
+    _prepare_checkpoint_dir(out, ckpt_dir, history_path, run_key, overwrite)
+
+    keras.utils.set_random_seed(seed)
+    model = _compiled_model(recipe, steps_per_epoch=math.ceil(len(train) / recipe.batch_size))
+    train_ds = make_dataset(train.images, train.labels, recipe.batch_size, augment=recipe.augment, shuffle=True, seed=seed)
+    train_ds = train_ds.map(lambda x, y: (x, _one_hot(y)))
+    test_ds = make_dataset(test.images, test.labels, 512, augment=False, shuffle=False, seed=seed)
+    test_ds = test_ds.map(lambda x, y: (x, _one_hot(y)))
+
+    t0 = time.time()
+    model.fit(
+        train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose, shuffle=False,
+        callbacks=[_backup_callback(ckpt_dir / "backup"), _history_callback(history_path), *callbacks],
+    )
+    seconds = time.time() - t0
+    result = _save_final(model, out, arch, recipe, seed, train, test, seconds, _read_history(history_path))
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return result
+
+
+def _prepare_checkpoint_dir(out: Path, ckpt_dir: Path, history_path: Path, run_key: dict, overwrite: bool) -> None:
+    """Check ``out``; keep ``ckpt_dir`` to resume only if it holds this run (``run_key``), else discard it or refuse."""
     if out.is_dir():
         raise OutputError(f"{out} is a folder: pass a file path ending in .keras as --out")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
     run_path = ckpt_dir / "run.json"
-    run_key = {"arch": arch.value, "recipe": dataclasses.asdict(recipe), "seed": seed,
-               "train": train.fingerprint(), "n_train": len(train)}
     if ckpt_dir.exists():
         previous = read_json(run_path) if run_path.exists() else None
         if previous != json.loads(json.dumps(run_key, default=str)):
@@ -183,18 +205,23 @@ def train_model(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_path, json.loads(json.dumps(run_key, default=str)))
 
-    keras.utils.set_random_seed(seed)
-    steps = math.ceil(len(train) / recipe.batch_size)
+
+def _compiled_model(recipe: TrainRecipe, steps_per_epoch: int):
+    """``build_model(recipe)`` compiled with the recipe's optimizer, schedule and label-smoothed loss."""
+    import keras
+
     model = build_model(recipe)
     model.compile(
-        optimizer=_optimizer(recipe, steps),
+        optimizer=_optimizer(recipe, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
-    train_ds = make_dataset(train.images, train.labels, recipe.batch_size, augment=recipe.augment, shuffle=True, seed=seed)
-    train_ds = train_ds.map(lambda x, y: (x, _one_hot(y)))
-    test_ds = make_dataset(test.images, test.labels, 512, augment=False, shuffle=False, seed=seed)
-    test_ds = test_ds.map(lambda x, y: (x, _one_hot(y)))
+    return model
+
+
+def _history_callback(history_path: Path):
+    """A Keras callback appending one JSON row per finished epoch to ``history_path``."""
+    import keras
 
     class _History(keras.callbacks.Callback):
         first = True
@@ -212,15 +239,13 @@ def train_model(
             with open(history_path, "a") as f:
                 f.write(json.dumps(row, sort_keys=True) + "\n")
 
-    t0 = time.time()
-    model.fit(
-        train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose, shuffle=False,
-        callbacks=[_backup_callback(ckpt_dir / "backup"), _History(), *callbacks],
-    )
-    seconds = time.time() - t0
-    history = _read_history(history_path)
+    return _History()
 
-    final = build_model(recipe)  # a clean copy: weights only, no optimizer state in the published file
+
+def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, train: Cifar10Split, test: Cifar10Split,
+                seconds: float, history: list[dict]) -> TrainResult:
+    """Save a clean copy of ``model`` (weights only, no optimizer state) to ``out`` with its metadata beside it."""
+    final = build_model(recipe)
     final.set_weights(model.get_weights())
     acc, loss = evaluate_model(final, test.images, test.labels)
     tmp = out.with_name(f".{out.name}.tmp.keras")
@@ -245,7 +270,6 @@ def train_model(
     }
     write_json(model_metadata_path(out), meta)  # first, so a model in place always has its metadata
     tmp.replace(out)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
     log.info("test accuracy %.4f, loss %.4f; saved %s", acc, loss, out)
     return TrainResult(str(out), str(model_metadata_path(out)), acc, loss, recipe.epochs, seconds, digest)
 
