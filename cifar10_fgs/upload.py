@@ -18,6 +18,7 @@ never printed, logged or written; failures become one-line :class:`HubError` mes
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import logging
@@ -270,58 +271,78 @@ def upload_dataset(
     message = f"Upload adversarial CIFAR-10 (generation.json sha256 {manifest_sha})"
     description = "Rows: " + ", ".join(f"{s} {n}" for s, n in splits.items()) + f". Written by cifar10-fgs {__version__}."
 
-    def result(uploaded=(), unchanged=(), commits=()):
-        return UploadResult(
-            repo_id=repo_id, url=url, revision=revision, private=private, dry_run=dry_run, files=files,
-            uploaded=tuple(uploaded), unchanged=tuple(unchanged), total_bytes=total, manifest_sha256=manifest_sha,
-            commit_message=message, commits=tuple(commits), warnings=tuple(warnings),
-        )
-
+    planned = UploadResult(
+        repo_id=repo_id, url=url, revision=revision, private=private, dry_run=dry_run, files=files,
+        uploaded=(), unchanged=(), total_bytes=total, manifest_sha256=manifest_sha,
+        commit_message=message, commits=(), warnings=tuple(warnings),
+    )
     if dry_run:
-        return result()
+        return planned
 
+    token = _resolve_token(token)
+    api = hub_api(endpoint=endpoint, token=token)
+    with _hub_errors(repo_id, endpoint_url, revision, token):
+        _prepare_repo(api, repo_id, private, revision)
+        remote = _remote_files(api, repo_id, [*local, *model], revision)
+        changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
+        changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
+        commits = _push_data(api, dataset_dir, repo_id, revision, changed, len(local), message, description)
+        commits += _push_model(api, repo_id, revision, {p: model[p] for p in changed_model}, manifest.source_model.sha256)
+    uploaded = [*changed, *changed_model]
+    unchanged = [p for p in [*local, *model] if p not in uploaded]
+    if not uploaded:
+        log.info("nothing to upload: %s already holds all %d files", repo_id, len(files))
+    return dataclasses.replace(planned, uploaded=tuple(uploaded), unchanged=tuple(unchanged), commits=tuple(commits))
+
+
+def _resolve_token(token: str | None) -> str:
+    """``token``, else huggingface_hub's (``HF_TOKEN`` or the saved login); a HubError if there is none."""
     if token is None:
         from huggingface_hub import get_token
 
         token = get_token()
     if not token:
         raise HubError("no Hugging Face token found: run `hf auth login` or set HF_TOKEN to a token with write access")
+    return token
 
-    api = hub_api(endpoint=endpoint, token=token)
-    commits = []
-    with _hub_errors(repo_id, endpoint_url, revision, token):
-        api.create_repo(repo_id, repo_type=REPO_TYPE, exist_ok=True, private=private)
-        if private:
-            info = api.repo_info(repo_id, repo_type=REPO_TYPE)
-            if getattr(info, "private", None) is not True:
-                raise HubError(f"dataset repo {repo_id} already exists and is public: make it private on the hub first, or drop --private")
-        if revision and not revision.startswith("refs/"):
-            api.create_branch(repo_id, branch=revision, repo_type=REPO_TYPE, exist_ok=True)
-        remote = _remote_files(api, repo_id, [*local, *model], revision)
-        changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
-        changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
-        if changed:
-            log.info("uploading %d of %d files to %s", len(changed), len(local), repo_id)
-            info = api.upload_folder(
-                repo_id=repo_id, folder_path=str(dataset_dir), repo_type=REPO_TYPE, revision=revision,
-                commit_message=message, commit_description=description,
-                allow_patterns=[glob.escape(p) for p in changed], ignore_patterns=list(IGNORE_PATTERNS),
-            )
-            commits.append(getattr(info, "oid", None) or "")
-        if changed_model:
-            from huggingface_hub import CommitOperationAdd
 
-            ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(model[p])) for p in changed_model]
-            info = api.create_commit(
-                repo_id=repo_id, repo_type=REPO_TYPE, revision=revision, operations=ops,
-                commit_message=f"Upload source model (sha256 {manifest.source_model.sha256})",
-            )
-            commits.append(getattr(info, "oid", None) or "")
-    uploaded = [*changed, *changed_model]
-    unchanged = [p for p in [*local, *model] if p not in uploaded]
-    if not uploaded:
-        log.info("nothing to upload: %s already holds all %d files", repo_id, len(files))
-    return result(uploaded, unchanged, commits)
+def _prepare_repo(api, repo_id: str, private: bool, revision: str | None) -> None:
+    """Create the dataset repo (and the branch ``revision``) if needed; refuse a public repo under ``private``."""
+    api.create_repo(repo_id, repo_type=REPO_TYPE, exist_ok=True, private=private)
+    if private:
+        info = api.repo_info(repo_id, repo_type=REPO_TYPE)
+        if getattr(info, "private", None) is not True:
+            raise HubError(f"dataset repo {repo_id} already exists and is public: make it private on the hub first, or drop --private")
+    if revision and not revision.startswith("refs/"):
+        api.create_branch(repo_id, branch=revision, repo_type=REPO_TYPE, exist_ok=True)
+
+
+def _push_data(api, dataset_dir: Path, repo_id: str, revision: str | None, changed: list[str], num_local: int,
+               message: str, description: str) -> list[str]:
+    """Upload the ``changed`` dataset files in ``upload_folder``; the commit ids made (none if nothing changed)."""
+    if not changed:
+        return []
+    log.info("uploading %d of %d files to %s", len(changed), num_local, repo_id)
+    info = api.upload_folder(
+        repo_id=repo_id, folder_path=str(dataset_dir), repo_type=REPO_TYPE, revision=revision,
+        commit_message=message, commit_description=description,
+        allow_patterns=[glob.escape(p) for p in changed], ignore_patterns=list(IGNORE_PATTERNS),
+    )
+    return [getattr(info, "oid", None) or ""]
+
+
+def _push_model(api, repo_id: str, revision: str | None, changed: dict[str, Path], model_sha256: str) -> list[str]:
+    """Commit the ``changed`` source-model files (path in repo -> local file); the commit ids made."""
+    if not changed:
+        return []
+    from huggingface_hub import CommitOperationAdd
+
+    ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in changed.items()]
+    info = api.create_commit(
+        repo_id=repo_id, repo_type=REPO_TYPE, revision=revision, operations=ops,
+        commit_message=f"Upload source model (sha256 {model_sha256})",
+    )
+    return [getattr(info, "oid", None) or ""]
 
 
 def _remote_files(api, repo_id: str, paths: list[str], revision: str | None) -> dict:
