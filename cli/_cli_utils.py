@@ -24,12 +24,44 @@ def source_option(purpose: str | None = None):
     return click.option("--source", "source", default=None, metavar="DATA", help=f"{purpose} {SOURCE_HELP}")
 
 
+def _sentence(prefix: str, text: str) -> str:
+    """``text`` after ``prefix`` (e.g. "With --upload: "), or on its own, capitalized."""
+    return prefix + text if prefix else text[0].upper() + text[1:]
+
+
 def no_source_model_option(prefix: str = ""):
     """``--no-source-model``: publish the data without the source model (``upload_dataset(ship_model=False)``)."""
-    text = ("publish the data without the source model (shipped under source_model/ by default; "
-            "validate hub:... then needs --model).")
-    return click.option("--no-source-model", "no_source_model", is_flag=True,
-                        help=prefix + text if prefix else text[0].upper() + text[1:])
+    return click.option("--no-source-model", "no_source_model", is_flag=True, help=_sentence(
+        prefix, "publish the data without the source model (shipped under source_model/ by default; "
+                "validate hub:... then needs --model)."))
+
+
+def private_option(prefix: str = ""):
+    """``--private``: create the hub repo private (``upload_dataset(private=True)``)."""
+    return click.option("--private", is_flag=True,
+                        help=_sentence(prefix, "create the repo private (refuses an existing public repo)."))
+
+
+def allow_failures_option(effect: str = "Exit 0"):
+    """``--allow-failures``: accept images not fooled within max_iterations; ``effect``: what the command does then."""
+    return click.option("--allow-failures", is_flag=True,
+                        help=f"{effect} even if some images were not fooled (they are listed in generation.json).")
+
+
+def seed_option(text: str = "Random seed."):
+    """``--seed N`` (default 0); ``text`` says what it seeds."""
+    return click.option("--seed", type=int, default=0, show_default=True, help=text)
+
+
+def epochs_option(recipe: str = "the recipe's"):
+    """``--epochs N`` (default None: ``recipe``'s epochs from ``config.py``)."""
+    return click.option("--epochs", type=click.IntRange(min=1), default=None,
+                        help=f"Epochs (default: {recipe}, see cifar10_fgs/config.py).")
+
+
+def overwrite_option(text: str = "Replace existing output made with other settings."):
+    """``--overwrite``; ``text`` says what it replaces."""
+    return click.option("--overwrite", is_flag=True, help=text)
 
 
 limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
@@ -44,8 +76,6 @@ predict_batch_size_option = click.option(
     "--batch-size", type=click.IntRange(min=1), default=config.PREDICT_BATCH_SIZE, show_default=True,
     help="Images per inference batch.",
 )
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output made with other settings.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 unsafe_model_option = click.option(
     "--unsafe-model", is_flag=True, help="Allow models with Lambda layers (runs code from the file; only for trusted files).",

@@ -6,7 +6,7 @@ import click
 
 from cifar10_fgs.config import CARD_EXAMPLES, CARD_MAX_EXAMPLES
 
-from ._cli_utils import emit_json, json_option, setup, source_option, verbose_option
+from ._cli_utils import emit_json, json_option, overwrite_option, setup, source_option, verbose_option
 
 
 @click.command("card")
@@ -15,7 +15,7 @@ from ._cli_utils import emit_json, json_option, setup, source_option, verbose_op
 @source_option("The CIFAR-10 DIR was generated from: only to draw original images when DIR has no original_image column.")
 @click.option("--examples", type=click.IntRange(min=1, max=CARD_MAX_EXAMPLES), default=CARD_EXAMPLES, show_default=True,
               help="Images in the example figures.")
-@click.option("--overwrite", is_flag=True, help="Replace a README.md that was not written by `cifar10-fgs card`.")
+@overwrite_option("Replace a README.md that was not written by `cifar10-fgs card`.")
 @json_option
 @verbose_option
 def command(dataset_dir, repo_id, source, examples, overwrite, as_json, verbose):

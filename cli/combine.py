@@ -10,7 +10,7 @@ from ._cli_utils import emit_json, json_option, overwrite_option, setup, verbose
 @click.command("combine")
 @click.argument("parts", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="The combined dataset folder.")
-@overwrite_option
+@overwrite_option()
 @json_option
 @verbose_option
 def command(parts, out_dir, overwrite, as_json, verbose):

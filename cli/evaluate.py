@@ -11,8 +11,8 @@ import click
 from cifar10_fgs.config import GAUSSIAN_STDS, RetrainMode
 
 from ._cli_utils import (
-    emit_json, fmt, json_option, overwrite_option, predict_batch_size_option, quiet_option, setup, source_option, table,
-    unsafe_model_option, verbose_option,
+    emit_json, epochs_option, fmt, json_option, overwrite_option, predict_batch_size_option, quiet_option, seed_option,
+    setup, source_option, table, unsafe_model_option, verbose_option,
 )
 
 dataset_option = click.option(
@@ -82,7 +82,7 @@ def command() -> None:
 @click.option("--source-model", "source_model_path", type=click.Path(dir_okay=False), default=None, metavar="SOURCE.keras",
               help="Also report the attacked model's own (white-box) numbers (with a leaderboard: one more entry).")
 @split_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-sign noise control.")
+@seed_option("Seed of the random-sign noise control.")
 @batch_size_option
 @_name_option(None, "transfer; leaderboard for a leaderboard")
 @click.option("--leaderboard", "as_leaderboard", is_flag=True,
@@ -90,7 +90,7 @@ def command() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, metavar="FOLDER",
               help="Leaderboard only: where NAME.json and NAME.md go (default: DIR/results, or . for hub:).")
 @unsafe_model_option
-@overwrite_option
+@overwrite_option()
 @json_option
 @quiet_option
 @verbose_option
@@ -161,14 +161,14 @@ def _leaderboard(model_paths, dataset_dir, source, source_model_path, split, see
 @click.option("--mode", type=click.Choice([m.value for m in RetrainMode]), default=RetrainMode.ADVERSARIAL.value,
               show_default=True,
               help="adversarial: train on the adversarial train split (the paper); mixed: original + adversarial.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the target recipe's, see config.py).")
+@epochs_option("the target recipe's")
 @click.option("--target-model", "target_model_path", type=click.Path(dir_okay=False), default=None, metavar="TARGET.keras",
               help="The original target network, to compare before and after.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Training seed.")
+@seed_option("Training seed.")
 @batch_size_option
 @_name_option(None, "retrain, or retrain_mixed")
 @unsafe_model_option
-@overwrite_option
+@overwrite_option()
 @json_option
 @quiet_option
 @verbose_option
@@ -214,7 +214,7 @@ _VARIANT_CHOICES = ("spatial-uint8", "spatial-float", "paper-scalar-float", "all
 @batch_size_option
 @_name_option("gaussian", "gaussian")
 @unsafe_model_option
-@overwrite_option
+@overwrite_option()
 @json_option
 @quiet_option
 @verbose_option

@@ -7,7 +7,7 @@ import click
 from cifar10_fgs.config import ATTACK_MAX_ITERATIONS, ATTACK_STEP, PIXEL_RANGE, ROWS_PER_SHARD, Method
 
 from ._cli_utils import (
-    batch_size_option, emit_json, fmt, json_option, limit_option, overwrite_option, quiet_option, setup, source_option,
+    allow_failures_option, batch_size_option, emit_json, fmt, json_option, limit_option, overwrite_option, quiet_option, setup, source_option,
     table, unsafe_model_option, verbose_option,
 )
 
@@ -37,9 +37,9 @@ from ._cli_utils import (
               help="This machine's part of the work, 0..num-workers-1.")
 @click.option("--method", type=click.Choice([m.value for m in Method]), default=Method.FGS.value, show_default=True,
               help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit).")
-@click.option("--allow-failures", is_flag=True, help="Exit 0 even if some images were not fooled (they are listed in generation.json).")
+@allow_failures_option()
 @unsafe_model_option
-@overwrite_option
+@overwrite_option()
 @json_option
 @quiet_option
 @verbose_option

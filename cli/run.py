@@ -9,8 +9,8 @@ from cifar10_fgs.config import RetrainMode
 BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 
 from ._cli_utils import (
-    batch_size_option, emit_json, json_option, limit_option, no_source_model_option, overwrite_option, quiet_option,
-    setup, source_option, table, train_limit_option, verbose_option,
+    allow_failures_option, batch_size_option, emit_json, json_option, limit_option, no_source_model_option,
+    overwrite_option, private_option, quiet_option, setup, source_option, table, train_limit_option, verbose_option,
 )
 
 
@@ -29,11 +29,11 @@ from ._cli_utils import (
 @limit_option
 @train_limit_option
 @batch_size_option
-@overwrite_option
+@overwrite_option()
 @click.option("--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end.")
-@click.option("--private", is_flag=True, help="With --upload: create the repo private.")
+@private_option("With --upload: ")
 @no_source_model_option("With --upload: ")
-@click.option("--allow-failures", is_flag=True, help="Go on if some images were not fooled (they are listed in generation.json).")
+@allow_failures_option("Go on")
 @json_option
 @quiet_option
 @verbose_option

@@ -7,7 +7,7 @@ import click
 from cifar10_fgs.config import Arch
 
 from ._cli_utils import (
-    emit_json, json_option, overwrite_option, quiet_option, seed_option, setup, source_option, train_limit_option,
+    emit_json, epochs_option, json_option, overwrite_option, quiet_option, seed_option, setup, source_option, train_limit_option,
     verbose_option,
 )
 
@@ -16,12 +16,12 @@ from ._cli_utils import (
 @click.option("--arch", type=click.Choice([a.value for a in Arch]), required=True, help="source: EfficientNetB0; target: the paper's simple deep CNN.")
 @source_option()
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to save the model (.keras); a .json with its provenance goes beside it.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the recipe's, see cifar10_fgs/config.py).")
+@epochs_option()
 @train_limit_option
 @click.option("--limit", "old_limit", type=click.IntRange(min=1), default=None, hidden=True)  # the old name of --train-limit
-@seed_option
+@seed_option()
 @click.option("--imagenet", is_flag=True, help="Source only: fine-tune ImageNet weights at 224x224 (needs internet; meant for a GPU).")
-@overwrite_option
+@overwrite_option()
 @json_option
 @quiet_option
 @verbose_option

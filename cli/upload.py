@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, no_source_model_option, setup, table, verbose_option
+from ._cli_utils import emit_json, json_option, no_source_model_option, private_option, setup, table, verbose_option
 
 
 def _mb(n: int) -> str:
@@ -14,7 +14,7 @@ def _mb(n: int) -> str:
 @click.command("upload")
 @click.argument("dataset_dir", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--repo-id", required=True, metavar="USER/NAME", help="Dataset repo to create or update.")
-@click.option("--private", is_flag=True, help="Create the repo private (refuses an existing public repo).")
+@private_option()
 @click.option("--revision", default=None, metavar="BRANCH", help="Branch to commit to (created if missing; default main).")
 @click.option("--dry-run", is_flag=True, help="List the files, sizes and target without contacting the hub.")
 @click.option("--model", "--include-model", "include_model", type=click.Path(dir_okay=False), default=None,
