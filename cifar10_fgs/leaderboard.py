@@ -193,6 +193,18 @@ def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
     return note + "\n".join(lines) + "\n"
 
 
+METRIC_DEFINITIONS = {
+    "clean_acc": "accuracy (fraction) on the original images of the joined rows",
+    "adversarial_acc": "accuracy on their adversarial copies from the dataset",
+    "accuracy_drop": "clean_acc - adversarial_acc",
+    "random_sign_control_drop": "clean_acc - accuracy on each original plus random +-1 signs times its "
+                                "adversarial copy's L-infinity (seeded by control_seed and the row index)",
+    "images_per_second": "adversarial rows / seconds of inference on them (batch_size per call, after warm-up)",
+    "sha256": "of the .keras file; for an hf:// folder, of the lines 'name sha256' of config.json and "
+              "model.weights.h5",
+}
+
+
 def evaluate_leaderboard(
     models: Sequence[str],
     dataset: str | Path,
@@ -209,18 +221,10 @@ def evaluate_leaderboard(
 ) -> Leaderboard:
     """Score ``models`` on ``dataset`` (see the module docstring); ``out_dir`` defaults to DIR/results
     for a folder and the current directory for a hub copy."""
-    from .evaluate import (DEFAULT_BATCH_SIZE, check_name, dataset_identity, linf_levels, load_joined,
-                           random_sign_control, read_generation)
+    from .evaluate import dataset_identity, linf_levels, load_joined, random_sign_control, read_generation
 
     t0 = time.time()
-    check_name(name)
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
-    if not models:
-        raise ConfigError("no --model given: pass one or more .keras files or hf://USER/NAME models")
-    if len(set(models)) != len(models):
-        raise ConfigError("a --model is given twice: pass each model once")
+    batch_size = _check_arguments(models, name, batch_size)
     dataset_dir, label, commit = _resolve_dataset(dataset, progress)
     generation = read_generation(dataset_dir)
     source = _source_for(dataset_dir, generation, source, label)
@@ -236,14 +240,7 @@ def evaluate_leaderboard(
     joined, generation, used_source = load_joined(dataset_dir, [split], source, progress=progress)
     j = joined[split]
     control = random_sign_control(j.original, linf_levels(j.adversarial, j.original), seed, keys=j.index)
-    source_sha = generation.source_model_sha256
-    scored = []
-    for m in loaded:
-        scored.append(_score(m, j, control, batch_size, source_sha))
-        log.info("%s: clean %.4f adversarial %.4f", m.spec, scored[-1]["clean_acc"], scored[-1]["adversarial_acc"])
-    scored.sort(key=lambda e: (-e["adversarial_acc"], -e["clean_acc"], e["name"]))
-    for i, e in enumerate(scored, 1):
-        e["rank"] = i
+    scored = _ranked(loaded, j, control, batch_size, generation.source_model_sha256)
     entries = tuple(LeaderboardEntry(**e) for e in scored)
     identity["dir"] = label
     report = {
@@ -253,16 +250,7 @@ def evaluate_leaderboard(
         "rows": {"split": split, "num_rows_split": j.num_rows_split, "num_rows_used": len(j),
                  "failures_absent": len(j.failures)},
         "models": [{**asdict(e), "dataset": "cifar10", "number_forward_passes": 1} for e in entries],
-        "metric_definitions": {
-            "clean_acc": "accuracy (fraction) on the original images of the joined rows",
-            "adversarial_acc": "accuracy on their adversarial copies from the dataset",
-            "accuracy_drop": "clean_acc - adversarial_acc",
-            "random_sign_control_drop": "clean_acc - accuracy on each original plus random +-1 signs times its "
-                                        "adversarial copy's L-infinity (seeded by control_seed and the row index)",
-            "images_per_second": "adversarial rows / seconds of inference on them (batch_size per call, after warm-up)",
-            "sha256": "of the .keras file; for an hf:// folder, of the lines 'name sha256' of config.json and "
-                      "model.weights.h5",
-        },
+        "metric_definitions": METRIC_DEFINITIONS,
         "library_versions": library_versions(),
         "seconds": round(time.time() - t0, 2),
     }
@@ -273,3 +261,30 @@ def evaluate_leaderboard(
     log.info("wrote %s", json_path)
     return Leaderboard(label, commit, split, len(j), j.num_rows_split, entries, str(json_path), str(md_path),
                        report["seconds"])
+
+
+def _check_arguments(models: Sequence[str], name: str, batch_size: int | None) -> int:
+    """The batch size (default ``evaluate.DEFAULT_BATCH_SIZE``), after checking it, ``name`` and ``models``."""
+    from .evaluate import DEFAULT_BATCH_SIZE, check_name
+
+    check_name(name)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
+    if not models:
+        raise ConfigError("no --model given: pass one or more .keras files or hf://USER/NAME models")
+    if len(set(models)) != len(models):
+        raise ConfigError("a --model is given twice: pass each model once")
+    return batch_size
+
+
+def _ranked(loaded: list[LoadedModel], j, control, batch_size: int, source_sha: str | None) -> list[dict]:
+    """Every model scored (``_score``), best adversarial accuracy first, each with its ``rank``."""
+    scored = []
+    for m in loaded:
+        scored.append(_score(m, j, control, batch_size, source_sha))
+        log.info("%s: clean %.4f adversarial %.4f", m.spec, scored[-1]["clean_acc"], scored[-1]["adversarial_acc"])
+    scored.sort(key=lambda e: (-e["adversarial_acc"], -e["clean_acc"], e["name"]))
+    for i, e in enumerate(scored, 1):
+        e["rank"] = i
+    return scored
