@@ -87,25 +87,9 @@ def validate_dataset(
             library_versions=library_versions(),
         )
 
-    try:
-        manifest = mf.read(directory)
-        manifest.config.max_iterations, manifest.config.predict_batch_size  # noqa: B018 - raise if unusable
-    except NotADatasetError:
-        raise
-    except mf.ManifestError as exc:
-        col.checked("manifest")
-        col.fail("manifest", str(exc) if mf.FILE in str(exc) else f"{mf.FILE} is unusable ({exc}): regenerate the dataset")
-        for name in CHECKS:
-            if name != "manifest":
-                col.skip(name, f"{mf.FILE} is unusable")
+    manifest = _read_manifest(directory, col)
+    if manifest is None:
         return report()
-
-    if manifest.config.format_version != mf.FORMAT_VERSION:
-        col.fail("manifest", f"format_version is {manifest.config.format_version!r}; this cifar10-fgs "
-                 f"reads {mf.FORMAT_VERSION}")
-    if not manifest.complete:
-        col.fail("manifest", f"{mf.FILE} says complete: false (generation unfinished, or another --worker-index "
-                 "has not merged its shards): rerun generate to finish")
     specs = layout(manifest, col)
     check_files(directory, specs, col)
     check_model = _model_file(manifest, model_path, model_sha, unsafe_model, col)
@@ -117,6 +101,41 @@ def validate_dataset(
     predictor = (Predictor(model_path, unsafe_model, manifest.config.predict_batch_size, predict_rows, col)
                  if check_model else None)
     states = _check_shards(directory, manifest, specs, source, predictor, progress, col)
+    _check_card(directory, manifest, states, col)
+
+    counts = [SplitCounts(s, info.num_rows, states[s].stored_rows, states[s].listed_failures,
+                          sum(1 for x in specs if x.split == s))
+              for s, info in manifest.config.splits.items()]
+    result = report(counts)
+    log.info("%s", result.summary_line())
+    return result
+
+
+def _read_manifest(directory: Path, col: Collector) -> Manifest | None:
+    """The manifest, its format and completeness checked; None (every other check skipped) if it is unusable."""
+    try:
+        manifest = mf.read(directory)
+        manifest.config.max_iterations, manifest.config.predict_batch_size  # noqa: B018 - raise if unusable
+    except NotADatasetError:
+        raise
+    except mf.ManifestError as exc:
+        col.checked("manifest")
+        col.fail("manifest", str(exc) if mf.FILE in str(exc) else f"{mf.FILE} is unusable ({exc}): regenerate the dataset")
+        for name in CHECKS:
+            if name != "manifest":
+                col.skip(name, f"{mf.FILE} is unusable")
+        return None
+    if manifest.config.format_version != mf.FORMAT_VERSION:
+        col.fail("manifest", f"format_version is {manifest.config.format_version!r}; this cifar10-fgs "
+                 f"reads {mf.FORMAT_VERSION}")
+    if not manifest.complete:
+        col.fail("manifest", f"{mf.FILE} says complete: false (generation unfinished, or another --worker-index "
+                 "has not merged its shards): rerun generate to finish")
+    return manifest
+
+
+def _check_card(directory: Path, manifest: Manifest, states: dict[str, SplitState], col: Collector) -> None:
+    """The card check: ``README.md``'s YAML against the shard columns and the stored row counts."""
     from ..shards import features
 
     columns = list(features(manifest.config.with_originals).arrow_schema.names)
@@ -126,13 +145,6 @@ def validate_dataset(
     col.checked("card", card.checked)
     for p in card.problems:
         col.fail("card", p.message, split=p.split, shard=CARD)
-
-    counts = [SplitCounts(s, info.num_rows, states[s].stored_rows, states[s].listed_failures,
-                          sum(1 for x in specs if x.split == s))
-              for s, info in manifest.config.splits.items()]
-    result = report(counts)
-    log.info("%s", result.summary_line())
-    return result
 
 
 def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: bool, col: Collector) -> bool:
