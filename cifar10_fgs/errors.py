@@ -44,3 +44,11 @@ class NotADatasetError(ValidationError):
 
 class HubError(Cifar10FgsError):
     """The Hugging Face hub could not be reached or refused the request."""
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """``exc`` as ``Type: first words`` on one line (library messages must stay one line)."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

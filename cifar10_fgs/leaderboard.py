@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .errors import ConfigError, DataSourceError, ModelError, OutputError
+from .errors import ConfigError, DataSourceError, ModelError, OutputError, one_line
 from .provenance import atomic_write_bytes, dumps_sorted, library_versions, read_json, sha256_bytes, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,6 @@ def _tree_sha256(folder: Path) -> str:
 def _load_keras_dir(folder: Path, spec: str, unsafe: bool):
     import keras
 
-    from .data import one_line
     from .models import check_model
 
     missing = [n for n in KERAS_DIR_FILES if not (folder / n).is_file()]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import TrainRecipe
 from .data import IMAGE_SHAPE, NUM_CLASSES
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,6 @@ def load_model(path: str | Path, *, unsafe: bool = False):
     import zipfile
 
     import keras
-
-    from .data import one_line
 
     path = Path(path)
     if path.is_dir():

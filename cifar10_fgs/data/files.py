@@ -1,0 +1,145 @@
+"""Path sources: a folder of any supported kind, an image folder ``<split>/<class>/*``, a tar archive, keras' download."""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataSourceError, one_line
+from .pickles import PICKLE_FILES, from_pickles, load_pickle_dir
+from .split import CLASS_NAMES, IMAGE_SHAPE, KERAS_CIFAR10_URL, NUM_CLASSES, decode_image
+from .tables import load_saved_dataset, load_table_files
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _class_index(name: str, where: str) -> int:
+    if name in CLASS_NAMES:
+        return CLASS_NAMES.index(name)
+    if name.isdigit() and 0 <= int(name) < NUM_CLASSES:
+        return int(name)
+    raise DataSourceError(
+        f"class folder {name!r} in {where} is not a CIFAR-10 class: expected one of {', '.join(CLASS_NAMES)}"
+    )
+
+
+def load_path(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of ``split`` from a local path, whichever supported kind it is."""
+    if path.is_dir():
+        if (path / "data_batch_1").exists() or (path / "test_batch").exists():
+            return load_pickle_dir(path, split)
+        if (path / "cifar-10-batches-py").is_dir():
+            return load_pickle_dir(path / "cifar-10-batches-py", split)
+        if (path / "cifar-10-python.tar.gz").is_file():  # e.g. keras' cache folder ~/.keras/datasets
+            return load_tarball(path / "cifar-10-python.tar.gz", split)
+        if (path / split).is_dir() and any(p.is_dir() for p in (path / split).iterdir()):
+            return _load_image_dir(path / split, split)
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            return load_saved_dataset(path, split)
+        files = _split_files(path, split)
+        if files:
+            return load_table_files(files, split)
+        raise DataSourceError(
+            f"{path} holds no CIFAR-10 data for split {split!r}: expected cifar-10-batches-py, "
+            f"{split}/<class>/*.png, a save_to_disk folder or {split}-*.parquet/.arrow files"
+        )
+    name = path.name.lower()
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        return load_tarball(path, split)
+    if name.endswith((".parquet", ".arrow")):
+        if not path.name.startswith(split):  # one file is one split: never hand the train file out as test
+            raise DataSourceError(
+                f"{path} is one file but split {split!r} was asked for: pass the folder holding "
+                f"{split}-*.parquet/.arrow files (a single file must be named {split}-*{path.suffix})"
+            )
+        return load_table_files([path], split)
+    raise DataSourceError(
+        f"{path} is not a CIFAR-10 source: expected a .tar.gz, a folder, or .parquet/.arrow files"
+    )
+
+
+def _split_files(path: Path, split: str) -> list[Path]:
+    files = [
+        p for p in sorted(path.rglob("*"), key=lambda p: _natural_key(str(p)))
+        if p.suffix in (".parquet", ".arrow") and p.name.startswith(split)
+        and not p.name.startswith("cache-")
+    ]
+    return files
+
+
+def _load_image_dir(split_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    entries = []
+    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        label = _class_index(class_dir.name, str(split_dir))
+        for f in class_dir.iterdir():
+            if f.suffix.lower() in _IMAGE_SUFFIXES and not f.name.startswith("."):  # skip ._* / hidden files
+                entries.append((label, _natural_key(f.name), f))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    images = np.empty((len(entries), *IMAGE_SHAPE), np.uint8)
+    for i, (_, _, f) in enumerate(entries):
+        images[i] = decode_image(f.read_bytes(), str(f))
+    return images, np.array([e[0] for e in entries], np.int64)
+
+
+_TAR_IMAGE = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/([^/]+)$")
+
+
+def load_tarball(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of ``split`` from a tar of the python pickles or of an image folder."""
+    entries = []
+    pickles: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                base = member.name.rsplit("/", 1)[-1]
+                if base in PICKLE_FILES[split]:
+                    pickles[base] = tar.extractfile(member).read()
+                    continue
+                m = _TAR_IMAGE.match(member.name)
+                if (m and m.group(1) == split and base.lower().endswith(_IMAGE_SUFFIXES)
+                        and not base.startswith(".")):
+                    label = _class_index(m.group(2), str(path))
+                    entries.append((label, _natural_key(base), member.name, tar.extractfile(member).read()))
+    except (tarfile.TarError, EOFError, OSError, Exception) as exc:  # zlib.error, gzip.BadGzipFile, ...
+        if isinstance(exc, DataSourceError):
+            raise
+        raise DataSourceError(
+            f"{path} is not a readable tar archive ({one_line(exc)}): download it again or pass the extracted folder"
+        ) from None
+    if pickles:
+        missing = [f for f in PICKLE_FILES[split] if f not in pickles]
+        if missing:
+            raise DataSourceError(f"{path} lacks {', '.join(missing)}: expected a complete cifar-10-python.tar.gz")
+        return from_pickles([(name, pickles[name]) for name in PICKLE_FILES[split]], str(path))
+    if not entries:
+        raise DataSourceError(
+            f"{path} holds no {split} images: expected cifar-10-batches-py/ or {split}/<class>/*.png|jpg inside"
+        )
+    entries.sort(key=lambda e: (e[0], e[1]))
+    images = np.empty((len(entries), *IMAGE_SHAPE), np.uint8)
+    for i, (_, _, name, data) in enumerate(entries):
+        images[i] = decode_image(data, f"{path}:{name}")
+    return images, np.array([e[0] for e in entries], np.int64)
+
+
+def load_keras(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of ``split`` from ``cifar-10-python.tar.gz`` fetched (and cached) by keras."""
+    try:
+        import keras
+
+        archive = keras.utils.get_file("cifar-10-python.tar.gz", origin=KERAS_CIFAR10_URL)
+    except Exception as exc:  # noqa: BLE001 - network failures come in many types
+        raise DataSourceError(
+            f"cannot download CIFAR-10 through keras ({type(exc).__name__}): connect to the internet "
+            "or pass a local cifar-10-python.tar.gz with --source PATH"
+        ) from None
+    return load_tarball(Path(archive), split)

@@ -1,0 +1,114 @@
+"""The ``Cifar10Split`` type, CIFAR-10's constants, and the checks every source's arrays pass."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataSourceError, one_line
+
+CLASS_NAMES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SHAPE = (32, 32, 3)
+SPLITS: tuple[str, ...] = ("train", "test")
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}
+DEFAULT_SOURCE = "hub:uoft-cs/cifar10"
+KERAS_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+@dataclass(frozen=True)
+class Cifar10Split:
+    """One split: ``images`` uint8 (N, 32, 32, 3), ``labels`` int64 (N,), in the source's order."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    source: str
+    split: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __iter__(self):  # allows ``images, labels = load_cifar10(...)``
+        return iter((self.images, self.labels))
+
+    def fingerprint(self) -> str:
+        """sha256 over the pixels and labels: identifies the data independent of where it came from."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.images, dtype=np.uint8).tobytes())
+        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    def head(self, limit: int | None) -> "Cifar10Split":
+        """The first ``limit`` rows (keeps row ``i`` = source row ``i``; for an image folder these are
+        sorted by class, so use :meth:`sample` for a representative subset)."""
+        if limit is None or limit >= len(self):
+            return self
+        return Cifar10Split(self.images[:limit], self.labels[:limit], self.source, self.split)
+
+    def sample(self, limit: int | None, seed: int = 0) -> "Cifar10Split":
+        """A seeded random subset of ``limit`` rows, kept in source order (all rows if ``limit`` is None)."""
+        if limit is None or limit >= len(self):
+            return self
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        pick = np.sort(np.random.default_rng(seed).choice(len(self), limit, replace=False))
+        return Cifar10Split(self.images[pick], self.labels[pick], self.source, self.split)
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise DataSourceError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    return split
+
+
+def check_arrays(images, labels, source: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``images`` uint8 (N, 32, 32, 3) and ``labels`` int64 classes 0-9, one per image, or a one-line DataSourceError."""
+    images = np.asarray(images)
+    labels = np.asarray(labels).reshape(-1)
+    if images.shape[0] == 0 or labels.shape[0] == 0:
+        raise DataSourceError(f"split {split!r} of {source!r} is empty: expected CIFAR-10 images in it")
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataSourceError(
+            f"images of {source!r} have shape {images.shape[1:]}: expected {IMAGE_SHAPE} (32x32 RGB)"
+        )
+    if images.shape[0] != labels.shape[0]:
+        raise DataSourceError(
+            f"{source!r} has {images.shape[0]} images but {labels.shape[0]} labels: expected one label per image"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataSourceError(f"labels of {source!r} have dtype {labels.dtype}: expected integers 0-9")
+    bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
+    if bad.size:
+        raise DataSourceError(
+            f"label {int(labels[bad[0]])} at row {int(bad[0])} of {source!r} ({split}) is outside 0-9: "
+            "expected CIFAR-10 class indices"
+        )
+    if images.dtype != np.uint8:
+        raise DataSourceError(f"images of {source!r} have dtype {images.dtype}: expected uint8 pixels 0-255")
+    return np.ascontiguousarray(images), labels.astype(np.int64)
+
+
+def decode_image(data: bytes, where: str) -> np.ndarray:
+    """Decode PNG/JPEG bytes to a (32, 32, 3) uint8 array, or raise a one-line DataSourceError."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            size = img.size  # from the header: a wrong size is refused before any pixel is decoded
+            if size != (32, 32):
+                raise DataSourceError(f"{where} is {size[0]}x{size[1]}: expected 32x32 CIFAR-10 images")
+            img.load()
+            mode = img.mode
+            if mode == "P" and "transparency" not in img.info:  # a lossless palette PNG of an RGB image
+                img, mode = img.convert("RGB"), "RGB"
+            arr = np.asarray(img)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataSourceError(f"{where} is not a readable image ({one_line(exc)}): expected PNG or JPEG bytes") from None
+    if mode != "RGB":
+        raise DataSourceError(f"{where} has mode {mode}: expected 3-channel RGB images")
+    return arr
