@@ -88,6 +88,12 @@ ATTACK_TARGETS = 2  # targeted phase: how many of the original's runner-up class
 ATTACK_SEED = 0  # seeds the random starts of the restart phase, per image index
 ATTACK_MAX_LINF = None  # optional hard L-inf budget, a fraction of the pixel range (None: unbounded, the paper's)
 
+# --- The one-pixel baseline (cifar10_fgs.onepixel; Su, Vargas and Sakurai 2019) ----------------------
+ONEPIXEL_POPULATION = 400  # candidate pixels per differential-evolution generation (SciPy's popsize: this / 5 parameters)
+ONEPIXEL_MAX_GENERATIONS = 100  # differential-evolution generations per image before it counts as not fooled
+ONEPIXEL_SEED = 0  # seeds SciPy's differential evolution (the same seed for every image)
+ONEPIXEL_BATCH_SIZE = 512  # images per forward pass when a generation's population is evaluated
+
 
 class Phase(str, enum.Enum):
     """How an image was fooled: the attack's escalation ladder, in order (see ``attack``).

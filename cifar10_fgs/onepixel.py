@@ -3,7 +3,7 @@
 Differential evolution (SciPy) over one pixel ``(row, col, r, g, b)``, minimising the model's
 probability of the true class; it stops as soon as a candidate is misclassified. Each DE
 generation's whole population is evaluated as one model batch (``vectorized=True``).
-Defaults follow Su et al.: population 400, at most 100 generations.
+Defaults (``config.ONEPIXEL_*``) follow Su et al.: population 400, at most 100 generations.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from .attack import AttackRecord, perturbation_norms
-from .config import Phase
+from .config import ONEPIXEL_BATCH_SIZE, ONEPIXEL_MAX_GENERATIONS, ONEPIXEL_POPULATION, ONEPIXEL_SEED, Phase
 from .errors import ConfigError
 from .inference import softmax
 from .ladder import PHASE_CODE
@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class OnePixelConfig:
-    population: int = 400  # candidates per generation (SciPy's popsize is this / 5 parameters)
-    max_generations: int = 100
-    seed: int = 0
-    batch_size: int = 512  # forward-pass batch for evaluating a population
+    """Differential-evolution settings; the defaults and their units are in ``config`` (``ONEPIXEL_*``)."""
+
+    population: int = ONEPIXEL_POPULATION
+    max_generations: int = ONEPIXEL_MAX_GENERATIONS
+    seed: int = ONEPIXEL_SEED
+    batch_size: int = ONEPIXEL_BATCH_SIZE
 
     def __post_init__(self):
         if self.population < 5 or self.max_generations < 1:
