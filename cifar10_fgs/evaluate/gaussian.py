@@ -22,7 +22,7 @@ from .filters import (
 from .joined import JoinedSplit
 from .metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
 from .results import fmt as _f, md_table as _md_table, model_info as _model_info, progress_bar as _progress_bar, rows_note as _rows_note
-from .skeleton import begin
+from .skeleton import EvaluationFiles, begin
 
 DEFAULT_VARIANTS: tuple[GaussianVariant, ...] = (GaussianVariant.SPATIAL_UINT8,)  # `run` sweeps every variant
 
@@ -42,11 +42,7 @@ class GaussianRow:
 
 
 @dataclass(frozen=True)
-class GaussianResult:
-    name: str
-    json_path: str
-    markdown_path: str
-    plots: tuple[str, ...]
+class GaussianResult(EvaluationFiles):
     split: str
     stds: tuple[float, ...]
     models: tuple[str, ...]

@@ -22,7 +22,7 @@ from ..models import check_keras_path
 from .joined import JoinedSplit
 from .metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
 from .results import check_name, fmt as _f, md_table as _md_table, model_info as _model_info, progress_bar as _progress_bar, rows_note as _rows_note
-from .skeleton import begin
+from .skeleton import EvaluationFiles, begin
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,7 @@ RETRAIN_MODES = tuple(m.value for m in RetrainMode)
 
 
 @dataclass(frozen=True)
-class RetrainResult:
-    name: str
-    json_path: str
-    markdown_path: str
-    plots: tuple[str, ...]
+class RetrainResult(EvaluationFiles):
     model_path: str
     mode: str
     epochs: int

@@ -32,6 +32,16 @@ METRIC_DEFINITIONS = {
 
 
 @dataclass(frozen=True)
+class EvaluationFiles:
+    """The head of every evaluation's result: its name and the files it wrote (``results/<name>.*``)."""
+
+    name: str
+    json_path: str
+    markdown_path: str
+    plots: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Written:
     json_path: str
     markdown_path: str

@@ -20,15 +20,11 @@ from .metrics import (
     per_class_accuracy, random_sign_control,
 )
 from .results import fmt as _f, md_table as _md_table, model_info as _model_info, progress_bar as _progress_bar, rows_note as _rows_note
-from .skeleton import begin
+from .skeleton import EvaluationFiles, begin
 
 
 @dataclass(frozen=True)
-class TransferResult:
-    name: str
-    json_path: str
-    markdown_path: str
-    plots: tuple[str, ...]
+class TransferResult(EvaluationFiles):
     split: str
     num_rows_used: int
     num_rows_split: int
