@@ -119,8 +119,8 @@ def evaluate_gaussian(
     report = ev.report(joined, source, _definitions(stds[0]), results)
     figures = {_figure_name(name, v, variants): _gaussian_figure(rows, stds, labels, split, v) for v in variants}
     w = ev.write(report, _gaussian_markdown(results, stds, labels, j), figures, "Gaussian filtering as a defence")
-    return GaussianResult(name, w.json_path, w.markdown_path, w.plots, split, stds, tuple(labels), tuple(rows),
-                          ms_batched, ms_single, w.report, variants)
+    return GaussianResult(w.name, w.json_path, w.markdown_path, w.plots, split, stds, tuple(labels), tuple(rows),
+                          ms_batched, ms_single, report, variants)
 
 
 def _sigma_text(variant: str) -> str:

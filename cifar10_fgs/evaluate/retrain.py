@@ -135,10 +135,10 @@ def evaluate_retrain(
                  "Adversarial retraining of the target")
     tgt = res.get("target", {})
     return RetrainResult(
-        name, w.json_path, w.markdown_path, w.plots, str(out), mode, recipe.epochs, not reused,
+        w.name, w.json_path, w.markdown_path, w.plots, str(out), mode, recipe.epochs, not reused,
         results["training"]["seconds"], res["retrained"]["original"], res["retrained"]["adversarial"],
         results["accuracy_drop_after"], tgt.get("original"), tgt.get("adversarial"), results["accuracy_drop_before"],
-        w.report,
+        report,
     )
 
 

@@ -4,7 +4,7 @@
     ev = ev.claim(settings, models, overwrite)                # settings key; refuse foreign results
     joined, source = ev.load(source, cache_dir, progress)     # the adversarial rows joined to the originals
     report = ev.report(joined, source, definitions, results)  # the common JSON, plus this evaluation's part
-    written = ev.write(report, markdown, figures, title)      # PNGs, NAME.md, NAME.json (last)
+    files = ev.write(report, markdown, figures, title)        # PNGs, NAME.md, NAME.json (last)
 
 The settings key is claimed before any heavy work, so a results file made with other settings is never
 replaced unless ``overwrite`` is given, and a rerun with the same settings recomputes and replaces it.
@@ -39,14 +39,6 @@ class EvaluationFiles:
     json_path: str
     markdown_path: str
     plots: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Written:
-    json_path: str
-    markdown_path: str
-    plots: tuple[str, ...]
-    report: dict
 
 
 @dataclass(frozen=True)
@@ -90,11 +82,12 @@ class Evaluation:
             "results": results,
         }
 
-    def write(self, report: dict, markdown: str, figures: dict, title: str) -> Written:
+    def write(self, report: dict, markdown: str, figures: dict, title: str) -> EvaluationFiles:
+        """Add the time and ``markdown`` to ``report`` and write the figures, NAME.md and NAME.json (last)."""
         report["seconds"] = round(time.time() - self.started, 2)
         report["markdown"] = markdown
         json_path, md_path, plots = write_results(self.dataset_dir, self.name, report, figures, title)
-        return Written(json_path, md_path, plots, report)
+        return EvaluationFiles(self.name, json_path, md_path, plots)
 
 
 def begin(kind: str, dataset_dir, name: str, splits: Sequence[str], batch_size: int) -> Evaluation:

@@ -94,8 +94,8 @@ def evaluate_transfer(
     m = {k: c.metrics() for k, c in tgt.items()}
     t = results["target"]
     return TransferResult(
-        name, w.json_path, w.markdown_path, w.plots, split, len(j), j.num_rows_split, m["original"], m["adversarial"],
-        m["random_sign_control"], t["accuracy_drop"], t["random_sign_control_accuracy_drop"], t["confidence"], w.report,
+        w.name, w.json_path, w.markdown_path, w.plots, split, len(j), j.num_rows_split, m["original"], m["adversarial"],
+        m["random_sign_control"], t["accuracy_drop"], t["random_sign_control_accuracy_drop"], t["confidence"], report,
     )
 
 
