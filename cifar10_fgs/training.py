@@ -39,6 +39,8 @@ class TrainResult:
     epochs: int
     seconds: float
     sha256: str
+    train_accuracy: float  # on the training images as given (no augmentation): its misses are stored unchanged
+    train_loss: float
 
 
 def trained_model_matches(path: str | Path, train: Cifar10Split, recipe: TrainRecipe, seed: int) -> bool:
@@ -248,6 +250,7 @@ def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, tr
     final = build_model(recipe)
     final.set_weights(model.get_weights())
     acc, loss = evaluate_model(final, test.images, test.labels)
+    train_acc, train_loss = evaluate_model(final, train.images, train.labels)
     tmp = out.with_name(f".{out.name}.tmp.keras")
     final.save(tmp)
     digest = sha256_file(tmp)
@@ -261,6 +264,8 @@ def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, tr
         "test_data": {"source": test.source, "fingerprint": test.fingerprint(), "num_images": len(test)},
         "test_accuracy": acc,
         "test_loss": loss,
+        "train_accuracy": train_acc,  # the training images without augmentation
+        "train_loss": train_loss,
         "train_seconds_total": round(sum(r.get("seconds", 0) for r in history), 1) or round(seconds, 1),
         "history": history,
         "sha256": digest,
@@ -270,8 +275,9 @@ def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, tr
     }
     write_json(model_metadata_path(out), meta)  # first, so a model in place always has its metadata
     tmp.replace(out)
-    log.info("test accuracy %.4f, loss %.4f; saved %s", acc, loss, out)
-    return TrainResult(str(out), str(model_metadata_path(out)), acc, loss, recipe.epochs, seconds, digest)
+    log.info("test accuracy %.4f, loss %.4f; train split %.4f; saved %s", acc, loss, train_acc, out)
+    return TrainResult(str(out), str(model_metadata_path(out)), acc, loss, recipe.epochs, seconds, digest,
+                       train_acc, train_loss)
 
 
 def _backup_callback(backup_dir: Path):

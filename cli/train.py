@@ -37,5 +37,5 @@ def command(arch, source, out, epochs, train_limit, old_limit, seed, imagenet, o
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"saved {result.model_path}: test accuracy {result.test_accuracy:.4f}, loss {result.test_loss:.4f} "
-                   f"({result.epochs} epochs, {result.seconds:.0f} s)")
+        click.echo(f"saved {result.model_path}: test accuracy {result.test_accuracy:.4f}, loss {result.test_loss:.4f}; "
+                   f"train split {result.train_accuracy:.4f} ({result.epochs} epochs, {result.seconds:.0f} s)")

@@ -68,6 +68,15 @@ def test_train_writes_model_and_provenance(trained, splits):
     assert model.count_params() == 1_250_858 and getattr(model, "optimizer", None) is None  # weights only
 
 
+def test_train_split_accuracy_is_recorded_as_the_saved_model_scores_it(trained, splits):
+    out, result = trained
+    train, _ = splits
+    meta = json.loads(model_metadata_path(out).read_text())
+    acc, loss = evaluate_model(load_model(out), train.images, train.labels)  # the training images, not augmented
+    assert meta["train_accuracy"] == acc == result.train_accuracy and 0.0 <= acc <= 1.0
+    assert meta["train_loss"] == pytest.approx(loss, rel=1e-6) == result.train_loss
+
+
 def test_existing_output_is_refused_and_left_untouched(trained, splits):
     out, _ = trained
     meta_path = model_metadata_path(out)
