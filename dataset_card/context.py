@@ -162,6 +162,8 @@ def _model_rows(inputs: CardInputs) -> tuple[list, list]:
         ("test accuracy", num(model.test_accuracy)),
         ("test loss", num(model.test_loss)),
     ]
+    if isinstance(model.train_accuracy, (int, float)):  # recorded by `train` since it measures the train split
+        rows.append(("train-split accuracy (unaugmented)", num(model.train_accuracy)))
     if model.train_data:
         rows.append(("training data", f"{model.train_data.get('num_images', '?')} images from "
                                       f"`{_name(model.train_data.get('source', '?'))}`"))

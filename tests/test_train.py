@@ -77,6 +77,23 @@ def test_train_split_accuracy_is_recorded_as_the_saved_model_scores_it(trained, 
     assert meta["train_loss"] == pytest.approx(loss, rel=1e-6) == result.train_loss
 
 
+def test_the_manifest_and_card_carry_the_sources_train_split_accuracy(trained, splits, tmp_path):
+    from cifar10_fgs import manifest as mf
+    from cifar10_fgs.attack import AttackConfig
+    from cifar10_fgs.card import write_card
+    from cifar10_fgs.generate import GenerateOptions, generate_dataset
+
+    out, result = trained
+    train, test = splits
+    ds = tmp_path / "ds"
+    generate_dataset(out, "synthetic", ds, AttackConfig(batch_size=32, max_iterations=3),
+                     GenerateOptions(limit=20), data={"train": train, "test": test}, allow_failures=True)
+    assert mf.read(ds).source_model.train_accuracy == result.train_accuracy
+    write_card(ds, "someone/adv-cifar10")
+    card = (ds / "README.md").read_text()
+    assert f"| train-split accuracy (unaugmented) | {result.train_accuracy:.4f} |" in card
+
+
 def test_existing_output_is_refused_and_left_untouched(trained, splits):
     out, _ = trained
     meta_path = model_metadata_path(out)

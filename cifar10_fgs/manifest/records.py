@@ -229,6 +229,7 @@ class SourceModel:
     recipe: dict | None = None
     train_data: dict | None = None
     outputs: str = "logits"
+    train_accuracy: float | None = None  # on the unaugmented training images (its misses: the unchanged train rows)
     extra: dict = field(default_factory=dict)
 
     @classmethod
