@@ -2,20 +2,23 @@
 
     python benchmarks/escalation.py --model SOURCE.keras --dataset WS/dataset --source DATA [--steps 200]
 
-The stuck images are the rows of a finished dataset whose ``phase`` is not ``unchanged`` or ``fgs``:
-the paper's path stalled on them and the ladder escalated. Each candidate escalation is then run
-*alone* on every one of them, from the original, with the attack's own step (0.01 of the range),
-its own quantization (round to uint8 before every forward pass) and its own losses
-(``attack.make_gradient_fn``), for up to ``--steps`` steps with no stall cut:
+The stuck images are the images of a finished dataset on which the paper's path stalled: the rows
+whose ``phase`` is not ``unchanged`` or ``fgs`` (the ladder escalated them), plus the images the
+ladder never fooled (absent from the shards, listed in ``generation.json``). ``--model`` and
+``--source`` are checked against the dataset's manifest. Each candidate escalation is then run
+*alone* on every stuck image, from the original, with the dataset's step, the attack's quantization
+(round to uint8 before every forward pass) and its losses (``attack.make_gradient_fn``), for up to
+``--steps`` steps with no stall cut:
 
   fgs          the paper's loss, logsumexp_{j!=y} z_j - z_y (what stalled; the control)
   runner_up    margin against the current runner-up, max_{j!=y} z_j - z_y (CW / DLR style)
   targeted_2   margin toward the original's 2nd runner-up class (APGD-T / FAB-T style)
   targeted_3   ... toward its 3rd
-  restart_R    a seeded uniform start in the L-inf ball of R steps, then runner-up steps (PGD style)
+  restart_R    a uniform start in the L-inf ball of R steps, then runner-up steps (PGD style); seeded by
+               the dataset's seed, the split and the row (independent of the ladder's own restarts)
 
 Reports per candidate: images fooled, steps and L-inf (levels) of the fooled, how often it gives the
-smallest L-inf of all candidates, and the ladder's stored L-inf for the same rows. Writes
+smallest L-inf of all candidates, and the ladder's stored L-inf for the same rows (those it fooled). Writes
 ``benchmarks/escalation.json`` (sorted) and prints a table.
 """
 
@@ -35,31 +38,30 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def stuck_rows(dataset_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per split: (original indices, stored L-inf in levels) of the rows the ladder escalated."""
-    from cifar10_fgs import manifest as mf
+def stuck_rows(dataset_dir: Path, manifest) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per split: (original rows, the ladder's stored L-inf in levels, NaN where it never fooled) of the stuck images."""
     from cifar10_fgs.config import PHASES, PIXEL_RANGE, Phase
     from cifar10_fgs.shards import read_columns
 
-    manifest = mf.read(dataset_dir, complete=True)
     plain = {PHASES.index(Phase.UNCHANGED.value), PHASES.index(Phase.FGS.value)}
     out = {}
     for split in manifest.config.splits:
-        names = sorted(n for n, e in manifest.shards.items() if e.split == split)
-        t = read_columns(dataset_dir, names, ["index", "phase", "linf"])
-        phase = np.asarray(t["phase"].to_numpy())
-        keep = ~np.isin(phase, list(plain))
-        out[split] = (np.asarray(t["index"].to_numpy())[keep],
-                      np.rint(np.asarray(t["linf"].to_numpy())[keep] * PIXEL_RANGE))
+        t = read_columns(dataset_dir, [n for n, _ in manifest.shards_of(split)], ["index", "phase", "linf"])
+        keep = ~np.isin(np.asarray(t["phase"].to_numpy()), list(plain))
+        failures = np.asarray(manifest.failures(split), np.int64)
+        rows = np.concatenate([np.asarray(t["index"].to_numpy(), np.int64)[keep], failures])
+        linf = np.concatenate([np.rint(np.asarray(t["linf"].to_numpy())[keep] * PIXEL_RANGE), np.full(len(failures), np.nan)])
+        out[split] = (rows, linf)
     return out
 
 
-def run_path(fn, x0: np.ndarray, y: np.ndarray, code: np.ndarray, start: np.ndarray, offset: int, steps: int):
+def run_path(fn, x0: np.ndarray, y: np.ndarray, code: np.ndarray, start: np.ndarray, offset: int, steps: int,
+             step: float):
     """Sign steps from ``start`` on the loss ``code`` until fooled: (fooled, steps incl. offset, L-inf levels)."""
     import tensorflow as tf
 
     from cifar10_fgs.attack import quantize
-    from cifar10_fgs.config import ATTACK_STEP, PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE
+    from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE
 
     acc = start.astype(np.float64).copy()
     n = len(x0)
@@ -80,13 +82,14 @@ def run_path(fn, x0: np.ndarray, y: np.ndarray, code: np.ndarray, start: np.ndar
         active, g = active[~hit], g.numpy()[~hit]
         if not len(active) or t == steps:
             break
-        acc[active] = np.clip(acc[active] + ATTACK_STEP * PIXEL_RANGE * g, PIXEL_MIN, PIXEL_MAX)
+        acc[active] = np.clip(acc[active] + step * PIXEL_RANGE * g, PIXEL_MIN, PIXEL_MAX)
     return fooled, taken, linf
 
 
-def candidates(x0: np.ndarray, y: np.ndarray, logits0: np.ndarray, indices: np.ndarray, radii: tuple[int, ...]):
-    """(name, loss codes, start, offset in steps) of every candidate escalation."""
-    from cifar10_fgs.config import ATTACK_SEED, ATTACK_STEP, PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE
+def candidates(x0: np.ndarray, y: np.ndarray, logits0: np.ndarray, keys: np.ndarray, radii: tuple[int, ...],
+               step: float, seed: int):
+    """(name, loss codes, start, offset in steps) of every candidate escalation; ``keys`` (split, row) seed restarts."""
+    from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE
     from cifar10_fgs.ladder import LOSS_LOGSUMEXP, LOSS_RUNNER_UP
 
     order = np.argsort(-logits0, axis=1, kind="stable")
@@ -98,10 +101,10 @@ def candidates(x0: np.ndarray, y: np.ndarray, logits0: np.ndarray, indices: np.n
     yield "targeted_2", others[:, 1].astype(np.int32), plain, 0
     yield "targeted_3", others[:, 2].astype(np.int32), plain, 0
     for r in radii:
-        radius = r * ATTACK_STEP * PIXEL_RANGE
+        radius = r * step * PIXEL_RANGE
         start = np.stack([
-            np.clip(x + np.random.default_rng([ATTACK_SEED, int(i), 0]).uniform(-radius, radius, x.shape), PIXEL_MIN, PIXEL_MAX)
-            for x, i in zip(plain, indices)])
+            np.clip(x + np.random.default_rng([seed, *map(int, k), r]).uniform(-radius, radius, x.shape), PIXEL_MIN, PIXEL_MAX)
+            for x, k in zip(plain, keys)])
         yield f"restart_{r}", np.full(n, LOSS_RUNNER_UP, np.int32), start, r
 
 
@@ -128,27 +131,38 @@ def main(argv=None) -> int:
     from cifar10_fgs.models import load_model
     from cifar10_fgs.provenance import dumps_sorted
 
+    from cifar10_fgs import manifest as mf
+    from cifar10_fgs.provenance import sha256_file
+
+    dataset_dir = Path(args.dataset)
+    manifest = mf.read(dataset_dir, complete=True)
+    if sha256_file(args.model) != manifest.config.model_sha256:
+        sys.exit(f"{args.model} is not the model {args.dataset} was made with: pass that model (sha256 "
+                 f"{manifest.config.model_sha256[:12]}...)")
+    attack = manifest.config.attack
     model = load_model(args.model)
     fn = make_gradient_fn(model)
     radii = tuple(int(r) for r in args.radii.split(","))
-    rows = stuck_rows(Path(args.dataset))
-    idx = {s: i for s, (i, _) in rows.items()}
-    originals = {s: load_cifar10(args.source, s) for s in idx}
-    x0 = np.concatenate([originals[s].images[i] for s, i in idx.items()])
-    y = np.concatenate([originals[s].labels[i] for s, i in idx.items()]).astype(np.int32)
-    keys = np.concatenate([i + (50000 if s == "test" else 0) for s, i in idx.items()])
+    rows = stuck_rows(dataset_dir, manifest)
+    originals = {s: manifest.check_source(s, load_cifar10(args.source, s)) for s in rows}
+    x0 = np.concatenate([originals[s].images[i] for s, (i, _) in rows.items()])
+    y = np.concatenate([originals[s].labels[i] for s, (i, _) in rows.items()]).astype(np.int32)
+    keys = np.concatenate([np.stack([np.full(len(i), k), i], axis=1) for k, (i, _) in enumerate(rows.values())])
     ladder = np.concatenate([v for _, v in rows.values()])
+    stored = ladder[np.isfinite(ladder)]
     logits0 = predict_logits(model, x0)
-    report = {"rows": int(len(y)), "per_split": {s: int(len(i)) for s, i in idx.items()}, "steps": args.steps,
-              "ladder": {"linf_p50": float(np.percentile(ladder, 50)) if len(ladder) else None,
-                         "linf_p90": float(np.percentile(ladder, 90)) if len(ladder) else None,
-                         "linf_max": float(ladder.max()) if len(ladder) else None},
+    report = {"rows": int(len(y)), "per_split": {s: int(len(i)) for s, (i, _) in rows.items()}, "steps": args.steps,
+              "step": attack["step"],
+              "ladder": {"fooled": int(len(stored)),
+                         "linf_p50": float(np.percentile(stored, 50)) if len(stored) else None,
+                         "linf_p90": float(np.percentile(stored, 90)) if len(stored) else None,
+                         "linf_max": float(stored.max()) if len(stored) else None},
               "candidates": {}}
     best = np.full(len(y), np.inf)
     results = {}
-    for name, code, start, offset in candidates(x0, y, logits0, keys, radii):
+    for name, code, start, offset in candidates(x0, y, logits0, keys, radii, attack["step"], attack["seed"]):
         t0 = time.time()
-        fooled, taken, linf = run_path(fn, x0, y, code, start, offset, args.steps)
+        fooled, taken, linf = run_path(fn, x0, y, code, start, offset, args.steps, attack["step"])
         results[name] = linf
         best = np.fmin(best, np.where(fooled, linf, np.inf))
         report["candidates"][name] = {**summarize(fooled, taken, linf), "seconds": round(time.time() - t0, 1)}
@@ -163,7 +177,7 @@ def main(argv=None) -> int:
         print(f"{name:12} {c['fooled']:7d} {fmt(c['steps_p50']):>9} {fmt(c['linf_p50']):>8} {fmt(c['linf_p90']):>5} "
               f"{fmt(c['linf_max']):>5} {c['smallest_linf']:8d}")
     lad = report["ladder"]
-    print(f"{'ladder (stored)':16} Linf p50 {lad['linf_p50']}, p90 {lad['linf_p90']}, max {lad['linf_max']}")
+    print(f"ladder (stored): fooled {lad['fooled']}, Linf p50 {lad['linf_p50']}, p90 {lad['linf_p90']}, max {lad['linf_max']}")
     return 0
 
 
