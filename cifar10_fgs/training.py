@@ -22,7 +22,8 @@ import numpy as np
 
 from .config import RECIPES, Arch, TrainRecipe
 from .data import Cifar10Split
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, OutputError, one_line
+from .history import history_callback, read_history, seed_history
 from .models import check_keras_path
 from .models import build_model
 from .provenance import library_versions, read_json, sha256_file, write_json
@@ -73,19 +74,25 @@ def read_model_metadata(model_path: str | Path) -> dict:
 
 
 def _lr_schedule(recipe: TrainRecipe, steps_per_epoch: int):
+    """Per step: in each of ``recipe.cycles()``, linear warm-up from peak/10 to peak, then cosine to 0."""
     import keras
 
-    total = max(1, recipe.epochs * steps_per_epoch)
+    cycles = [(start * steps_per_epoch, max(1, (end - start) * steps_per_epoch), peak)
+              for start, end, peak in recipe.cycles()]
     warmup = max(1, int(recipe.warmup_epochs * steps_per_epoch))
-    peak = recipe.peak_lr
+
+    def cycle_lr(step, length, peak):
+        warm = peak * (0.1 + 0.9 * step / warmup)
+        progress = keras.ops.clip((step - warmup) / max(1, length - warmup), 0.0, 1.0)
+        return keras.ops.where(step < warmup, warm, 0.5 * peak * (1.0 + keras.ops.cos(math.pi * progress)))
 
     class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         def __call__(self, step):
             step = keras.ops.cast(step, "float32")
-            warm = peak * (0.1 + 0.9 * step / warmup)
-            progress = keras.ops.clip((step - warmup) / max(1, total - warmup), 0.0, 1.0)
-            cosine = 0.5 * peak * (1.0 + keras.ops.cos(math.pi * progress))
-            return keras.ops.where(step < warmup, warm, cosine)
+            lr = cycle_lr(step, cycles[0][1], cycles[0][2])
+            for start, length, peak in cycles[1:]:
+                lr = keras.ops.where(step >= start, cycle_lr(step - start, length, peak), lr)
+            return lr
 
         def get_config(self):
             return {}
@@ -147,26 +154,37 @@ def train_model(
     overwrite: bool = False,
     verbose: int = 0,
     callbacks: Sequence = (),
+    init_from: str | Path | None = None,
+    start_epoch: int = 0,
 ) -> TrainResult:
     """Train ``arch`` on ``train``, evaluate on ``test``, save to ``out`` (a ``.keras`` path).
 
     ``callbacks``: extra Keras callbacks, run after the checkpoint and history ones (so an epoch
     they see end is already saved).
+    ``init_from``, ``start_epoch``: continue the recipe's schedule at ``start_epoch`` from the weights
+    of a saved model (e.g. a 30-epoch model into the 50-epoch recipe's second cycle). The optimizer
+    state (momentum) starts fresh; the provenance records the model continued from.
     """
     import keras
 
     arch = Arch(arch)
     recipe = recipe or RECIPES[arch]
     out = Path(out)
-    check_keras_path(out)
+    _check_out(out, overwrite)
+    init = _check_init(init_from, start_epoch, recipe)
     ckpt_dir = Path(f"{out}.ckpt")
     history_path = out.with_suffix(".history.jsonl")
     run_key = {"arch": arch.value, "recipe": dataclasses.asdict(recipe), "seed": seed,
-               "train": train.fingerprint(), "n_train": len(train)}
-    _prepare_checkpoint_dir(out, ckpt_dir, history_path, run_key, overwrite)
+               "train": train.fingerprint(), "n_train": len(train), **({"init": init} if init else {})}
 
     keras.utils.set_random_seed(seed)
-    model = _compiled_model(recipe, steps_per_epoch=math.ceil(len(train) / recipe.batch_size))
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    model = _compiled_model(recipe, steps_per_epoch=steps_per_epoch)
+    if init:  # before anything is written: a model that does not fit is refused with nothing to clean up
+        _warm_start(model, Path(init_from), start_epoch, steps_per_epoch)
+    _prepare_checkpoint_dir(out, ckpt_dir, history_path, run_key, overwrite)
+    if init:
+        seed_history(history_path, read_model_metadata(init_from).get("history") or [], start_epoch)
     train_ds = make_dataset(train.images, train.labels, recipe.batch_size, augment=recipe.augment, shuffle=True, seed=seed)
     train_ds = train_ds.map(lambda x, y: (x, _one_hot(y)))
     test_ds = make_dataset(test.images, test.labels, 512, augment=False, shuffle=False, seed=seed)
@@ -175,20 +193,62 @@ def train_model(
     t0 = time.time()
     model.fit(
         train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose, shuffle=False,
-        callbacks=[_backup_callback(ckpt_dir / "backup"), _history_callback(history_path), *callbacks],
+        initial_epoch=start_epoch,
+        callbacks=[_backup_callback(ckpt_dir / "backup"), history_callback(history_path), *callbacks],
     )
     seconds = time.time() - t0
-    result = _save_final(model, out, arch, recipe, seed, train, test, seconds, _read_history(history_path))
+    result = _save_final(model, out, arch, recipe, seed, train, test, seconds, read_history(history_path), init)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return result
 
 
-def _prepare_checkpoint_dir(out: Path, ckpt_dir: Path, history_path: Path, run_key: dict, overwrite: bool) -> None:
-    """Check ``out``; keep ``ckpt_dir`` to resume only if it holds this run (``run_key``), else discard it or refuse."""
+def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRecipe) -> dict | None:
+    """The provenance of the model ``init_from`` (None without one); one-line errors for bad input."""
+    if init_from is None:
+        if start_epoch:
+            raise ConfigError("--start-epoch needs --init-from: name the model whose training it continues")
+        return None
+    init_from = Path(init_from)
+    if not init_from.is_file():
+        raise ConfigError(f"--init-from {init_from} is not a file: name a .keras model saved by train")
+    if not 0 <= start_epoch < recipe.epochs:
+        raise ConfigError(f"--start-epoch {start_epoch} is outside the recipe's 0..{recipe.epochs - 1}: "
+                          "pass the epochs the model was trained for, or more --epochs")
+    meta = read_model_metadata(init_from)
+    done = json.loads(json.dumps(dataclasses.asdict(recipe.with_epochs(start_epoch)), default=str)) if start_epoch else {}
+    if done and meta.get("recipe") and any(meta["recipe"].get(k, v) != v for k, v in done.items()):
+        log.warning("%s was trained with another recipe than the first %d epochs of this one", init_from, start_epoch)
+    return {"path": str(init_from), "sha256": sha256_file(init_from), "start_epoch": start_epoch,
+            "recipe": meta.get("recipe"), "epochs": meta.get("epochs"), "test_accuracy": meta.get("test_accuracy")}
+
+
+def _warm_start(model, init_from: Path, start_epoch: int, steps_per_epoch: int) -> None:
+    """Load ``init_from``'s weights into ``model`` and move its schedule to ``start_epoch``."""
+    import keras
+
+    try:
+        source = keras.models.load_model(init_from, compile=False)
+        model.set_weights(source.get_weights())
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"--init-from {init_from} does not fit this model ({one_line(e)}): "
+                          "name a model of the same --arch") from None
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(start_epoch * steps_per_epoch)
+    log.info("continuing %s at epoch %d (step %d)", init_from, start_epoch, start_epoch * steps_per_epoch)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """``out`` (a ``.keras`` path) may be written: not a folder, and not a file unless ``overwrite``."""
+    check_keras_path(out)
     if out.is_dir():
         raise OutputError(f"{out} is a folder: pass a file path ending in .keras as --out")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+
+
+def _prepare_checkpoint_dir(out: Path, ckpt_dir: Path, history_path: Path, run_key: dict, overwrite: bool) -> None:
+    """Check ``out``; keep ``ckpt_dir`` to resume only if it holds this run (``run_key``), else discard it or refuse."""
+    _check_out(out, overwrite)
     run_path = ckpt_dir / "run.json"
     if ckpt_dir.exists():
         previous = read_json(run_path) if run_path.exists() else None
@@ -221,31 +281,8 @@ def _compiled_model(recipe: TrainRecipe, steps_per_epoch: int):
     return model
 
 
-def _history_callback(history_path: Path):
-    """A Keras callback appending one JSON row per finished epoch to ``history_path``."""
-    import keras
-
-    class _History(keras.callbacks.Callback):
-        first = True
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.time()
-            if self.first:  # resumed at ``epoch``: keep rows 1..epoch only (none twice, none from the future)
-                self.first = False
-                _truncate_history(history_path, epoch)
-
-        def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": epoch + 1, "seconds": round(time.time() - self.t0, 1),
-                   **{k: round(float(v), 5) for k, v in (logs or {}).items()}}
-            log.info("epoch %d: %s", epoch + 1, row)
-            with open(history_path, "a") as f:
-                f.write(json.dumps(row, sort_keys=True) + "\n")
-
-    return _History()
-
-
 def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, train: Cifar10Split, test: Cifar10Split,
-                seconds: float, history: list[dict]) -> TrainResult:
+                seconds: float, history: list[dict], init: dict | None = None) -> TrainResult:
     """Save a clean copy of ``model`` (weights only, no optimizer state) to ``out`` with its metadata beside it."""
     final = build_model(recipe)
     final.set_weights(model.get_weights())
@@ -268,6 +305,7 @@ def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, tr
         "train_loss": train_loss,
         "train_seconds_total": round(sum(r.get("seconds", 0) for r in history), 1) or round(seconds, 1),
         "history": history,
+        **({"init_from": init} if init else {}),
         "sha256": digest,
         "outputs": "logits",
         "input": "uint8-range pixels [0, 255], shape (32, 32, 3)",
@@ -290,24 +328,6 @@ def _backup_callback(backup_dir: Path):
         return keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)
 
 
-def _read_history(path: Path) -> list[dict]:
-    """Rows of ``history.jsonl``, one per epoch (the last row wins), skipping a torn last line."""
-    rows: dict[int, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                rows[int(row["epoch"])] = row
-            except (ValueError, KeyError, TypeError):
-                continue
-    return [rows[k] for k in sorted(rows)]
-
-
-def _truncate_history(path: Path, epochs_done: int) -> None:
-    rows = [r for r in _read_history(path) if r["epoch"] <= epochs_done]
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-
-
 def _one_hot(y):
     import tensorflow as tf
 
@@ -325,21 +345,26 @@ def train_from_source(
     imagenet: bool = False,
     overwrite: bool = False,
     verbose: int = 0,
+    init_from: str | Path | None = None,
+    start_epoch: int = 0,
 ) -> TrainResult:
-    """Load CIFAR-10 from ``source`` and train ``arch`` on it (``limit``: seeded random subset)."""
+    """Load CIFAR-10 from ``source`` and train ``arch`` on it (``limit``: seeded random subset).
+
+    ``init_from``, ``start_epoch``: see ``train_model``.
+    """
     from .data import load_cifar10
 
     arch = Arch(arch)
     out = Path(out)
-    check_keras_path(out)
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+    _check_out(out, overwrite)
     if imagenet and arch != Arch.SOURCE:
         raise ConfigError("--imagenet applies to the source model only: drop it or use --arch source")
     from .config import SOURCE_IMAGENET_RECIPE
 
     recipe = (SOURCE_IMAGENET_RECIPE if imagenet else RECIPES[arch]).with_epochs(epochs)
+    _check_init(init_from, start_epoch, recipe)  # before the data is read
     train = load_cifar10(source, "train")
     test = load_cifar10(source, "test")
     train = train.sample(limit, seed)  # seeded random subset in source order (image folders are sorted by class)
-    return train_model(train, test, out, arch=arch, recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)
+    return train_model(train, test, out, arch=arch, recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose,
+                       init_from=init_from, start_epoch=start_epoch)

@@ -20,19 +20,24 @@ from ._cli_utils import (
 @train_limit_option
 @click.option("--limit", "old_limit", type=click.IntRange(min=1), default=None, hidden=True)  # the old name of --train-limit
 @seed_option()
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Continue the schedule from this model's weights (with --start-epoch), e.g. a 30-epoch source into the 50-epoch recipe.")
+@click.option("--start-epoch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --init-from: the epoch of the schedule to continue at (the epochs that model was trained for).")
 @click.option("--imagenet", is_flag=True, help="Source only: fine-tune ImageNet weights at 224x224 (needs internet; meant for a GPU).")
 @overwrite_option()
 @json_option
 @quiet_option
 @verbose_option
-def command(arch, source, out, epochs, train_limit, old_limit, seed, imagenet, overwrite, as_json, quiet, verbose):
+def command(arch, source, out, epochs, train_limit, old_limit, seed, init_from, start_epoch, imagenet, overwrite, as_json,
+            quiet, verbose):
     """Train a model; rerunning the same command after an interruption resumes from the last epoch."""
     setup(verbose)
     from cifar10_fgs.training import train_from_source
 
     result = train_from_source(
         source, out, arch=arch, epochs=epochs, limit=train_limit or old_limit, seed=seed, imagenet=imagenet,
-        overwrite=overwrite, verbose=0 if (quiet or as_json) else 1,
+        overwrite=overwrite, verbose=0 if (quiet or as_json) else 1, init_from=init_from, start_epoch=start_epoch,
     )
     if as_json:
         emit_json(result)

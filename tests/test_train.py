@@ -197,3 +197,90 @@ def test_cli_train_with_limit_uses_a_seeded_random_subset(image_folder_source, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("Error: ") and "already exists" in err[0]
     assert out.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- warm restarts and --init-from
+
+
+def _lr(recipe, steps_per_epoch: int, steps) -> np.ndarray:
+    from cifar10_fgs.training import _lr_schedule
+
+    schedule = _lr_schedule(recipe, steps_per_epoch)
+    return np.array([float(schedule(s)) for s in steps])
+
+
+def test_a_warm_restart_starts_a_new_warmup_and_cosine_cycle():
+    recipe = dataclasses.replace(TARGET_RECIPE, epochs=10, peak_lr=0.1, warmup_epochs=1.0, restarts=((6, 0.04),))
+    assert recipe.cycles() == ((0, 6, 0.1), (6, 10, 0.04))
+    lr = _lr(recipe, 10, [0, 10, 59, 60, 70, 99, 100])
+    np.testing.assert_allclose(lr[[0, 1]], [0.01, 0.1], rtol=1e-6)  # warm-up from peak/10 to the peak
+    assert lr[2] < 1e-3  # the first cycle has annealed to ~0 just before the restart
+    np.testing.assert_allclose(lr[[3, 4]], [0.004, 0.04], rtol=1e-6)  # the second cycle: its own warm-up and peak
+    assert lr[5] < 1e-3 and lr[6] == 0.0
+    # the first cycle of the restarted recipe is exactly the single-cycle recipe of its length
+    steps = range(0, 60)
+    np.testing.assert_array_equal(_lr(recipe, 10, steps), _lr(recipe.with_epochs(6), 10, steps))
+    assert recipe.with_epochs(6).restarts == () and recipe.with_epochs(8).restarts == ((6, 0.04),)
+
+
+@pytest.mark.parametrize("restarts", [((0, 0.1),), ((10, 0.1),), ((5, 0.1), (3, 0.1)), ((4, 0.1), (4, 0.1))])
+def test_restarts_outside_the_schedule_are_config_errors(restarts):
+    with pytest.raises(ConfigError, match="restarts .* must be increasing and inside"):
+        dataclasses.replace(TARGET_RECIPE, epochs=10, restarts=restarts)
+
+
+def test_init_from_continues_the_schedule_from_the_saved_weights(trained, splits, tmp_path):
+    import keras
+
+    init, first = trained  # 2 epochs of RECIPE, 4 steps each
+    out = tmp_path / "continued.keras"
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = [np.array(w) for w in self.model.get_weights()]
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+            self.epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append(epoch)
+
+    record = Record()
+    recipe = dataclasses.replace(RECIPE, epochs=4)
+    result = train_model(*splits, out, arch="target", recipe=recipe, seed=7, init_from=init, start_epoch=2,
+                         callbacks=[record])
+    assert record.iterations == 8 and record.epochs == [2, 3]  # the schedule continues at epoch 3 (1-based)
+    for got, saved in zip(record.weights, load_model(init).get_weights(), strict=True):
+        np.testing.assert_array_equal(got, saved)
+    meta = read_model_metadata(out)
+    assert meta["init_from"]["sha256"] == first.sha256 == hashlib.sha256(init.read_bytes()).hexdigest()
+    assert meta["init_from"]["start_epoch"] == 2 and meta["init_from"]["test_accuracy"] == first.test_accuracy
+    assert [r["epoch"] for r in meta["history"]] == [1, 2, 3, 4] and result.epochs == 4
+    assert meta["history"][:2] == read_model_metadata(init)["history"]  # the continued run's own epochs first
+
+
+def test_bad_init_from_input_is_refused_before_training(trained, splits, tmp_path):
+    import keras
+
+    init, _ = trained
+    recipe = dataclasses.replace(RECIPE, epochs=4)
+    with pytest.raises(ConfigError, match="--start-epoch needs --init-from"):
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, start_epoch=2)
+    with pytest.raises(ConfigError, match="is not a file"):
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, init_from=tmp_path / "none.keras")
+    with pytest.raises(ConfigError, match="--start-epoch 4 is outside the recipe's 0..3"):
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, init_from=init, start_epoch=4)
+    other = tmp_path / "other.keras"
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(other)
+    with pytest.raises(ConfigError, match="does not fit this model .* same --arch"):
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, init_from=other, start_epoch=2)
+    assert list(tmp_path.iterdir()) == [other]  # nothing written: no model, checkpoint or history
+
+
+def test_cli_start_epoch_without_init_from_is_one_line_exit_2(tmp_path, capsys):
+    from cifar10_fgs.cli._errors import run_with_friendly_errors
+    from cifar10_fgs.cli.main import cli
+
+    code = run_with_friendly_errors(cli, ["train", "--arch", "target", "--source", str(tmp_path / "nowhere"),
+                                          "--out", str(tmp_path / "m.keras"), "--start-epoch", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--start-epoch needs --init-from" in err[0]
