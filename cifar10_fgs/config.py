@@ -9,7 +9,7 @@ thus folded into the loss (``from_logits=True``) and into the reported confidenc
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 PIXEL_MIN = 0.0  # lowest pixel level
 PIXEL_MAX = 255.0  # highest pixel level
@@ -149,12 +149,29 @@ class TrainRecipe:
         epochs = [e for e, _ in self.restarts]
         if epochs != sorted(set(epochs)) or any(not 0 < e < self.epochs for e in epochs):
             raise ConfigError(f"restarts {self.restarts!r}: epochs must be increasing and inside (0, {self.epochs})")
+        if self.restarts and self.epochs - epochs[-1] <= self.warmup_epochs:
+            raise ConfigError(f"the last cycle ({epochs[-1]}..{self.epochs}) is no longer than its warm-up and would "
+                              f"end at its peak: pass --epochs {epochs[-1]} or {epochs[-1] + int(self.warmup_epochs) + 1}+")
 
     def with_epochs(self, epochs: int | None) -> "TrainRecipe":
-        """This recipe over ``epochs`` (None: unchanged); restarts at or after the new end are dropped."""
+        """This recipe over ``epochs`` (None: unchanged); restarts at or after the new end are dropped.
+
+        Only the last cycle changes length, e.g. the 50-epoch source with ``epochs=30`` is its first cycle.
+        """
         if epochs is None:
             return self
         return replace(self, epochs=epochs, restarts=tuple(r for r in self.restarts if r[0] < epochs))
+
+    def to_json(self) -> dict:
+        """The recipe as plain JSON (the one form saved in model metadata, checkpoints and settings).
+
+        ``restarts`` is left out when empty, so recipes saved before it existed still compare equal.
+        """
+        out = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(self).items()}
+        out["restarts"] = [list(r) for r in self.restarts]
+        if not self.restarts:
+            del out["restarts"]
+        return out
 
     def cycles(self) -> tuple[tuple[int, int, float], ...]:
         """The learning-rate cycles as (first epoch, end epoch, peak lr)."""

@@ -11,7 +11,12 @@ import logging
 import time
 from pathlib import Path
 
-log = logging.getLogger("cifar10_fgs.training")
+log = logging.getLogger(__name__)
+
+
+def history_file(model_path: str | Path) -> Path:
+    """Where the history of the model saved at ``model_path`` is kept: ``MODEL.history.jsonl``."""
+    return Path(model_path).with_suffix(".history.jsonl")
 
 
 def history_callback(history_path: Path):
@@ -63,4 +68,7 @@ def truncate_history(path: Path, epochs_done: int) -> None:
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    """Replace the file at once (a kill mid-write leaves the old rows, never a cut file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    tmp.replace(path)

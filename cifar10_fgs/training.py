@@ -8,7 +8,6 @@ so rerunning the same command after a kill resumes from the last finished epoch.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -23,9 +22,8 @@ import numpy as np
 from .config import RECIPES, Arch, TrainRecipe
 from .data import Cifar10Split
 from .errors import ConfigError, OutputError, one_line
-from .history import history_callback, read_history, seed_history
-from .models import check_keras_path
-from .models import build_model
+from .history import history_callback, history_file, read_history, seed_history
+from .models import build_model, check_keras_path, load_model
 from .provenance import library_versions, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,7 @@ def trained_model_matches(path: str | Path, train: Cifar10Split, recipe: TrainRe
     return (
         meta.get("sha256") == sha256_file(path)
         and (meta.get("train_data") or {}).get("fingerprint") == train.fingerprint()
-        and meta.get("recipe") == json.loads(json.dumps(dataclasses.asdict(recipe), default=str))
+        and meta.get("recipe") == recipe.to_json()
         and meta.get("seed") == seed
     )
 
@@ -171,20 +169,20 @@ def train_model(
     recipe = recipe or RECIPES[arch]
     out = Path(out)
     _check_out(out, overwrite)
-    init = _check_init(init_from, start_epoch, recipe)
+    init = _check_init(init_from, start_epoch, recipe, out)
     ckpt_dir = Path(f"{out}.ckpt")
-    history_path = out.with_suffix(".history.jsonl")
-    run_key = {"arch": arch.value, "recipe": dataclasses.asdict(recipe), "seed": seed,
-               "train": train.fingerprint(), "n_train": len(train), **({"init": init} if init else {})}
+    history_path = history_file(out)
+    run_key = {"arch": arch.value, "recipe": recipe.to_json(), "seed": seed, "train": train.fingerprint(),
+               "n_train": len(train), **({"init": init.key()} if init else {})}
 
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
     model = _compiled_model(recipe, steps_per_epoch=steps_per_epoch)
     if init:  # before anything is written: a model that does not fit is refused with nothing to clean up
-        _warm_start(model, Path(init_from), start_epoch, steps_per_epoch)
+        _warm_start(model, init, steps_per_epoch)
     _prepare_checkpoint_dir(out, ckpt_dir, history_path, run_key, overwrite)
     if init:
-        seed_history(history_path, read_model_metadata(init_from).get("history") or [], start_epoch)
+        seed_history(history_path, init.metadata.get("history") or [], start_epoch)
     train_ds = make_dataset(train.images, train.labels, recipe.batch_size, augment=recipe.augment, shuffle=True, seed=seed)
     train_ds = train_ds.map(lambda x, y: (x, _one_hot(y)))
     test_ds = make_dataset(test.images, test.labels, 512, augment=False, shuffle=False, seed=seed)
@@ -202,39 +200,60 @@ def train_model(
     return result
 
 
-def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRecipe) -> dict | None:
-    """The provenance of the model ``init_from`` (None without one); one-line errors for bad input."""
+@dataclass(frozen=True)
+class InitFrom:
+    """The saved model a run continues (``--init-from``), and the epoch of the schedule it continues at."""
+
+    path: str
+    sha256: str
+    start_epoch: int
+    metadata: dict  # the JSON ``train`` wrote beside it ({} for a model from elsewhere)
+
+    def key(self) -> dict:
+        """What makes two runs the same continuation (the checkpoint may resume only then)."""
+        return {"sha256": self.sha256, "start_epoch": self.start_epoch}
+
+    def provenance(self) -> dict:
+        m = self.metadata
+        return {"path": self.path, "sha256": self.sha256, "start_epoch": self.start_epoch, "recipe": m.get("recipe"),
+                "epochs": m.get("epochs"), "test_accuracy": m.get("test_accuracy")}
+
+
+def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRecipe, out: Path) -> InitFrom | None:
+    """``init_from`` checked against the recipe and ``out`` (None without one); one-line errors for bad input."""
     if init_from is None:
         if start_epoch:
             raise ConfigError("--start-epoch needs --init-from: name the model whose training it continues")
         return None
     init_from = Path(init_from)
-    if not init_from.is_file():
-        raise ConfigError(f"--init-from {init_from} is not a file: name a .keras model saved by train")
-    if not 0 <= start_epoch < recipe.epochs:
-        raise ConfigError(f"--start-epoch {start_epoch} is outside the recipe's 0..{recipe.epochs - 1}: "
-                          "pass the epochs the model was trained for, or more --epochs")
+    if init_from.resolve() == out.resolve():
+        raise ConfigError(f"--init-from {init_from} is also --out: write the continued model to another path")
+    load_model(init_from)  # a one-line ModelError for a missing, foreign or broken file
+    starts = [start for start, _, _ in recipe.cycles()]
+    if start_epoch not in starts:
+        raise ConfigError(f"--start-epoch {start_epoch} is not where a cycle of the recipe begins ({starts}): "
+                          "continue at a restart, or pass --epochs to move it")
     meta = read_model_metadata(init_from)
-    done = json.loads(json.dumps(dataclasses.asdict(recipe.with_epochs(start_epoch)), default=str)) if start_epoch else {}
+    if start_epoch and meta.get("epochs") not in (None, start_epoch):
+        raise ConfigError(f"--start-epoch {start_epoch} but {init_from} was trained for {meta['epochs']} epochs: "
+                          f"pass --start-epoch {meta['epochs']}")
+    done = recipe.with_epochs(start_epoch).to_json() if start_epoch else {}
     if done and meta.get("recipe") and any(meta["recipe"].get(k, v) != v for k, v in done.items()):
         log.warning("%s was trained with another recipe than the first %d epochs of this one", init_from, start_epoch)
-    return {"path": str(init_from), "sha256": sha256_file(init_from), "start_epoch": start_epoch,
-            "recipe": meta.get("recipe"), "epochs": meta.get("epochs"), "test_accuracy": meta.get("test_accuracy")}
+    return InitFrom(str(init_from), sha256_file(init_from), start_epoch, meta)
 
 
-def _warm_start(model, init_from: Path, start_epoch: int, steps_per_epoch: int) -> None:
-    """Load ``init_from``'s weights into ``model`` and move its schedule to ``start_epoch``."""
-    import keras
-
+def _warm_start(model, init: InitFrom, steps_per_epoch: int) -> None:
+    """Load ``init``'s weights into ``model`` and move its schedule to ``init.start_epoch``."""
     try:
-        source = keras.models.load_model(init_from, compile=False)
-        model.set_weights(source.get_weights())
-    except (ValueError, OSError) as e:
-        raise ConfigError(f"--init-from {init_from} does not fit this model ({one_line(e)}): "
+        model.set_weights(load_model(init.path).get_weights())
+    except ValueError as e:
+        raise ConfigError(f"--init-from {init.path} does not fit this model ({one_line(e)}): "
                           "name a model of the same --arch") from None
+    step = init.start_epoch * steps_per_epoch
     model.optimizer.build(model.trainable_variables)
-    model.optimizer.iterations.assign(start_epoch * steps_per_epoch)
-    log.info("continuing %s at epoch %d (step %d)", init_from, start_epoch, start_epoch * steps_per_epoch)
+    model.optimizer.iterations.assign(step)
+    log.info("continuing %s at epoch %d (step %d)", init.path, init.start_epoch, step)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -282,7 +301,7 @@ def _compiled_model(recipe: TrainRecipe, steps_per_epoch: int):
 
 
 def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, train: Cifar10Split, test: Cifar10Split,
-                seconds: float, history: list[dict], init: dict | None = None) -> TrainResult:
+                seconds: float, history: list[dict], init: InitFrom | None = None) -> TrainResult:
     """Save a clean copy of ``model`` (weights only, no optimizer state) to ``out`` with its metadata beside it."""
     final = build_model(recipe)
     final.set_weights(model.get_weights())
@@ -294,7 +313,7 @@ def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, tr
     meta = {
         "arch": arch.value,
         "architecture": final.name,
-        "recipe": dataclasses.asdict(recipe),
+        "recipe": recipe.to_json(),
         "seed": seed,
         "epochs": recipe.epochs,
         "train_data": {"source": train.source, "fingerprint": train.fingerprint(), "num_images": len(train)},
@@ -305,7 +324,7 @@ def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, tr
         "train_loss": train_loss,
         "train_seconds_total": round(sum(r.get("seconds", 0) for r in history), 1) or round(seconds, 1),
         "history": history,
-        **({"init_from": init} if init else {}),
+        **({"init_from": init.provenance()} if init else {}),
         "sha256": digest,
         "outputs": "logits",
         "input": "uint8-range pixels [0, 255], shape (32, 32, 3)",
@@ -362,7 +381,7 @@ def train_from_source(
     from .config import SOURCE_IMAGENET_RECIPE
 
     recipe = (SOURCE_IMAGENET_RECIPE if imagenet else RECIPES[arch]).with_epochs(epochs)
-    _check_init(init_from, start_epoch, recipe)  # before the data is read
+    _check_init(init_from, start_epoch, recipe, out)  # before the data is read
     train = load_cifar10(source, "train")
     test = load_cifar10(source, "test")
     train = train.sample(limit, seed)  # seeded random subset in source order (image folders are sorted by class)

@@ -13,10 +13,11 @@ import pytest
 
 from cifar10_fgs.config import TARGET_RECIPE, Arch
 from cifar10_fgs.data import Cifar10Split, load_cifar10
-from cifar10_fgs.errors import ConfigError, OutputError
+from cifar10_fgs.errors import ConfigError, ModelError, OutputError
 from cifar10_fgs.models import load_model
 from cifar10_fgs.training import (
     TrainResult, evaluate_model, model_metadata_path, read_model_metadata, train_from_source, train_model,
+    trained_model_matches,
 )
 from conftest import synthetic_images
 
@@ -229,6 +230,9 @@ def test_restarts_outside_the_schedule_are_config_errors(restarts):
         dataclasses.replace(TARGET_RECIPE, epochs=10, restarts=restarts)
 
 
+CONTINUED = dataclasses.replace(RECIPE, epochs=4, restarts=((2, 5e-4),))  # RECIPE's 2 epochs, then a second cycle
+
+
 def test_init_from_continues_the_schedule_from_the_saved_weights(trained, splits, tmp_path):
     import keras
 
@@ -245,8 +249,7 @@ def test_init_from_continues_the_schedule_from_the_saved_weights(trained, splits
             self.epochs.append(epoch)
 
     record = Record()
-    recipe = dataclasses.replace(RECIPE, epochs=4)
-    result = train_model(*splits, out, arch="target", recipe=recipe, seed=7, init_from=init, start_epoch=2,
+    result = train_model(*splits, out, arch="target", recipe=CONTINUED, seed=7, init_from=init, start_epoch=2,
                          callbacks=[record])
     assert record.iterations == 8 and record.epochs == [2, 3]  # the schedule continues at epoch 3 (1-based)
     for got, saved in zip(record.weights, load_model(init).get_weights(), strict=True):
@@ -254,26 +257,83 @@ def test_init_from_continues_the_schedule_from_the_saved_weights(trained, splits
     meta = read_model_metadata(out)
     assert meta["init_from"]["sha256"] == first.sha256 == hashlib.sha256(init.read_bytes()).hexdigest()
     assert meta["init_from"]["start_epoch"] == 2 and meta["init_from"]["test_accuracy"] == first.test_accuracy
+    assert meta["recipe"]["restarts"] == [[2, 5e-4]] and meta["recipe"]["epochs"] == 4
     assert [r["epoch"] for r in meta["history"]] == [1, 2, 3, 4] and result.epochs == 4
     assert meta["history"][:2] == read_model_metadata(init)["history"]  # the continued run's own epochs first
+
+
+def test_an_interrupted_continuation_resumes_its_own_checkpoint(trained, splits, tmp_path):
+    import keras
+
+    init, _ = trained
+    out = tmp_path / "continued.keras"
+
+    class StopAfterEpoch3(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.weights = [np.array(w) for w in self.model.get_weights()]
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+            raise Interrupted  # like a kill right after epoch 3 was saved
+
+    stop = StopAfterEpoch3()
+    with pytest.raises(Interrupted):
+        train_model(*splits, out, arch="target", recipe=CONTINUED, seed=7, init_from=init, start_epoch=2,
+                    callbacks=[stop])
+    assert stop.iterations == 12 and _history_epochs(out) == [1, 2, 3]
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):  # after BackupAndRestore: the checkpoint wins over --init-from
+            self.weights = [np.array(w) for w in self.model.get_weights()]
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+            self.epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append(epoch)
+
+    record = Record()
+    train_model(*splits, out, arch="target", recipe=CONTINUED, seed=7, init_from=init, start_epoch=2,
+                callbacks=[record])
+    assert record.iterations == 12 and record.epochs == [3]
+    for restored, saved in zip(record.weights, stop.weights, strict=True):
+        np.testing.assert_array_equal(restored, saved)
+    assert [r["epoch"] for r in read_model_metadata(out)["history"]] == [1, 2, 3, 4]
 
 
 def test_bad_init_from_input_is_refused_before_training(trained, splits, tmp_path):
     import keras
 
     init, _ = trained
-    recipe = dataclasses.replace(RECIPE, epochs=4)
     with pytest.raises(ConfigError, match="--start-epoch needs --init-from"):
-        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, start_epoch=2)
-    with pytest.raises(ConfigError, match="is not a file"):
-        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, init_from=tmp_path / "none.keras")
-    with pytest.raises(ConfigError, match="--start-epoch 4 is outside the recipe's 0..3"):
-        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, init_from=init, start_epoch=4)
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=CONTINUED, start_epoch=2)
+    with pytest.raises(ModelError, match="does not exist"):
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=CONTINUED, init_from=tmp_path / "none.keras")
+    with pytest.raises(ConfigError, match=r"--start-epoch 3 is not where a cycle of the recipe begins \(\[0, 2\]\)"):
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=CONTINUED, init_from=init, start_epoch=3)
+    later = dataclasses.replace(CONTINUED, restarts=((3, 5e-4),), epochs=5)
+    with pytest.raises(ConfigError, match="--start-epoch 3 but .* was trained for 2 epochs: pass --start-epoch 2"):
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=later, init_from=init, start_epoch=3)
+    with pytest.raises(ConfigError, match="is also --out"):
+        train_model(*splits, init, arch="target", recipe=CONTINUED, init_from=init, start_epoch=2, overwrite=True)
     other = tmp_path / "other.keras"
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(other)
     with pytest.raises(ConfigError, match="does not fit this model .* same --arch"):
-        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=recipe, init_from=other, start_epoch=2)
+        train_model(*splits, tmp_path / "a.keras", arch="target", recipe=CONTINUED, init_from=other, start_epoch=2)
     assert list(tmp_path.iterdir()) == [other]  # nothing written: no model, checkpoint or history
+
+
+def test_recipes_saved_before_restarts_existed_still_match(trained, splits):
+    out, _ = trained
+    meta = read_model_metadata(out)
+    assert "restarts" not in meta["recipe"]  # a single-cycle recipe is saved as it always was
+    assert trained_model_matches(out, splits[0], RECIPE, seed=7)
+    assert not trained_model_matches(out, splits[0], dataclasses.replace(RECIPE, restarts=((1, 1e-4),), epochs=3), 7)
+
+
+def test_a_last_cycle_shorter_than_its_warmup_is_refused():
+    from cifar10_fgs.config import SOURCE_RECIPE
+
+    assert SOURCE_RECIPE.with_epochs(30).restarts == () and SOURCE_RECIPE.with_epochs(32).cycles()[-1] == (30, 32, 0.05)
+    with pytest.raises(ConfigError, match=r"the last cycle \(30..31\) is no longer than its warm-up .* --epochs 30 or 32\+"):
+        SOURCE_RECIPE.with_epochs(31)
 
 
 def test_cli_start_epoch_without_init_from_is_one_line_exit_2(tmp_path, capsys):

@@ -109,7 +109,7 @@ def evaluate_retrain(
     target = None
     if target_model_path is not None:
         target, models["target"] = _model_info(target_model_path, unsafe_model)
-    settings = {"mode": mode, "recipe": dataclasses.asdict(recipe), "seed": seed, "batch_size": batch_size,
+    settings = {"mode": mode, "recipe": recipe.to_json(), "seed": seed, "batch_size": batch_size,
                 "out": out.name}
     ev = ev.claim(settings, models, overwrite)  # before training: the retrained model is an output
 
