@@ -92,3 +92,12 @@ def test_run_reruns_a_stage_whose_input_changed(options, tmp_path):
     st = statuses(again)
     assert st["generate"] == st["validate"] == "skipped"
     assert st["transfer"] == st["retrain"] == st["gaussian"] == "done"
+
+
+def test_source_epochs_that_cut_a_cycle_to_its_warmup_fail_before_any_work(tmp_path):
+    from cifar10_fgs.errors import ConfigError
+
+    out = tmp_path / "ws"
+    with pytest.raises(ConfigError, match=r"the last cycle \(30..31\) is no longer than its warm-up"):
+        run_pipeline(out, RunOptions(source=str(tmp_path / "unread"), source_epochs=31))
+    assert not out.exists()
