@@ -121,19 +121,40 @@ class Interrupted(Exception):
     pass
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(splits, tmp_path):
+def _stop_after_epoch():
+    """A callback that saves the state at the end of the first epoch it sees, then raises like a kill."""
     import keras
 
-    out = tmp_path / "resume.keras"
-    recipe = RECIPE  # 2 epochs
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
+    class StopAfterEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             self.weights = [np.array(w) for w in self.model.get_weights()]
             self.iterations = int(self.model.optimizer.iterations.numpy())
-            raise Interrupted  # like a kill right after epoch 1 was saved
+            raise Interrupted  # like a kill right after this epoch was saved
 
-    stop = StopAfterFirstEpoch()
+    return StopAfterEpoch()
+
+
+def _recorder():
+    """A callback recording the state at train begin (after any restore) and the epochs trained."""
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):  # runs after BackupAndRestore restored the state
+            self.weights = [np.array(w) for w in self.model.get_weights()]
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+            self.epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append(epoch)
+
+    return Record()
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(splits, tmp_path):
+    out = tmp_path / "resume.keras"
+    recipe = RECIPE  # 2 epochs
+
+    stop = _stop_after_epoch()
     with pytest.raises(Interrupted):
         train_model(*splits, out, arch="target", recipe=recipe, seed=3, callbacks=[stop])
     assert not out.exists() and not model_metadata_path(out).exists()
@@ -144,18 +165,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(splits, tmp_path):
     with pytest.raises(OutputError, match="checkpoint of a different training run"):
         train_model(*splits, out, arch="target", recipe=recipe, seed=4)
 
-    class Record(keras.callbacks.Callback):
-        epochs: list
-
-        def on_train_begin(self, logs=None):  # runs after BackupAndRestore restored the state
-            self.epochs = []
-            self.weights = [np.array(w) for w in self.model.get_weights()]
-            self.iterations = int(self.model.optimizer.iterations.numpy())
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epochs.append(epoch)
-
-    record = Record()
+    record = _recorder()
     result = train_model(*splits, out, arch="target", recipe=recipe, seed=3, callbacks=[record])
     assert record.epochs == [1]  # only epoch 2 (0-based 1): epoch 1 was not trained again
     assert record.iterations == stop.iterations
@@ -234,21 +244,10 @@ CONTINUED = dataclasses.replace(RECIPE, epochs=4, restarts=((2, 5e-4),))  # RECI
 
 
 def test_init_from_continues_the_schedule_from_the_saved_weights(trained, splits, tmp_path):
-    import keras
-
     init, first = trained  # 2 epochs of RECIPE, 4 steps each
     out = tmp_path / "continued.keras"
 
-    class Record(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.weights = [np.array(w) for w in self.model.get_weights()]
-            self.iterations = int(self.model.optimizer.iterations.numpy())
-            self.epochs = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epochs.append(epoch)
-
-    record = Record()
+    record = _recorder()
     result = train_model(*splits, out, arch="target", recipe=CONTINUED, seed=7, init_from=init, start_epoch=2,
                          callbacks=[record])
     assert record.iterations == 8 and record.epochs == [2, 3]  # the schedule continues at epoch 3 (1-based)
@@ -263,33 +262,16 @@ def test_init_from_continues_the_schedule_from_the_saved_weights(trained, splits
 
 
 def test_an_interrupted_continuation_resumes_its_own_checkpoint(trained, splits, tmp_path):
-    import keras
-
     init, _ = trained
     out = tmp_path / "continued.keras"
 
-    class StopAfterEpoch3(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            self.weights = [np.array(w) for w in self.model.get_weights()]
-            self.iterations = int(self.model.optimizer.iterations.numpy())
-            raise Interrupted  # like a kill right after epoch 3 was saved
-
-    stop = StopAfterEpoch3()
+    stop = _stop_after_epoch()
     with pytest.raises(Interrupted):
         train_model(*splits, out, arch="target", recipe=CONTINUED, seed=7, init_from=init, start_epoch=2,
                     callbacks=[stop])
     assert stop.iterations == 12 and _history_epochs(out) == [1, 2, 3]
 
-    class Record(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):  # after BackupAndRestore: the checkpoint wins over --init-from
-            self.weights = [np.array(w) for w in self.model.get_weights()]
-            self.iterations = int(self.model.optimizer.iterations.numpy())
-            self.epochs = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epochs.append(epoch)
-
-    record = Record()
+    record = _recorder()
     train_model(*splits, out, arch="target", recipe=CONTINUED, seed=7, init_from=init, start_epoch=2,
                 callbacks=[record])
     assert record.iterations == 12 and record.epochs == [3]
