@@ -142,6 +142,9 @@ class TrainRecipe:
     # Warm restarts (SGDR): ((epoch, peak_lr), ...). At each epoch a new cycle begins (warm-up, then
     # cosine to 0 at the next restart or at ``epochs``); () is one cycle over all epochs.
     restarts: tuple[tuple[int, float], ...] = ()
+    # SWA over the cycles (averaging.py): the saved weights are the mean of the weights at the end of every
+    # cycle, with batch-norm statistics recomputed on the training images. False: the last epoch's weights.
+    average_cycle_ends: bool = False
 
     def __post_init__(self):
         from .errors import ConfigError
@@ -165,12 +168,14 @@ class TrainRecipe:
     def to_json(self) -> dict:
         """The recipe as plain JSON (the one form saved in model metadata, checkpoints and settings).
 
-        ``restarts`` is left out when empty, so recipes saved before it existed still compare equal.
+        Fields added later are left out at their defaults (``restarts`` empty, no averaging), so recipes
+        saved before they existed still compare equal.
         """
         out = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(self).items()}
         out["restarts"] = [list(r) for r in self.restarts]
-        if not self.restarts:
-            del out["restarts"]
+        for field, default in (("restarts", []), ("average_cycle_ends", False)):
+            if out[field] == default:
+                del out[field]
         return out
 
     def cycles(self) -> tuple[tuple[int, int, float], ...]:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .averaging import averaged_epochs, final_weights, recompute_batchnorm, snapshot_callbacks
 from .config import RECIPES, Arch, TrainRecipe
 from .data import Cifar10Split
 from .errors import ConfigError, OutputError, one_line
@@ -192,10 +193,13 @@ def train_model(
     model.fit(
         train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose, shuffle=False,
         initial_epoch=start_epoch,
-        callbacks=[_backup_callback(ckpt_dir / "backup"), history_callback(history_path), *callbacks],
+        callbacks=[_backup_callback(ckpt_dir / "backup"), history_callback(history_path),
+                   *snapshot_callbacks(recipe, ckpt_dir, start_epoch), *callbacks],
     )
     seconds = time.time() - t0
-    result = _save_final(model, out, arch, recipe, seed, train, test, seconds, read_history(history_path), init)
+    weights, averaged = final_weights(model.get_weights(), recipe, ckpt_dir, init and (init.path, init.start_epoch))
+    result = _save_final(weights, out, arch, recipe, seed, train, test, seconds, read_history(history_path), init,
+                         averaged)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return result
 
@@ -233,6 +237,10 @@ def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRec
     if start_epoch not in starts:
         raise ConfigError(f"--start-epoch {start_epoch} is not where a cycle of the recipe begins ({starts}): "
                           "continue at a restart, or pass --epochs to move it")
+    missing = [e for e in averaged_epochs(recipe)[:-1] if e < start_epoch]
+    if missing:
+        raise ConfigError(f"the recipe averages the end of every cycle, but epochs {missing} come before "
+                          f"--start-epoch {start_epoch}: continue from the end of the first cycle")
     meta = read_model_metadata(init_from)
     if start_epoch and meta.get("epochs") not in (None, start_epoch):
         raise ConfigError(f"--start-epoch {start_epoch} but {init_from} was trained for {meta['epochs']} epochs: "
@@ -300,11 +308,17 @@ def _compiled_model(recipe: TrainRecipe, steps_per_epoch: int):
     return model
 
 
-def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, train: Cifar10Split, test: Cifar10Split,
-                seconds: float, history: list[dict], init: InitFrom | None = None) -> TrainResult:
-    """Save a clean copy of ``model`` (weights only, no optimizer state) to ``out`` with its metadata beside it."""
+def _save_final(weights: list, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, train: Cifar10Split,
+                test: Cifar10Split, seconds: float, history: list[dict], init: InitFrom | None = None,
+                averaged: Sequence[int] = ()) -> TrainResult:
+    """Save a clean model of ``weights`` (no optimizer state) to ``out`` with its metadata beside it.
+
+    ``averaged``: the epochs ``weights`` average; the batch-norm statistics are then recomputed first.
+    """
     final = build_model(recipe)
-    final.set_weights(model.get_weights())
+    final.set_weights(weights)
+    if averaged:
+        recompute_batchnorm(final, train.images, seed=seed)
     acc, loss = evaluate_model(final, test.images, test.labels)
     train_acc, train_loss = evaluate_model(final, train.images, train.labels)
     tmp = out.with_name(f".{out.name}.tmp.keras")
@@ -325,6 +339,7 @@ def _save_final(model, out: Path, arch: Arch, recipe: TrainRecipe, seed: int, tr
         "train_seconds_total": round(sum(r.get("seconds", 0) for r in history), 1) or round(seconds, 1),
         "history": history,
         **({"init_from": init.provenance()} if init else {}),
+        **({"averaged_epochs": list(averaged)} if averaged else {}),  # SWA: the mean of these epochs' weights
         "sha256": digest,
         "outputs": "logits",
         "input": "uint8-range pixels [0, 255], shape (32, 32, 3)",
