@@ -191,9 +191,10 @@ class TrainRecipe:
 # Weight decay: Keras applies it decoupled (w -= lr * wd * w per step), outside the momentum. The
 # CIFAR codebases' "SGD, momentum 0.9, weight decay 5e-4" is coupled L2, which the momentum amplifies
 # by 1 / (1 - 0.9) = 10x; 5e-3 here is that decay. At 5e-4 the 40-epoch run over-fitted (train
-# split 0.92, test 0.83); this recipe reached test 0.8345, train split 0.868 in 30 epochs (~200 s each
-# on a 2-core CPU), still rising. So a second cycle follows (a warm restart at epoch 30, peak 0.05,
-# 20 epochs): 50 epochs, ~2.8 h. ``train --init-from M --start-epoch 30`` continues a 30-epoch model.
+# split 0.92, test 0.83); its first cycle (30 epochs, ~200 s each on a 2-core CPU) reached test 0.8345,
+# train split 0.868, still rising. A second cycle (warm restart at epoch 30, peak 0.05, 20 epochs) took it
+# to test 0.8430, train split 0.884: 50 epochs, ~3 h. ``train --init-from M --start-epoch 30`` continues
+# a 30-epoch model. Averaging the two cycle ends (SWA) scored 0.8408, so it is off (see README).
 SOURCE_RECIPE = TrainRecipe(
     arch=Arch.SOURCE, epochs=50, batch_size=128, optimizer="sgd", peak_lr=0.1, warmup_epochs=1.0,
     momentum=0.9, weight_decay=5e-3, label_smoothing=0.1, augment=True, dropout_rate=0.1,
