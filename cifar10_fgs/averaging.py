@@ -3,7 +3,8 @@
 Izmailov et al., *Averaging Weights Leads to Wider Optima and Better Generalization* (2018): the average
 of the weights that a cyclic schedule reaches at the end of each cycle generalises better than any one
 of them. Averaged weights do not match the batch-norm statistics of any of the models, so those are
-recomputed afterwards: the exact mean and variance over the training images, in training mode.
+recomputed afterwards over the training images, in training mode (the mean exactly; the variance as the
+mean of the batch variances).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def recompute_batchnorm(model, images: np.ndarray, *, batch_size: int = BATCHNOR
     layers = [lay for lay in model._flatten_layers() if isinstance(lay, keras.layers.BatchNormalization)]
     if not layers:
         return 0
-    momenta = [lay.momentum for lay in layers]
+    momenta = [(lay.momentum, lay.trainable) for lay in layers]
     for lay in layers:
+        lay.trainable = True  # Keras updates the statistics of trainable layers only
         lay.moving_mean.assign(np.zeros(lay.moving_mean.shape, "float32"))
         lay.moving_variance.assign(np.ones(lay.moving_variance.shape, "float32"))
     order = np.random.default_rng(seed).permutation(len(images))
@@ -55,9 +57,9 @@ def recompute_batchnorm(model, images: np.ndarray, *, batch_size: int = BATCHNOR
             for lay in layers:  # weight each batch by its size: the running value is the mean so far
                 lay.momentum = start / (start + len(batch))
             model(batch, training=True)
-    finally:
-        for lay, m in zip(layers, momenta):
-            lay.momentum = m
+    finally:  # on an error the statistics are left half-computed: the caller discards the model
+        for lay, (m, trainable) in zip(layers, momenta):
+            lay.momentum, lay.trainable = m, trainable
     log.info("recomputed the statistics of %d batch-norm layers over %d images", len(layers), len(images))
     return len(layers)
 
@@ -79,13 +81,29 @@ def load_snapshot(path: Path) -> list[np.ndarray]:
         return [z[f"arr_{i}"] for i in range(len(z.files))]
 
 
-def snapshot_callback(ckpt_dir: Path, cycle_ends: Sequence[int]):
-    """A Keras callback saving the weights at the end of each epoch in ``cycle_ends`` (1-based)."""
+def snapshot_callback(ckpt_dir: Path, cycle_ends: Sequence[int], needed: Sequence[int] = ()):
+    """A Keras callback saving the weights at the end of each epoch in ``cycle_ends`` (1-based).
+
+    Put it before the checkpoint callback: a kill between the two then redoes the epoch, never loses
+    its snapshot. ``needed``: all snapshots to average; at the first epoch it checks those before it.
+    """
     import keras
+
+    from .errors import OutputError
 
     ends = set(cycle_ends)
 
     class _CycleEnds(keras.callbacks.Callback):
+        first = True
+
+        def on_epoch_begin(self, epoch, logs=None):  # after a resume: the epoch the checkpoint restored
+            if self.first:
+                self.first = False
+                missing = [e for e in needed if e <= epoch and not snapshot_path(ckpt_dir, e).is_file()]
+                if missing:
+                    raise OutputError(f"{ckpt_dir} lacks the weights of epochs {missing} to average: "
+                                      "pass --overwrite to train again from the start")
+
         def on_epoch_end(self, epoch, logs=None):
             if epoch + 1 in ends:
                 save_snapshot(snapshot_path(ckpt_dir, epoch + 1), self.model.get_weights())
@@ -99,24 +117,26 @@ def averaged_epochs(recipe: TrainRecipe) -> list[int]:
     return ends if recipe.average_cycle_ends and len(ends) > 1 else []
 
 
-def snapshot_callbacks(recipe: TrainRecipe, ckpt_dir: Path, start_epoch: int) -> list:
-    """The callback keeping the cycle ends a run from ``start_epoch`` trains through (none without averaging)."""
-    ends = [e for e in averaged_epochs(recipe)[:-1] if e > start_epoch]
-    return [snapshot_callback(ckpt_dir, ends)] if ends else []
+def snapshot_callbacks(model, recipe: TrainRecipe, ckpt_dir: Path, start_epoch: int) -> list:
+    """The callback keeping the cycle ends a run from ``start_epoch`` trains through (none without averaging).
+
+    A run continued at a cycle end (``--init-from``) keeps ``model``'s weights now as that end's snapshot,
+    so the average uses exactly the weights it started from.
+    """
+    epochs = averaged_epochs(recipe)[:-1]
+    if not epochs:
+        return []
+    if start_epoch in epochs and not snapshot_path(ckpt_dir, start_epoch).is_file():
+        save_snapshot(snapshot_path(ckpt_dir, start_epoch), model.get_weights())
+    return [snapshot_callback(ckpt_dir, [e for e in epochs if e > start_epoch], needed=epochs)]
 
 
-def final_weights(last: list[np.ndarray], recipe: TrainRecipe, ckpt_dir: Path,
-                  init: tuple[str, int] | None = None) -> tuple[list[np.ndarray], list[int]]:
+def final_weights(last: list[np.ndarray], recipe: TrainRecipe, ckpt_dir: Path) -> tuple[list[np.ndarray], list[int]]:
     """The weights to save and the epochs they average: the mean of the cycle ends, or ``last`` alone.
 
-    ``last``: the weights after the last epoch. ``init``: (model path, epoch) of a run continued with
-    ``--init-from``, whose weights stand for that epoch's snapshot.
+    ``last``: the weights after the last epoch; the earlier cycle ends are the snapshots in ``ckpt_dir``.
     """
-    from .models import load_model
-
     epochs = averaged_epochs(recipe)
     if not epochs:
         return last, []
-    lists = [load_model(init[0]).get_weights() if init and e == init[1] else load_snapshot(snapshot_path(ckpt_dir, e))
-             for e in epochs[:-1]]
-    return average_weights([*lists, last]), epochs
+    return average_weights([*(load_snapshot(snapshot_path(ckpt_dir, e)) for e in epochs[:-1]), last]), epochs

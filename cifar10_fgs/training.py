@@ -193,11 +193,11 @@ def train_model(
     model.fit(
         train_ds, epochs=recipe.epochs, validation_data=test_ds, verbose=verbose, shuffle=False,
         initial_epoch=start_epoch,
-        callbacks=[_backup_callback(ckpt_dir / "backup"), history_callback(history_path),
-                   *snapshot_callbacks(recipe, ckpt_dir, start_epoch), *callbacks],
+        callbacks=[*snapshot_callbacks(model, recipe, ckpt_dir, start_epoch), _backup_callback(ckpt_dir / "backup"),
+                   history_callback(history_path), *callbacks],
     )
     seconds = time.time() - t0
-    weights, averaged = final_weights(model.get_weights(), recipe, ckpt_dir, init and (init.path, init.start_epoch))
+    weights, averaged = final_weights(model.get_weights(), recipe, ckpt_dir)
     result = _save_final(weights, out, arch, recipe, seed, train, test, seconds, read_history(history_path), init,
                          averaged)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -237,11 +237,14 @@ def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRec
     if start_epoch not in starts:
         raise ConfigError(f"--start-epoch {start_epoch} is not where a cycle of the recipe begins ({starts}): "
                           "continue at a restart, or pass --epochs to move it")
+    meta = read_model_metadata(init_from)
+    if averaged_epochs(recipe) and meta.get("averaged_epochs"):
+        raise ConfigError(f"{init_from} is an average of epochs {meta['averaged_epochs']}, not the weights at the end "
+                          f"of epoch {start_epoch}: continue from the model of the last epoch")
     missing = [e for e in averaged_epochs(recipe)[:-1] if e < start_epoch]
     if missing:
         raise ConfigError(f"the recipe averages the end of every cycle, but epochs {missing} come before "
                           f"--start-epoch {start_epoch}: continue from the end of the first cycle")
-    meta = read_model_metadata(init_from)
     if start_epoch and meta.get("epochs") not in (None, start_epoch):
         raise ConfigError(f"--start-epoch {start_epoch} but {init_from} was trained for {meta['epochs']} epochs: "
                           f"pass --start-epoch {meta['epochs']}")

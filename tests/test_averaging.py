@@ -94,6 +94,37 @@ def test_a_continued_run_averages_the_model_it_continued(splits, tmp_path):
 def test_averaging_needs_every_cycle_end(splits, tmp_path):
     first = tmp_path / "first.keras"
     three = dataclasses.replace(AVERAGED, epochs=6, restarts=((2, 5e-4), (4, 5e-4)))
-    train_model(*splits, first, arch="target", recipe=three.with_epochs(4), seed=1)
+    train_model(*splits, first, arch="target", recipe=dataclasses.replace(three.with_epochs(4), average_cycle_ends=False),
+                seed=1)  # its last epoch's weights: epoch 2's are lost
     with pytest.raises(ConfigError, match=r"averages the end of every cycle, but epochs \[2\] come before --start-epoch 4"):
         train_model(*splits, tmp_path / "x.keras", arch="target", recipe=three, init_from=first, start_epoch=4)
+
+
+def test_a_lost_snapshot_is_a_one_line_error_not_a_late_crash(splits, tmp_path):
+    import keras
+
+    from cifar10_fgs.averaging import snapshot_path
+    from cifar10_fgs.errors import OutputError
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt  # a kill after epoch 3 was saved
+
+    out = tmp_path / "swa.keras"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(*splits, out, arch="target", recipe=AVERAGED, seed=1, callbacks=[Kill()])
+    snap = snapshot_path(tmp_path / "swa.keras.ckpt", 2)
+    assert snap.is_file()  # written at the end of epoch 2, before the checkpoint of that epoch
+    snap.unlink()
+    with pytest.raises(OutputError, match=r"lacks the weights of epochs \[2\] to average: pass --overwrite"):
+        train_model(*splits, out, arch="target", recipe=AVERAGED, seed=1)
+    assert not out.exists()
+
+
+def test_an_averaged_model_is_not_continued_as_a_cycle_end(splits, tmp_path):
+    averaged = tmp_path / "averaged.keras"
+    train_model(*splits, averaged, arch="target", recipe=AVERAGED, seed=1)
+    three = dataclasses.replace(AVERAGED, epochs=6, restarts=((2, 5e-4), (4, 5e-4)))
+    with pytest.raises(ConfigError, match=r"is an average of epochs \[2, 4\], not the weights at the end of epoch 4"):
+        train_model(*splits, tmp_path / "x.keras", arch="target", recipe=three, init_from=averaged, start_epoch=4)
