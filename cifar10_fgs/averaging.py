@@ -9,6 +9,7 @@ mean of the batch variances).
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import TrainRecipe
+from .provenance import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +73,9 @@ def snapshot_path(ckpt_dir: Path, epoch: int) -> Path:
 
 def save_snapshot(path: Path, weights: Sequence[np.ndarray]) -> None:
     """Write ``weights`` at once (a kill mid-write leaves no half file)."""
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, *weights)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, *weights)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_snapshot(path: Path) -> list[np.ndarray]:

@@ -11,6 +11,8 @@ import logging
 import time
 from pathlib import Path
 
+from .provenance import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 
@@ -69,6 +71,4 @@ def truncate_history(path: Path, epochs_done: int) -> None:
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
     """Replace the file at once (a kill mid-write leaves the old rows, never a cut file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    tmp.replace(path)
+    atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())

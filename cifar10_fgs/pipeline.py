@@ -75,7 +75,8 @@ def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progres
     ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
     """
     modes = parse_choices(RetrainMode, options.retrain_modes, "retrain mode")  # a bad mode fails before any work
-    _recipe(Arch.SOURCE, options.source_epochs), _recipe(Arch.TARGET, options.target_epochs)  # and bad --*-epochs
+    _recipe(Arch.SOURCE, options.source_epochs)  # and so does a bad --source-epochs or --target-epochs
+    _recipe(Arch.TARGET, options.target_epochs)
     run = _Run(Path(out), options, progress, on_stage)
     data = run.load()
     source_model = run.model(Arch.SOURCE, options.source_model, options.source_epochs, data)

@@ -277,8 +277,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def _prepare_checkpoint_dir(out: Path, ckpt_dir: Path, history_path: Path, run_key: dict, overwrite: bool) -> None:
-    """Check ``out``; keep ``ckpt_dir`` to resume only if it holds this run (``run_key``), else discard it or refuse."""
-    _check_out(out, overwrite)
+    """Keep ``ckpt_dir`` to resume only if it holds this run (``run_key``), else discard it or refuse (``out`` checked)."""
     run_path = ckpt_dir / "run.json"
     if ckpt_dir.exists():
         previous = read_json(run_path) if run_path.exists() else None
