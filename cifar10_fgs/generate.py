@@ -85,13 +85,13 @@ def check_options(opts: GenerateOptions) -> None:
 def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
     from contextlib import nullcontext
 
-    from .models import load_model
+    from .models import architecture, load_model
 
     with strategy.scope() if strategy is not None else nullcontext():
         model = load_model(model_path, unsafe=unsafe)
     meta = read_model_metadata(model_path)
     info = mf.SourceModel(
-        path=model_path.name, sha256=sha256_file(model_path), architecture=model.name,
+        path=model_path.name, sha256=sha256_file(model_path), architecture=architecture(model),
         test_accuracy=meta.get("test_accuracy"), test_loss=meta.get("test_loss"), recipe=meta.get("recipe"),
         train_data=meta.get("train_data"), outputs="logits", train_accuracy=meta.get("train_accuracy"),
     )

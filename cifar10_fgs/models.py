@@ -61,9 +61,51 @@ def build_target():
 
 
 def build_model(recipe: TrainRecipe):
+    """The trainable network of ``recipe`` (never flip-averaged: that wraps it after training)."""
     from .config import Arch
 
     return build_source(recipe) if recipe.arch == Arch.SOURCE else build_target()
+
+
+FLIP_AVERAGED = "flip_averaged"  # the name of the wrapper model; its one inner model is the network
+
+
+def flip_averaged(network):
+    """``network`` wrapped: logits = mean of its logits on the image and on the image mirrored left-right.
+
+    Built from Keras' own layers only (the mirror is a fixed 0/1 matrix over the width axis, which is
+    exact in float32), so the file loads in safe mode without this library. The weights are shared.
+    """
+    import keras
+    import numpy as np
+
+    side = IMAGE_SHAPE[1]
+    inputs = keras.Input(IMAGE_SHAPE, name="pixels")
+    by_width = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
+    mirror = keras.layers.Dense(side, use_bias=False, trainable=False, name="mirror")
+    mirrored = keras.layers.Permute((1, 3, 2), name="mirrored")(mirror(by_width))
+    mirror.set_weights([np.eye(side, dtype="float32")[::-1]])
+    logits = keras.layers.Average(name="logits_mean")([network(inputs), network(mirrored)])
+    return keras.Model(inputs, logits, name=FLIP_AVERAGED)
+
+
+FLIP_SUFFIX = "+flip_average"  # architecture(model) of a flip-averaged network, e.g. efficientnetb0_cifar10+flip_average
+
+
+def architecture(model) -> str:
+    """The name a manifest and the results record for ``model``: its network's name, plus ``FLIP_SUFFIX`` if wrapped."""
+    network = network_of(model)
+    return network.name + (FLIP_SUFFIX if network is not model else "")
+
+
+def network_of(model):
+    """The trained network inside a ``flip_averaged`` model, or ``model`` itself."""
+    if model.name != FLIP_AVERAGED:
+        return model
+    inner = [layer for layer in model.layers if hasattr(layer, "layers") and layer.name != model.name]
+    if len(inner) != 1:
+        raise ModelError(f"{model.name} model holds {len(inner)} networks: expected one")
+    return inner[0]
 
 
 def check_model(model, where: str = "model"):

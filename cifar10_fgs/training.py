@@ -24,7 +24,7 @@ from .config import RECIPES, Arch, TrainRecipe
 from .data import Cifar10Split
 from .errors import ConfigError, OutputError, one_line
 from .history import history_callback, history_file, read_history, seed_history
-from .models import build_model, check_keras_path, load_model
+from .models import build_model, check_keras_path, flip_averaged, load_model, network_of
 from .provenance import library_versions, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,8 @@ def train_model(
     they see end is already saved).
     ``init_from``, ``start_epoch``: continue the recipe's schedule at ``start_epoch`` from the weights
     of a saved model (e.g. a 30-epoch model into the 50-epoch recipe's second cycle). The optimizer
-    state (momentum) starts fresh; the provenance records the model continued from.
+    state (momentum) starts fresh; the provenance records the model continued from. ``start_epoch``
+    equal to ``recipe.epochs`` trains nothing: the model is saved as the recipe saves it (e.g. flip-averaged).
     """
     import keras
 
@@ -234,9 +235,9 @@ def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRec
         raise ConfigError(f"--init-from {init_from} is also --out: write the continued model to another path")
     load_model(init_from)  # a one-line ModelError for a missing, foreign or broken file
     starts = [start for start, _, _ in recipe.cycles()]
-    if start_epoch not in starts:
-        raise ConfigError(f"--start-epoch {start_epoch} is not where a cycle of the recipe begins ({starts}): "
-                          "continue at a restart, or pass --epochs to move it")
+    if start_epoch not in (*starts, recipe.epochs):  # the end: nothing to train, the model is saved as the recipe saves it
+        raise ConfigError(f"--start-epoch {start_epoch} is not where a cycle of the recipe begins ({starts}) or its "
+                          f"end ({recipe.epochs}): continue at a restart, or pass --epochs to move it")
     meta = read_model_metadata(init_from)
     if averaged_epochs(recipe) and meta.get("averaged_epochs"):
         raise ConfigError(f"{init_from} is an average of epochs {meta['averaged_epochs']}, not the weights at the end "
@@ -249,6 +250,7 @@ def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRec
         raise ConfigError(f"--start-epoch {start_epoch} but {init_from} was trained for {meta['epochs']} epochs: "
                           f"pass --start-epoch {meta['epochs']}")
     done = recipe.with_epochs(start_epoch).to_json() if start_epoch else {}
+    done.pop("flip_average", None)  # how the model is saved, not how it was trained
     if done and meta.get("recipe") and any(meta["recipe"].get(k, v) != v for k, v in done.items()):
         log.warning("%s was trained with another recipe than the first %d epochs of this one", init_from, start_epoch)
     return InitFrom(str(init_from), sha256_file(init_from), start_epoch, meta)
@@ -257,7 +259,7 @@ def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRec
 def _warm_start(model, init: InitFrom, steps_per_epoch: int) -> None:
     """Load ``init``'s weights into ``model`` and move its schedule to ``init.start_epoch``."""
     try:
-        model.set_weights(load_model(init.path).get_weights())
+        model.set_weights(network_of(load_model(init.path)).get_weights())
     except ValueError as e:
         raise ConfigError(f"--init-from {init.path} does not fit this model ({one_line(e)}): "
                           "name a model of the same --arch") from None
@@ -321,6 +323,11 @@ def _save_final(weights: list, out: Path, arch: Arch, recipe: TrainRecipe, seed:
     final.set_weights(weights)
     if averaged:
         recompute_batchnorm(final, train.images, seed=seed)
+    network = {}
+    if recipe.flip_average:  # the network's own scores too: what the mirror adds stays visible
+        network = {"name": final.name, "test_accuracy": evaluate_model(final, test.images, test.labels)[0],
+                   "train_accuracy": evaluate_model(final, train.images, train.labels)[0]}
+        final = flip_averaged(final)
     acc, loss = evaluate_model(final, test.images, test.labels)
     train_acc, train_loss = evaluate_model(final, train.images, train.labels)
     tmp = out.with_name(f".{out.name}.tmp.keras")
@@ -342,6 +349,7 @@ def _save_final(weights: list, out: Path, arch: Arch, recipe: TrainRecipe, seed:
         "history": history,
         **({"init_from": init.provenance()} if init else {}),
         **({"averaged_epochs": list(averaged)} if averaged else {}),  # SWA: the mean of these epochs' weights
+        **({"network": network} if network else {}),  # flip_average: the scores of the network alone
         "sha256": digest,
         "outputs": "logits",
         "input": "uint8-range pixels [0, 255], shape (32, 32, 3)",

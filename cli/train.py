@@ -23,7 +23,8 @@ from ._cli_utils import (
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
               help="Continue the schedule from this model's weights (with --start-epoch), e.g. a 30-epoch source into the 50-epoch recipe.")
 @click.option("--start-epoch", type=click.IntRange(min=0), default=0, show_default=True,
-              help="With --init-from: the epoch of the schedule to continue at (the epochs that model was trained for).")
+              help="With --init-from: the epoch of the schedule to continue at (the epochs that model was trained for); "
+                   "the recipe's last epoch trains nothing and saves that model as the recipe saves it.")
 @click.option("--imagenet", is_flag=True, help="Source only: fine-tune ImageNet weights at 224x224 (needs internet; meant for a GPU).")
 @overwrite_option()
 @json_option

@@ -29,6 +29,7 @@ ARCHITECTURES = {
     "efficientnetb0": "EfficientNetB0",
     "simple_deep_cnn": "simple deep CNN (Keras example, the paper's Fig. 2)",
 }
+FLIP_SUFFIX = "+flip_average"  # as ``cifar10_fgs.models.architecture`` names a flip-averaged network (a test checks)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -115,7 +116,9 @@ def method_name(method: str) -> str:
 
 def architecture_name(manifest: "Manifest") -> str:
     arch = str(manifest.source_model.architecture or "unknown model")
-    return ARCHITECTURES.get(arch, arch)
+    network, flipped, _ = arch.partition(FLIP_SUFFIX)
+    name = ARCHITECTURES.get(network, network)
+    return f"{name} (test-time flip averaging)" if flipped else name
 
 
 def pretty_name(inputs: CardInputs) -> str:

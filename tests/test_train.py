@@ -147,6 +147,10 @@ def _recorder():
         def on_epoch_begin(self, epoch, logs=None):
             self.epochs.append(epoch)
 
+        def on_train_end(self, logs=None):
+            self.trained_name = self.model.name
+            self.final_weights = [np.array(w) for w in self.model.get_weights()]
+
     return Record()
 
 
@@ -326,3 +330,83 @@ def test_cli_start_epoch_without_init_from_is_one_line_exit_2(tmp_path, capsys):
                                           "--out", str(tmp_path / "m.keras"), "--start-epoch", "3"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--start-epoch needs --init-from" in err[0]
+
+
+FLIPPED = dataclasses.replace(RECIPE, flip_average=True)
+
+
+def test_a_flip_averaged_model_is_the_mean_of_the_network_on_the_image_and_its_mirror(trained, tmp_path):
+    import keras
+
+    from cifar10_fgs.inference import predict_logits
+    from cifar10_fgs.models import FLIP_AVERAGED, flip_averaged, network_of
+
+    network = load_model(trained[0])
+    wrapped = flip_averaged(network)
+    images = synthetic_images(16, seed=5)[0]
+    mean = (predict_logits(network, images) + predict_logits(network, images[:, :, ::-1].copy())) / 2
+    np.testing.assert_allclose(predict_logits(wrapped, images), mean, rtol=0, atol=1e-5)
+    assert not np.allclose(predict_logits(network, images), mean, atol=1e-3)  # the mirror changes the logits
+    wrapped.save(tmp_path / "w.keras")  # Keras' own layers only: loads in safe mode without this library
+    again = keras.saving.load_model(tmp_path / "w.keras", compile=False, safe_mode=True)
+    assert again.name == FLIP_AVERAGED and network_of(again).name == network.name and network_of(network) is network
+    np.testing.assert_array_equal(predict_logits(again, images), predict_logits(wrapped, images))
+    assert len(again.trainable_weights) == len(network.trainable_weights)  # the mirror is fixed
+
+
+def test_manifests_and_the_card_name_a_flip_averaged_network(trained):
+    from types import SimpleNamespace
+
+    from cifar10_fgs.dataset_card import render
+    from cifar10_fgs.models import FLIP_SUFFIX, architecture, flip_averaged
+
+    network = load_model(trained[0])
+    assert architecture(network) == "simple_deep_cnn"
+    assert architecture(flip_averaged(network)) == "simple_deep_cnn" + FLIP_SUFFIX and render.FLIP_SUFFIX == FLIP_SUFFIX
+    manifest = SimpleNamespace(source_model=SimpleNamespace(architecture="efficientnetb0_cifar10" + FLIP_SUFFIX))
+    assert render.architecture_name(manifest) == "EfficientNetB0 (test-time flip averaging)"
+
+
+def test_flip_average_trains_the_same_network_and_saves_it_wrapped(trained, splits, tmp_path):
+    from cifar10_fgs.models import FLIP_AVERAGED, network_of
+
+    out = tmp_path / "flipped.keras"
+    record = _recorder()
+    result = train_model(*splits, out, arch="target", recipe=FLIPPED, seed=7, callbacks=[record])
+    model = load_model(out)
+    assert record.trained_name == load_model(trained[0]).name and record.epochs == [0, 1]  # the plain network trains
+    assert model.name == FLIP_AVERAGED
+    network = network_of(model)
+    for got, want in zip(network.get_weights(), record.final_weights, strict=True):
+        np.testing.assert_array_equal(got, want)  # ... and is saved inside the wrapper as trained
+    meta = read_model_metadata(out)
+    assert meta["recipe"]["flip_average"] is True and "flip_average" not in read_model_metadata(trained[0])["recipe"]
+    train, test = splits
+    assert (result.test_accuracy, result.test_loss) == evaluate_model(model, test.images, test.labels)
+    assert meta["network"] == {"name": network.name,  # the network alone, recorded beside the wrapper's scores
+                               "test_accuracy": evaluate_model(network, test.images, test.labels)[0],
+                               "train_accuracy": evaluate_model(network, train.images, train.labels)[0]}
+
+
+def test_init_from_at_the_recipes_end_trains_nothing_and_saves_the_model_as_the_recipe_does(trained, splits, tmp_path):
+    from cifar10_fgs.models import FLIP_AVERAGED, network_of
+
+    init, first = trained
+    out = tmp_path / "finished.keras"
+    record = _recorder()
+    train_model(*splits, out, arch="target", recipe=FLIPPED, seed=7, init_from=init, start_epoch=2, callbacks=[record])
+    assert record.epochs == [] and record.iterations == 8  # nothing trained
+    model = load_model(out)
+    assert model.name == FLIP_AVERAGED
+    for got, want in zip(network_of(model).get_weights(), load_model(init).get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    meta = read_model_metadata(out)
+    assert meta["init_from"]["sha256"] == first.sha256 and meta["history"] == read_model_metadata(init)["history"]
+
+    cont = tmp_path / "continued.keras"  # a flip-averaged model continues as its network
+    record = _recorder()
+    train_model(*splits, cont, arch="target", recipe=dataclasses.replace(CONTINUED, flip_average=True), seed=7,
+                init_from=out, start_epoch=2, callbacks=[record])
+    assert record.epochs == [2, 3]
+    for got, want in zip(record.weights, load_model(init).get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -62,10 +62,11 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
 
 def model_info(path: str | Path, unsafe: bool):
     """(loaded Keras model, its identity for the results: path, file, sha256, architecture)."""
-    from ..models import load_model
+    from ..models import architecture, load_model
 
     model = load_model(path, unsafe=unsafe)
-    return model, {"path": str(path), "file": Path(path).name, "sha256": sha256_file(path), "architecture": model.name}
+    return model, {"path": str(path), "file": Path(path).name, "sha256": sha256_file(path),
+                   "architecture": architecture(model)}
 
 
 def save_figure(fig, path: Path) -> None:
