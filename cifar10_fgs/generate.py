@@ -94,6 +94,7 @@ def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
         path=model_path.name, sha256=sha256_file(model_path), architecture=architecture(model),
         test_accuracy=meta.get("test_accuracy"), test_loss=meta.get("test_loss"), recipe=meta.get("recipe"),
         train_data=meta.get("train_data"), outputs="logits", train_accuracy=meta.get("train_accuracy"),
+        network=meta.get("network"),
     )
     return model, info
 

@@ -154,6 +154,7 @@ def _claim(json_path: Path, key: str, overwrite: bool) -> None:
 
 def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | None) -> dict:
     from .evaluate import classify
+    from .models import architecture, network_of
 
     clean = classify(loaded.model, j.original, j.labels, batch_size)  # also warms the model up
     t0 = time.perf_counter()
@@ -164,7 +165,7 @@ def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | N
     name = loaded.spec.split("://", 1)[1] if "://" in loaded.spec else Path(loaded.spec).name
     return {
         "name": name, "model": loaded.spec, "sha256": loaded.sha256, "commit": loaded.commit,
-        "architecture": str(getattr(loaded.model, "name", "")), "parameters": int(loaded.model.count_params()),
+        "architecture": architecture(loaded.model), "parameters": int(network_of(loaded.model).count_params()),
         "clean_acc": c.accuracy, "adversarial_acc": a.accuracy, "accuracy_drop": c.accuracy - a.accuracy,
         "random_sign_control_drop": c.accuracy - r.accuracy, "clean_loss": c.loss, "adversarial_loss": a.loss,
         "images_per_second": len(j) / seconds if seconds > 0 else float("inf"),

@@ -68,17 +68,23 @@ def build_model(recipe: TrainRecipe):
 
 
 FLIP_AVERAGED = "flip_averaged"  # the name of the wrapper model; its one inner model is the network
+FLIP_SUFFIX = "+flip_average"  # architecture(model) of a flip-averaged network, e.g. efficientnetb0_cifar10+flip_average
+_FLIP_LAYERS = {"mirror", "logits_mean"}
 
 
-def flip_averaged(network):
-    """``network`` wrapped: logits = mean of its logits on the image and on the image mirrored left-right.
+def flip_averaged(model):
+    """``model``'s network wrapped: logits = mean of its logits on the image and on the image mirrored left-right.
 
-    Built from Keras' own layers only (the mirror is a fixed 0/1 matrix over the width axis, which is
-    exact in float32), so the file loads in safe mode without this library. The weights are shared.
+    Built from Keras' own layers only, so the file loads in safe mode without this library; the weights
+    are shared. The mirror is a fixed 0/1 matrix over the width axis: the forward pass is exact for any
+    float32 pixels on a CPU (TF32 matmuls on a GPU round it, and so the gradient). A model that is already
+    flip-averaged is wrapped once, not twice. Its ``get_weights()`` begin with the (32, 32) mirror: take
+    a network's weights from ``network_of(model)``.
     """
     import keras
     import numpy as np
 
+    network = network_of(model)
     side = IMAGE_SHAPE[1]
     inputs = keras.Input(IMAGE_SHAPE, name="pixels")
     by_width = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
@@ -89,23 +95,19 @@ def flip_averaged(network):
     return keras.Model(inputs, logits, name=FLIP_AVERAGED)
 
 
-FLIP_SUFFIX = "+flip_average"  # architecture(model) of a flip-averaged network, e.g. efficientnetb0_cifar10+flip_average
+def network_of(model):
+    """The network inside a ``flip_averaged`` model, or ``model`` itself (any other model, whatever its name)."""
+    layers = getattr(model, "layers", None) or []
+    inner = [layer for layer in layers if hasattr(layer, "layers")]
+    if getattr(model, "name", None) != FLIP_AVERAGED or len(inner) != 1 or not _FLIP_LAYERS <= {x.name for x in layers}:
+        return model
+    return inner[0]
 
 
 def architecture(model) -> str:
-    """The name a manifest and the results record for ``model``: its network's name, plus ``FLIP_SUFFIX`` if wrapped."""
+    """The name manifests and results record for ``model``: its network's name, plus ``FLIP_SUFFIX`` if wrapped."""
     network = network_of(model)
-    return network.name + (FLIP_SUFFIX if network is not model else "")
-
-
-def network_of(model):
-    """The trained network inside a ``flip_averaged`` model, or ``model`` itself."""
-    if model.name != FLIP_AVERAGED:
-        return model
-    inner = [layer for layer in model.layers if hasattr(layer, "layers") and layer.name != model.name]
-    if len(inner) != 1:
-        raise ModelError(f"{model.name} model holds {len(inner)} networks: expected one")
-    return inner[0]
+    return str(getattr(network, "name", "")) + (FLIP_SUFFIX if network is not model else "")
 
 
 def check_model(model, where: str = "model"):

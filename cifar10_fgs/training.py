@@ -24,7 +24,7 @@ from .config import RECIPES, Arch, TrainRecipe
 from .data import Cifar10Split
 from .errors import ConfigError, OutputError, one_line
 from .history import history_callback, history_file, read_history, seed_history
-from .models import build_model, check_keras_path, flip_averaged, load_model, network_of
+from .models import architecture, build_model, check_keras_path, flip_averaged, load_model, network_of
 from .provenance import library_versions, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def train_model(
     init = _check_init(init_from, start_epoch, recipe, out)
     ckpt_dir = Path(f"{out}.ckpt")
     history_path = history_file(out)
-    run_key = {"arch": arch.value, "recipe": recipe.to_json(), "seed": seed, "train": train.fingerprint(),
+    run_key = {"arch": arch.value, "recipe": recipe.training_json(), "seed": seed, "train": train.fingerprint(),
                "n_train": len(train), **({"init": init.key()} if init else {})}
 
     keras.utils.set_random_seed(seed)
@@ -249,8 +249,7 @@ def _check_init(init_from: str | Path | None, start_epoch: int, recipe: TrainRec
     if start_epoch and meta.get("epochs") not in (None, start_epoch):
         raise ConfigError(f"--start-epoch {start_epoch} but {init_from} was trained for {meta['epochs']} epochs: "
                           f"pass --start-epoch {meta['epochs']}")
-    done = recipe.with_epochs(start_epoch).to_json() if start_epoch else {}
-    done.pop("flip_average", None)  # how the model is saved, not how it was trained
+    done = recipe.with_epochs(start_epoch).training_json() if start_epoch else {}
     if done and meta.get("recipe") and any(meta["recipe"].get(k, v) != v for k, v in done.items()):
         log.warning("%s was trained with another recipe than the first %d epochs of this one", init_from, start_epoch)
     return InitFrom(str(init_from), sha256_file(init_from), start_epoch, meta)
@@ -335,7 +334,7 @@ def _save_final(weights: list, out: Path, arch: Arch, recipe: TrainRecipe, seed:
     digest = sha256_file(tmp)
     meta = {
         "arch": arch.value,
-        "architecture": final.name,
+        "architecture": architecture(final),
         "recipe": recipe.to_json(),
         "seed": seed,
         "epochs": recipe.epochs,

@@ -164,6 +164,10 @@ def _model_rows(inputs: CardInputs) -> tuple[list, list]:
     ]
     if isinstance(model.train_accuracy, (int, float)):  # recorded by `train` since it measures the train split
         rows.append(("train-split accuracy (unaugmented)", num(model.train_accuracy)))
+    network = model.network or {}
+    if isinstance(network.get("test_accuracy"), (int, float)):  # flip-averaged: what the network scores alone
+        rows.append(("the network alone (no flip averaging)", f"test accuracy {num(network['test_accuracy'])}, "
+                                                             f"train split {num(network.get('train_accuracy'))}"))
     if model.train_data:
         rows.append(("training data", f"{model.train_data.get('num_images', '?')} images from "
                                       f"`{_name(model.train_data.get('source', '?'))}`"))

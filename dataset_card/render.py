@@ -5,7 +5,7 @@ statistics, results) and writes the text this package renders. The YAML header (
 ``dataset_info`` with features, split sizes and byte counts) comes from the shards' layout; the body
 is the Jinja template ``template.md.j2`` beside this file, filled with ``context.build_context(inputs)``. The
 output is a pure function of the inputs (no clock, no absolute paths), so the same folder always
-gives the same card. Nothing here imports the library.
+gives the same card. Of the library, only ``models``' naming constant is imported (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ ARCHITECTURES = {
     "efficientnetb0": "EfficientNetB0",
     "simple_deep_cnn": "simple deep CNN (Keras example, the paper's Fig. 2)",
 }
-FLIP_SUFFIX = "+flip_average"  # as ``cifar10_fgs.models.architecture`` names a flip-averaged network (a test checks)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -115,6 +114,8 @@ def method_name(method: str) -> str:
 
 
 def architecture_name(manifest: "Manifest") -> str:
+    from cifar10_fgs.models import FLIP_SUFFIX  # how ``models.architecture`` names a flip-averaged network
+
     arch = str(manifest.source_model.architecture or "unknown model")
     network, flipped, _ = arch.partition(FLIP_SUFFIX)
     name = ARCHITECTURES.get(network, network)

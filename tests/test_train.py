@@ -352,6 +352,12 @@ def test_a_flip_averaged_model_is_the_mean_of_the_network_on_the_image_and_its_m
     assert again.name == FLIP_AVERAGED and network_of(again).name == network.name and network_of(network) is network
     np.testing.assert_array_equal(predict_logits(again, images), predict_logits(wrapped, images))
     assert len(again.trainable_weights) == len(network.trainable_weights)  # the mirror is fixed
+    twice = flip_averaged(again)  # wraps the network once, not the wrapper
+    assert network_of(twice).name == network.name
+    np.testing.assert_array_equal(predict_logits(twice, images), predict_logits(wrapped, images))
+    named = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)],
+                             name=FLIP_AVERAGED)  # someone else's model of that name is just a model
+    assert network_of(named) is named
 
 
 def test_manifests_and_the_card_name_a_flip_averaged_network(trained):
@@ -362,9 +368,23 @@ def test_manifests_and_the_card_name_a_flip_averaged_network(trained):
 
     network = load_model(trained[0])
     assert architecture(network) == "simple_deep_cnn"
-    assert architecture(flip_averaged(network)) == "simple_deep_cnn" + FLIP_SUFFIX and render.FLIP_SUFFIX == FLIP_SUFFIX
+    assert architecture(flip_averaged(network)) == "simple_deep_cnn" + FLIP_SUFFIX
     manifest = SimpleNamespace(source_model=SimpleNamespace(architecture="efficientnetb0_cifar10" + FLIP_SUFFIX))
     assert render.architecture_name(manifest) == "EfficientNetB0 (test-time flip averaging)"
+
+
+def test_flip_average_is_not_part_of_the_checkpoint_key(splits, tmp_path):
+    """A run killed under one flip_average setting resumes under the other: the training is the same."""
+    out = tmp_path / "m.keras"
+    stop = _stop_after_epoch()
+    with pytest.raises(Interrupted):
+        train_model(*splits, out, arch="target", recipe=RECIPE, seed=7, callbacks=[stop])
+    record = _recorder()
+    train_model(*splits, out, arch="target", recipe=FLIPPED, seed=7, callbacks=[record])
+    assert record.epochs == [1]  # resumed after epoch 1, not restarted
+    for restored, saved in zip(record.weights, stop.weights, strict=True):
+        np.testing.assert_array_equal(restored, saved)
+    assert read_model_metadata(out)["architecture"] == "simple_deep_cnn+flip_average"
 
 
 def test_flip_average_trains_the_same_network_and_saves_it_wrapped(trained, splits, tmp_path):
@@ -410,3 +430,38 @@ def test_init_from_at_the_recipes_end_trains_nothing_and_saves_the_model_as_the_
     assert record.epochs == [2, 3]
     for got, want in zip(record.weights, load_model(init).get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_flip_averaged_source_is_attacked_validated_and_named_in_the_card(trained, splits, tmp_path):
+    from cifar10_fgs import manifest as mf
+    from cifar10_fgs.attack import AttackConfig
+    from cifar10_fgs.card import write_card
+    from cifar10_fgs.generate import GenerateOptions, generate_dataset
+    from cifar10_fgs.models import flip_averaged
+    from cifar10_fgs.validate import validate_dataset
+    from conftest import labels_the_model_gets_right, tiny_model
+
+    wrapped = flip_averaged(tiny_model(seed=3))  # the attack differentiates through both views
+    wrapped.save(tmp_path / "tiny.keras")
+    images = synthetic_images(24, seed=9)[0]
+    labels = labels_the_model_gets_right(wrapped, images, wrong=4)
+    data = {s: Cifar10Split(images, labels, source="synthetic", split=s) for s in ("train", "test")}
+    gen = generate_dataset(tmp_path / "tiny.keras", "synthetic", tmp_path / "tiny", AttackConfig(batch_size=16),
+                           GenerateOptions(), data=data)
+    for summary in gen.summary.values():
+        assert summary.fooled_percent == 100.0 and summary.phases["unchanged"] == 4 and summary.num_rows == 24
+    assert validate_dataset(tmp_path / "tiny", tmp_path / "tiny.keras").ok  # re-decoded: all misclassified
+
+    init, _ = trained  # a flip-averaged model from `train`: its manifest and card name it and its network
+    model = tmp_path / "flipped.keras"
+    train_model(*splits, model, arch="target", recipe=FLIPPED, seed=7, init_from=init, start_epoch=2)
+    ds = tmp_path / "ds"
+    generate_dataset(model, "synthetic", ds, AttackConfig(batch_size=32, max_iterations=3), GenerateOptions(limit=20),
+                     data=dict(zip(("train", "test"), splits)), allow_failures=True)
+    source, network = mf.read(ds).source_model, read_model_metadata(model)["network"]
+    assert source.architecture == "simple_deep_cnn+flip_average" and source.network == network
+    write_card(ds, "someone/adv-cifar10")
+    card = (ds / "README.md").read_text()
+    assert "simple deep CNN (Keras example, the paper's Fig. 2) (test-time flip averaging)" in card
+    assert (f"| the network alone (no flip averaging) | test accuracy {network['test_accuracy']:.4f}, "
+            f"train split {network['train_accuracy']:.4f} |") in card

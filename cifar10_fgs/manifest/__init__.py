@@ -6,7 +6,7 @@
       format_version, method ("fgs" | "onepixel"), attack {AttackConfig fields}, onepixel {..} (onepixel only),
       model_sha256, rows_per_shard, replicas, with_originals,
       splits {<split>: {fingerprint, num_rows, num_shards}}
-    source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy
+    source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy, network
     data_source     source (as given), splits {<split>: how that split was read}
     library_versions {package: version}
     worker          num_workers, worker_index (this machine's part of the work), combined_from

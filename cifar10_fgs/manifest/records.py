@@ -230,6 +230,7 @@ class SourceModel:
     train_data: dict | None = None
     outputs: str = "logits"
     train_accuracy: float | None = None  # on the unaugmented training images (its misses: the unchanged train rows)
+    network: dict | None = None  # a flip-averaged model: its network's own name, test_accuracy and train_accuracy
     extra: dict = field(default_factory=dict)
 
     @classmethod
