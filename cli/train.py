@@ -44,4 +44,4 @@ def command(arch, source, out, epochs, train_limit, old_limit, seed, init_from, 
         emit_json(result)
     else:
         click.echo(f"saved {result.model_path}: test accuracy {result.test_accuracy:.4f}, loss {result.test_loss:.4f}; "
-                   f"train split {result.train_accuracy:.4f} ({result.epochs} epochs, {result.seconds:.0f} s)")
+                   f"train split {result.train_accuracy:.4f} ({result.epochs} epochs; {result.seconds:.0f} s of training in this run)")

@@ -465,3 +465,19 @@ def test_a_flip_averaged_source_is_attacked_validated_and_named_in_the_card(trai
     assert "simple deep CNN (Keras example, the paper's Fig. 2) (test-time flip averaging)" in card
     assert (f"| the network alone (no flip averaging) | test accuracy {network['test_accuracy']:.4f}, "
             f"train split {network['train_accuracy']:.4f} |") in card
+
+
+def test_cli_train_at_the_recipes_end_says_it_trained_nothing(trained, image_folder_source, tmp_path, capsys):
+    from cifar10_fgs.cli._errors import run_with_friendly_errors
+    from cifar10_fgs.cli.main import cli
+
+    root, _ = image_folder_source
+    out = tmp_path / "resaved.keras"
+    capsys.readouterr()
+    code = run_with_friendly_errors(cli, ["train", "--arch", "target", "--source", str(root), "--out", str(out),
+                                          "--epochs", "2", "--init-from", str(trained[0]), "--start-epoch", "2", "-q"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert code == 0 and line.startswith(f"saved {out}: test accuracy ")
+    assert line.endswith("(2 epochs; 0 s of training in this run)")
+    for got, want in zip(load_model(out).get_weights(), load_model(trained[0]).get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
