@@ -25,8 +25,11 @@ sys.path.insert(0, str(HERE))
 def main(argv=None) -> None:
     from bench import ceiling
 
-    from cifar10_fgs.attack import AttackConfig, make_gradient_fn
-    from cifar10_fgs.generate import GenerateOptions, generate_dataset
+    from contextlib import nullcontext
+
+    from cifar10_fgs.attack import make_gradient_fn
+    from cifar10_fgs.generate import GenerateOptions, attack_config, generate_dataset
+    from cifar10_fgs.inference import device_strategy
     from cifar10_fgs.models import architecture, load_model
     from cifar10_fgs.provenance import library_versions, sha256_file
 
@@ -35,13 +38,17 @@ def main(argv=None) -> None:
     p.add_argument("--source", required=True, help="CIFAR-10 source, as for `cifar10-fgs generate --source`")
     p.add_argument("--limit", type=int, default=None, help="first N images of each split (default: all)")
     p.add_argument("--reps", type=int, default=3, help="ceiling repetitions (median)")
-    p.add_argument("--out", type=Path, default=None, help="dataset folder to write (default: a temporary one)")
+    p.add_argument("--out", type=Path, default=None, help="a new dataset folder to write (default: a temporary one)")
     p.add_argument("--json", type=Path, default=HERE / "efficiency.json")
     args = p.parse_args(argv)
+    if args.out is not None and args.out.exists():  # generate would resume it and measure nothing
+        p.error(f"--out {args.out} exists: name a new folder, or leave --out out for a temporary one")
 
-    config = AttackConfig()
-    model = load_model(args.model)
-    fn = make_gradient_fn(model)
+    config = attack_config()  # what generate and run use by default: the device's batch size
+    strategy = device_strategy()  # as generate runs it (None on a CPU or one GPU)
+    with strategy.scope() if strategy is not None else nullcontext():
+        model = load_model(args.model)
+    fn = make_gradient_fn(model, strategy)
     before = ceiling(fn, config.batch_size, args.reps)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "dataset"
@@ -49,10 +56,13 @@ def main(argv=None) -> None:
         gen = generate_dataset(args.model, args.source, out, config, GenerateOptions(limit=args.limit))
         wall = time.perf_counter() - t
     after = ceiling(fn, config.batch_size, args.reps)
+    expected = sum(s.num_images for s in gen.summary.values())
+    if gen.images_attacked != expected or not gen.seconds:
+        raise SystemExit(f"generate attacked {gen.images_attacked} of {expected} images: nothing to measure")
     rate = gen.gradient_evaluations / gen.seconds
     result = {
         "command": " ".join(["python", *sys.argv]),
-        "model": {"path": str(args.model), "sha256": sha256_file(args.model), "architecture": architecture(model)},
+        "model": {"file": args.model.name, "sha256": sha256_file(args.model), "architecture": architecture(model)},
         "source": args.source, "limit": args.limit, "batch_size": config.batch_size,
         "images": gen.images_attacked, "fooled_percent": {s: v.fooled_percent for s, v in gen.summary.items()},
         "gradient_evaluations": gen.gradient_evaluations, "seconds_attack": round(gen.seconds, 2),

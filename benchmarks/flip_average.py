@@ -5,13 +5,14 @@
 For each model (a plain network, or a flip-averaged one: its network is taken out of it) prints the accuracy
 of the network, of the network on mirrored images, of the mean of the two views' logits (what
 ``models.flip_averaged`` computes) and of the mean of their probabilities, and writes them as sorted JSON
-to ``benchmarks/flip_average.json``.
+to ``benchmarks/flip_average.json``, keyed by each model file's sha256.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def accuracies(network, images: np.ndarray, labels: np.ndarray) -> dict:
 
 def main(argv=None) -> None:
     from cifar10_fgs.data import load_cifar10
-    from cifar10_fgs.models import load_model, network_of
+    from cifar10_fgs.models import architecture, load_model, network_of
+    from cifar10_fgs.provenance import library_versions, sha256_file
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", type=Path)
@@ -44,12 +46,17 @@ def main(argv=None) -> None:
     splits = {name: load_cifar10(args.source, name) for name in ("test", *(("train",) if args.train else ()))}
     results = {}
     for path in args.models:
-        network = network_of(load_model(path))
+        model = load_model(path)
+        network = network_of(model)
         t = time.perf_counter()
-        results[path.name] = {name: accuracies(network, s.images, s.labels) for name, s in splits.items()}
-        results[path.name]["seconds"] = round(time.perf_counter() - t, 1)
-        print(path.name, json.dumps(results[path.name], sort_keys=True))
-    args.out.write_text(json.dumps({"source": args.source, "results": results}, indent=2, sort_keys=True) + "\n")
+        row = {name: accuracies(network, s.images, s.labels) for name, s in splits.items()}
+        row.update(file=path.name, architecture=architecture(model), seconds=round(time.perf_counter() - t, 1))
+        digest = sha256_file(path)
+        results[digest] = row
+        print(path.name, json.dumps(row, sort_keys=True))
+    out = {"command": " ".join(["python", *sys.argv]), "source": args.source, "results": results,
+           "library_versions": library_versions()}
+    args.out.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ class TrainRecipe:
     def with_epochs(self, epochs: int | None) -> "TrainRecipe":
         """This recipe over ``epochs`` (None: unchanged); restarts at or after the new end are dropped.
 
-        Only the last cycle changes length, e.g. the 50-epoch source with ``epochs=30`` is its first cycle.
+        Only the last cycle changes length, e.g. the 65-epoch source with ``epochs=30`` is its first cycle and with ``epochs=50`` its first two.
         """
         if epochs is None:
             return self

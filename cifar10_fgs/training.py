@@ -161,7 +161,7 @@ def train_model(
     ``callbacks``: extra Keras callbacks, run after the checkpoint and history ones (so an epoch
     they see end is already saved).
     ``init_from``, ``start_epoch``: continue the recipe's schedule at ``start_epoch`` from the weights
-    of a saved model (e.g. a 30-epoch model into the 50-epoch recipe's second cycle). The optimizer
+    of a saved model (e.g. a 50-epoch model into the 65-epoch recipe's third cycle). The optimizer
     state (momentum) starts fresh; the provenance records the model continued from. ``start_epoch``
     equal to ``recipe.epochs`` trains nothing: the model is saved as the recipe saves it (e.g. flip-averaged).
     """

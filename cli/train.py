@@ -21,7 +21,7 @@ from ._cli_utils import (
 @click.option("--limit", "old_limit", type=click.IntRange(min=1), default=None, hidden=True)  # the old name of --train-limit
 @seed_option()
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
-              help="Continue the schedule from this model's weights (with --start-epoch), e.g. a 30-epoch source into the 50-epoch recipe.")
+              help="Continue the schedule from this model's weights (with --start-epoch), e.g. a 50-epoch source into the 65-epoch recipe.")
 @click.option("--start-epoch", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --init-from: the epoch of the schedule to continue at (the epochs that model was trained for); "
                    "the recipe's last epoch trains nothing and saves that model as the recipe saves it.")
