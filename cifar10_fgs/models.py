@@ -69,7 +69,7 @@ def build_model(recipe: TrainRecipe):
 
 FLIP_AVERAGED = "flip_averaged"  # the name of the wrapper model; its one inner model is the network
 FLIP_SUFFIX = "+flip_average"  # architecture(model) of a flip-averaged network, e.g. efficientnetb0_cifar10+flip_average
-_FLIP_LAYERS = {"mirror", "logits_mean"}
+_MIRROR, _MEAN = "mirror", "logits_mean"  # the wrapper's own layers, by which network_of knows it
 
 
 def flip_averaged(model):
@@ -88,10 +88,10 @@ def flip_averaged(model):
     side = IMAGE_SHAPE[1]
     inputs = keras.Input(IMAGE_SHAPE, name="pixels")
     by_width = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
-    mirror = keras.layers.Dense(side, use_bias=False, trainable=False, name="mirror")
+    mirror = keras.layers.Dense(side, use_bias=False, trainable=False, name=_MIRROR)
     mirrored = keras.layers.Permute((1, 3, 2), name="mirrored")(mirror(by_width))
     mirror.set_weights([np.eye(side, dtype="float32")[::-1]])
-    logits = keras.layers.Average(name="logits_mean")([network(inputs), network(mirrored)])
+    logits = keras.layers.Average(name=_MEAN)([network(inputs), network(mirrored)])
     return keras.Model(inputs, logits, name=FLIP_AVERAGED)
 
 
@@ -99,7 +99,8 @@ def network_of(model):
     """The network inside a ``flip_averaged`` model, or ``model`` itself (any other model, whatever its name)."""
     layers = getattr(model, "layers", None) or []
     inner = [layer for layer in layers if hasattr(layer, "layers")]
-    if getattr(model, "name", None) != FLIP_AVERAGED or len(inner) != 1 or not _FLIP_LAYERS <= {x.name for x in layers}:
+    wrapper = getattr(model, "name", None) == FLIP_AVERAGED and {_MIRROR, _MEAN} <= {x.name for x in layers}
+    if not wrapper or len(inner) != 1:
         return model
     return inner[0]
 
