@@ -61,7 +61,7 @@ def ceiling(gradient_fn, batch: int, reps: int, calls: int = 8) -> float:
 
 
 def engine(model, images, labels, batch: int, gradient_fn) -> dict:
-    from cifar10_fgs.attack import AttackConfig, iterate_attack
+    from cifar10_fgs.attack.fgs import AttackConfig, iterate_attack
 
     t = time.perf_counter()
     evals = n = fooled = 0
@@ -70,15 +70,22 @@ def engine(model, images, labels, batch: int, gradient_fn) -> dict:
         n += len(rec)
         fooled += int(rec.fooled.sum())
     dt = time.perf_counter() - t
-    return {"images": n, "seconds": dt, "img_per_s": n / dt, "grad_evals_per_s": evals / dt,
-            "gradient_evaluations": evals, "mean_iterations": evals / n - 1, "fooled_percent": 100 * fooled / n}
+    return {
+        "images": n,
+        "seconds": dt,
+        "img_per_s": n / dt,
+        "grad_evals_per_s": evals / dt,
+        "gradient_evaluations": evals,
+        "mean_iterations": evals / n - 1,
+        "fooled_percent": 100 * fooled / n,
+    }
 
 
 def paper_way(model, images, labels, max_iterations: int = 200) -> dict:
     """One image and one gradient at a time, as the paper's loop did."""
     import tensorflow as tf
 
-    from cifar10_fgs.attack import fgs_step, make_gradient_fn, quantize
+    from cifar10_fgs.attack.fgs import fgs_step, make_gradient_fn, quantize
 
     fn = make_gradient_fn(model)
     fn(tf.zeros((1, 32, 32, 3)), tf.zeros((1,), tf.int32))
@@ -94,8 +101,13 @@ def paper_way(model, images, labels, max_iterations: int = 200) -> dict:
                 break
             acc = fgs_step(acc, g.numpy()[0], 0.01, 0.0, 255.0)
     dt = time.perf_counter() - t
-    return {"images": len(images), "seconds": dt, "img_per_s": len(images) / dt, "grad_evals_per_s": evals / dt,
-            "seconds_per_image": dt / len(images)}
+    return {
+        "images": len(images),
+        "seconds": dt,
+        "img_per_s": len(images) / dt,
+        "grad_evals_per_s": evals / dt,
+        "seconds_per_image": dt / len(images),
+    }
 
 
 def gaussian_cost(images, reps: int) -> dict:
@@ -117,8 +129,13 @@ def run_cmd(cmd: list[str]) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB, max over children so far
-    return {"cmd": " ".join(cmd), "seconds": dt, "returncode": proc.returncode, "peak_rss_mib_so_far": rss,
-            "stderr_tail": proc.stderr.strip().splitlines()[-1:] if proc.returncode else []}
+    return {
+        "cmd": " ".join(cmd),
+        "seconds": dt,
+        "returncode": proc.returncode,
+        "peak_rss_mib_so_far": rss,
+        "stderr_tail": proc.stderr.strip().splitlines()[-1:] if proc.returncode else [],
+    }
 
 
 def main(argv=None) -> int:
@@ -138,11 +155,11 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from cifar10_fgs.attack import make_gradient_fn
-    from cifar10_fgs.inference import predict_logits
+    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.onepixel import OnePixelConfig, iterate_onepixel
     from cifar10_fgs.config import SOURCE_RECIPE
-    from cifar10_fgs.models import build_source, load_model
-    from cifar10_fgs.onepixel import OnePixelConfig, iterate_onepixel
+    from cifar10_fgs.models.inference import predict_logits
+    from cifar10_fgs.models.networks import build_source, load_model
     from cifar10_fgs.provenance import library_versions, sha256_file, write_json
 
     model = load_model(args.model) if args.model else build_source(SOURCE_RECIPE)
@@ -159,8 +176,11 @@ def main(argv=None) -> int:
     B = args.batch_size
     res: dict = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+        },
         "model": {"path": args.model, "sha256": sha256_file(args.model) if args.model else None, "name": model.name},
         "source": args.source,
         "library_versions": library_versions(),
@@ -174,9 +194,9 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         # `generate` end to end (shards written) on the same images, via a saved model + image folder-free path
-        from cifar10_fgs.attack import AttackConfig
+        from cifar10_fgs.attack.fgs import AttackConfig
         from cifar10_fgs.data import Cifar10Split
-        from cifar10_fgs.generate import GenerateOptions, generate_dataset
+        from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 
         mpath = args.model
         if not mpath:
@@ -184,12 +204,24 @@ def main(argv=None) -> int:
             model.save(mpath)
         split = Cifar10Split(images[: args.n], labels[: args.n], "bench", "test")
         t = time.perf_counter()
-        r = generate_dataset(mpath, "bench", Path(tmp) / "ds", AttackConfig(batch_size=B),
-                             GenerateOptions(splits=("test",)), data={"test": split}, allow_failures=True)
+        r = generate_dataset(
+            mpath,
+            "bench",
+            Path(tmp) / "ds",
+            AttackConfig(batch_size=B),
+            GenerateOptions(splits=("test",)),
+            data={"test": split},
+            allow_failures=True,
+        )
         dt = time.perf_counter() - t
-        res["generate"] = {"images": r.images_attacked, "seconds_total": dt, "seconds_attack": r.seconds,
-                           "img_per_s": r.images_attacked / dt, "grad_evals_per_s": r.gradient_evaluations / dt,
-                           "efficiency": r.gradient_evaluations / dt / res["ceiling_img_per_s"]}
+        res["generate"] = {
+            "images": r.images_attacked,
+            "seconds_total": dt,
+            "seconds_attack": r.seconds,
+            "img_per_s": r.images_attacked / dt,
+            "grad_evals_per_s": r.gradient_evaluations / dt,
+            "efficiency": r.gradient_evaluations / dt / res["ceiling_img_per_s"],
+        }
 
     pw = paper_way(model, images[: args.paper_n], labels[: args.paper_n])
     same = engine(model, images[: args.paper_n], labels[: args.paper_n], B, fn)
@@ -200,10 +232,13 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     op = list(iterate_onepixel(model, images[: args.onepixel_n], labels[: args.onepixel_n], OnePixelConfig()))
     op_dt = time.perf_counter() - t
-    res["onepixel"] = {"images": len(op), "seconds_per_image": op_dt / len(op),
-                       "fooled": int(sum(int(r.fooled[0]) for r in op)),
-                       "fgs_seconds_per_image": 1.0 / res["engine"]["img_per_s"],
-                       "paper": {"onepixel_seconds_per_image": 12.2, "fgs_seconds_per_image": 0.089}}
+    res["onepixel"] = {
+        "images": len(op),
+        "seconds_per_image": op_dt / len(op),
+        "fooled": int(sum(int(r.fooled[0]) for r in op)),
+        "fgs_seconds_per_image": 1.0 / res["engine"]["img_per_s"],
+        "paper": {"onepixel_seconds_per_image": 12.2, "fgs_seconds_per_image": 0.089},
+    }
     res["onepixel"]["ratio"] = res["onepixel"]["seconds_per_image"] / res["onepixel"]["fgs_seconds_per_image"]
     res["gaussian"] = gaussian_cost(images, args.reps)
 
@@ -211,8 +246,11 @@ def main(argv=None) -> int:
     for b in [int(v) for v in args.batch_sweep.split(",") if v]:
         fb = make_gradient_fn(model)
         e = engine(model, images[: args.n], labels[: args.n], b, fb)
-        res["batch_sweep"][str(b)] = {"ceiling_img_per_s": ceiling(fb, b, args.reps), "engine_img_per_s": e["img_per_s"],
-                                      "engine_grad_evals_per_s": e["grad_evals_per_s"]}
+        res["batch_sweep"][str(b)] = {
+            "ceiling_img_per_s": ceiling(fb, b, args.reps),
+            "engine_img_per_s": e["img_per_s"],
+            "engine_grad_evals_per_s": e["grad_evals_per_s"],
+        }
     res["scaling"] = {}
     sizes = [int(v) for v in args.scaling.split(",") if v]
     for n in sizes:
@@ -228,34 +266,84 @@ def main(argv=None) -> int:
             exe = [sys.executable, "-m", "cifar10_fgs.cli.main"]
             ds = str(Path(tmp) / "full")
             res["full"] = {
-                "generate": run_cmd([*exe, "generate", "--model", args.model, "--source", args.source, "--out", ds,
-                                     "--batch-size", str(B), "-q", "--allow-failures"]),
+                "generate": run_cmd(
+                    [
+                        *exe,
+                        "generate",
+                        "--model",
+                        args.model,
+                        "--source",
+                        args.source,
+                        "--out",
+                        ds,
+                        "--batch-size",
+                        str(B),
+                        "-q",
+                        "--allow-failures",
+                    ]
+                ),
                 "validate": run_cmd([*exe, "validate", ds, "--model", args.model, "-q"]),
                 "card": run_cmd([*exe, "card", ds]),
             }
             manifest = json.loads((Path(ds) / "generation.json").read_text())
-            res["full"]["summary"] = {s: {k: v for k, v in m.items() if k not in ("confusion", "failures")}
-                                      for s, m in manifest.get("summary", {}).items()}
+            res["full"]["summary"] = {
+                s: {k: v for k, v in m.items() if k not in ("confusion", "failures")}
+                for s, m in manifest.get("summary", {}).items()
+            }
             n = sum(m["num_images"] for m in manifest.get("summary", {}).values())
             res["scaling"][str(n)] = {"seconds_per_image": manifest["timing"]["last_run_seconds"] / max(1, n)}
 
     write_json(args.out, res)
     rows = [
         ("ceiling (raw batched input gradients)", f"{res['ceiling_img_per_s']:.0f} img/s", "", ""),
-        ("attack engine: grad evals/s", f"{res['engine']['grad_evals_per_s']:.0f}", f"efficiency {res['engine']['efficiency']:.2f}", ">= 0.85"),
-        ("generate (shards on disk): grad evals/s", f"{res['generate']['grad_evals_per_s']:.0f}", f"efficiency {res['generate']['efficiency']:.2f}", ">= 0.85"),
-        ("engine img/s vs paper's one-at-a-time", f"{res['engine']['img_per_s']:.0f} vs {pw['img_per_s']:.1f}", f"speedup {res['speedup_over_paper_way']:.1f}x", ">= 20x"),
-        ("one-pixel vs FGS, s/image", f"{res['onepixel']['seconds_per_image']:.2f} vs {res['onepixel']['fgs_seconds_per_image']:.5f}", f"ratio {res['onepixel']['ratio']:.0f}x", "paper 12.2 vs 0.089"),
+        (
+            "attack engine: grad evals/s",
+            f"{res['engine']['grad_evals_per_s']:.0f}",
+            f"efficiency {res['engine']['efficiency']:.2f}",
+            ">= 0.85",
+        ),
+        (
+            "generate (shards on disk): grad evals/s",
+            f"{res['generate']['grad_evals_per_s']:.0f}",
+            f"efficiency {res['generate']['efficiency']:.2f}",
+            ">= 0.85",
+        ),
+        (
+            "engine img/s vs paper's one-at-a-time",
+            f"{res['engine']['img_per_s']:.0f} vs {pw['img_per_s']:.1f}",
+            f"speedup {res['speedup_over_paper_way']:.1f}x",
+            ">= 20x",
+        ),
+        (
+            "one-pixel vs FGS, s/image",
+            f"{res['onepixel']['seconds_per_image']:.2f} vs {res['onepixel']['fgs_seconds_per_image']:.5f}",
+            f"ratio {res['onepixel']['ratio']:.0f}x",
+            "paper 12.2 vs 0.089",
+        ),
         ("gaussian filter, s/image", f"{res['gaussian']['seconds_per_image']:.2e}", "", "paper < 1e-3"),
     ]
     for b, v in res["batch_sweep"].items():
-        rows.append((f"batch {b}", f"ceiling {v['ceiling_img_per_s']:.0f}", f"engine grad evals/s {v['engine_grad_evals_per_s']:.0f}", ""))
+        rows.append(
+            (
+                f"batch {b}",
+                f"ceiling {v['ceiling_img_per_s']:.0f}",
+                f"engine grad evals/s {v['engine_grad_evals_per_s']:.0f}",
+                "",
+            )
+        )
     for n, v in res["scaling"].items():
         rows.append((f"{n} images", f"{v['seconds_per_image'] * 1e3:.2f} ms/image", "", ""))
     if "full" in res:
         for stage, v in res["full"].items():
             if stage != "summary":
-                rows.append((f"full 60k {stage}", f"{v['seconds']:.0f} s", f"peak RSS <= {v['peak_rss_mib_so_far']:.0f} MiB", f"rc {v['returncode']}"))
+                rows.append(
+                    (
+                        f"full 60k {stage}",
+                        f"{v['seconds']:.0f} s",
+                        f"peak RSS <= {v['peak_rss_mib_so_far']:.0f} MiB",
+                        f"rc {v['returncode']}",
+                    )
+                )
     w = [max(len(str(r[i])) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)).rstrip())

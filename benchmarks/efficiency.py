@@ -23,14 +23,14 @@ sys.path.insert(0, str(HERE))
 
 
 def main(argv=None) -> None:
-    from bench import ceiling
-
     from contextlib import nullcontext
 
-    from cifar10_fgs.attack import make_gradient_fn
-    from cifar10_fgs.generate import GenerateOptions, attack_config, generate_dataset
-    from cifar10_fgs.inference import device_strategy
-    from cifar10_fgs.models import architecture, load_model
+    from bench import ceiling
+
+    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset
+    from cifar10_fgs.models.inference import device_strategy
+    from cifar10_fgs.models.networks import architecture, load_model
     from cifar10_fgs.provenance import library_versions, sha256_file
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,10 +63,15 @@ def main(argv=None) -> None:
     result = {
         "command": " ".join(["python", *sys.argv]),
         "model": {"file": args.model.name, "sha256": sha256_file(args.model), "architecture": architecture(model)},
-        "source": args.source, "limit": args.limit, "batch_size": config.batch_size,
-        "images": gen.images_attacked, "fooled_percent": {s: v.fooled_percent for s, v in gen.summary.items()},
-        "gradient_evaluations": gen.gradient_evaluations, "seconds_attack": round(gen.seconds, 2),
-        "seconds_wall": round(wall, 2), "grad_evals_per_s": round(rate, 1),
+        "source": args.source,
+        "limit": args.limit,
+        "batch_size": config.batch_size,
+        "images": gen.images_attacked,
+        "fooled_percent": {s: v.fooled_percent for s, v in gen.summary.items()},
+        "gradient_evaluations": gen.gradient_evaluations,
+        "seconds_attack": round(gen.seconds, 2),
+        "seconds_wall": round(wall, 2),
+        "grad_evals_per_s": round(rate, 1),
         "ceiling_img_per_s": {"before": round(before, 1), "after": round(after, 1)},
         "efficiency": round(rate / ((before + after) / 2), 3),
         "library_versions": library_versions(),

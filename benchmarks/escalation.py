@@ -25,7 +25,6 @@ smallest L-inf of all candidates, and the ladder's stored L-inf for the same row
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 def stuck_rows(dataset_dir: Path, manifest) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per split: (original rows, the ladder's stored L-inf in levels, NaN where it never fooled) of the stuck images."""
     from cifar10_fgs.config import PHASES, PIXEL_RANGE, Phase
-    from cifar10_fgs.shards import read_columns
+    from cifar10_fgs.dataset.shards import read_columns
 
     plain = {PHASES.index(Phase.UNCHANGED.value), PHASES.index(Phase.FGS.value)}
     out = {}
@@ -50,17 +49,20 @@ def stuck_rows(dataset_dir: Path, manifest) -> dict[str, tuple[np.ndarray, np.nd
         keep = ~np.isin(np.asarray(t["phase"].to_numpy()), list(plain))
         failures = np.asarray(manifest.failures(split), np.int64)
         rows = np.concatenate([np.asarray(t["index"].to_numpy(), np.int64)[keep], failures])
-        linf = np.concatenate([np.rint(np.asarray(t["linf"].to_numpy())[keep] * PIXEL_RANGE), np.full(len(failures), np.nan)])
+        linf = np.concatenate(
+            [np.rint(np.asarray(t["linf"].to_numpy())[keep] * PIXEL_RANGE), np.full(len(failures), np.nan)]
+        )
         out[split] = (rows, linf)
     return out
 
 
-def run_path(fn, x0: np.ndarray, y: np.ndarray, code: np.ndarray, start: np.ndarray, offset: int, steps: int,
-             step: float):
+def run_path(
+    fn, x0: np.ndarray, y: np.ndarray, code: np.ndarray, start: np.ndarray, offset: int, steps: int, step: float
+):
     """Sign steps from ``start`` on the loss ``code`` until fooled: (fooled, steps incl. offset, L-inf levels)."""
     import tensorflow as tf
 
-    from cifar10_fgs.attack import quantize
+    from cifar10_fgs.attack.fgs import quantize
     from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE
 
     acc = start.astype(np.float64).copy()
@@ -86,11 +88,12 @@ def run_path(fn, x0: np.ndarray, y: np.ndarray, code: np.ndarray, start: np.ndar
     return fooled, taken, linf
 
 
-def candidates(x0: np.ndarray, y: np.ndarray, logits0: np.ndarray, keys: np.ndarray, radii: tuple[int, ...],
-               step: float, seed: int):
+def candidates(
+    x0: np.ndarray, y: np.ndarray, logits0: np.ndarray, keys: np.ndarray, radii: tuple[int, ...], step: float, seed: int
+):
     """(name, loss codes, start, offset in steps) of every candidate escalation; ``keys`` (split, row) seed restarts."""
+    from cifar10_fgs.attack.ladder import LOSS_LOGSUMEXP, LOSS_RUNNER_UP
     from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE
-    from cifar10_fgs.ladder import LOSS_LOGSUMEXP, LOSS_RUNNER_UP
 
     order = np.argsort(-logits0, axis=1, kind="stable")
     others = np.array([o[o != t][:3] for o, t in zip(order, y)])  # the original's runner-ups, most likely first
@@ -102,17 +105,32 @@ def candidates(x0: np.ndarray, y: np.ndarray, logits0: np.ndarray, keys: np.ndar
     yield "targeted_3", others[:, 2].astype(np.int32), plain, 0
     for r in radii:
         radius = r * step * PIXEL_RANGE
-        start = np.stack([
-            np.clip(x + np.random.default_rng([seed, *map(int, k), r]).uniform(-radius, radius, x.shape), PIXEL_MIN, PIXEL_MAX)
-            for x, k in zip(plain, keys)])
+        start = np.stack(
+            [
+                np.clip(
+                    x + np.random.default_rng([seed, *map(int, k), r]).uniform(-radius, radius, x.shape),
+                    PIXEL_MIN,
+                    PIXEL_MAX,
+                )
+                for x, k in zip(plain, keys)
+            ]
+        )
         yield f"restart_{r}", np.full(n, LOSS_RUNNER_UP, np.int32), start, r
 
 
 def summarize(fooled, taken, linf) -> dict:
     ok = fooled.astype(bool)
-    pct = (lambda a, q: float(np.percentile(a, q)) if len(a) else None)
-    return {"fooled": int(ok.sum()), "steps_p50": pct(taken[ok], 50), "linf_p50": pct(linf[ok], 50),
-            "linf_p90": pct(linf[ok], 90), "linf_max": float(linf[ok].max()) if ok.any() else None}
+
+    def pct(a, q):
+        return float(np.percentile(a, q)) if len(a) else None
+
+    return {
+        "fooled": int(ok.sum()),
+        "steps_p50": pct(taken[ok], 50),
+        "linf_p50": pct(linf[ok], 50),
+        "linf_p90": pct(linf[ok], 90),
+        "linf_max": float(linf[ok].max()) if ok.any() else None,
+    }
 
 
 def main(argv=None) -> int:
@@ -125,20 +143,20 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(HERE / "escalation.json"))
     args = ap.parse_args(argv)
 
-    from cifar10_fgs.attack import make_gradient_fn
+    from cifar10_fgs.attack.fgs import make_gradient_fn
     from cifar10_fgs.data import load_cifar10
-    from cifar10_fgs.inference import predict_logits
-    from cifar10_fgs.models import load_model
-    from cifar10_fgs.provenance import dumps_sorted
-
-    from cifar10_fgs import manifest as mf
-    from cifar10_fgs.provenance import sha256_file
+    from cifar10_fgs.dataset import manifest as mf
+    from cifar10_fgs.models.inference import predict_logits
+    from cifar10_fgs.models.networks import load_model
+    from cifar10_fgs.provenance import dumps_sorted, sha256_file
 
     dataset_dir = Path(args.dataset)
     manifest = mf.read(dataset_dir, complete=True)
     if sha256_file(args.model) != manifest.config.model_sha256:
-        sys.exit(f"{args.model} is not the model {args.dataset} was made with: pass that model (sha256 "
-                 f"{manifest.config.model_sha256[:12]}...)")
+        sys.exit(
+            f"{args.model} is not the model {args.dataset} was made with: pass that model (sha256 "
+            f"{manifest.config.model_sha256[:12]}...)"
+        )
     attack = manifest.config.attack
     model = load_model(args.model)
     fn = make_gradient_fn(model)
@@ -151,13 +169,19 @@ def main(argv=None) -> int:
     ladder = np.concatenate([v for _, v in rows.values()])
     stored = ladder[np.isfinite(ladder)]
     logits0 = predict_logits(model, x0)
-    report = {"rows": int(len(y)), "per_split": {s: int(len(i)) for s, (i, _) in rows.items()}, "steps": args.steps,
-              "step": attack["step"],
-              "ladder": {"fooled": int(len(stored)),
-                         "linf_p50": float(np.percentile(stored, 50)) if len(stored) else None,
-                         "linf_p90": float(np.percentile(stored, 90)) if len(stored) else None,
-                         "linf_max": float(stored.max()) if len(stored) else None},
-              "candidates": {}}
+    report = {
+        "rows": int(len(y)),
+        "per_split": {s: int(len(i)) for s, (i, _) in rows.items()},
+        "steps": args.steps,
+        "step": attack["step"],
+        "ladder": {
+            "fooled": int(len(stored)),
+            "linf_p50": float(np.percentile(stored, 50)) if len(stored) else None,
+            "linf_p90": float(np.percentile(stored, 90)) if len(stored) else None,
+            "linf_max": float(stored.max()) if len(stored) else None,
+        },
+        "candidates": {},
+    }
     best = np.full(len(y), np.inf)
     results = {}
     for name, code, start, offset in candidates(x0, y, logits0, keys, radii, attack["step"], attack["seed"]):
@@ -173,11 +197,18 @@ def main(argv=None) -> int:
     print(f"{len(y)} stuck rows ({report['per_split']}), {args.steps} steps per candidate, L-inf in levels of 255")
     print(f"{'candidate':12} {'fooled':>7} {'steps p50':>9} {'Linf p50':>8} {'p90':>5} {'max':>5} {'smallest':>8}")
     for name, c in report["candidates"].items():
-        fmt = (lambda v: "-" if v is None else f"{v:.0f}")
-        print(f"{name:12} {c['fooled']:7d} {fmt(c['steps_p50']):>9} {fmt(c['linf_p50']):>8} {fmt(c['linf_p90']):>5} "
-              f"{fmt(c['linf_max']):>5} {c['smallest_linf']:8d}")
+
+        def fmt(v):
+            return "-" if v is None else f"{v:.0f}"
+
+        print(
+            f"{name:12} {c['fooled']:7d} {fmt(c['steps_p50']):>9} {fmt(c['linf_p50']):>8} {fmt(c['linf_p90']):>5} "
+            f"{fmt(c['linf_max']):>5} {c['smallest_linf']:8d}"
+        )
     lad = report["ladder"]
-    print(f"ladder (stored): fooled {lad['fooled']}, Linf p50 {lad['linf_p50']}, p90 {lad['linf_p90']}, max {lad['linf_max']}")
+    print(
+        f"ladder (stored): fooled {lad['fooled']}, Linf p50 {lad['linf_p50']}, p90 {lad['linf_p90']}, max {lad['linf_max']}"
+    )
     return 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 
 def accuracies(network, images: np.ndarray, labels: np.ndarray) -> dict:
-    from cifar10_fgs.inference import predict_logits, softmax
+    from cifar10_fgs.models.inference import predict_logits, softmax
 
     plain = predict_logits(network, images)
     mirrored = predict_logits(network, images[:, :, ::-1].copy())
@@ -34,7 +34,7 @@ def accuracies(network, images: np.ndarray, labels: np.ndarray) -> dict:
 
 def main(argv=None) -> None:
     from cifar10_fgs.data import load_cifar10
-    from cifar10_fgs.models import architecture, load_model, network_of
+    from cifar10_fgs.models.networks import architecture, load_model, network_of
     from cifar10_fgs.provenance import library_versions, sha256_file
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,8 +54,12 @@ def main(argv=None) -> None:
         digest = sha256_file(path)
         results[digest] = row
         print(path.name, json.dumps(row, sort_keys=True))
-    out = {"command": " ".join(["python", *sys.argv]), "source": args.source, "results": results,
-           "library_versions": library_versions()}
+    out = {
+        "command": " ".join(["python", *sys.argv]),
+        "source": args.source,
+        "results": results,
+        "library_versions": library_versions(),
+    }
     args.out.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
 
 

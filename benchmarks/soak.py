@@ -45,13 +45,19 @@ def make_inputs(root: Path, n: int, seed: int) -> tuple[Path, Path]:
     import keras
     from PIL import Image
 
-    from cifar10_fgs.inference import predict_logits
     from cifar10_fgs.data import CLASS_NAMES
+    from cifar10_fgs.models.inference import predict_logits
 
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
-                              keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    )
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     labels = predict_logits(model, images).argmax(axis=1)
@@ -64,8 +70,21 @@ def make_inputs(root: Path, n: int, seed: int) -> tuple[Path, Path]:
 
 
 def kills(src: Path, model: Path, work: Path, n_kills: int, rng: random.Random) -> dict:
-    cmd = [*CLI, "generate", "--model", str(model), "--source", str(src), "--split", "test",
-           "--rows-per-shard", "200", "--batch-size", "64", "-q"]
+    cmd = [
+        *CLI,
+        "generate",
+        "--model",
+        str(model),
+        "--source",
+        str(src),
+        "--split",
+        "test",
+        "--rows-per-shard",
+        "200",
+        "--batch-size",
+        "64",
+        "-q",
+    ]
     ref = work / "ref"
     t = time.time()
     subprocess.run([*cmd, "--out", str(ref)], check=True, capture_output=True)
@@ -98,8 +117,15 @@ def kills(src: Path, model: Path, work: Path, n_kills: int, rng: random.Random) 
     a, b = folder_state(target), folder_state(ref)
     identical &= a == b
     lost += sum(len(v) for k, v in b.items() if a.get(k) != v)
-    return {"kills": survived, "partial_shards_seen": partial_seen, "final_reruns": reruns, "cycles": cycles + 1,
-            "identical": identical, "bytes_lost": lost, "uninterrupted_seconds": round(full_seconds, 1)}
+    return {
+        "kills": survived,
+        "partial_shards_seen": partial_seen,
+        "final_reruns": reruns,
+        "cycles": cycles + 1,
+        "identical": identical,
+        "bytes_lost": lost,
+        "uninterrupted_seconds": round(full_seconds, 1),
+    }
 
 
 def corruptions(ref: Path, model: Path, work: Path) -> dict:
@@ -126,8 +152,13 @@ def corruptions(ref: Path, model: Path, work: Path) -> dict:
     def other_model(d):
         return "other"
 
-    cases = {"truncated shard": truncate, "flipped byte": flip, "missing shard": missing,
-             "foreign file": foreign, "different model": other_model}
+    cases = {
+        "truncated shard": truncate,
+        "flipped byte": flip,
+        "missing shard": missing,
+        "foreign file": foreign,
+        "different model": other_model,
+    }
     other = work / "other.keras"
     import keras
 
@@ -142,7 +173,7 @@ def corruptions(ref: Path, model: Path, work: Path) -> dict:
 
 
 def bad_inputs(src: Path, model: Path, ref: Path, work: Path) -> dict:
-    from cifar10_fgs.card import write_card
+    from cifar10_fgs.publish.card import write_card
 
     write_card(ref)  # so that upload gets as far as asking for a token
     before = folder_state(ref)
@@ -153,17 +184,74 @@ def bad_inputs(src: Path, model: Path, ref: Path, work: Path) -> dict:
     truncated.write_bytes(truncated.read_bytes()[:2000])
     gen = [*CLI, "generate", "--model", str(model), "--source", str(src), "--split", "test", "-q"]
     cases = {
-        "nonexistent source": [*CLI, "generate", "--model", str(model), "--source", str(work / "nope"), "--out", str(work / "o1")],
-        "truncated tarball": [*CLI, "generate", "--model", str(model), "--source", str(truncated), "--out", str(work / "o2")],
-        "not a keras model": [*CLI, "generate", "--model", str(notkeras), "--source", str(src), "--out", str(work / "o3")],
+        "nonexistent source": [
+            *CLI,
+            "generate",
+            "--model",
+            str(model),
+            "--source",
+            str(work / "nope"),
+            "--out",
+            str(work / "o1"),
+        ],
+        "truncated tarball": [
+            *CLI,
+            "generate",
+            "--model",
+            str(model),
+            "--source",
+            str(truncated),
+            "--out",
+            str(work / "o2"),
+        ],
+        "not a keras model": [
+            *CLI,
+            "generate",
+            "--model",
+            str(notkeras),
+            "--source",
+            str(src),
+            "--out",
+            str(work / "o3"),
+        ],
         "step 0": [*gen, "--step", "0", "--out", str(work / "o4")],
         "step 1": [*gen, "--step", "1", "--out", str(work / "o5")],
         "max-iterations 0": [*gen, "--max-iterations", "0", "--out", str(work / "o6")],
-        "unknown split": [*CLI, "generate", "--model", str(model), "--source", str(src), "--split", "val", "--out", str(work / "o7")],
+        "unknown split": [
+            *CLI,
+            "generate",
+            "--model",
+            str(model),
+            "--source",
+            str(src),
+            "--split",
+            "val",
+            "--out",
+            str(work / "o7"),
+        ],
         "limit larger than split": [*gen, "--limit", "10000000", "--out", str(work / "o8")],
-        "folder made with other settings": [*gen, "--rows-per-shard", "200", "--batch-size", "64", "--step", "0.02", "--out", str(ref)],
+        "folder made with other settings": [
+            *gen,
+            "--rows-per-shard",
+            "200",
+            "--batch-size",
+            "64",
+            "--step",
+            "0.02",
+            "--out",
+            str(ref),
+        ],
         "upload without token": [*CLI, "upload", str(ref), "--repo-id", "someone/x"],
-        "hub source offline": [*CLI, "generate", "--model", str(model), "--source", "hub:uoft-cs/cifar10", "--out", str(work / "o9")],
+        "hub source offline": [
+            *CLI,
+            "generate",
+            "--model",
+            str(model),
+            "--source",
+            "hub:uoft-cs/cifar10",
+            "--out",
+            str(work / "o9"),
+        ],
     }
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": ""}
     ok = {}
@@ -194,15 +282,25 @@ def main(argv=None) -> int:
 
     write_json(args.out, res)
     k, c, b = res["kills"], res["corruptions"], res["bad_inputs"]
-    print(f"kills survived      {k['kills']} (partial shards seen {k['partial_shards_seen']}, final identical {k['identical']})")
+    print(
+        f"kills survived      {k['kills']} (partial shards seen {k['partial_shards_seen']}, final identical {k['identical']})"
+    )
     print(f"bytes lost          {k['bytes_lost']}")
     print(f"corruptions         {c['detected']}/{c['tried']} detected")
-    print(f"bad inputs          {b['one_line_exit_2']}/{b['tried']} one-line exit 2 (reference untouched {b['reference_untouched']})")
+    print(
+        f"bad inputs          {b['one_line_exit_2']}/{b['tried']} one-line exit 2 "
+        f"(reference untouched {b['reference_untouched']})"
+    )
     for name, good in {**c["cases"], **b["cases"]}.items():
         if not good:
             print(f"  FAILED: {name}")
     print(f"wrote {args.out}")
-    ok = k["identical"] and not k["partial_shards_seen"] and c["detected"] == c["tried"] and b["one_line_exit_2"] == b["tried"]
+    ok = (
+        k["identical"]
+        and not k["partial_shards_seen"]
+        and c["detected"] == c["tried"]
+        and b["one_line_exit_2"] == b["tried"]
+    )
     return 0 if ok else 1
 
 

@@ -1,12 +1,42 @@
 """cifar10-fgs: an adversarial CIFAR-10 made with an untargeted iterative fast gradient sign attack.
 
-Stages, each a plain function over arrays or paths: ``data.load_cifar10`` -> ``training.train_model``
--> ``generate.generate_dataset`` -> ``validate.validate_dataset`` -> ``card.write_card`` ->
-``upload.upload_dataset``; ``evaluate`` reads the shards back through ``datasets.load_dataset``.
+The stages, each a plain function over arrays or paths, in data-flow order::
+
+    load_cifar10 -> train_model / load_model -> generate_dataset -> validate_dataset
+                 -> evaluate_transfer / evaluate_leaderboard -> run_pipeline (all of it)
+
+Importing this package loads no TensorFlow: each entry point is imported on first use.
 """
 
+import importlib
 import logging
 
 __version__ = "0.1.0"
 
+_PUBLIC = {
+    "load_cifar10": "cifar10_fgs.data",
+    "load_model": "cifar10_fgs.models.networks",
+    "train_model": "cifar10_fgs.training.train",
+    "GenerateOptions": "cifar10_fgs.generate.core",
+    "generate_dataset": "cifar10_fgs.generate.core",
+    "validate_dataset": "cifar10_fgs.validate",
+    "evaluate_transfer": "cifar10_fgs.evaluate.transfer",
+    "evaluate_retrain": "cifar10_fgs.evaluate.retrain",
+    "evaluate_gaussian": "cifar10_fgs.evaluate.gaussian",
+    "evaluate_leaderboard": "cifar10_fgs.evaluate.leaderboard",
+    "RunOptions": "cifar10_fgs.pipeline",
+    "run_pipeline": "cifar10_fgs.pipeline",
+}
+__all__ = ["__version__", *_PUBLIC]
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+
+
+def __dir__():
+    return sorted(__all__)

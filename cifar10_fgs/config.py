@@ -54,7 +54,7 @@ class GaussianVariant(str, enum.Enum):
 
 def parse_choices(kind: type[enum.Enum], values, what: str) -> tuple:
     """``values`` as members of the enum ``kind``: one-line ConfigError for an unknown, missing or repeated one."""
-    from .errors import ConfigError
+    from cifar10_fgs.errors import ConfigError
 
     known = ", ".join(x.value for x in kind)
     out = []
@@ -74,22 +74,26 @@ VARIANT_DESCRIPTIONS = {
     GaussianVariant.SPATIAL_UINT8: "per image and channel over height and width, rounded to uint8",
     GaussianVariant.SPATIAL_FLOAT: "per image and channel over height and width, float (not rounded)",
     GaussianVariant.PAPER_SCALAR_FLOAT: "scalar sigma over (H, W, C) of each image, so also across the colour "
-                                        "channels; float (not rounded); our best reading of the paper",
+    "channels; float (not rounded); our best reading of the paper",
 }
 
 
-# --- The attack (cifar10_fgs.attack) -----------------------------------------------------------------
+# --- The attack (cifar10_fgs.attack.fgs) -----------------------------------------------------------------
 ATTACK_STEP = 0.01  # fraction of the pixel range per step: 0.01 of [0, 255] = 2.55 levels, as in the paper
 ATTACK_MAX_ITERATIONS = 200  # budget per image, in gradient steps over every phase; the range is crossed after 100
 ATTACK_BATCH_SIZE = 256  # slots per forward+backward on a CPU (the measured knee, see benchmarks/)
 ATTACK_STALL_PATIENCE = 10  # steps without a new lowest margin (z_y - max_{j!=y} z_j) before a path counts as stalled
-ATTACK_PATH_STEPS = 30  # steps one path may take before it counts as stalled (0.30 of the range): longer paths are visible
+ATTACK_PATH_STEPS = (
+    30  # steps one path may take before it counts as stalled (0.30 of the range): longer paths are visible
+)
 ATTACK_TARGETS = 2  # targeted phase: how many of the original's runner-up classes (2nd, 3rd, ...) are tried in turn
 ATTACK_SEED = 0  # seeds the random starts of the restart phase, per image index
 ATTACK_MAX_LINF = None  # optional hard L-inf budget, a fraction of the pixel range (None: unbounded, the paper's)
 
-# --- The one-pixel baseline (cifar10_fgs.onepixel; Su, Vargas and Sakurai 2019) ----------------------
-ONEPIXEL_POPULATION = 400  # candidate pixels per differential-evolution generation (SciPy's popsize: this / 5 parameters)
+# --- The one-pixel baseline (cifar10_fgs.attack.onepixel; Su, Vargas and Sakurai 2019) ----------------------
+ONEPIXEL_POPULATION = (
+    400  # candidate pixels per differential-evolution generation (SciPy's popsize: this / 5 parameters)
+)
 ONEPIXEL_MAX_GENERATIONS = 100  # differential-evolution generations per image before it counts as not fooled
 ONEPIXEL_SEED = 0  # seeds SciPy's differential evolution (the same seed for every image)
 ONEPIXEL_BATCH_SIZE = 512  # images per forward pass when a generation's population is evaluated
@@ -151,19 +155,22 @@ class TrainRecipe:
     flip_average: bool = False
 
     def __post_init__(self):
-        from .errors import ConfigError
+        from cifar10_fgs.errors import ConfigError
 
         epochs = [e for e, _ in self.restarts]
         if epochs != sorted(set(epochs)) or any(not 0 < e < self.epochs for e in epochs):
             raise ConfigError(f"restarts {self.restarts!r}: epochs must be increasing and inside (0, {self.epochs})")
         if self.restarts and self.epochs - epochs[-1] <= self.warmup_epochs:
-            raise ConfigError(f"the last cycle ({epochs[-1]}..{self.epochs}) is no longer than its warm-up and would "
-                              f"end at its peak: pass --epochs {epochs[-1]} or {epochs[-1] + int(self.warmup_epochs) + 1}+")
+            raise ConfigError(
+                f"the last cycle ({epochs[-1]}..{self.epochs}) is no longer than its warm-up and would "
+                f"end at its peak: pass --epochs {epochs[-1]} or {epochs[-1] + int(self.warmup_epochs) + 1}+"
+            )
 
-    def with_epochs(self, epochs: int | None) -> "TrainRecipe":
+    def with_epochs(self, epochs: int | None) -> TrainRecipe:
         """This recipe over ``epochs`` (None: unchanged); restarts at or after the new end are dropped.
 
-        Only the last cycle changes length, e.g. the 65-epoch source with ``epochs=30`` is its first cycle and with ``epochs=50`` its first two.
+        Only the last cycle changes length, e.g. the 65-epoch source with ``epochs=30`` is its first cycle and
+        with ``epochs=50`` its first two.
         """
         if epochs is None:
             return self
@@ -209,24 +216,56 @@ class TrainRecipe:
 # --start-epoch N`` continues a model at a restart (N = 30, 50) or re-saves it at the end (N = 65).
 # Averaging the two cycle ends of the 50-epoch run (SWA) scored 0.8408 < 0.8430, so it is off (see README).
 SOURCE_RECIPE = TrainRecipe(
-    arch=Arch.SOURCE, batch_size=128, optimizer="sgd", peak_lr=0.1, warmup_epochs=1.0,
-    momentum=0.9, weight_decay=5e-3, label_smoothing=0.1, augment=True, dropout_rate=0.1,
-    drop_connect_rate=0.0, cifar_strides=True, epochs=65, restarts=((30, 0.05), (50, 0.02)), flip_average=True,
+    arch=Arch.SOURCE,
+    batch_size=128,
+    optimizer="sgd",
+    peak_lr=0.1,
+    warmup_epochs=1.0,
+    momentum=0.9,
+    weight_decay=5e-3,
+    label_smoothing=0.1,
+    augment=True,
+    dropout_rate=0.1,
+    drop_connect_rate=0.0,
+    cifar_strides=True,
+    epochs=65,
+    restarts=((30, 0.05), (50, 0.02)),
+    flip_average=True,
 )
 
 # The paper's target: the Keras "simple deep CNN" (Fig. 2). About 0.75 test accuracy in minutes.
 TARGET_RECIPE = TrainRecipe(
-    arch=Arch.TARGET, epochs=15, batch_size=128, optimizer="adam", peak_lr=1e-3, warmup_epochs=0.5,
-    momentum=0.0, weight_decay=0.0, label_smoothing=0.0, augment=True,
+    arch=Arch.TARGET,
+    epochs=15,
+    batch_size=128,
+    optimizer="adam",
+    peak_lr=1e-3,
+    warmup_epochs=0.5,
+    momentum=0.0,
+    weight_decay=0.0,
+    label_smoothing=0.0,
+    augment=True,
 )
 
 # For users with a GPU and internet: ImageNet weights fine-tuned at 224x224 (the image is upsampled
 # inside the model, which still takes 32x32 pixels). The standard route to a 0.95+ CIFAR-10 EfficientNet;
 # about 40x the compute of SOURCE_RECIPE per epoch, so not the default on a CPU.
 SOURCE_IMAGENET_RECIPE = TrainRecipe(
-    arch=Arch.SOURCE, epochs=5, batch_size=64, optimizer="sgd", peak_lr=0.01, warmup_epochs=0.5,
-    momentum=0.9, weight_decay=1e-5, label_smoothing=0.1, augment=True, dropout_rate=0.2,
-    drop_connect_rate=0.2, cifar_strides=False, weights="imagenet", input_resize=224,
+    arch=Arch.SOURCE,
+    epochs=5,
+    batch_size=64,
+    optimizer="sgd",
+    peak_lr=0.01,
+    warmup_epochs=0.5,
+    momentum=0.9,
+    weight_decay=1e-5,
+    label_smoothing=0.1,
+    augment=True,
+    dropout_rate=0.2,
+    drop_connect_rate=0.2,
+    cifar_strides=False,
+    weights="imagenet",
+    input_resize=224,
 )
 
 RECIPES = {Arch.SOURCE: SOURCE_RECIPE, Arch.TARGET: TARGET_RECIPE}

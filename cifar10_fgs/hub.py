@@ -3,10 +3,8 @@
 :func:`parse_hub_ref` reads the reference, :func:`download` brings the repo into huggingface_hub's
 usual cache with ``snapshot_download`` (the revision pinned, default ``main``) and returns the
 folder together with the exact commit it holds; every hub or network failure becomes a one-line
-:class:`~cifar10_fgs.errors.HubError` (exit code 2). :func:`validate_hub` re-proves a published copy
-with :func:`cifar10_fgs.validate.validate_dataset`, against the source model shipped under
-``source_model/`` (see :mod:`cifar10_fgs.upload`) and, when ``--source`` is given or the manifest
-names a ``hub:`` source, against the originals.
+:class:`~cifar10_fgs.errors.HubError` (exit code 2). :mod:`cifar10_fgs.validate.hub` re-proves a
+published copy with them.
 
 The endpoint is ``HF_ENDPOINT`` (read when called, so tests can point it at a local server), the
 token huggingface_hub's usual one; ``HF_HUB_OFFLINE=1`` serves only what is already cached.
@@ -14,7 +12,6 @@ token huggingface_hub's usual one; ``HF_HUB_OFFLINE=1`` serves only what is alre
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -22,8 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import manifest as mf
-from .errors import ConfigError, HubError
+from cifar10_fgs.errors import ConfigError, HubError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +73,7 @@ def parse_hub_ref(text: str, repo_type: str = "dataset") -> HubRef:
     example = f"{prefix}USER/NAME or {prefix}USER/NAME@REVISION"
     if not text.startswith(prefix):
         raise ConfigError(f"{text!r} is not a hub reference: expected {example}")
-    body = text[len(prefix):]
+    body = text[len(prefix) :]
     repo_id, at, revision = body.partition("@")
     if not _REPO_ID.match(repo_id):
         raise ConfigError(f"{text!r} names no valid repo (USER/NAME): expected {example}")
@@ -106,30 +102,44 @@ def hub_errors(ref: HubRef, where: str):
     except HubError:
         raise
     except E.RevisionNotFoundError:
-        raise HubError(f"revision {rev!r} does not exist in {kind} repo {ref.repo_id} on {where}: pass an existing "
-                       f"branch, tag or commit ({ref.repo_id}@REVISION) or drop @{rev}") from None
+        raise HubError(
+            f"revision {rev!r} does not exist in {kind} repo {ref.repo_id} on {where}: pass an existing "
+            f"branch, tag or commit ({ref.repo_id}@REVISION) or drop @{rev}"
+        ) from None
     except E.GatedRepoError:
-        raise HubError(f"{kind} repo {ref.repo_id} is gated: accept its conditions on {where} and log in with "
-                       "`hf auth login`") from None
+        raise HubError(
+            f"{kind} repo {ref.repo_id} is gated: accept its conditions on {where} and log in with `hf auth login`"
+        ) from None
     except E.RepositoryNotFoundError:
-        raise HubError(f"{kind} repo {ref.repo_id} was not found on {where} (or is private and this token cannot "
-                       "see it): check the name, or log in with `hf auth login`") from None
+        raise HubError(
+            f"{kind} repo {ref.repo_id} was not found on {where} (or is private and this token cannot "
+            "see it): check the name, or log in with `hf auth login`"
+        ) from None
     except E.IncompleteSnapshotError:
-        raise HubError(f"the cached copy of {ref} is incomplete and the hub cannot be reached: connect to {where} "
-                       "(and unset HF_HUB_OFFLINE) to finish the download") from None
+        raise HubError(
+            f"the cached copy of {ref} is incomplete and the hub cannot be reached: connect to {where} "
+            "(and unset HF_HUB_OFFLINE) to finish the download"
+        ) from None
     except (E.LocalEntryNotFoundError, E.OfflineModeIsEnabled):
         if constants.is_offline_mode():
-            raise HubError(f"HF_HUB_OFFLINE is set and {ref} is not in the cache ({constants.HF_HUB_CACHE}): unset "
-                           "HF_HUB_OFFLINE to download it") from None
-        raise HubError(f"cannot reach the hub at {where} and {ref} is not cached: check the network connection "
-                       "(and HF_ENDPOINT)") from None
+            raise HubError(
+                f"HF_HUB_OFFLINE is set and {ref} is not in the cache ({constants.HF_HUB_CACHE}): unset "
+                "HF_HUB_OFFLINE to download it"
+            ) from None
+        raise HubError(
+            f"cannot reach the hub at {where} and {ref} is not cached: check the network connection (and HF_ENDPOINT)"
+        ) from None
     except E.HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
-        raise HubError(f"the hub at {where} refused to serve {ref} (HTTP {status}): retry later, or log in with "
-                       "`hf auth login` if the repo is private") from None
+        raise HubError(
+            f"the hub at {where} refused to serve {ref} (HTTP {status}): retry later, or log in with "
+            "`hf auth login` if the repo is private"
+        ) from None
     except (ConnectionError, TimeoutError, OSError) as exc:
-        raise HubError(f"cannot download {ref} from {where} ({type(exc).__name__}): check the network connection, "
-                       "the free disk space and HF_HOME") from None
+        raise HubError(
+            f"cannot download {ref} from {where} ({type(exc).__name__}): check the network connection, "
+            "the free disk space and HF_HOME"
+        ) from None
 
 
 @contextmanager
@@ -154,55 +164,15 @@ def download(ref: HubRef, *, allow_patterns: list[str] | None = None, progress: 
     where = endpoint()
     log.info("downloading %s from %s", ref, where)
     with hub_errors(ref, where), _progress_bars(progress):
-        path = snapshot_download(ref.repo_id, repo_type=ref.repo_type, revision=ref.revision or DEFAULT_REVISION,
-                                 endpoint=where, allow_patterns=allow_patterns)
+        path = snapshot_download(
+            ref.repo_id,
+            repo_type=ref.repo_type,
+            revision=ref.revision or DEFAULT_REVISION,
+            endpoint=where,
+            allow_patterns=allow_patterns,
+        )
     commit = Path(path).name
     if not _COMMIT.match(commit):  # snapshot folders are named by commit: anything else is not the usual cache
         raise HubError(f"huggingface_hub returned {path} for {ref}, not a snapshot/<commit> folder: check HF_HUB_CACHE")
     log.info("%s is commit %s (%s)", ref, commit, path)
     return HubSnapshot(ref, str(path), commit, where)
-
-
-def shipped_model(snapshot: HubSnapshot, manifest: mf.Manifest) -> Path:
-    """The source model the repo ships under ``source_model/`` (one-line HubError if it has none)."""
-    from .upload import MODEL_DIR, shipped_model_paths
-
-    paths = shipped_model_paths(manifest)
-    model = Path(snapshot.path) / paths[0] if paths else None
-    if model is None or not model.is_file():
-        name = paths[0] if paths else f"{MODEL_DIR}/*.keras"
-        raise HubError(f"{snapshot.label} holds no {name} (uploaded with --no-source-model?): pass --model PATH "
-                       "(the generating model) to validate against it")
-    return model
-
-
-def hub_source(manifest: mf.Manifest) -> str | None:
-    """The manifest's data source if it is a hub dataset (reachable from anywhere), else None."""
-    src = str(manifest.data_source.source or "")
-    return src if src.startswith(PREFIX) else None
-
-
-def validate_hub(text: str, model_path=None, source=None, **options):
-    """Download ``hub:USER/NAME[@REVISION]`` and run every check of ``validate_dataset`` on it.
-
-    The model is ``model_path`` or the one shipped under ``source_model/``; the originals are
-    ``source`` or the manifest's ``hub:`` source (source checks are skipped when neither exists).
-    The report's ``directory`` is ``hub:USER/NAME@<commit>`` and its ``commit`` the commit checked.
-    """
-    from .validate import NotADatasetError, validate_dataset
-
-    snapshot = download(parse_hub_ref(text), progress=bool(options.get("progress")))
-    if not mf.exists(snapshot.path):
-        raise NotADatasetError(f"{snapshot.label} holds no {mf.FILE}: it is not a dataset written by cifar10-fgs")
-    try:
-        manifest = mf.read(snapshot.path)
-    except mf.ManifestError:
-        manifest = None  # validate_dataset reports the unusable manifest as a failed check
-    if model_path is None and manifest is not None:
-        model_path = shipped_model(snapshot, manifest)
-    if source is None and manifest is not None:
-        source = hub_source(manifest)
-        if source is None:
-            log.info("%s was made from a local source; originals not checked (pass --source)", snapshot.label)
-    report = validate_dataset(snapshot.path, model_path, source, **options)
-    return dataclasses.replace(report, directory=snapshot.label, commit=snapshot.commit)

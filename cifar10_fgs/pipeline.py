@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from . import manifest as mf
-from .attack import AttackConfig
-from .config import Arch, RetrainMode, parse_choices
-from .data import DEFAULT_SOURCE, SPLITS, load_cifar10
-from .errors import ValidationError
-from .provenance import read_json, sha256_file, write_json
-from .shards import CARD, RESULTS_DIR
+from cifar10_fgs.attack.fgs import AttackConfig
+from cifar10_fgs.config import Arch, RetrainMode, parse_choices
+from cifar10_fgs.data import DEFAULT_SOURCE, SPLITS, load_cifar10
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.shards import CARD, RESULTS_DIR
+from cifar10_fgs.errors import ValidationError
+from cifar10_fgs.provenance import read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,14 @@ class RunResult:
     summary: dict
 
 
-def run_pipeline(out: str | Path, options: RunOptions = RunOptions(), *, progress: bool = False,
-                 overwrite: bool = False, on_stage: Callable[[StageResult], None] | None = None) -> RunResult:
+def run_pipeline(
+    out: str | Path,
+    options: RunOptions = RunOptions(),
+    *,
+    progress: bool = False,
+    overwrite: bool = False,
+    on_stage: Callable[[StageResult], None] | None = None,
+) -> RunResult:
     """Run every stage into the workspace ``out`` (see the module docstring).
 
     ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
@@ -106,8 +112,12 @@ class _Run:
         res = StageResult(stage, status, round(time.time() - t0, 1), detail)
         self.stages.append(res)
         if status == "done":
-            self.record["stages"][stage] = {"key": key, "seconds": res.seconds, "detail": detail,
-                                            "numbers": numbers or {}}
+            self.record["stages"][stage] = {
+                "key": key,
+                "seconds": res.seconds,
+                "detail": detail,
+                "numbers": numbers or {},
+            }
             write_json(self.record_path, self.record)
         if self.on_stage:
             self.on_stage(res)
@@ -120,13 +130,18 @@ class _Run:
         """1. the data, loaded once and handed to every stage that needs it."""
         t0, source = time.time(), self.options.source
         data = {s: load_cifar10(source, s) for s in SPLITS}
-        self.finish("load", "done", t0, f"{len(data['train'])} train + {len(data['test'])} test images from {source}",
-                    key={s: d.fingerprint() for s, d in data.items()})
+        self.finish(
+            "load",
+            "done",
+            t0,
+            f"{len(data['train'])} train + {len(data['test'])} test images from {source}",
+            key={s: d.fingerprint() for s, d in data.items()},
+        )
         return data
 
     def model(self, arch: Arch, given: str | None, epochs: int | None, data: dict) -> Path:
         """2-3. a model: the one given, the one already trained with these data and recipe, or a new one."""
-        from .training import train_model, trained_model_matches
+        from cifar10_fgs.training.train import train_model, trained_model_matches
 
         t0, name, o = time.time(), f"train_{arch.value}", self.options
         if given:
@@ -138,25 +153,55 @@ class _Run:
         if trained_model_matches(path, train, recipe, o.seed):
             self.finish(name, "skipped", t0, f"{path} was trained with these data, recipe and seed")
             return path
-        res = train_model(train, data["test"], path, arch=arch, recipe=recipe, seed=o.seed,
-                          overwrite=True, verbose=1 if self.progress else 0)
-        self.finish(name, "done", t0, f"test accuracy {res.test_accuracy:.4f}", key=res.sha256,
-                    numbers={"test_accuracy": res.test_accuracy, "test_loss": res.test_loss})
+        res = train_model(
+            train,
+            data["test"],
+            path,
+            arch=arch,
+            recipe=recipe,
+            seed=o.seed,
+            overwrite=True,
+            verbose=1 if self.progress else 0,
+        )
+        self.finish(
+            name,
+            "done",
+            t0,
+            f"test accuracy {res.test_accuracy:.4f}",
+            key=res.sha256,
+            numbers={"test_accuracy": res.test_accuracy, "test_loss": res.test_loss},
+        )
         return path
 
     def generate(self, source_model: Path, data: dict, overwrite: bool) -> tuple[str, dict]:
         """4. generate (resumes from its shards; a finished folder is a no-op): (manifest sha256, fooled %)."""
-        from .generate import GenerateOptions, generate_dataset
+        from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 
         t0, o = time.time(), self.options
-        gen = generate_dataset(source_model, o.source, self.dataset, o.attack, GenerateOptions(limit=o.limit),
-                               progress=self.progress, data=data, overwrite=overwrite, allow_failures=o.allow_failures)
+        gen = generate_dataset(
+            source_model,
+            o.source,
+            self.dataset,
+            o.attack,
+            GenerateOptions(limit=o.limit),
+            progress=self.progress,
+            data=data,
+            overwrite=overwrite,
+            allow_failures=o.allow_failures,
+        )
         manifest_sha = sha256_file(mf.path(self.dataset))
         fooled = {s: v.fooled_percent for s, v in gen.summary.items()}
-        self.finish("generate", "done" if gen.images_attacked else "skipped", t0,
-                    f"{gen.images_attacked} images attacked; fooled % {fooled}", key=manifest_sha,
-                    numbers={s: {k: getattr(v, k) for k in ("fooled_percent", "mean_iterations", "already_misclassified")}
-                             for s, v in gen.summary.items()})
+        self.finish(
+            "generate",
+            "done" if gen.images_attacked else "skipped",
+            t0,
+            f"{gen.images_attacked} images attacked; fooled % {fooled}",
+            key=manifest_sha,
+            numbers={
+                s: {k: getattr(v, k) for k in ("fooled_percent", "mean_iterations", "already_misclassified")}
+                for s, v in gen.summary.items()
+            },
+        )
         return manifest_sha, fooled
 
     def validate(self, source_model: Path, manifest_sha: str) -> None:
@@ -165,17 +210,20 @@ class _Run:
         if self.unchanged("validate", manifest_sha):
             self.finish("validate", "skipped", t0, "already validated")
             return
-        from .validate import validate_dataset
+        from cifar10_fgs.validate import validate_dataset
 
         report = validate_dataset(self.dataset, source_model, self.options.source, progress=self.progress)
         if not report.ok:
-            raise ValidationError(f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset}` for the list")
+            raise ValidationError(
+                f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset}` for the list"
+            )
         self.finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
 
-    def evaluations(self, source_model: Path, target_model: Path, manifest_sha: str,
-                    modes: tuple[RetrainMode, ...]) -> None:
+    def evaluations(
+        self, source_model: Path, target_model: Path, manifest_sha: str, modes: tuple[RetrainMode, ...]
+    ) -> None:
         """6-8. transfer, retrain (each mode), gaussian: each skipped when its inputs are unchanged and its output exists."""
-        from .evaluate import ALL_VARIANTS, evaluate_gaussian, evaluate_transfer
+        from cifar10_fgs.evaluate import ALL_VARIANTS, evaluate_gaussian, evaluate_transfer
 
         o, d, results = self.options, self.dataset, self.dataset / RESULTS_DIR
         target_sha = sha256_file(target_model)
@@ -184,24 +232,37 @@ class _Run:
         if self.unchanged("transfer", key) and (results / "transfer.json").exists():
             self.finish("transfer", "skipped", t0, "results exist")
         else:
-            tr = evaluate_transfer(target_model, d, o.source, source_model_path=source_model, seed=o.seed,
-                                   overwrite=True, progress=self.progress)
-            self.finish("transfer", "done", t0,
-                        f"target accuracy {tr.original.accuracy:.4f} -> {tr.adversarial.accuracy:.4f}", key=key,
-                        numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy})
+            tr = evaluate_transfer(
+                target_model,
+                d,
+                o.source,
+                source_model_path=source_model,
+                seed=o.seed,
+                overwrite=True,
+                progress=self.progress,
+            )
+            self.finish(
+                "transfer",
+                "done",
+                t0,
+                f"target accuracy {tr.original.accuracy:.4f} -> {tr.adversarial.accuracy:.4f}",
+                key=key,
+                numbers={"original": tr.original.accuracy, "adversarial": tr.adversarial.accuracy},
+            )
         retrained = [self.retrain(mode, target_model, target_sha, manifest_sha) for mode in modes]
         t0 = time.time()
         key = [manifest_sha, target_sha, *(sha256_file(p) for p in retrained), [v.value for v in ALL_VARIANTS]]
         if self.unchanged("gaussian", key) and (results / "gaussian.json").exists():
             self.finish("gaussian", "skipped", t0, "results exist")
         else:
-            evaluate_gaussian([target_model, *retrained], d, o.source, variants=ALL_VARIANTS, overwrite=True,
-                              progress=self.progress)
+            evaluate_gaussian(
+                [target_model, *retrained], d, o.source, variants=ALL_VARIANTS, overwrite=True, progress=self.progress
+            )
             self.finish("gaussian", "done", t0, f"std sweep written ({len(ALL_VARIANTS)} filter variants)", key=key)
 
     def retrain(self, mode: RetrainMode, target_model: Path, target_sha: str, manifest_sha: str) -> Path:
         """7. retrain the target architecture in ``mode`` (stage ``retrain`` or ``retrain_<mode>``): the model's path."""
-        from .evaluate import evaluate_retrain
+        from cifar10_fgs.evaluate import evaluate_retrain
 
         t0, o = time.time(), self.options
         adversarial = mode is RetrainMode.ADVERSARIAL
@@ -211,45 +272,77 @@ class _Run:
         if self.unchanged(stage, key) and path.is_file() and (self.dataset / RESULTS_DIR / f"{stage}.json").exists():
             self.finish(stage, "skipped", t0, f"{path} exists")
             return path
-        rt = evaluate_retrain(self.dataset, path, o.source, mode=mode.value, epochs=o.retrain_epochs,
-                              target_model_path=target_model, seed=o.seed, name=stage, overwrite=True,
-                              progress=self.progress)
-        self.finish(stage, "done", t0,
-                    f"{mode.value}: retrained accuracy {rt.retrained_original.accuracy:.4f} / "
-                    f"{rt.retrained_adversarial.accuracy:.4f}, {rt.train_seconds / 60:.1f} min", key=key,
-                    numbers={"original": rt.retrained_original.accuracy,
-                             "adversarial": rt.retrained_adversarial.accuracy,
-                             "drop_after": rt.drop_after, "train_seconds": rt.train_seconds})
+        rt = evaluate_retrain(
+            self.dataset,
+            path,
+            o.source,
+            mode=mode.value,
+            epochs=o.retrain_epochs,
+            target_model_path=target_model,
+            seed=o.seed,
+            name=stage,
+            overwrite=True,
+            progress=self.progress,
+        )
+        self.finish(
+            stage,
+            "done",
+            t0,
+            f"{mode.value}: retrained accuracy {rt.retrained_original.accuracy:.4f} / "
+            f"{rt.retrained_adversarial.accuracy:.4f}, {rt.train_seconds / 60:.1f} min",
+            key=key,
+            numbers={
+                "original": rt.retrained_original.accuracy,
+                "adversarial": rt.retrained_adversarial.accuracy,
+                "drop_after": rt.drop_after,
+                "train_seconds": rt.train_seconds,
+            },
+        )
         return path
 
     def paper(self, manifest_sha: str) -> None:
         """9. the paper beside our numbers (cheap: always rewritten from the results files)."""
-        from .evaluate import write_paper_comparison
+        from cifar10_fgs.evaluate import write_paper_comparison
 
         t0 = time.time()
         paper = write_paper_comparison(self.dataset)
         held = sum(e.reproduced is True for e in paper.effects)
-        self.finish("paper", "done", t0, f"{paper.markdown_path}: {held} of {len(paper.effects)} effects reproduced",
-                    key=manifest_sha)
+        self.finish(
+            "paper",
+            "done",
+            t0,
+            f"{paper.markdown_path}: {held} of {len(paper.effects)} effects reproduced",
+            key=manifest_sha,
+        )
 
     def card_and_upload(self, source_model: Path, manifest_sha: str) -> None:
         """10. the card (cheap and deterministic: always rewritten, so it shows the latest results); 11. upload."""
-        from .card import write_card
+        from cifar10_fgs.publish.card import write_card
 
         t0, o = time.time(), self.options
         write_card(self.dataset, o.upload, source=o.source)
         self.finish("card", "done", t0, f"{self.dataset / CARD}", key=manifest_sha)
         if o.upload:
-            from .upload import upload_dataset
+            from cifar10_fgs.publish.upload import upload_dataset
 
             t0 = time.time()
-            up = upload_dataset(self.dataset, o.upload, private=o.private,
-                                include_model=source_model if o.upload_model else None, ship_model=o.upload_model)
-            self.finish("upload", "done", t0, f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
-                        key=manifest_sha)
+            up = upload_dataset(
+                self.dataset,
+                o.upload,
+                private=o.private,
+                include_model=source_model if o.upload_model else None,
+                ship_model=o.upload_model,
+            )
+            self.finish(
+                "upload",
+                "done",
+                t0,
+                f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
+                key=manifest_sha,
+            )
 
 
 def _recipe(arch: Arch, epochs: int | None):
-    from .config import RECIPES
+    from cifar10_fgs.config import RECIPES
 
     return RECIPES[arch].with_epochs(epochs)

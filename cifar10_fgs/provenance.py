@@ -13,7 +13,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_LIBRARIES = ("cifar10-fgs", "tensorflow", "keras", "numpy", "datasets", "huggingface-hub", "pyarrow", "pillow", "scipy")
+_LIBRARIES = (
+    "cifar10-fgs",
+    "tensorflow",
+    "keras",
+    "numpy",
+    "datasets",
+    "huggingface-hub",
+    "pyarrow",
+    "pillow",
+    "scipy",
+)
 
 
 def library_versions() -> dict[str, str]:

@@ -12,15 +12,18 @@ from cifar10_fgs import config
 from cifar10_fgs.data import DEFAULT_SOURCE
 from cifar10_fgs.provenance import dumps_sorted
 
-SOURCE_HELP = ("CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
-               "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'.")
+SOURCE_HELP = (
+    "CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
+    "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'."
+)
 
 
 def source_option(purpose: str | None = None):
     """``--source DATA``: the CIFAR-10 to read; with ``purpose``, optional (default None) and only for that."""
     if purpose is None:
-        return click.option("--source", "source", default=DEFAULT_SOURCE, show_default=True, metavar="DATA",
-                            help=SOURCE_HELP)
+        return click.option(
+            "--source", "source", default=DEFAULT_SOURCE, show_default=True, metavar="DATA", help=SOURCE_HELP
+        )
     return click.option("--source", "source", default=None, metavar="DATA", help=f"{purpose} {SOURCE_HELP}")
 
 
@@ -31,21 +34,32 @@ def _sentence(prefix: str, text: str) -> str:
 
 def no_source_model_option(prefix: str = ""):
     """``--no-source-model``: publish the data without the source model (``upload_dataset(ship_model=False)``)."""
-    return click.option("--no-source-model", "no_source_model", is_flag=True, help=_sentence(
-        prefix, "publish the data without the source model (shipped under source_model/ by default; "
-                "validate hub:... then needs --model)."))
+    return click.option(
+        "--no-source-model",
+        "no_source_model",
+        is_flag=True,
+        help=_sentence(
+            prefix,
+            "publish the data without the source model (shipped under source_model/ by default; "
+            "validate hub:... then needs --model).",
+        ),
+    )
 
 
 def private_option(prefix: str = ""):
     """``--private``: create the hub repo private (``upload_dataset(private=True)``)."""
-    return click.option("--private", is_flag=True,
-                        help=_sentence(prefix, "create the repo private (refuses an existing public repo)."))
+    return click.option(
+        "--private", is_flag=True, help=_sentence(prefix, "create the repo private (refuses an existing public repo).")
+    )
 
 
 def allow_failures_option(effect: str = "Exit 0"):
     """``--allow-failures``: accept images not fooled within max_iterations; ``effect``: what the command does then."""
-    return click.option("--allow-failures", is_flag=True,
-                        help=f"{effect} even if some images were not fooled (they are listed in generation.json).")
+    return click.option(
+        "--allow-failures",
+        is_flag=True,
+        help=f"{effect} even if some images were not fooled (they are listed in generation.json).",
+    )
 
 
 def seed_option(text: str = "Random seed."):
@@ -55,8 +69,12 @@ def seed_option(text: str = "Random seed."):
 
 def epochs_option(recipe: str = "the recipe's"):
     """``--epochs N`` (default None: ``recipe``'s epochs from ``config.py``)."""
-    return click.option("--epochs", type=click.IntRange(min=1), default=None,
-                        help=f"Epochs (default: {recipe}, see cifar10_fgs/config.py).")
+    return click.option(
+        "--epochs",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Epochs (default: {recipe}, see cifar10_fgs/config.py).",
+    )
 
 
 def overwrite_option(text: str = "Replace existing output made with other settings."):
@@ -64,21 +82,33 @@ def overwrite_option(text: str = "Replace existing output made with other settin
     return click.option("--overwrite", is_flag=True, help=text)
 
 
-limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
-                            help="Attack only the first N images of each split.")
-train_limit_option = click.option("--train-limit", type=click.IntRange(min=1), default=None,
-                                  help="Train on a seeded random subset of N training images.")
+limit_option = click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split."
+)
+train_limit_option = click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on a seeded random subset of N training images.",
+)
 batch_size_option = click.option(  # the attack's batch
-    "--batch-size", type=click.IntRange(min=1), default=None,
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
     help=f"Images per forward+backward (default: {config.ATTACK_BATCH_SIZE} on CPU, {config.GPU_BATCH_SIZE} per GPU).",
 )
 predict_batch_size_option = click.option(
-    "--batch-size", type=click.IntRange(min=1), default=config.PREDICT_BATCH_SIZE, show_default=True,
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=config.PREDICT_BATCH_SIZE,
+    show_default=True,
     help="Images per inference batch.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 unsafe_model_option = click.option(
-    "--unsafe-model", is_flag=True, help="Allow models with Lambda layers (runs code from the file; only for trusted files).",
+    "--unsafe-model",
+    is_flag=True,
+    help="Allow models with Lambda layers (runs code from the file; only for trusted files).",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 verbose_option = click.option("--verbose", "-v", is_flag=True, help="Log what the library does.")
@@ -89,7 +119,9 @@ def setup(verbose: bool = False, tensorflow: bool = True) -> None:
     from ._errors import debug_enabled
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if tensorflow and not (verbose or debug_enabled()):
         _quiet_tensorflow_startup()
 

@@ -16,7 +16,7 @@ from ._cli_utils import emit_json, json_option, overwrite_option, setup, verbose
 def command(parts, out_dir, overwrite, as_json, verbose):
     """Combine worker folders (same settings, disjoint shards) into one dataset folder with one manifest."""
     setup(verbose, tensorflow=False)
-    from cifar10_fgs.combine import combine_workers
+    from cifar10_fgs.generate.combine import combine_workers
 
     result = combine_workers(list(parts), out_dir, overwrite=overwrite)
     if as_json:

@@ -6,57 +6,139 @@ import click
 
 from cifar10_fgs.config import RetrainMode
 
-BOTH = "both"  # --retrain-mode: every RetrainMode in turn
-
 from ._cli_utils import (
-    allow_failures_option, batch_size_option, emit_json, json_option, limit_option, no_source_model_option,
-    overwrite_option, private_option, quiet_option, setup, source_option, table, train_limit_option, verbose_option,
+    allow_failures_option,
+    batch_size_option,
+    emit_json,
+    json_option,
+    limit_option,
+    no_source_model_option,
+    overwrite_option,
+    private_option,
+    quiet_option,
+    setup,
+    source_option,
+    table,
+    train_limit_option,
+    verbose_option,
 )
+
+BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 
 
 @click.command("run")
 @source_option()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Workspace: models/, dataset/ (the publishable folder) and run.json.")
-@click.option("--source-model", type=click.Path(dir_okay=False), default=None, help="Use this source model instead of training one.")
-@click.option("--target-model", type=click.Path(dir_okay=False), default=None, help="Use this target model instead of training one.")
-@click.option("--source-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the source model (default: the recipe's).")
-@click.option("--target-epochs", type=click.IntRange(min=1), default=None, help="Epochs for the target model (default: the recipe's).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Workspace: models/, dataset/ (the publishable folder) and run.json.",
+)
+@click.option(
+    "--source-model",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Use this source model instead of training one.",
+)
+@click.option(
+    "--target-model",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Use this target model instead of training one.",
+)
+@click.option(
+    "--source-epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Epochs for the source model (default: the recipe's).",
+)
+@click.option(
+    "--target-epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Epochs for the target model (default: the recipe's).",
+)
 @click.option("--retrain-epochs", type=click.IntRange(min=1), default=None, help="Epochs for adversarial retraining.")
-@click.option("--retrain-mode", type=click.Choice([*(m.value for m in RetrainMode), BOTH]), default=BOTH,
-              show_default=True,
-              help="adversarial: retrain on the adversarial train split (the paper); mixed: original + adversarial; both: each in turn.")
+@click.option(
+    "--retrain-mode",
+    type=click.Choice([*(m.value for m in RetrainMode), BOTH]),
+    default=BOTH,
+    show_default=True,
+    help="adversarial: retrain on the adversarial train split (the paper); mixed: original + adversarial; both: each in turn.",
+)
 @limit_option
 @train_limit_option
 @batch_size_option
 @overwrite_option()
-@click.option("--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end.")
+@click.option(
+    "--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end."
+)
 @private_option("With --upload: ")
 @no_source_model_option("With --upload: ")
 @allow_failures_option("Go on")
 @json_option
 @quiet_option
 @verbose_option
-def command(source, out_dir, source_model, target_model, source_epochs, target_epochs, retrain_epochs, retrain_mode,
-            limit, train_limit, batch_size, overwrite, repo_id, private, no_source_model, allow_failures, as_json, quiet, verbose):
+def command(
+    source,
+    out_dir,
+    source_model,
+    target_model,
+    source_epochs,
+    target_epochs,
+    retrain_epochs,
+    retrain_mode,
+    limit,
+    train_limit,
+    batch_size,
+    overwrite,
+    repo_id,
+    private,
+    no_source_model,
+    allow_failures,
+    as_json,
+    quiet,
+    verbose,
+):
     """Everything, resumable: rerun the same command after an interruption to continue."""
     setup(verbose)
-    from cifar10_fgs.generate import attack_config
+    from cifar10_fgs.generate.core import attack_config
     from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
     options = RunOptions(
-        source=source, source_model=source_model, target_model=target_model, source_epochs=source_epochs,
-        target_epochs=target_epochs, retrain_epochs=retrain_epochs,
-        retrain_modes=tuple(RetrainMode) if retrain_mode == BOTH else (RetrainMode(retrain_mode),), limit=limit,
-        train_limit=train_limit, attack=attack_config(batch_size),
-        upload=repo_id, private=private, upload_model=not no_source_model, allow_failures=allow_failures,
+        source=source,
+        source_model=source_model,
+        target_model=target_model,
+        source_epochs=source_epochs,
+        target_epochs=target_epochs,
+        retrain_epochs=retrain_epochs,
+        retrain_modes=tuple(RetrainMode) if retrain_mode == BOTH else (RetrainMode(retrain_mode),),
+        limit=limit,
+        train_limit=train_limit,
+        attack=attack_config(batch_size),
+        upload=repo_id,
+        private=private,
+        upload_model=not no_source_model,
+        allow_failures=allow_failures,
     )
     show = not (quiet or as_json)
-    result = run_pipeline(out_dir, options, progress=show, overwrite=overwrite,
-                          on_stage=(lambda s: click.echo(f"[{s.stage}] {s.status} in {s.seconds:.1f}s: {s.detail}", err=True)) if show else None)
+    result = run_pipeline(
+        out_dir,
+        options,
+        progress=show,
+        overwrite=overwrite,
+        on_stage=(lambda s: click.echo(f"[{s.stage}] {s.status} in {s.seconds:.1f}s: {s.detail}", err=True))
+        if show
+        else None,
+    )
     if as_json:
         emit_json(result)
         return
-    click.echo(table([(s.stage, s.status, f"{s.seconds:.1f}", s.detail) for s in result.stages],
-                     ("stage", "status", "seconds", "detail")))
+    click.echo(
+        table(
+            [(s.stage, s.status, f"{s.seconds:.1f}", s.detail) for s in result.stages],
+            ("stage", "status", "seconds", "detail"),
+        )
+    )
     click.echo(f"dataset: {result.dataset_dir}  (load with datasets.load_dataset({result.dataset_dir!r}))")

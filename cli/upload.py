@@ -15,12 +15,20 @@ def _mb(n: int) -> str:
 @click.argument("dataset_dir", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--repo-id", required=True, metavar="USER/NAME", help="Dataset repo to create or update.")
 @private_option()
-@click.option("--revision", default=None, metavar="BRANCH", help="Branch to commit to (created if missing; default main).")
+@click.option(
+    "--revision", default=None, metavar="BRANCH", help="Branch to commit to (created if missing; default main)."
+)
 @click.option("--dry-run", is_flag=True, help="List the files, sizes and target without contacting the hub.")
-@click.option("--model", "--include-model", "include_model", type=click.Path(dir_okay=False), default=None,
-              metavar="SOURCE.keras",
-              help="The source model to ship under source_model/ (must match generation.json's sha256; default: "
-                   "DIR/../models/NAME or DIR/../NAME, NAME as generation.json records it).")
+@click.option(
+    "--model",
+    "--include-model",
+    "include_model",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="SOURCE.keras",
+    help="The source model to ship under source_model/ (must match generation.json's sha256; default: "
+    "DIR/../models/NAME or DIR/../NAME, NAME as generation.json records it).",
+)
 @no_source_model_option()
 @json_option
 @verbose_option
@@ -30,10 +38,17 @@ def command(dataset_dir, repo_id, private, revision, dry_run, include_model, no_
     The token comes from HF_TOKEN or `hf auth login`.
     """
     setup(verbose, tensorflow=False)
-    from cifar10_fgs.upload import upload_dataset
+    from cifar10_fgs.publish.upload import upload_dataset
 
-    result = upload_dataset(dataset_dir, repo_id, private=private, revision=revision, dry_run=dry_run,
-                            include_model=include_model, ship_model=not no_source_model)
+    result = upload_dataset(
+        dataset_dir,
+        repo_id,
+        private=private,
+        revision=revision,
+        dry_run=dry_run,
+        include_model=include_model,
+        ship_model=not no_source_model,
+    )
     if as_json:
         emit_json(result)
         return
@@ -50,5 +65,7 @@ def command(dataset_dir, repo_id, private, revision, dry_run, include_model, no_
         return
     sent = sum(f.bytes for f in result.files if f.path_in_repo in set(result.uploaded))
     commits = ", ".join(c[:12] for c in result.commits if c) or "?"
-    click.echo(f"uploaded {len(result.uploaded)} files ({_mb(sent)}), {len(result.unchanged)} unchanged -> "
-               f"{result.url} (commit {commits})")
+    click.echo(
+        f"uploaded {len(result.uploaded)} files ({_mb(sent)}), {len(result.unchanged)} unchanged -> "
+        f"{result.url} (commit {commits})"
+    )

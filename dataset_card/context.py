@@ -8,7 +8,14 @@ from pathlib import PurePath
 import numpy as np
 
 from .render import (
-    MARKER, CardInputs, architecture_name, feature_type, md_table, method_name, ordered_splits, pretty_name,
+    MARKER,
+    CardInputs,
+    architecture_name,
+    feature_type,
+    md_table,
+    method_name,
+    ordered_splits,
+    pretty_name,
 )
 
 FIELD_DESCRIPTIONS = {
@@ -20,12 +27,12 @@ FIELD_DESCRIPTIONS = {
     "adversarial_prediction": "The source model's prediction on the adversarial image (never equal to `label`).",
     "adversarial_confidence": "Softmax probability of `adversarial_prediction` on the adversarial image.",
     "iterations": "Steps on the path that fooled the image (for `restart`, including the steps its random start stands "
-                  "for), so linf <= 0.01 * iterations; 0 means the model already misclassified the original, stored "
-                  "unchanged.",
+    "for), so linf <= 0.01 * iterations; 0 means the model already misclassified the original, stored "
+    "unchanged.",
     "phase": "How the image was fooled (ClassLabel): `unchanged` (already misclassified), `fgs` (the paper's sign "
-             "steps), `runner_up` (margin against the current runner-up, after the paper's path stalled), "
-             "`targeted` (margin toward the original's 2nd/3rd runner-up class), `restart` (a seeded random start "
-             "inside the L-inf ball reached so far, then runner-up steps). Every path starts at the original.",
+    "steps), `runner_up` (margin against the current runner-up, after the paper's path stalled), "
+    "`targeted` (margin toward the original's 2nd/3rd runner-up class), `restart` (a seeded random start "
+    "inside the L-inf ball reached so far, then runner-up steps). Every path starts at the original.",
     "linf": "L-infinity norm of (adversarial - original), as a fraction of the pixel range [0, 255].",
     "l2": "L2 norm of (adversarial - original) over all 3072 values, as a fraction of the pixel range.",
     "original_image": "The original CIFAR-10 image (PNG), as read from the source.",
@@ -33,7 +40,7 @@ FIELD_DESCRIPTIONS = {
 METHOD_FIELD_DESCRIPTIONS = {
     "onepixel": {
         "iterations": "Differential-evolution generations run (0 if the initial population already fooled the model, "
-                      "or the original was already misclassified).",
+        "or the original was already misclassified).",
     },
 }
 # Iteration histogram bins for the table: single values up to 5, then widening ranges.
@@ -66,12 +73,16 @@ def _limitations(inputs: CardInputs) -> list[str]:
     m, stats = inputs.manifest, inputs.stats
     src = str(m.data_source.source or "")
     if any(t in src.lower() for t in ("jpeg", "jpg")):
-        out = ["The source images were read from a JPEG re-encoding of CIFAR-10, not the original batches: "
-               "their pixels are close to, but not the same as, the canonical CIFAR-10 pixels, and the "
-               "`index` column follows that copy's order. Join back to the originals only with the same source."]
+        out = [
+            "The source images were read from a JPEG re-encoding of CIFAR-10, not the original batches: "
+            "their pixels are close to, but not the same as, the canonical CIFAR-10 pixels, and the "
+            "`index` column follows that copy's order. Join back to the originals only with the same source."
+        ]
     else:
-        out = [f"The `index` column is the row in the source split as read from `{_name(src)}` (in that "
-               "source's order); join back to the originals only with the same source."]
+        out = [
+            f"The `index` column is the row in the source split as read from `{_name(src)}` (in that "
+            "source's order); join back to the originals only with the same source."
+        ]
     acc = m.source_model.test_accuracy
     if isinstance(acc, (int, float)) and acc < 0.9:
         out.append(
@@ -80,8 +91,10 @@ def _limitations(inputs: CardInputs) -> list[str]:
             "actually changed."
         )
     elif any(s.already_misclassified for s in stats.values()):
-        out.append("Images the source model already misclassified are stored unchanged; filter on "
-                   "`original_prediction == label` for images the attack actually changed.")
+        out.append(
+            "Images the source model already misclassified are stored unchanged; filter on "
+            "`original_prediction == label` for images the attack actually changed."
+        )
     out.append(
         "The perturbations are made against one model (white-box). They transfer only weakly to other "
         "architectures: the seed paper measured a 2.57-point accuracy drop on a simple deep CNN. Accuracy "
@@ -90,8 +103,10 @@ def _limitations(inputs: CardInputs) -> list[str]:
     )
     fails = sum(s.not_fooled for s in stats.values())
     if fails:
-        out.append(f"{fails} images were not fooled within the attack's budget and "
-                   "are absent (their indices are listed in `generation.json`), so the splits are not complete.")
+        out.append(
+            f"{fails} images were not fooled within the attack's budget and "
+            "are absent (their indices are listed in `generation.json`), so the splits are not complete."
+        )
     for s, st in stats.items():
         present = [inputs.class_names[i] for i in range(len(inputs.class_names)) if st.confusion[i].sum()]
         if len(present) < len(inputs.class_names):
@@ -101,10 +116,15 @@ def _limitations(inputs: CardInputs) -> list[str]:
             )
     partial = [s for s, st in stats.items() if st.num_images < inputs.full_split_sizes.get(s, st.num_images)]
     if partial:
-        out.append("Only the first " + ", ".join(f"{stats[s].num_images} {s}" for s in partial)
-                   + " images were attacked (a `--limit` run), not whole CIFAR-10 splits.")
-    out.append("Every image is stored as the exact uint8 pixels the attack produced (lossless PNG). Re-encoding "
-               "(JPEG, resizing) or a different preprocessing may undo the perturbation.")
+        out.append(
+            "Only the first "
+            + ", ".join(f"{stats[s].num_images} {s}" for s in partial)
+            + " images were attacked (a `--limit` run), not whole CIFAR-10 splits."
+        )
+    out.append(
+        "Every image is stored as the exact uint8 pixels the attack produced (lossless PNG). Re-encoding "
+        "(JPEG, resizing) or a different preprocessing may undo the perturbation."
+    )
     return out
 
 
@@ -115,10 +135,17 @@ def _attack(inputs: CardInputs) -> tuple[list[tuple[str, str]], str]:
     if inputs.method == "onepixel":
         settings = cfg.onepixel
         rows = [
-            ("attack", "one-pixel attack (Su, Vargas and Sakurai 2019): differential evolution over one pixel "
-                       "(row, column, r, g, b) minimising the probability of the true class"),
-            ("settings", ", ".join(f"{k} {v}" for k, v in sorted(settings.items())) if isinstance(settings, dict)
-             else "not recorded in generation.json (the cifar10-fgs defaults of the generating version)"),
+            (
+                "attack",
+                "one-pixel attack (Su, Vargas and Sakurai 2019): differential evolution over one pixel "
+                "(row, column, r, g, b) minimising the probability of the true class",
+            ),
+            (
+                "settings",
+                ", ".join(f"{k} {v}" for k, v in sorted(settings.items()))
+                if isinstance(settings, dict)
+                else "not recorded in generation.json (the cifar10-fgs defaults of the generating version)",
+            ),
             ("stop rule", "per image, as soon as a candidate image is misclassified"),
             ("`iterations`", "differential-evolution generations run"),
         ]
@@ -166,13 +193,23 @@ def _model_rows(inputs: CardInputs) -> tuple[list, list]:
         rows.append(("train-split accuracy (unaugmented)", num(model.train_accuracy)))
     network = model.network or {}
     if isinstance(network.get("test_accuracy"), (int, float)):  # flip-averaged: what the network scores alone
-        rows.append(("the network alone (no flip averaging)", f"test accuracy {num(network['test_accuracy'])}, "
-                                                             f"train split {num(network.get('train_accuracy'))}"))
+        rows.append(
+            (
+                "the network alone (no flip averaging)",
+                f"test accuracy {num(network['test_accuracy'])}, train split {num(network.get('train_accuracy'))}",
+            )
+        )
     if model.train_data:
-        rows.append(("training data", f"{model.train_data.get('num_images', '?')} images from "
-                                      f"`{_name(model.train_data.get('source', '?'))}`"))
-    recipe = [(k, json.dumps(v) if isinstance(v, (dict, list)) or v is None else str(v))
-              for k, v in sorted((model.recipe or {}).items())]
+        rows.append(
+            (
+                "training data",
+                f"{model.train_data.get('num_images', '?')} images from `{_name(model.train_data.get('source', '?'))}`",
+            )
+        )
+    recipe = [
+        (k, json.dumps(v) if isinstance(v, (dict, list)) or v is None else str(v))
+        for k, v in sorted((model.recipe or {}).items())
+    ]
     return rows, recipe
 
 
@@ -181,50 +218,103 @@ def _statistics(inputs: CardInputs) -> dict:
     stats, names = inputs.stats, inputs.class_names
     pixel_range = inputs.manifest.config.pixel_range
     overview = [
-        (s, str(st.num_images), str(st.num_rows), str(st.already_misclassified), str(st.fooled_by_attack),
-         str(st.not_fooled), _pct(st.stored_percent), _pct(st.attack_success_percent),
-         _f(st.mean_iterations_attacked, 2), str(st.max_iterations_used))
+        (
+            s,
+            str(st.num_images),
+            str(st.num_rows),
+            str(st.already_misclassified),
+            str(st.fooled_by_attack),
+            str(st.not_fooled),
+            _pct(st.stored_percent),
+            _pct(st.attack_success_percent),
+            _f(st.mean_iterations_attacked, 2),
+            str(st.max_iterations_used),
+        )
         for s, st in stats.items()
     ]
     norms = []
     for s, st in stats.items():
-        for which, n, li, l2 in (("all rows", st.num_rows, st.linf_all, st.l2_all),
-                                 ("attacked rows", st.fooled_by_attack, st.linf_attacked, st.l2_attacked)):
-            norms.append((s, f"{which} ({n})", _f(li.mean), _f(li.median),
-                          f"{_f(li.max)} ({li.max * pixel_range:.0f} levels)", _f(l2.mean), _f(l2.median), _f(l2.max)))
+        for which, n, li, l2 in (
+            ("all rows", st.num_rows, st.linf_all, st.l2_all),
+            ("attacked rows", st.fooled_by_attack, st.linf_attacked, st.l2_attacked),
+        ):
+            norms.append(
+                (
+                    s,
+                    f"{which} ({n})",
+                    _f(li.mean),
+                    _f(li.median),
+                    f"{_f(li.max)} ({li.max * pixel_range:.0f} levels)",
+                    _f(l2.mean),
+                    _f(l2.median),
+                    _f(l2.max),
+                )
+            )
     phase_rows = []
     for s, st in stats.items():
         perturbation = st.perturbation(pixel_range) if st.phase is not None else {}
         for phase, count in st.phase_counts().items():
             p = perturbation.get(phase) or {}
             li, lv, l2 = p.get("linf") or {}, p.get("linf_levels") or {}, p.get("l2") or {}
-            phase_rows.append((s, f"`{phase}`", str(count), *(
-                f"{_f(li[k])} ({lv[k]:g})" if k in li else "-" for k in ("p50", "p90", "p99", "max")),
-                _f(l2["p50"]) if l2 else "-", _f(l2["max"]) if l2 else "-"))
-    conf = [(s, _f(st.original_confidence_attacked), _f(st.adversarial_confidence_attacked), _f(st.source_accuracy))
-            for s, st in stats.items()]
+            phase_rows.append(
+                (
+                    s,
+                    f"`{phase}`",
+                    str(count),
+                    *(f"{_f(li[k])} ({lv[k]:g})" if k in li else "-" for k in ("p50", "p90", "p99", "max")),
+                    _f(l2["p50"]) if l2 else "-",
+                    _f(l2["max"]) if l2 else "-",
+                )
+            )
+    conf = [
+        (s, _f(st.original_confidence_attacked), _f(st.adversarial_confidence_attacked), _f(st.source_accuracy))
+        for s, st in stats.items()
+    ]
     hists = {s: histogram_bins(st.iterations) for s, st in stats.items()}
-    hist_rows = [[lbl, *(str(dict(h).get(lbl, 0)) for h in hists.values())]
-                 for lbl, _ in max(hists.values(), key=len)]
+    hist_rows = [[lbl, *(str(dict(h).get(lbl, 0)) for h in hists.values())] for lbl, _ in max(hists.values(), key=len)]
     confusion = {
-        s: md_table(["label \\ adversarial", *names, "total"],
-                    [[names[i], *[str(int(v)) for v in st.confusion[i]], str(int(st.confusion[i].sum()))]
-                     for i in range(len(names))])
+        s: md_table(
+            ["label \\ adversarial", *names, "total"],
+            [
+                [names[i], *[str(int(v)) for v in st.confusion[i]], str(int(st.confusion[i].sum()))]
+                for i in range(len(names))
+            ],
+        )
         for s, st in stats.items()
     }
     return {
         "overview_table": md_table(
-            ["split", "images attacked", "rows stored", "already misclassified", "fooled by the attack",
-             "not fooled (absent)", "stored %", "attack success % (originally correct)", "mean iterations (attacked)",
-             "max iterations used"], overview),
+            [
+                "split",
+                "images attacked",
+                "rows stored",
+                "already misclassified",
+                "fooled by the attack",
+                "not fooled (absent)",
+                "stored %",
+                "attack success % (originally correct)",
+                "mean iterations (attacked)",
+                "max iterations used",
+            ],
+            overview,
+        ),
         "norm_table": md_table(
-            ["split", "rows", "L∞ mean", "L∞ median", "L∞ max", "L2 mean", "L2 median", "L2 max"], norms),
+            ["split", "rows", "L∞ mean", "L∞ median", "L∞ max", "L2 mean", "L2 median", "L2 max"], norms
+        ),
         "phase_table": md_table(
-            ["split", "phase", "rows", "L∞ p50 (levels)", "L∞ p90", "L∞ p99", "L∞ max", "L2 p50", "L2 max"], phase_rows)
-        if phase_rows else "",
+            ["split", "phase", "rows", "L∞ p50 (levels)", "L∞ p90", "L∞ p99", "L∞ max", "L2 p50", "L2 max"], phase_rows
+        )
+        if phase_rows
+        else "",
         "confidence_table": md_table(
-            ["split", "mean original confidence (attacked)", "mean adversarial confidence (attacked)",
-             "source model accuracy on these images"], conf),
+            [
+                "split",
+                "mean original confidence (attacked)",
+                "mean adversarial confidence (attacked)",
+                "source model accuracy on these images",
+            ],
+            conf,
+        ),
         "hist_table": md_table(["iterations", *stats.keys()], hist_rows),
         "confusion": confusion,
     }
@@ -233,13 +323,25 @@ def _statistics(inputs: CardInputs) -> dict:
 def _provenance(inputs: CardInputs) -> dict:
     """The data, shard and timing tables."""
     m, layout = inputs.manifest, inputs.layout
-    data_rows = [(s, str(m.config.splits[s].num_rows), str(m.config.splits[s].num_shards or ""),
-                  f"`{m.config.splits[s].fingerprint or ''}`") for s in ordered_splits(m.config.splits)]
-    shard_rows = [(f"`{name}`", str(rows), str(m.shards[name].bytes), f"`{m.shards[name].sha256}`")
-                  for s in layout.splits.values() for name, rows in zip(s.files, s.rows)]
+    data_rows = [
+        (
+            s,
+            str(m.config.splits[s].num_rows),
+            str(m.config.splits[s].num_shards or ""),
+            f"`{m.config.splits[s].fingerprint or ''}`",
+        )
+        for s in ordered_splits(m.config.splits)
+    ]
+    shard_rows = [
+        (f"`{name}`", str(rows), str(m.shards[name].bytes), f"`{m.shards[name].sha256}`")
+        for s in layout.splits.values()
+        for name, rows in zip(s.files, s.rows)
+    ]
     return {
         "data_source": _name(m.data_source.source or "unknown"),
-        "data_table": md_table(["split", "images attacked", "shards", "sha256 fingerprint of pixels + labels"], data_rows),
+        "data_table": md_table(
+            ["split", "images attacked", "shards", "sha256 fingerprint of pixels + labels"], data_rows
+        ),
         "rows_per_shard": m.config.rows_per_shard,
         "shard_table": md_table(["file", "rows", "bytes", "sha256"], shard_rows),
         "versions": ", ".join(f"{k} {v}" for k, v in sorted(m.library_versions.items())),

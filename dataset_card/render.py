@@ -1,6 +1,6 @@
 """The card's inputs, its YAML header and the rendering of the template: pure, no file I/O.
 
-``cifar10_fgs.card`` gathers a :class:`CardInputs` from a dataset folder (manifest, shard layout,
+``cifar10_fgs.publish.card`` gathers a :class:`CardInputs` from a dataset folder (manifest, shard layout,
 statistics, results) and writes the text this package renders. The YAML header (``configs``,
 ``dataset_info`` with features, split sizes and byte counts) comes from the shards' layout; the body
 is the Jinja template ``template.md.j2`` beside this file, filled with ``context.build_context(inputs)``. The
@@ -16,8 +16,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the types card.py passes in (never imported at run time)
-    from cifar10_fgs.manifest import Manifest
-    from cifar10_fgs.stats import SplitStatistics
+    from cifar10_fgs.dataset.manifest import Manifest
+    from cifar10_fgs.dataset.stats import SplitStatistics
 
 TEMPLATE_NAME = "template.md.j2"
 MARKER = "<!-- written by `cifar10-fgs card`"
@@ -77,11 +77,11 @@ class ResultSection:
 
 @dataclass(frozen=True)
 class CardInputs:
-    """Everything the card says, gathered by ``cifar10_fgs.card``."""
+    """Everything the card says, gathered by ``cifar10_fgs.publish.card``."""
 
-    manifest: "Manifest"
+    manifest: Manifest
     layout: Layout
-    stats: dict[str, "SplitStatistics"]  # by split, in layout order
+    stats: dict[str, SplitStatistics]  # by split, in layout order
     results: tuple[ResultSection, ...]
     figures: dict[str, str]  # figure key -> path relative to the folder
     notes: tuple[str, ...]  # what the card could not show, and why
@@ -113,8 +113,8 @@ def method_name(method: str) -> str:
     return METHOD_NAMES.get(method, method)
 
 
-def architecture_name(manifest: "Manifest") -> str:
-    from cifar10_fgs.models import FLIP_SUFFIX  # how ``models.architecture`` names a flip-averaged network
+def architecture_name(manifest: Manifest) -> str:
+    from cifar10_fgs.models.networks import FLIP_SUFFIX  # how ``models.architecture`` names a flip-averaged network
 
     arch = str(manifest.source_model.architecture or "unknown model")
     network, flipped, _ = arch.partition(FLIP_SUFFIX)
@@ -149,16 +149,20 @@ def build_card_data(inputs: CardInputs):
         size_categories=[size_category(layout.num_examples)],
         source_datasets=[HUB_SOURCE],
         tags=tags,
-        configs=[{
-            "config_name": "default",
-            "data_files": [{"split": s.name, "path": s.pattern} for s in layout.splits.values()],
-        }],
+        configs=[
+            {
+                "config_name": "default",
+                "data_files": [{"split": s.name, "path": s.pattern} for s in layout.splits.values()],
+            }
+        ],
     )
     split_dict = SplitDict()
     for s in layout.splits.values():
         split_dict.add(SplitInfo(name=s.name, num_bytes=s.num_bytes, num_examples=s.num_examples))
     info = DatasetInfo(
-        features=layout.features, splits=split_dict, download_size=layout.download_size,
+        features=layout.features,
+        splits=split_dict,
+        download_size=layout.download_size,
         dataset_size=layout.dataset_size,
     )
     DatasetInfosDict({"default": info}).to_dataset_card_data(data)
@@ -215,7 +219,10 @@ def render(context: dict, card_data) -> str:
     import jinja2
 
     env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,
     )
     text = env.from_string(template_text()).render(card_data=card_data.to_yaml(), **context)

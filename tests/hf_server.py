@@ -43,8 +43,16 @@ class LocalHub:
     def create(self, repo_id: str, repo_type: str = "dataset") -> dict:
         return self.repos.setdefault((repo_type, repo_id), {"commits": {}, "branches": {}})
 
-    def commit(self, repo_id: str, files: dict[str, bytes], *, repo_type: str = "dataset", branch: str = "main",
-               replace: bool = False, delete: tuple[str, ...] = ()) -> str:
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        repo_type: str = "dataset",
+        branch: str = "main",
+        replace: bool = False,
+        delete: tuple[str, ...] = (),
+    ) -> str:
         """A new commit on ``branch``: its parent's files updated with ``files`` (or only ``files`` if replace)."""
         with self._lock:
             repo = self.create(repo_id, repo_type)
@@ -137,7 +145,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if repo_type == "dataset":
             parts = parts[1:]
         if len(parts) >= 5 and parts[2] == "resolve":
-            return self._resolve(repo_type, f"{parts[0]}/{parts[1]}", unquote(parts[3]), unquote("/".join(parts[4:])), head)
+            return self._resolve(
+                repo_type, f"{parts[0]}/{parts[1]}", unquote(parts[3]), unquote("/".join(parts[4:])), head
+            )
         self._send(404, b"not found", head=head)
 
     def _lookup(self, repo_type, repo_id, revision, head):
@@ -166,8 +176,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = repo["commits"][sha].get(path)
         if data is None:
             return self._error("EntryNotFound", f"{path} does not exist on {revision}", head, commit=sha)
-        self._send(200, data, {"ETag": f'"{_etag(path, data)}"', "X-Repo-Commit": sha,
-                               "Content-Type": "application/octet-stream"}, head=head)
+        self._send(
+            200,
+            data,
+            {"ETag": f'"{_etag(path, data)}"', "X-Repo-Commit": sha, "Content-Type": "application/octet-stream"},
+            head=head,
+        )
 
     def do_GET(self):
         self._route(head=False)
@@ -177,7 +191,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class RecordingApi:
-    """What ``cifar10_fgs.upload.hub_api`` returns in the tests: records calls, commits into a LocalHub."""
+    """What ``cifar10_fgs.publish.upload.hub_api`` returns in the tests: records calls, commits into a LocalHub."""
 
     def __init__(self, hub: LocalHub):
         self.hub = hub
@@ -209,16 +223,18 @@ class RecordingApi:
         tree = repo["commits"][sha] if sha else {}
         return [RepoFile(**_entry(p, tree[p])) for p in paths if p in tree]
 
-    def upload_folder(self, *, repo_id, folder_path, repo_type, revision=None, allow_patterns=None,
-                      ignore_patterns=None, **kwargs):
+    def upload_folder(
+        self, *, repo_id, folder_path, repo_type, revision=None, allow_patterns=None, ignore_patterns=None, **kwargs
+    ):
         from huggingface_hub.utils import filter_repo_objects
 
         self.calls.append(("upload_folder", {"repo_id": repo_id, "revision": revision, **kwargs}))
         root = Path(folder_path)
         local = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
         chosen = filter_repo_objects(local, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns)
-        sha = self.hub.commit(repo_id, {p: (root / p).read_bytes() for p in chosen}, repo_type=repo_type,
-                              branch=revision or "main")
+        sha = self.hub.commit(
+            repo_id, {p: (root / p).read_bytes() for p in chosen}, repo_type=repo_type, branch=revision or "main"
+        )
         return SimpleNamespace(oid=sha)
 
     def create_commit(self, *, repo_id, repo_type, operations, revision=None, **kwargs):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cifar10_fgs.attack import AttackConfig
+from cifar10_fgs.attack.fgs import AttackConfig
 from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
 
@@ -14,14 +14,19 @@ from cifar10_fgs.pipeline import RunOptions, run_pipeline
 def options(tiny_keras_path, image_folder_source, tmp_path):
     import keras
 
-    from conftest import tiny_model
+    from helpers import tiny_model
 
     root, _ = image_folder_source
     target = tmp_path / "target.keras"
     tiny_model(seed=9, hidden=4).save(target)
     keras.backend.clear_session()
-    return RunOptions(source=str(root), source_model=str(tiny_keras_path), target_model=str(target),
-                      retrain_epochs=1, attack=AttackConfig(batch_size=32))
+    return RunOptions(
+        source=str(root),
+        source_model=str(tiny_keras_path),
+        target_model=str(target),
+        retrain_epochs=1,
+        attack=AttackConfig(batch_size=32),
+    )
 
 
 def statuses(result) -> dict[str, str]:
@@ -50,7 +55,8 @@ def test_run_end_to_end_then_everything_is_skipped(options, tmp_path):
     assert gaussian["settings"]["models"] == ["target", "retrained", "retrained_mixed"]
     paper = json.loads((ds / "results" / "paper.json").read_text())
     assert {e["label"] for e in paper["effects"] if e["key"] == "trend_filter_never_helps_retrained"} == {
-        f"{v} / {m}" for v in gaussian["settings"]["variants"] for m in ("adversarial", "mixed")}
+        f"{v} / {m}" for v in gaussian["settings"]["variants"] for m in ("adversarial", "mixed")
+    }
     assert "results/paper.md" in (ds / "README.md").read_text()
 
     second = run_pipeline(out, options)
@@ -82,7 +88,7 @@ def test_run_killed_inside_a_stage_resumes_without_redoing_finished_ones(options
 def test_run_reruns_a_stage_whose_input_changed(options, tmp_path):
     import dataclasses
 
-    from conftest import tiny_model
+    from helpers import tiny_model
 
     out = tmp_path / "ws"
     run_pipeline(out, options)

@@ -24,18 +24,39 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import DataSourceError, one_line
-from .files import load_keras, load_path
-from .pickles import restricted_loads
-from .split import (
-    CLASS_NAMES, DEFAULT_SOURCE, IMAGE_SHAPE, KERAS_CIFAR10_URL, NUM_CLASSES, SPLIT_SIZES, SPLITS, Cifar10Split,
-    check_arrays, check_split, decode_image,
+from cifar10_fgs.data.files import load_keras, load_path
+from cifar10_fgs.data.pickles import restricted_loads
+from cifar10_fgs.data.split import (
+    CLASS_NAMES,
+    DEFAULT_SOURCE,
+    IMAGE_SHAPE,
+    KERAS_CIFAR10_URL,
+    NUM_CLASSES,
+    SPLIT_SIZES,
+    SPLITS,
+    Cifar10Split,
+    check_arrays,
+    check_split,
+    decode_image,
 )
-from .tables import datasets_progress, load_hub
+from cifar10_fgs.data.tables import datasets_progress, load_hub
+from cifar10_fgs.errors import DataSourceError, one_line
 
 __all__ = [
-    "CLASS_NAMES", "DEFAULT_SOURCE", "IMAGE_SHAPE", "KERAS_CIFAR10_URL", "NUM_CLASSES", "SPLITS", "SPLIT_SIZES",
-    "Cifar10Split", "check_split", "datasets_progress", "decode_image", "load_cifar10", "one_line", "restricted_loads",
+    "CLASS_NAMES",
+    "DEFAULT_SOURCE",
+    "IMAGE_SHAPE",
+    "KERAS_CIFAR10_URL",
+    "NUM_CLASSES",
+    "SPLITS",
+    "SPLIT_SIZES",
+    "Cifar10Split",
+    "check_split",
+    "datasets_progress",
+    "decode_image",
+    "load_cifar10",
+    "one_line",
+    "restricted_loads",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,7 +69,7 @@ def load_cifar10(source: str | Path = DEFAULT_SOURCE, split: str = "train") -> C
     if source_str == "keras":
         images, labels = load_keras(split)
     elif source_str.startswith("hub:"):
-        images, labels = load_hub(source_str[len("hub:"):], split)
+        images, labels = load_hub(source_str[len("hub:") :], split)
     else:
         path = Path(source_str).expanduser()
         if not path.exists():

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataSourceError, one_line
-from .pickles import PICKLE_FILES, from_pickles, load_pickle_dir
-from .split import CLASS_NAMES, IMAGE_SHAPE, KERAS_CIFAR10_URL, NUM_CLASSES, decode_image
-from .tables import load_saved_dataset, load_table_files
+from cifar10_fgs.data.pickles import PICKLE_FILES, from_pickles, load_pickle_dir
+from cifar10_fgs.data.split import CLASS_NAMES, IMAGE_SHAPE, KERAS_CIFAR10_URL, NUM_CLASSES, decode_image
+from cifar10_fgs.data.tables import load_saved_dataset, load_table_files
+from cifar10_fgs.errors import DataSourceError, one_line
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -60,16 +60,14 @@ def load_path(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                 f"{split}-*.parquet/.arrow files (a single file must be named {split}-*{path.suffix})"
             )
         return load_table_files([path], split)
-    raise DataSourceError(
-        f"{path} is not a CIFAR-10 source: expected a .tar.gz, a folder, or .parquet/.arrow files"
-    )
+    raise DataSourceError(f"{path} is not a CIFAR-10 source: expected a .tar.gz, a folder, or .parquet/.arrow files")
 
 
 def _split_files(path: Path, split: str) -> list[Path]:
     files = [
-        p for p in sorted(path.rglob("*"), key=lambda p: _natural_key(str(p)))
-        if p.suffix in (".parquet", ".arrow") and p.name.startswith(split)
-        and not p.name.startswith("cache-")
+        p
+        for p in sorted(path.rglob("*"), key=lambda p: _natural_key(str(p)))
+        if p.suffix in (".parquet", ".arrow") and p.name.startswith(split) and not p.name.startswith("cache-")
     ]
     return files
 
@@ -105,8 +103,7 @@ def load_tarball(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                     pickles[base] = tar.extractfile(member).read()
                     continue
                 m = _TAR_IMAGE.match(member.name)
-                if (m and m.group(1) == split and base.lower().endswith(_IMAGE_SUFFIXES)
-                        and not base.startswith(".")):
+                if m and m.group(1) == split and base.lower().endswith(_IMAGE_SUFFIXES) and not base.startswith("."):
                     label = _class_index(m.group(2), str(path))
                     entries.append((label, _natural_key(base), member.name, tar.extractfile(member).read()))
     except (tarfile.TarError, EOFError, OSError, Exception) as exc:  # zlib.error, gzip.BadGzipFile, ...

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataSourceError, one_line
+from cifar10_fgs.errors import DataSourceError, one_line
 
 PICKLE_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
@@ -102,15 +102,15 @@ def from_pickles(blobs: list[tuple[str, bytes]], where: str) -> tuple[np.ndarray
             raise DataSourceError(f"{where}:{name} lacks 'data' or 'labels': expected a CIFAR-10 batch")
         data = np.asarray(batch["data"])
         if data.ndim != 2 or data.shape[1] != 3072:
-            raise DataSourceError(
-                f"{where}:{name} data has shape {data.shape}: expected (N, 3072) for 32x32x3 images"
-            )
+            raise DataSourceError(f"{where}:{name} data has shape {data.shape}: expected (N, 3072) for 32x32x3 images")
         if data.dtype != np.uint8:
             raise DataSourceError(f"{where}:{name} data has dtype {data.dtype}: expected uint8 pixels 0-255")
         try:
             batch_labels = np.asarray(batch["labels"]).reshape(-1)
         except (TypeError, ValueError) as exc:
-            raise DataSourceError(f"{where}:{name} labels are unreadable ({one_line(exc)}): expected a list of 0-9") from None
+            raise DataSourceError(
+                f"{where}:{name} labels are unreadable ({one_line(exc)}): expected a list of 0-9"
+            ) from None
         if batch_labels.shape[0] != data.shape[0]:
             raise DataSourceError(
                 f"{where}:{name} has {data.shape[0]} images but {batch_labels.shape[0]} labels: expected one per image"

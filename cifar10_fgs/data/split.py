@@ -8,10 +8,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataSourceError, one_line
+from cifar10_fgs.errors import DataSourceError, one_line
 
 CLASS_NAMES: tuple[str, ...] = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SHAPE = (32, 32, 3)
@@ -43,14 +52,14 @@ class Cifar10Split:
         h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
         return h.hexdigest()
 
-    def head(self, limit: int | None) -> "Cifar10Split":
+    def head(self, limit: int | None) -> Cifar10Split:
         """The first ``limit`` rows (keeps row ``i`` = source row ``i``; for an image folder these are
         sorted by class, so use :meth:`sample` for a representative subset)."""
         if limit is None or limit >= len(self):
             return self
         return Cifar10Split(self.images[:limit], self.labels[:limit], self.source, self.split)
 
-    def sample(self, limit: int | None, seed: int = 0) -> "Cifar10Split":
+    def sample(self, limit: int | None, seed: int = 0) -> Cifar10Split:
         """A seeded random subset of ``limit`` rows, kept in source order (all rows if ``limit`` is None)."""
         if limit is None or limit >= len(self):
             return self
@@ -73,9 +82,7 @@ def check_arrays(images, labels, source: str, split: str) -> tuple[np.ndarray, n
     if images.shape[0] == 0 or labels.shape[0] == 0:
         raise DataSourceError(f"split {split!r} of {source!r} is empty: expected CIFAR-10 images in it")
     if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-        raise DataSourceError(
-            f"images of {source!r} have shape {images.shape[1:]}: expected {IMAGE_SHAPE} (32x32 RGB)"
-        )
+        raise DataSourceError(f"images of {source!r} have shape {images.shape[1:]}: expected {IMAGE_SHAPE} (32x32 RGB)")
     if images.shape[0] != labels.shape[0]:
         raise DataSourceError(
             f"{source!r} has {images.shape[0]} images but {labels.shape[0]} labels: expected one label per image"
@@ -108,7 +115,9 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
                 img, mode = img.convert("RGB"), "RGB"
             arr = np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataSourceError(f"{where} is not a readable image ({one_line(exc)}): expected PNG or JPEG bytes") from None
+        raise DataSourceError(
+            f"{where} is not a readable image ({one_line(exc)}): expected PNG or JPEG bytes"
+        ) from None
     if mode != "RGB":
         raise DataSourceError(f"{where} has mode {mode}: expected 3-channel RGB images")
     return arr

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataSourceError, one_line
-from .split import CLASS_NAMES, DEFAULT_SOURCE, IMAGE_SHAPE, decode_image
+from cifar10_fgs.data.split import CLASS_NAMES, DEFAULT_SOURCE, IMAGE_SHAPE, decode_image
+from cifar10_fgs.errors import DataSourceError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,13 @@ def _from_dataset(ds, where: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataSourceError(
                 f"column {image_col!r} of {where} is not an image array ({one_line(exc)}): expected 32x32x3 images"
             ) from None
-        if images.dtype != np.uint8 and np.issubdtype(images.dtype, np.integer) and images.size \
-                and images.min() >= 0 and images.max() <= 255:
+        if (
+            images.dtype != np.uint8
+            and np.issubdtype(images.dtype, np.integer)
+            and images.size
+            and images.min() >= 0
+            and images.max() <= 255
+        ):
             images = images.astype(np.uint8)
     labels = np.asarray(ds.with_format("numpy")[label_col][:])
     return images, _canonical_labels(labels, ds.features[label_col], where)

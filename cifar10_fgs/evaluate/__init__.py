@@ -17,36 +17,121 @@ never replaced unless ``overwrite=True``; rerunning the same settings recomputes
 and replaces them.
 """
 
-from .comparison import PaperComparison, build_comparison, write_paper_comparison
-from .filters import (
-    ALL_VARIANTS, BLUR_CHUNK, BLUR_MODE, BLUR_TRUNCATE, DEFAULT_STDS, GaussianVariant, blur, check_stds, check_variants,
+from cifar10_fgs.evaluate.comparison import PaperComparison, build_comparison, write_paper_comparison
+from cifar10_fgs.evaluate.filters import (
+    ALL_VARIANTS,
+    BLUR_CHUNK,
+    BLUR_MODE,
+    BLUR_TRUNCATE,
+    DEFAULT_STDS,
+    GaussianVariant,
+    blur,
+    check_stds,
+    check_variants,
     gaussian_blur,
 )
-from .gaussian import (
-    DEFAULT_VARIANTS, GaussianResult, GaussianRow, cost_key, evaluate_gaussian, model_labels, time_blur_single,
+from cifar10_fgs.evaluate.gaussian import (
+    DEFAULT_VARIANTS,
+    GaussianResult,
+    GaussianRow,
+    cost_key,
+    evaluate_gaussian,
+    model_labels,
+    time_blur_single,
 )
-from .joined import (
-    MANIFEST, Generation, JoinedSplit, SplitGeneration, check_split_generated, dataset_identity, join_split,
-    load_adversarial, load_joined, load_original, read_generation,
+from cifar10_fgs.evaluate.joined import (
+    MANIFEST,
+    Generation,
+    JoinedSplit,
+    SplitGeneration,
+    check_split_generated,
+    dataset_identity,
+    join_split,
+    load_adversarial,
+    load_joined,
+    load_original,
+    read_generation,
 )
-from .paper import PAPER, PAPER_VALUES, PaperValue
-from .metrics import (
-    CONFIDENCE_GROUPS, DEFAULT_BATCH_SIZE, SETS, Classification, SetMetrics, classify, confidence_split, linf_levels,
-    log_softmax, per_class_accuracy, random_sign_control,
+from cifar10_fgs.evaluate.metrics import (
+    CONFIDENCE_GROUPS,
+    DEFAULT_BATCH_SIZE,
+    SETS,
+    Classification,
+    SetMetrics,
+    classify,
+    confidence_split,
+    linf_levels,
+    log_softmax,
+    per_class_accuracy,
+    random_sign_control,
 )
-from .results import RESULTS_DIR, check_name, results_paths
-from .retrain import RETRAIN_MODES, RetrainMode, RetrainResult, device_description, evaluate_retrain, retrain_split
-from .transfer import TransferResult, evaluate_transfer
+from cifar10_fgs.evaluate.paper import PAPER, PAPER_VALUES, PaperValue
+from cifar10_fgs.evaluate.results import RESULTS_DIR, check_name, results_paths
+from cifar10_fgs.evaluate.retrain import (
+    RETRAIN_MODES,
+    RetrainMode,
+    RetrainResult,
+    device_description,
+    evaluate_retrain,
+    retrain_split,
+)
+from cifar10_fgs.evaluate.transfer import TransferResult, evaluate_transfer
 
 __all__ = [
-    "PAPER", "PAPER_VALUES", "PaperComparison", "PaperValue", "build_comparison", "write_paper_comparison",
-    "ALL_VARIANTS", "DEFAULT_VARIANTS", "GaussianVariant", "blur", "check_variants", "cost_key",
-    "BLUR_CHUNK", "BLUR_MODE", "BLUR_TRUNCATE", "CONFIDENCE_GROUPS", "Classification", "DEFAULT_BATCH_SIZE",
-    "DEFAULT_STDS", "Generation", "GaussianResult", "GaussianRow", "JoinedSplit", "MANIFEST", "RESULTS_DIR",
-    "RETRAIN_MODES", "RetrainMode", "RetrainResult", "SETS", "SetMetrics", "SplitGeneration", "TransferResult",
-    "check_name", "check_split_generated", "check_stds", "classify", "confidence_split", "dataset_identity",
-    "device_description", "evaluate_gaussian", "evaluate_retrain", "evaluate_transfer", "gaussian_blur", "join_split",
-    "linf_levels", "load_adversarial", "load_joined", "load_original", "log_softmax", "model_labels",
-    "per_class_accuracy", "random_sign_control", "read_generation", "results_paths", "retrain_split",
+    "PAPER",
+    "PAPER_VALUES",
+    "PaperComparison",
+    "PaperValue",
+    "build_comparison",
+    "write_paper_comparison",
+    "ALL_VARIANTS",
+    "DEFAULT_VARIANTS",
+    "GaussianVariant",
+    "blur",
+    "check_variants",
+    "cost_key",
+    "BLUR_CHUNK",
+    "BLUR_MODE",
+    "BLUR_TRUNCATE",
+    "CONFIDENCE_GROUPS",
+    "Classification",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_STDS",
+    "Generation",
+    "GaussianResult",
+    "GaussianRow",
+    "JoinedSplit",
+    "MANIFEST",
+    "RESULTS_DIR",
+    "RETRAIN_MODES",
+    "RetrainMode",
+    "RetrainResult",
+    "SETS",
+    "SetMetrics",
+    "SplitGeneration",
+    "TransferResult",
+    "check_name",
+    "check_split_generated",
+    "check_stds",
+    "classify",
+    "confidence_split",
+    "dataset_identity",
+    "device_description",
+    "evaluate_gaussian",
+    "evaluate_retrain",
+    "evaluate_transfer",
+    "gaussian_blur",
+    "join_split",
+    "linf_levels",
+    "load_adversarial",
+    "load_joined",
+    "load_original",
+    "log_softmax",
+    "model_labels",
+    "per_class_accuracy",
+    "random_sign_control",
+    "read_generation",
+    "results_paths",
+    "retrain_split",
     "time_blur_single",
 ]

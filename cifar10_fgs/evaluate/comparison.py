@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
-from .joined import Generation, read_generation
-from .paper import PAPER, PAPER_STD
-from .results import RESULTS_DIR, fmt, md_table, write_results
+from cifar10_fgs.evaluate.joined import Generation, read_generation
+from cifar10_fgs.evaluate.paper import PAPER, PAPER_STD
+from cifar10_fgs.evaluate.results import RESULTS_DIR, fmt, md_table, write_results
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,9 @@ def _row(rows: list, key: str, value: float | None, source: str | None, label: s
     return value
 
 
-def _effect(effects: list, key: str, label: str, section: str, claim: str, ours: str, ok: bool | None,
-            reason: str | None) -> None:
+def _effect(
+    effects: list, key: str, label: str, section: str, claim: str, ours: str, ok: bool | None, reason: str | None
+) -> None:
     effects.append(Effect(key, label, section, claim, ours, ok, None if ok or ok is None else reason))
 
 
@@ -107,11 +108,23 @@ def _attack(g: Generation, rows: list, effects: list) -> None:
     secs = g.attack_seconds
     _row(rows, "fgs_seconds_per_image", secs / total if secs and total else None, "generation.json" if secs else None)
     _row(rows, "onepixel_seconds_per_image", None, None)
-    _row(rows, "attack_hours_60k", secs / 3600.0 if secs else None, "generation.json" if secs else None,
-         f"{total} images" if total != 60000 else "")
-    _effect(effects, "all_fooled", "", "II", "every image is perturbed until the source misclassifies it",
-            f"{fooled:.2f}% of {total} images" if fooled is not None else "—", None if fooled is None else failed == 0,
-            f"{failed} images were not fooled within the attack's iteration limit (listed in generation.json)")
+    _row(
+        rows,
+        "attack_hours_60k",
+        secs / 3600.0 if secs else None,
+        "generation.json" if secs else None,
+        f"{total} images" if total != 60000 else "",
+    )
+    _effect(
+        effects,
+        "all_fooled",
+        "",
+        "II",
+        "every image is perturbed until the source misclassifies it",
+        f"{fooled:.2f}% of {total} images" if fooled is not None else "—",
+        None if fooled is None else failed == 0,
+        f"{failed} images were not fooled within the attack's iteration limit (listed in generation.json)",
+    )
 
 
 def _transfer(r: _Results, name: str, rows: list, effects: list) -> None:
@@ -123,12 +136,26 @@ def _transfer(r: _Results, name: str, rows: list, effects: list) -> None:
     drop = _row(rows, "target_accuracy_drop", *r.get(name, "results/target/accuracy_drop"))
     fooled = _row(rows, "confidence_fooled", *r.get(name, "results/target/confidence/fooled/mean_original_confidence"))
     held = _row(rows, "confidence_held", *r.get(name, "results/target/confidence/held/mean_original_confidence"))
-    _effect(effects, "transfer_drop", "", "IV", "the adversarial images lower the target's accuracy",
-            f"{fmt(acc_o)} → {fmt(acc_a)}", None if drop is None else drop > 0,
-            "the copies do not transfer to this target: its errors are not where the source's are")
-    _effect(effects, "confidence", "", "IV", "copies that fool the target come from less confident originals",
-            f"fooled {fmt(fooled)} vs held {fmt(held)}", None if fooled is None or held is None else fooled < held,
-            "with few fooled rows the mean confidence is noisy; see the transfer confidence histogram")
+    _effect(
+        effects,
+        "transfer_drop",
+        "",
+        "IV",
+        "the adversarial images lower the target's accuracy",
+        f"{fmt(acc_o)} → {fmt(acc_a)}",
+        None if drop is None else drop > 0,
+        "the copies do not transfer to this target: its errors are not where the source's are",
+    )
+    _effect(
+        effects,
+        "confidence",
+        "",
+        "IV",
+        "copies that fool the target come from less confident originals",
+        f"fooled {fmt(fooled)} vs held {fmt(held)}",
+        None if fooled is None or held is None else fooled < held,
+        "with few fooled rows the mean confidence is noisy; see the transfer confidence histogram",
+    )
 
 
 def _retrain(r: _Results, names: Sequence[str], rows: list, effects: list) -> dict:
@@ -148,16 +175,35 @@ def _retrain(r: _Results, names: Sequence[str], rows: list, effects: list) -> di
         _row(rows, "retraining_minutes", *r.get(name, "results/training/minutes"), mode)
         to, _ = r.get(name, "results/target/original/accuracy")
         ta, _ = r.get(name, "results/target/adversarial/accuracy")
-        _effect(effects, "retrain_narrows_drop", mode, "V", "retraining narrows the accuracy drop",
-                f"{fmt(before)} → {fmt(after)}", None if before is None else after < before,
-                "retraining on these adversarial images did not make the network more robust to them")
-        for key, ours, base, set_name in (("retrain_better_original", o, to, "original"),
-                                          ("retrain_better_adversarial", a, ta, "adversarial")):
-            why = ("trained on adversarial images only, it sees no clean image and loses clean accuracy"
-                   if mode == "adversarial" and set_name == "original" else
-                   f"the retrained network ({fmt(ours)}) does not beat the original ({fmt(base)}) on this set")
-            _effect(effects, key, mode, "V", f"the retrained network is more accurate on the {set_name} set",
-                    f"{fmt(base)} → {fmt(ours)}", None if base is None else ours > base, why)
+        _effect(
+            effects,
+            "retrain_narrows_drop",
+            mode,
+            "V",
+            "retraining narrows the accuracy drop",
+            f"{fmt(before)} → {fmt(after)}",
+            None if before is None else after < before,
+            "retraining on these adversarial images did not make the network more robust to them",
+        )
+        for key, ours, base, set_name in (
+            ("retrain_better_original", o, to, "original"),
+            ("retrain_better_adversarial", a, ta, "adversarial"),
+        ):
+            why = (
+                "trained on adversarial images only, it sees no clean image and loses clean accuracy"
+                if mode == "adversarial" and set_name == "original"
+                else f"the retrained network ({fmt(ours)}) does not beat the original ({fmt(base)}) on this set"
+            )
+            _effect(
+                effects,
+                key,
+                mode,
+                "V",
+                f"the retrained network is more accurate on the {set_name} set",
+                f"{fmt(base)} → {fmt(ours)}",
+                None if base is None else ours > base,
+                why,
+            )
     return found
 
 
@@ -177,6 +223,7 @@ def _gaussian(g: dict, name: str, target_sha: str | None, retrained: dict, rows:
     per_variant = g.get("results", {}).get("variants", {})
     order = [v for v in g.get("settings", {}).get("variants", []) if v in per_variant] or sorted(per_variant)
     for v, info in ((v, per_variant[v]) for v in order):
+
         def at(model, set_name, std):
             k = (v, model, set_name, std)
             return acc.get(k), (f"{name}.json#results/table/{index[k]}/accuracy" if k in index else None)
@@ -190,21 +237,46 @@ def _gaussian(g: dict, name: str, target_sha: str | None, retrained: dict, rows:
         _row(rows, "gaussian_gain_std_0.5", gain, gain_src if gain is not None else None, v)
         costs = {s: ms for s, ms in info.get("ms_per_image_batched", {}).items() if float(s) > 0}
         worst = max(costs, key=costs.get, default=None)
-        _row(rows, "gaussian_ms_per_image", costs.get(worst),
-             f"{name}.json#results/variants/{v}/ms_per_image_batched/{worst}" if worst else None, v)
+        _row(
+            rows,
+            "gaussian_ms_per_image",
+            costs.get(worst),
+            f"{name}.json#results/variants/{v}/ms_per_image_batched/{worst}" if worst else None,
+            v,
+        )
         orig0, orig5 = at(target, "original", 0.0)[0], at(target, "original", PAPER_STD)[0]
-        _effect(effects, "gaussian_gain", v, "VI", f"std {PAPER_STD:g} raises the target's accuracy on the adversarial set",
-                f"{fmt(base)} → {fmt(mid)} ({'—' if gain is None else f'{gain:+.4f}'})",
-                None if gain is None else gain > 0,
-                _why_no_gain(v, acc, target, orig0, orig5))
+        _effect(
+            effects,
+            "gaussian_gain",
+            v,
+            "VI",
+            f"std {PAPER_STD:g} raises the target's accuracy on the adversarial set",
+            f"{fmt(base)} → {fmt(mid)} ({'—' if gain is None else f'{gain:+.4f}'})",
+            None if gain is None else gain > 0,
+            _why_no_gain(v, acc, target, orig0, orig5),
+        )
         later = [at(target, "adversarial", s)[0] for s in stds if s >= PAPER_STD]
-        _effect(effects, "gaussian_decline", v, "VI", f"above std {PAPER_STD:g}, a larger std lowers that accuracy",
-                " → ".join(fmt(x) for x in later), None if len(later) < 2 else all(b < a for a, b in zip(later, later[1:])),
-                "accuracy does not fall steadily with the std beyond 0.5 here")
+        _effect(
+            effects,
+            "gaussian_decline",
+            v,
+            "VI",
+            f"above std {PAPER_STD:g}, a larger std lowers that accuracy",
+            " → ".join(fmt(x) for x in later),
+            None if len(later) < 2 else all(b < a for a, b in zip(later, later[1:])),
+            "accuracy does not fall steadily with the std beyond 0.5 here",
+        )
         worst_ms = costs.get(worst)
-        _effect(effects, "gaussian_cheap", v, "VI", "the filter costs under 1 ms per image",
-                "—" if worst_ms is None else f"at most {worst_ms:.4f} ms", None if worst_ms is None else worst_ms < 1.0,
-                "the filter is slower than 1 ms per image on this machine")
+        _effect(
+            effects,
+            "gaussian_cheap",
+            v,
+            "VI",
+            "the filter costs under 1 ms per image",
+            "—" if worst_ms is None else f"at most {worst_ms:.4f} ms",
+            None if worst_ms is None else worst_ms < 1.0,
+            "the filter is slower than 1 ms per image on this machine",
+        )
         for mode, label in modes.items():
             _trends(effects, v, mode, label, target, acc, stds)
 
@@ -215,33 +287,55 @@ def _why_no_gain(v: str, acc: dict, target, orig0, orig5) -> str:
     else:
         rounding = ""
     if orig0 is not None and orig5 is not None and orig5 < orig0:
-        return (f"the blur costs the target {orig0 - orig5:.4f} on the original images too: it removes image detail the "
-                f"target uses, not the perturbation selectively{rounding}")
+        return (
+            f"the blur costs the target {orig0 - orig5:.4f} on the original images too: it removes image detail the "
+            f"target uses, not the perturbation selectively{rounding}"
+        )
     return f"the blur does not remove enough of these perturbations to help{rounding}"
 
 
 def _trends(effects: list, v: str, mode: str, label: str, target, acc: dict, stds: list) -> None:
     """The paper's two trends for one retrained network (section VI)."""
-    ups = [(s, set_name, acc[(v, label, set_name, s)] - acc[(v, label, set_name, 0.0)])
-           for s in stds if s > 0 for set_name in ("original", "adversarial")
-           if (v, label, set_name, s) in acc and (v, label, set_name, 0.0) in acc]
+    ups = [
+        (s, set_name, acc[(v, label, set_name, s)] - acc[(v, label, set_name, 0.0)])
+        for s in stds
+        if s > 0
+        for set_name in ("original", "adversarial")
+        if (v, label, set_name, s) in acc and (v, label, set_name, 0.0) in acc
+    ]
     gains = [u for u in ups if u[2] > 0]
     best = max(gains, key=lambda u: u[2], default=None)
-    _effect(effects, "trend_filter_never_helps_retrained", f"{v} / {mode}", "VI",
-            "the filter never increases the retrained network's accuracy",
-            f"largest change {max((u[2] for u in ups), default=0.0):+.4f}" if ups else "—",
-            None if not ups else not gains,
-            None if best is None else f"std {best[0]:g} raises it by {best[2]:+.4f} on the {best[1]} set")
-    after = [(s, set_name, acc[(v, label, set_name, s)], acc[(v, target, set_name, s)])
-             for s in stds if s > PAPER_STD for set_name in ("original", "adversarial")
-             if (v, label, set_name, s) in acc and (v, target, set_name, s) in acc]
+    _effect(
+        effects,
+        "trend_filter_never_helps_retrained",
+        f"{v} / {mode}",
+        "VI",
+        "the filter never increases the retrained network's accuracy",
+        f"largest change {max((u[2] for u in ups), default=0.0):+.4f}" if ups else "—",
+        None if not ups else not gains,
+        None if best is None else f"std {best[0]:g} raises it by {best[2]:+.4f} on the {best[1]} set",
+    )
+    after = [
+        (s, set_name, acc[(v, label, set_name, s)], acc[(v, target, set_name, s)])
+        for s in stds
+        if s > PAPER_STD
+        for set_name in ("original", "adversarial")
+        if (v, label, set_name, s) in acc and (v, target, set_name, s) in acc
+    ]
     above = [a for a in after if a[2] >= a[3]]
-    _effect(effects, "trend_retrained_below_after_0.5", f"{v} / {mode}", "VI",
-            f"after std {PAPER_STD:g} the retrained network is below the original on both sets",
-            f"{len(after) - len(above)} of {len(after)} (std, set) pairs below" if after else "—",
-            None if not after else not above,
-            None if not above else f"at std {above[0][0]:g} it stays at {above[0][2]:.4f} vs the original's "
-                                   f"{above[0][3]:.4f} on the {above[0][1]} set")
+    _effect(
+        effects,
+        "trend_retrained_below_after_0.5",
+        f"{v} / {mode}",
+        "VI",
+        f"after std {PAPER_STD:g} the retrained network is below the original on both sets",
+        f"{len(after) - len(above)} of {len(after)} (std, set) pairs below" if after else "—",
+        None if not after else not above,
+        None
+        if not above
+        else f"at std {above[0][0]:g} it stays at {above[0][2]:.4f} vs the original's "
+        f"{above[0][3]:.4f} on the {above[0][1]} set",
+    )
 
 
 def build_comparison(dataset_dir: str | Path, inputs: dict | None = None) -> tuple[list[Row], list[Effect], dict]:
@@ -254,13 +348,23 @@ def build_comparison(dataset_dir: str | Path, inputs: dict | None = None) -> tup
     _attack(read_generation(dataset_dir), rows, effects)
     _transfer(r, inputs["transfer"], rows, effects)
     retrained = _retrain(r, inputs["retrain"], rows, effects)
-    target_sha = next((f.get("models", {}).get("target", {}).get("sha256") for f in r.files.values()
-                       if f.get("models", {}).get("target")), None)
+    target_sha = next(
+        (
+            f.get("models", {}).get("target", {}).get("sha256")
+            for f in r.files.values()
+            if f.get("models", {}).get("target")
+        ),
+        None,
+    )
     if (r.load(inputs["gaussian"]) or {}).get("results", {}).get("variants"):
         _gaussian(r.files[inputs["gaussian"]], inputs["gaussian"], target_sha, retrained, rows, effects)
     else:
-        for key in ("gaussian_target_adversarial_no_filter", "gaussian_target_adversarial_std_0.5",
-                    "gaussian_gain_std_0.5", "gaussian_ms_per_image"):
+        for key in (
+            "gaussian_target_adversarial_no_filter",
+            "gaussian_target_adversarial_std_0.5",
+            "gaussian_gain_std_0.5",
+            "gaussian_ms_per_image",
+        ):
             _row(rows, key, None, None)
     used = {n: f.get("settings_sha256") for n, f in sorted(r.files.items())}
     return rows, effects, used
@@ -271,11 +375,14 @@ def write_paper_comparison(dataset_dir: str | Path, inputs: dict | None = None) 
     dataset_dir = Path(dataset_dir)
     rows, effects, used = build_comparison(dataset_dir, inputs)
     report = {
-        "kind": "paper", "name": NAME, "inputs": used, "paper_values_module": "cifar10_fgs/evaluate/paper.py",
-        "rows": [asdict(x) for x in rows], "effects": [asdict(e) for e in effects],
+        "kind": "paper",
+        "name": NAME,
+        "inputs": used,
+        "paper_values_module": "cifar10_fgs/evaluate/paper.py",
+        "rows": [asdict(x) for x in rows],
+        "effects": [asdict(e) for e in effects],
         "gaussian_std": PAPER_STD,
-        "reproduced_gaussian_variants": sorted({e.label for e in effects
-                                                if e.key == "gaussian_gain" and e.reproduced}),
+        "reproduced_gaussian_variants": sorted({e.label for e in effects if e.key == "gaussian_gain" and e.reproduced}),
     }
     report["markdown"] = comparison_markdown(rows, effects, report["reproduced_gaussian_variants"])
     json_path, md_path, _ = write_results(dataset_dir, NAME, report, {}, TITLE)
@@ -288,8 +395,8 @@ README_END = "<!-- paper-comparison:end -->"
 
 def splice_into_readme(readme: str | Path, comparison: PaperComparison, dataset_dir: str | Path) -> None:
     """Replace the text between the README's paper-comparison markers with the generated comparison."""
-    from ..errors import ConfigError
-    from ..provenance import atomic_write_bytes
+    from cifar10_fgs.errors import ConfigError
+    from cifar10_fgs.provenance import atomic_write_bytes
 
     readme = Path(readme)
     try:
@@ -300,9 +407,11 @@ def splice_into_readme(readme: str | Path, comparison: PaperComparison, dataset_
     _, sep2, tail = rest.partition(README_END)
     if not sep or not sep2:
         raise ConfigError(f"{readme} has no paper-comparison markers: add the lines {README_BEGIN} and {README_END}")
-    body = (f"\n\nGenerated from `{Path(dataset_dir).name}/results/paper.json` "
-            f"(inputs: {', '.join(f'`{n}.json`' for n in comparison.report['inputs']) or 'none'}).\n\n"
-            f"{comparison.report['markdown'].strip()}\n\n")
+    body = (
+        f"\n\nGenerated from `{Path(dataset_dir).name}/results/paper.json` "
+        f"(inputs: {', '.join(f'`{n}.json`' for n in comparison.report['inputs']) or 'none'}).\n\n"
+        f"{comparison.report['markdown'].strip()}\n\n"
+    )
     atomic_write_bytes(readme, (head + README_BEGIN + body + README_END + tail).encode("utf-8"))
 
 
@@ -316,12 +425,24 @@ def _num(x: float | None, unit: str) -> str:
 
 def comparison_markdown(rows: Sequence[Row], effects: Sequence[Effect], gaussian_ok: Sequence[str]) -> str:
     mark = {True: "yes", False: "**no**", None: "not measured"}
-    eff = md_table(("Section", "Effect in the paper", "Run", "Ours", "Reproduced", "Why it differs"),
-                   [(e.section, e.claim, e.label or "—", e.ours, mark[e.reproduced], e.reason or "")
-                    for e in effects])
-    nums = md_table(("Section", "Quantity", "Run", "Paper", "Ours", "Source"),
-                    [(x.section, x.quantity, x.label or "—", _num(x.paper, x.unit), _num(x.ours, x.unit),
-                      f"`{x.source}`" if x.source else "—") for x in rows])
+    eff = md_table(
+        ("Section", "Effect in the paper", "Run", "Ours", "Reproduced", "Why it differs"),
+        [(e.section, e.claim, e.label or "—", e.ours, mark[e.reproduced], e.reason or "") for e in effects],
+    )
+    nums = md_table(
+        ("Section", "Quantity", "Run", "Paper", "Ours", "Source"),
+        [
+            (
+                x.section,
+                x.quantity,
+                x.label or "—",
+                _num(x.paper, x.unit),
+                _num(x.ours, x.unit),
+                f"`{x.source}`" if x.source else "—",
+            )
+            for x in rows
+        ],
+    )
     variants = ", ".join(f"`{v}`" for v in gaussian_ok) or "none"
     return (
         "Every number of the paper beside ours; the paper's values are held in `cifar10_fgs/evaluate/paper.py`, "

@@ -22,12 +22,12 @@ implemented, each a ``GaussianVariant``:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from ..config import GAUSSIAN_STDS, PIXEL_MAX, PIXEL_MIN, GaussianVariant, parse_choices
-from ..errors import ConfigError
+from cifar10_fgs.config import GAUSSIAN_STDS, PIXEL_MAX, PIXEL_MIN, GaussianVariant, parse_choices
+from cifar10_fgs.errors import ConfigError
 
 DEFAULT_STDS: tuple[float, ...] = GAUSSIAN_STDS  # pixels; 0 = no filter
 BLUR_MODE = "reflect"  # scipy.ndimage default: edges mirrored (d c b a | a b c d | d c b a)
@@ -72,9 +72,10 @@ def blur(images: np.ndarray, std: float, variant: str | GaussianVariant = Gaussi
     sigma = tuple(std if axis in variant.sigma_axes else 0.0 for axis in range(4))
     out = np.empty(images.shape, np.uint8 if variant.rounds else np.float32)
     for i in range(0, len(images), BLUR_CHUNK):
-        y = gaussian_filter(images[i:i + BLUR_CHUNK].astype(np.float32), sigma=sigma, mode=BLUR_MODE,
-                            truncate=BLUR_TRUNCATE)
-        out[i:i + BLUR_CHUNK] = np.clip(np.rint(y), PIXEL_MIN, PIXEL_MAX) if variant.rounds else y
+        y = gaussian_filter(
+            images[i : i + BLUR_CHUNK].astype(np.float32), sigma=sigma, mode=BLUR_MODE, truncate=BLUR_TRUNCATE
+        )
+        out[i : i + BLUR_CHUNK] = np.clip(np.rint(y), PIXEL_MIN, PIXEL_MAX) if variant.rounds else y
     return out
 
 

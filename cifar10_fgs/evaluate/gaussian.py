@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from .filters import (
-    BLUR_MODE, BLUR_TRUNCATE, DEFAULT_STDS, GaussianVariant, blur, check_stds, check_variants,
+from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.evaluate.filters import (
+    BLUR_MODE,
+    BLUR_TRUNCATE,
+    DEFAULT_STDS,
+    GaussianVariant,
+    blur,
+    check_stds,
+    check_variants,
 )
-from .joined import JoinedSplit
-from .metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
-from .results import fmt as _f, md_table as _md_table, model_info as _model_info, progress_bar as _progress_bar, rows_note as _rows_note
-from .skeleton import EvaluationFiles, begin
+from cifar10_fgs.evaluate.joined import JoinedSplit
+from cifar10_fgs.evaluate.metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.results import fmt as _f
+from cifar10_fgs.evaluate.results import md_table as _md_table
+from cifar10_fgs.evaluate.results import model_info as _model_info
+from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
+from cifar10_fgs.evaluate.results import rows_note as _rows_note
+from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
 
 DEFAULT_VARIANTS: tuple[GaussianVariant, ...] = (GaussianVariant.SPATIAL_UINT8,)  # `run` sweeps every variant
 
@@ -54,8 +64,11 @@ class GaussianResult(EvaluationFiles):
 
     def accuracy(self, model: str, set_name: str, std: float, variant: str | None = None) -> float:
         variant = self.variants[0] if variant is None else GaussianVariant(variant).value
-        return next(r.metrics.accuracy for r in self.rows
-                    if (r.model, r.set, r.std, r.variant) == (model, set_name, std, variant))
+        return next(
+            r.metrics.accuracy
+            for r in self.rows
+            if (r.model, r.set, r.std, r.variant) == (model, set_name, std, variant)
+        )
 
 
 def model_labels(paths: Sequence[str | Path]) -> list[str]:
@@ -70,13 +83,14 @@ def model_labels(paths: Sequence[str | Path]) -> list[str]:
     return labels
 
 
-def time_blur_single(images: np.ndarray, std: float, repeats: int = 100,
-                     variant: str = GaussianVariant.SPATIAL_UINT8) -> float:
+def time_blur_single(
+    images: np.ndarray, std: float, repeats: int = 100, variant: str = GaussianVariant.SPATIAL_UINT8
+) -> float:
     """Median seconds of ``blur`` (``variant``) on one image per call (over up to ``repeats`` images)."""
     times = []
     for i in range(min(repeats, len(images))):
         t = time.perf_counter()
-        blur(images[i:i + 1], std, variant)
+        blur(images[i : i + 1], std, variant)
         times.append(time.perf_counter() - t)
     return float(np.median(times))
 
@@ -105,10 +119,19 @@ def evaluate_gaussian(
     ev = begin("gaussian", dataset_dir, name, [split], batch_size)
     labels = model_labels(model_paths)
     loaded = [_model_info(p, unsafe_model) for p in model_paths]
-    settings = {"split": split, "stds": list(stds), "batch_size": batch_size, "models": labels,
-                "variants": list(variants),
-                "filter": {"function": "scipy.ndimage.gaussian_filter", "mode": BLUR_MODE, "truncate": BLUR_TRUNCATE,
-                           "sigma": {v: _sigma_text(v) for v in variants}}}
+    settings = {
+        "split": split,
+        "stds": list(stds),
+        "batch_size": batch_size,
+        "models": labels,
+        "variants": list(variants),
+        "filter": {
+            "function": "scipy.ndimage.gaussian_filter",
+            "mode": BLUR_MODE,
+            "truncate": BLUR_TRUNCATE,
+            "sigma": {v: _sigma_text(v) for v in variants},
+        },
+    }
     ev = ev.claim(settings, {lab: info for lab, (_, info) in zip(labels, loaded)}, overwrite)
 
     joined, source = ev.load(source, cache_dir, progress)
@@ -119,8 +142,20 @@ def evaluate_gaussian(
     report = ev.report(joined, source, _definitions(stds[0]), results)
     figures = {_figure_name(name, v, variants): _gaussian_figure(rows, stds, labels, split, v) for v in variants}
     w = ev.write(report, _gaussian_markdown(results, stds, labels, j), figures, "Gaussian filtering as a defence")
-    return GaussianResult(w.name, w.json_path, w.markdown_path, w.plots, split, stds, tuple(labels), tuple(rows),
-                          ms_batched, ms_single, report, variants)
+    return GaussianResult(
+        w.name,
+        w.json_path,
+        w.markdown_path,
+        w.plots,
+        split,
+        stds,
+        tuple(labels),
+        tuple(rows),
+        ms_batched,
+        ms_single,
+        report,
+        variants,
+    )
 
 
 def _sigma_text(variant: str) -> str:
@@ -149,8 +184,14 @@ def _definitions(first_std: float) -> dict:
 def _results(rows, stds, variants, labels, ms_batched: dict, ms_single: dict) -> dict:
     base = {(r.variant, r.model, r.set): r.metrics.accuracy for r in rows if r.std == stds[0]}
     table = [
-        {"variant": r.variant, "model": r.model, "set": r.set, "std": r.std, **dataclasses.asdict(r.metrics),
-         "accuracy_change_vs_first_std": r.metrics.accuracy - base[(r.variant, r.model, r.set)]}
+        {
+            "variant": r.variant,
+            "model": r.model,
+            "set": r.set,
+            "std": r.std,
+            **dataclasses.asdict(r.metrics),
+            "accuracy_change_vs_first_std": r.metrics.accuracy - base[(r.variant, r.model, r.set)],
+        }
         for r in rows
     ]
     per_variant = {}
@@ -193,15 +234,27 @@ def _std_label(std: float) -> str:
 
 def _gaussian_markdown(results: dict, stds, labels, j: JoinedSplit) -> str:
     acc = {(r["variant"], r["model"], r["set"], r["std"]): r["accuracy"] for r in results["table"]}
-    out = [f"Accuracy after `scipy.ndimage.gaussian_filter` on {_rows_note(j)}, per variant of the filter. "
-           f"\"Recovered\" is the accuracy on the adversarial set minus that at {_std_label(stds[0]).lower()}; "
-           "\"ms/image\" is the filter's cost per image when the whole set is filtered at once.\n"]
+    out = [
+        f"Accuracy after `scipy.ndimage.gaussian_filter` on {_rows_note(j)}, per variant of the filter. "
+        f'"Recovered" is the accuracy on the adversarial set minus that at {_std_label(stds[0]).lower()}; '
+        '"ms/image" is the filter\'s cost per image when the whole set is filtered at once.\n'
+    ]
     for v, info in results["variants"].items():
-        headers = ("Filter", *(f"`{m}` / {s}" for m in labels for s in SETS), *(f"`{m}` recovered" for m in labels),
-                   "ms/image")
-        body = [(_std_label(std), *(_f(acc[(v, m, s, std)]) for m in labels for s in SETS),
-                 *(f"{info['recovered_on_adversarial'][m][f'{std:g}']:+.4f}" for m in labels),
-                 f"{info['ms_per_image_batched'][f'{std:g}']:.4f}") for std in stds]
+        headers = (
+            "Filter",
+            *(f"`{m}` / {s}" for m in labels for s in SETS),
+            *(f"`{m}` recovered" for m in labels),
+            "ms/image",
+        )
+        body = [
+            (
+                _std_label(std),
+                *(_f(acc[(v, m, s, std)]) for m in labels for s in SETS),
+                *(f"{info['recovered_on_adversarial'][m][f'{std:g}']:+.4f}" for m in labels),
+                f"{info['ms_per_image_batched'][f'{std:g}']:.4f}",
+            )
+            for std in stds
+        ]
         single = max((info["ms_per_image_single"][f"{s:g}"] for s in stds if s > 0), default=0.0)
         out.append(f"\n**`{v}`**: {info['description']}. One image per call: at most {single:.4f} ms.\n\n")
         out.append(_md_table(headers, body))
@@ -217,8 +270,9 @@ def _gaussian_figure(rows, stds, labels, split: str, variant: str):
     acc = {(r.model, r.set, r.std): r.metrics.accuracy for r in rows if r.variant == variant}
     for mi, m in enumerate(labels):
         for s in SETS:
-            ax.plot(stds, [acc[(m, s, std)] for std in stds], styles[s], marker="o", color=f"C{mi % 10}",
-                    label=f"{m} / {s}")
+            ax.plot(
+                stds, [acc[(m, s, std)] for std in stds], styles[s], marker="o", color=f"C{mi % 10}", label=f"{m} / {s}"
+            )
     ax.set_xticks(stds, [f"{s:g}" for s in stds], fontsize=8)
     ax.set_xlabel("Gaussian filter std (pixels; 0 = no filter)")
     ax.set_ylabel("accuracy")

@@ -13,18 +13,18 @@ run on the joined rows, sorted by index, and report how many were used.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .. import manifest as mf
-from ..config import PIXEL_RANGE
-from ..data import Cifar10Split, check_split, load_cifar10
-from ..errors import DataSourceError, ValidationError
-from ..provenance import dumps_sorted, sha256_bytes
-from .metrics import linf_levels
+from cifar10_fgs.config import PIXEL_RANGE
+from cifar10_fgs.data import Cifar10Split, check_split, load_cifar10
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.errors import DataSourceError, ValidationError
+from cifar10_fgs.evaluate.metrics import linf_levels
+from cifar10_fgs.provenance import dumps_sorted, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,26 @@ def read_generation(dataset_dir: str | Path) -> Generation:
         raise DataSourceError(f"{exc}") from None
     config = m.config.to_json()
     splits = {
-        s: SplitGeneration(c.num_rows, c.num_shards, c.fingerprint, config["splits"][s],
-                           {n: e.sha256 for n, e in m.shards_of(s)}, m.failures(s))
+        s: SplitGeneration(
+            c.num_rows,
+            c.num_shards,
+            c.fingerprint,
+            config["splits"][s],
+            {n: e.sha256 for n, e in m.shards_of(s)},
+            m.failures(s),
+        )
         for s, c in m.config.splits.items()
     }
-    return Generation(sha256_bytes(dumps_sorted(config).encode()), m.config.model_sha256, m.config.attack,
-                      m.data_source.source, splits, m.config.attack.get("step"), m.timing.attack_seconds or None, m)
+    return Generation(
+        sha256_bytes(dumps_sorted(config).encode()),
+        m.config.model_sha256,
+        m.config.attack,
+        m.data_source.source,
+        splits,
+        m.config.attack.get("step"),
+        m.timing.attack_seconds or None,
+        m,
+    )
 
 
 @dataclass(frozen=True)
@@ -126,7 +140,7 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
     """``datasets.load_dataset(DIR)`` (plain, not streaming) with a one-line error if it fails."""
     import datasets
 
-    from ..data import datasets_progress
+    from cifar10_fgs.data import datasets_progress
 
     try:
         with datasets_progress(progress):
@@ -147,7 +161,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
     """Join the rows of ``dsd[split]`` (a loaded DatasetDict) to ``original`` by ``index``, with checks."""
     import datasets
 
-    from ..shards import decode_images
+    from cifar10_fgs.dataset.shards import decode_images
 
     record = check_split_generated(dataset_dir, generation, split)
     n = record.num_rows
@@ -160,7 +174,9 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
     cols = ["image", "index", "label", "linf", "iterations", "original_prediction", "adversarial_prediction"]
     missing = [c for c in cols if c not in ds.column_names]
     if missing:
-        raise ValidationError(f"the {split} split of {dataset_dir} lacks column {missing[0]!r}: generate the folder again")
+        raise ValidationError(
+            f"the {split} split of {dataset_dir} lacks column {missing[0]!r}: generate the folder again"
+        )
     ds = ds.select_columns(cols).cast_column("image", datasets.Image(decode=False))
     table = ds.with_format("arrow")[:]
     index = table.column("index").to_numpy().astype(np.int64)
@@ -168,7 +184,9 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
     values, counts = np.unique(index, return_counts=True)
     if (counts > 1).any():
         dup = int(values[counts > 1][0])
-        raise ValidationError(f"index {dup} appears twice in the {split} split of {dataset_dir}: generate the folder again")
+        raise ValidationError(
+            f"index {dup} appears twice in the {split} split of {dataset_dir}: generate the folder again"
+        )
     expected = np.setdiff1d(np.arange(n), np.asarray(failures, np.int64))
     if len(index) != len(expected) or not np.array_equal(np.sort(index), expected):
         extra = np.setdiff1d(index, expected)
@@ -179,7 +197,9 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
             f"{len(expected)} expected): run `cifar10-fgs validate` and regenerate the folder"
         )
     if len(index) == 0:
-        raise ValidationError(f"the {split} split of {dataset_dir} holds no rows (every image failed): nothing to evaluate")
+        raise ValidationError(
+            f"the {split} split of {dataset_dir} holds no rows (every image failed): nothing to evaluate"
+        )
     order = np.argsort(index, kind="stable")
     index = index[order]
     labels = table.column("label").to_numpy().astype(np.int64)[order]
@@ -192,7 +212,10 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
     cells = table.column("image").to_pylist()
     adversarial = decode_images([cells[i] for i in order])
     orig_images = original.images[index]
-    columns = {c: table.column(c).to_numpy()[order] for c in ("linf", "iterations", "original_prediction", "adversarial_prediction")}
+    columns = {
+        c: table.column(c).to_numpy()[order]
+        for c in ("linf", "iterations", "original_prediction", "adversarial_prediction")
+    }
     measured = linf_levels(adversarial, orig_images) / PIXEL_RANGE
     off = np.abs(measured - columns["linf"].astype(np.float64)) > 1e-4
     if off.any():
@@ -222,15 +245,22 @@ def load_joined(
     dsd = load_adversarial(dataset_dir, cache_dir=cache_dir, progress=progress)
     joined = {s: join_split(dsd, dataset_dir, generation, s, originals[s]) for s in splits}
     for s, j in joined.items():
-        log.info("%s: joined %d adversarial rows to %d original rows (%d failures absent)",
-                 s, len(j), j.num_rows_split, len(j.failures))
+        log.info(
+            "%s: joined %d adversarial rows to %d original rows (%d failures absent)",
+            s,
+            len(j),
+            j.num_rows_split,
+            len(j.failures),
+        )
     return joined, generation, source
 
 
 def _recorded_source(dataset_dir: Path, generation: Generation) -> str:
     src = generation.data_source
     if not src:
-        raise DataSourceError(f"{dataset_dir}/{MANIFEST} records no data source: pass --source DATA (the original CIFAR-10)")
+        raise DataSourceError(
+            f"{dataset_dir}/{MANIFEST} records no data source: pass --source DATA (the original CIFAR-10)"
+        )
     return str(src)
 
 

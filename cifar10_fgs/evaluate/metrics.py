@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, PREDICT_BATCH_SIZE
-from ..data import NUM_CLASSES
-from ..errors import ConfigError
-from ..inference import log_softmax
+from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, PREDICT_BATCH_SIZE
+from cifar10_fgs.data import NUM_CLASSES
+from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.models.inference import log_softmax
 
 DEFAULT_BATCH_SIZE = PREDICT_BATCH_SIZE  # images per inference batch (predict_logits pads the tail to this size)
 SETS = ("original", "adversarial")  # the two test sets every evaluation compares
@@ -60,7 +60,7 @@ class Classification:
     def mean_confidence(self) -> float:
         return float(self.confidence.mean())
 
-    def metrics(self) -> "SetMetrics":
+    def metrics(self) -> SetMetrics:
         return SetMetrics(len(self.labels), self.accuracy, self.loss, self.mean_confidence)
 
 
@@ -76,7 +76,7 @@ class SetMetrics:
 
 def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> Classification:
     """Run ``model`` (logits out) on uint8 ``images`` through ``inference.predict_logits``."""
-    from ..inference import predict_logits
+    from cifar10_fgs.models.inference import predict_logits
 
     labels = np.asarray(labels, np.int64)
     if len(images) != len(labels):
@@ -130,7 +130,9 @@ def linf_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return d.max(axis=1, initial=0).astype(np.int64)
 
 
-def random_sign_control(images: np.ndarray, linf: np.ndarray, seed: int = 0, keys: np.ndarray | None = None) -> np.ndarray:
+def random_sign_control(
+    images: np.ndarray, linf: np.ndarray, seed: int = 0, keys: np.ndarray | None = None
+) -> np.ndarray:
     """Each image plus random +-1 signs times its own ``linf`` (pixel levels), rounded and clipped to uint8.
 
     ``linf`` (N,) is rounded to whole levels first (a uint8 image can only move by whole levels), so
@@ -146,7 +148,9 @@ def random_sign_control(images: np.ndarray, linf: np.ndarray, seed: int = 0, key
     if linf.shape[0] != len(images):
         raise ConfigError(f"{len(linf)} L-infinity values for {len(images)} images: expected one per image")
     if not np.all(np.isfinite(linf)) or np.any(linf < 0) or np.any(linf > PIXEL_RANGE):
-        raise ConfigError(f"L-infinity values must lie in [0, {PIXEL_RANGE:g}] pixel levels: got {linf.min()}..{linf.max()}")
+        raise ConfigError(
+            f"L-infinity values must lie in [0, {PIXEL_RANGE:g}] pixel levels: got {linf.min()}..{linf.max()}"
+        )
     keys = np.arange(len(images)) if keys is None else np.asarray(keys).reshape(-1)
     if keys.shape[0] != len(images):
         raise ConfigError(f"{len(keys)} keys for {len(images)} images: expected one per image")

@@ -47,8 +47,9 @@ PAPER_VALUES: tuple[PaperValue, ...] = (
     PaperValue("gaussian_target_adversarial_no_filter", 0.7288, "VI", "target on the adversarial set, no filter"),
     PaperValue("gaussian_target_adversarial_std_0.5", 0.7492, "VI", "target on the adversarial set, std 0.5"),
     PaperValue("gaussian_gain_std_0.5", 0.0204, "VI", "accuracy recovered by std 0.5 on the adversarial set"),
-    PaperValue("gaussian_ms_per_image", 1.0, "VI", "filter cost per image (paper: \"under a thousandth of a second\")",
-               "ms"),
+    PaperValue(
+        "gaussian_ms_per_image", 1.0, "VI", 'filter cost per image (paper: "under a thousandth of a second")', "ms"
+    ),
 )
 
 PAPER = {v.key: v for v in PAPER_VALUES}

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from ..errors import ConfigError, OutputError
-from ..provenance import atomic_write_bytes, dumps_sorted, read_json, sha256_bytes, sha256_file, write_json
+from cifar10_fgs.errors import ConfigError, OutputError
+from cifar10_fgs.provenance import atomic_write_bytes, dumps_sorted, read_json, sha256_bytes, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,12 @@ def results_paths(dataset_dir: str | Path, name: str) -> tuple[Path, Path]:
 
 
 def settings_key(kind: str, settings: dict, models: dict, dataset: dict) -> str:
-    key = {"kind": kind, "settings": settings, "models": {k: v.get("sha256") for k, v in models.items()},
-           "dataset": dataset["config_sha256"]}
+    key = {
+        "kind": kind,
+        "settings": settings,
+        "models": {k: v.get("sha256") for k, v in models.items()},
+        "dataset": dataset["config_sha256"],
+    }
     return sha256_bytes(dumps_sorted(key).encode())
 
 
@@ -44,7 +48,9 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
     json_path, _ = results_paths(dataset_dir, name)
     if not (dataset_dir / RESULTS_DIR).exists():
         if not os.access(dataset_dir, os.W_OK | os.X_OK):
-            raise OutputError(f"{dataset_dir} is not writable: results go to {dataset_dir / RESULTS_DIR}; copy the folder first")
+            raise OutputError(
+                f"{dataset_dir} is not writable: results go to {dataset_dir / RESULTS_DIR}; copy the folder first"
+            )
     elif not os.access(dataset_dir / RESULTS_DIR, os.W_OK | os.X_OK):
         raise OutputError(f"{dataset_dir / RESULTS_DIR} is not writable: make it writable or copy the dataset folder")
     if overwrite or not json_path.exists():
@@ -62,20 +68,26 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
 
 def model_info(path: str | Path, unsafe: bool):
     """(loaded Keras model, its identity for the results: path, file, sha256, architecture)."""
-    from ..models import architecture, load_model
+    from cifar10_fgs.models.networks import architecture, load_model
 
     model = load_model(path, unsafe=unsafe)
-    return model, {"path": str(path), "file": Path(path).name, "sha256": sha256_file(path),
-                   "architecture": architecture(model)}
+    return model, {
+        "path": str(path),
+        "file": Path(path).name,
+        "sha256": sha256_file(path),
+        "architecture": architecture(model),
+    }
 
 
 def save_figure(fig, path: Path) -> None:
-    from ..figures import save_png
+    from cifar10_fgs.evaluate.figures import save_png
 
     save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
-def write_results(dataset_dir: Path, name: str, report: dict, figures: dict[str, object], title: str) -> tuple[str, str, tuple[str, ...]]:
+def write_results(
+    dataset_dir: Path, name: str, report: dict, figures: dict[str, object], title: str
+) -> tuple[str, str, tuple[str, ...]]:
     """Write the PNGs, then ``<name>.md``, then ``<name>.json`` (last: its presence means complete)."""
     json_path, md_path = results_paths(dataset_dir, name)
     plots = []
@@ -103,7 +115,7 @@ def fmt(x, digits: int = 4) -> str:
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """The card's markdown table (``dataset_card.render.md_table``), ending in a newline."""
-    from ..dataset_card.render import md_table as card_table
+    from cifar10_fgs.dataset_card.render import md_table as card_table
 
     return card_table(headers, rows) + "\n"
 

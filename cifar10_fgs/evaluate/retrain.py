@@ -15,14 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import RECIPES, Arch, RetrainMode
-from ..data import Cifar10Split
-from ..errors import ConfigError
-from ..models import check_keras_path
-from .joined import JoinedSplit
-from .metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
-from .results import check_name, fmt as _f, md_table as _md_table, model_info as _model_info, progress_bar as _progress_bar, rows_note as _rows_note
-from .skeleton import EvaluationFiles, begin
+from cifar10_fgs.config import RECIPES, Arch, RetrainMode
+from cifar10_fgs.data import Cifar10Split
+from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.evaluate.joined import JoinedSplit
+from cifar10_fgs.evaluate.metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.results import check_name
+from cifar10_fgs.evaluate.results import fmt as _f
+from cifar10_fgs.evaluate.results import md_table as _md_table
+from cifar10_fgs.evaluate.results import model_info as _model_info
+from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
+from cifar10_fgs.evaluate.results import rows_note as _rows_note
+from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
+from cifar10_fgs.models.networks import check_keras_path
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,12 @@ def retrain_split(train: JoinedSplit, mode: str, where: str = "the dataset") -> 
     if mode == "adversarial":
         return Cifar10Split(train.adversarial, train.labels, f"adversarial train split of {where}", "train")
     if mode == "mixed":
-        return Cifar10Split(np.concatenate([train.original_split.images, train.adversarial]),
-                            np.concatenate([train.original_split.labels, train.labels]),
-                            f"original + adversarial train split of {where}", "train")
+        return Cifar10Split(
+            np.concatenate([train.original_split.images, train.adversarial]),
+            np.concatenate([train.original_split.labels, train.labels]),
+            f"original + adversarial train split of {where}",
+            "train",
+        )
     raise AssertionError(mode)  # unreachable: _check_mode accepts only the modes above
 
 
@@ -109,8 +117,7 @@ def evaluate_retrain(
     target = None
     if target_model_path is not None:
         target, models["target"] = _model_info(target_model_path, unsafe_model)
-    settings = {"mode": mode, "recipe": recipe.to_json(), "seed": seed, "batch_size": batch_size,
-                "out": out.name}
+    settings = {"mode": mode, "recipe": recipe.to_json(), "seed": seed, "batch_size": batch_size, "out": out.name}
     ev = ev.claim(settings, models, overwrite)  # before training: the retrained model is an output
 
     joined, source = ev.load(source, cache_dir, progress)
@@ -131,20 +138,38 @@ def evaluate_retrain(
     bar.close()
     results = _results(res, mode, recipe.epochs, train, meta, reused, out)
     report = ev.report(joined, source, DEFINITIONS, results)
-    w = ev.write(report, _retrain_markdown(report, te), {f"{name}.png": _retrain_figure(results)},
-                 "Adversarial retraining of the target")
+    w = ev.write(
+        report,
+        _retrain_markdown(report, te),
+        {f"{name}.png": _retrain_figure(results)},
+        "Adversarial retraining of the target",
+    )
     tgt = res.get("target", {})
     return RetrainResult(
-        w.name, w.json_path, w.markdown_path, w.plots, str(out), mode, recipe.epochs, not reused,
-        results["training"]["seconds"], res["retrained"]["original"], res["retrained"]["adversarial"],
-        results["accuracy_drop_after"], tgt.get("original"), tgt.get("adversarial"), results["accuracy_drop_before"],
+        w.name,
+        w.json_path,
+        w.markdown_path,
+        w.plots,
+        str(out),
+        mode,
+        recipe.epochs,
+        not reused,
+        results["training"]["seconds"],
+        res["retrained"]["original"],
+        res["retrained"]["adversarial"],
+        results["accuracy_drop_after"],
+        tgt.get("original"),
+        tgt.get("adversarial"),
+        results["accuracy_drop_before"],
         report,
     )
 
 
 DEFINITIONS = {
-    "modes": {"adversarial": "trained on the adversarial train rows with their original labels",
-              "mixed": "trained on every original train image plus the adversarial train rows"},
+    "modes": {
+        "adversarial": "trained on the adversarial train rows with their original labels",
+        "mixed": "trained on every original train image plus the adversarial train rows",
+    },
     "sets": {"original": "original test images at the joined rows", "adversarial": "their adversarial copies"},
     "accuracy_drop_before": "target (original network): accuracy on original minus on adversarial",
     "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
@@ -159,34 +184,51 @@ def _check_mode(mode) -> str:
         raise ConfigError(f"mode {mode!r} is invalid: expected one of {', '.join(RETRAIN_MODES)}") from None
 
 
-def _train(out: Path, train: Cifar10Split, test: Cifar10Split, recipe, seed: int, overwrite: bool,
-           progress: bool) -> tuple[dict, bool]:
+def _train(
+    out: Path, train: Cifar10Split, test: Cifar10Split, recipe, seed: int, overwrite: bool, progress: bool
+) -> tuple[dict, bool]:
     """Train (or reuse an identical earlier training at ``out``): (the model's metadata, reused?)."""
-    from ..training import read_model_metadata, train_model, trained_model_matches
+    from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
 
     reused = trained_model_matches(out, train, recipe, seed)  # even with overwrite: it is the same model
     if reused:
         log.info("reusing %s: trained earlier with the same recipe, seed and data", out)
     else:
         log.info("training %s on %d images (%d epochs)", out, len(train), recipe.epochs)
-        train_model(train, test, out, arch=Arch.TARGET, recipe=recipe, seed=seed, overwrite=overwrite,
-                    verbose=1 if progress else 0)
+        train_model(
+            train,
+            test,
+            out,
+            arch=Arch.TARGET,
+            recipe=recipe,
+            seed=seed,
+            overwrite=overwrite,
+            verbose=1 if progress else 0,
+        )
     return read_model_metadata(out), reused
 
 
 def _results(res: dict, mode: str, epochs: int, train: Cifar10Split, meta: dict, reused: bool, out: Path) -> dict:
     results = {
-        role: {**{k: dataclasses.asdict(v) for k, v in r.items()},
-               "accuracy_drop": r["original"].accuracy - r["adversarial"].accuracy}
+        role: {
+            **{k: dataclasses.asdict(v) for k, v in r.items()},
+            "accuracy_drop": r["original"].accuracy - r["adversarial"].accuracy,
+        }
         for role, r in res.items()
     }
     results["accuracy_drop_after"] = results["retrained"]["accuracy_drop"]
     results["accuracy_drop_before"] = results["target"]["accuracy_drop"] if "target" in res else None
     seconds = float(meta.get("train_seconds_total") or 0.0)
     results["training"] = {
-        "mode": mode, "epochs": epochs, "train_images": len(train), "seconds": seconds,
-        "minutes": round(seconds / 60.0, 2), "device": device_description(), "reused_existing_model": reused,
-        "model_metadata": str(out.with_suffix(".json")), "train_data_fingerprint": train.fingerprint(),
+        "mode": mode,
+        "epochs": epochs,
+        "train_images": len(train),
+        "seconds": seconds,
+        "minutes": round(seconds / 60.0, 2),
+        "device": device_description(),
+        "reused_existing_model": reused,
+        "model_metadata": str(out.with_suffix(".json")),
+        "train_data_fingerprint": train.fingerprint(),
         "history": meta.get("history", []),
     }
     return results
@@ -197,18 +239,27 @@ def _retrain_markdown(report: dict, te: JoinedSplit) -> str:
     t = r["training"]
     rows = []
     if "target" in r:
-        rows.append((f"Original target `{report['models']['target']['file']}`",
-                     *(f"{_f(r['target'][s]['accuracy'])} ({_f(r['target'][s]['loss'])})" for s in SETS),
-                     _f(r["target"]["accuracy_drop"])))
-    rows.append((f"Retrained `{report['models']['retrained']['file']}` ({t['mode']}, {t['epochs']} epochs)",
-                 *(f"{_f(r['retrained'][s]['accuracy'])} ({_f(r['retrained'][s]['loss'])})" for s in SETS),
-                 _f(r["retrained"]["accuracy_drop"])))
+        rows.append(
+            (
+                f"Original target `{report['models']['target']['file']}`",
+                *(f"{_f(r['target'][s]['accuracy'])} ({_f(r['target'][s]['loss'])})" for s in SETS),
+                _f(r["target"]["accuracy_drop"]),
+            )
+        )
+    rows.append(
+        (
+            f"Retrained `{report['models']['retrained']['file']}` ({t['mode']}, {t['epochs']} epochs)",
+            *(f"{_f(r['retrained'][s]['accuracy'])} ({_f(r['retrained'][s]['loss'])})" for s in SETS),
+            _f(r["retrained"]["accuracy_drop"]),
+        )
+    )
     out = [f"Test set: {_rows_note(te)}. Cells: accuracy (loss).\n\n"]
     out.append(_md_table(("Network", "Original set", "Adversarial set", "Accuracy drop"), rows))
     if "target" not in r:
         out.append("\nPass `--target-model` to compare with the original target network.\n")
-    out.append(f"\nRetraining: {t['train_images']} images, {t['epochs']} epochs, "
-               f"{t['minutes']:.1f} min on {t['device']}.\n")
+    out.append(
+        f"\nRetraining: {t['train_images']} images, {t['epochs']} epochs, {t['minutes']:.1f} min on {t['device']}.\n"
+    )
     return "".join(out)
 
 

@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from ..provenance import library_versions
-from .joined import Generation, check_split_generated, dataset_identity, load_joined, read_generation
-from .metrics import check_batch_size
-from .results import check_name, claim_results, settings_key, write_results
+from cifar10_fgs.evaluate.joined import (
+    Generation,
+    check_split_generated,
+    dataset_identity,
+    load_joined,
+    read_generation,
+)
+from cifar10_fgs.evaluate.metrics import check_batch_size
+from cifar10_fgs.evaluate.results import check_name, claim_results, settings_key, write_results
+from cifar10_fgs.provenance import library_versions
 
 METRIC_DEFINITIONS = {
     "accuracy": "mean over rows of argmax(logits) == label",
@@ -54,7 +60,7 @@ class Evaluation:
     dataset: dict | None = None  # dataset_identity
     key: str | None = None  # settings_sha256
 
-    def claim(self, settings: dict, models: dict, overwrite: bool) -> "Evaluation":
+    def claim(self, settings: dict, models: dict, overwrite: bool) -> Evaluation:
         dataset = dataset_identity(self.dataset_dir, self.generation, self.splits)
         key = settings_key(self.kind, settings, models, dataset)
         claim_results(self.dataset_dir, self.name, key, overwrite)
@@ -73,9 +79,14 @@ class Evaluation:
             "settings_sha256": self.key,
             "models": self.models,
             "dataset": self.dataset,
-            "data_source": {"source": source, "fingerprints": {s: j.original_split.fingerprint() for s, j in joined.items()}},
-            "rows": {s: {"num_rows_split": j.num_rows_split, "num_rows_used": len(j), "failures_absent": len(j.failures)}
-                     for s, j in joined.items()},
+            "data_source": {
+                "source": source,
+                "fingerprints": {s: j.original_split.fingerprint() for s, j in joined.items()},
+            },
+            "rows": {
+                s: {"num_rows_split": j.num_rows_split, "num_rows_used": len(j), "failures_absent": len(j.failures)}
+                for s, j in joined.items()
+            },
             "library_versions": library_versions(),
             "metric_definitions": METRIC_DEFINITIONS,
             "definitions": definitions,

@@ -13,14 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import CLASS_NAMES, NUM_CLASSES
-from .joined import JoinedSplit
-from .metrics import (
-    CONFIDENCE_GROUPS, DEFAULT_BATCH_SIZE, Classification, SetMetrics, classify, confidence_split, linf_levels,
-    per_class_accuracy, random_sign_control,
+from cifar10_fgs.data import CLASS_NAMES, NUM_CLASSES
+from cifar10_fgs.evaluate.joined import JoinedSplit
+from cifar10_fgs.evaluate.metrics import (
+    CONFIDENCE_GROUPS,
+    DEFAULT_BATCH_SIZE,
+    Classification,
+    SetMetrics,
+    classify,
+    confidence_split,
+    linf_levels,
+    per_class_accuracy,
+    random_sign_control,
 )
-from .results import fmt as _f, md_table as _md_table, model_info as _model_info, progress_bar as _progress_bar, rows_note as _rows_note
-from .skeleton import EvaluationFiles, begin
+from cifar10_fgs.evaluate.results import fmt as _f
+from cifar10_fgs.evaluate.results import md_table as _md_table
+from cifar10_fgs.evaluate.results import model_info as _model_info
+from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
+from cifar10_fgs.evaluate.results import rows_note as _rows_note
+from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,15 @@ def evaluate_transfer(
 
     joined, source = ev.load(source, cache_dir, progress)
     j = joined[split]
-    bar = _progress_bar(3 + (3 if source_model is not None else 0) + (1 if j.failures else 0), f"transfer {split}", progress)
+    bar = _progress_bar(
+        3 + (3 if source_model is not None else 0) + (1 if j.failures else 0), f"transfer {split}", progress
+    )
     linf = linf_levels(j.adversarial, j.original)
-    sets = {"original": j.original, "adversarial": j.adversarial,
-            "random_sign_control": random_sign_control(j.original, linf, seed, keys=j.index)}
+    sets = {
+        "original": j.original,
+        "adversarial": j.adversarial,
+        "random_sign_control": random_sign_control(j.original, linf, seed, keys=j.index),
+    }
     tgt = _classify_sets(target, sets, j.labels, batch_size, bar)
     full = tgt["original"].metrics()
     if j.failures:
@@ -82,20 +98,40 @@ def evaluate_transfer(
     src = _classify_sets(source_model, sets, j.labels, batch_size, bar) if source_model is not None else {}
     bar.close()
 
-    results = {"target": _target_results(tgt, full, j.labels),
-               "perturbation": {"linf_levels_mean": float(linf.mean()), "linf_levels_median": float(np.median(linf)),
-                                "linf_levels_max": int(linf.max()), "unchanged_rows": int((linf == 0).sum())}}
+    results = {
+        "target": _target_results(tgt, full, j.labels),
+        "perturbation": {
+            "linf_levels_mean": float(linf.mean()),
+            "linf_levels_median": float(np.median(linf)),
+            "linf_levels_max": int(linf.max()),
+            "unchanged_rows": int((linf == 0).sum()),
+        },
+    }
     if src:
         results["source"] = _source_results(src, j.columns["adversarial_prediction"])
     report = ev.report(joined, source, DEFINITIONS, results)
-    figures = {f"{name}_per_class.png": _per_class_figure(results["target"]["per_class_accuracy"], split),
-               f"{name}_confidence.png": _confidence_figure(tgt["original"], tgt["adversarial"])}
+    figures = {
+        f"{name}_per_class.png": _per_class_figure(results["target"]["per_class_accuracy"], split),
+        f"{name}_confidence.png": _confidence_figure(tgt["original"], tgt["adversarial"]),
+    }
     w = ev.write(report, _transfer_markdown(report, j), figures, "Transfer to the target model")
     m = {k: c.metrics() for k, c in tgt.items()}
     t = results["target"]
     return TransferResult(
-        w.name, w.json_path, w.markdown_path, w.plots, split, len(j), j.num_rows_split, m["original"], m["adversarial"],
-        m["random_sign_control"], t["accuracy_drop"], t["random_sign_control_accuracy_drop"], t["confidence"], report,
+        w.name,
+        w.json_path,
+        w.markdown_path,
+        w.plots,
+        split,
+        len(j),
+        j.num_rows_split,
+        m["original"],
+        m["adversarial"],
+        m["random_sign_control"],
+        t["accuracy_drop"],
+        t["random_sign_control_accuracy_drop"],
+        t["confidence"],
+        report,
     )
 
 
@@ -104,14 +140,15 @@ DEFINITIONS = {
         "original": "the original images at the joined rows",
         "adversarial": "their adversarial copies from the dataset",
         "random_sign_control": "each original plus random +-1 signs times its adversarial copy's L-infinity "
-                               "(pixel levels), clipped to [0, 255]; signs from numpy default_rng([control_seed, index])",
+        "(pixel levels), clipped to [0, 255]; signs from numpy default_rng([control_seed, index])",
         "original_all_rows": "the original images of every generated row, including rows absent from the dataset",
     },
     "confidence": {
         **{g: f"rows where {d}" for g, d in CONFIDENCE_GROUPS.items()},
         "mean_original_confidence": "mean softmax max of the target's logits on the original image",
         "mean_adversarial_confidence": "mean softmax max of the target's logits on the adversarial copy",
-        "fooling_rate": "fooled / (fooled + held): of the originals the target gets right, the share whose adversarial copy it gets wrong",
+        "fooling_rate": "fooled / (fooled + held): of the originals the target gets right, "
+        "the share whose adversarial copy it gets wrong",
     },
 }
 
@@ -154,7 +191,9 @@ def _source_results(src: dict[str, Classification], stored_prediction: np.ndarra
         **{k: dataclasses.asdict(v) for k, v in sm.items()},
         "accuracy_drop": sm["original"].accuracy - sm["adversarial"].accuracy,
         "random_sign_control_accuracy_drop": sm["original"].accuracy - sm["random_sign_control"].accuracy,
-        "agrees_with_stored_adversarial_prediction": float((src["adversarial"].predictions == stored_prediction).mean()),
+        "agrees_with_stored_adversarial_prediction": float(
+            (src["adversarial"].predictions == stored_prediction).mean()
+        ),
     }
 
 
@@ -162,34 +201,57 @@ def _transfer_markdown(report: dict, j: JoinedSplit) -> str:
     r = report["results"]["target"]
     tfile = report["models"]["target"]["file"]
     sets = ("original", "adversarial", "random_sign_control")
-    out = [f"Target model `{tfile}` on {_rows_note(j)}. The random-sign control adds random ±1 noise "
-           "at the same per-image L∞ as each adversarial copy.\n\n"]
-    out.append(_md_table(
-        ("", "Original set", "Adversarial set", "Random-sign control"),
-        [("Accuracy", *(_f(r[s]["accuracy"]) for s in sets)),
-         ("Loss", *(_f(r[s]["loss"]) for s in sets)),
-         ("Mean confidence", *(_f(r[s]["mean_confidence"]) for s in sets)),
-         ("Accuracy drop", "—", _f(r["accuracy_drop"]), _f(r["random_sign_control_accuracy_drop"]))],
-    ))
+    out = [
+        f"Target model `{tfile}` on {_rows_note(j)}. The random-sign control adds random ±1 noise "
+        "at the same per-image L∞ as each adversarial copy.\n\n"
+    ]
+    out.append(
+        _md_table(
+            ("", "Original set", "Adversarial set", "Random-sign control"),
+            [
+                ("Accuracy", *(_f(r[s]["accuracy"]) for s in sets)),
+                ("Loss", *(_f(r[s]["loss"]) for s in sets)),
+                ("Mean confidence", *(_f(r[s]["mean_confidence"]) for s in sets)),
+                ("Accuracy drop", "—", _f(r["accuracy_drop"]), _f(r["random_sign_control_accuracy_drop"])),
+            ],
+        )
+    )
     c = r["confidence"]
-    labels = {"fooled": "Fooled (correct → wrong)", "held": "Held (correct → correct)",
-              "recovered": "Recovered (wrong → correct)", "both_wrong": "Both wrong"}
-    out.append("\nMean confidence (softmax max) of the target's classification of the *original* image, by what its "
-               "adversarial copy did to the target:\n\n")
-    out.append(_md_table(("Rows (target on original → on adversarial)", "Rows", "Mean original confidence"),
-                         [(labels[g], c[g]["rows"], _f(c[g]["mean_original_confidence"])) for g in labels]))
+    labels = {
+        "fooled": "Fooled (correct → wrong)",
+        "held": "Held (correct → correct)",
+        "recovered": "Recovered (wrong → correct)",
+        "both_wrong": "Both wrong",
+    }
+    out.append(
+        "\nMean confidence (softmax max) of the target's classification of the *original* image, by what its "
+        "adversarial copy did to the target:\n\n"
+    )
+    out.append(
+        _md_table(
+            ("Rows (target on original → on adversarial)", "Rows", "Mean original confidence"),
+            [(labels[g], c[g]["rows"], _f(c[g]["mean_original_confidence"])) for g in labels],
+        )
+    )
     pc = r["per_class_accuracy"]
     out.append("\nPer-class accuracy of the target:\n\n")
-    out.append(_md_table(("Class", "Rows", "Original", "Adversarial", "Random-sign control"),
-                         [(k, v["rows"], *(_f(v[s]) for s in sets)) for k, v in pc.items()]))
+    out.append(
+        _md_table(
+            ("Class", "Rows", "Original", "Adversarial", "Random-sign control"),
+            [(k, v["rows"], *(_f(v[s]) for s in sets)) for k, v in pc.items()],
+        )
+    )
     if "source" in report["results"]:
         s = report["results"]["source"]
         sinfo = report["models"]["source"]
         note = "" if sinfo.get("generated_the_dataset") else " (not the model that generated the dataset)"
         out.append(f"\nSource model `{sinfo['file']}`{note}, white-box:\n\n")
-        out.append(_md_table(("", "Original set", "Adversarial set", "Random-sign control"),
-                             [("Accuracy", *(_f(s[x]["accuracy"]) for x in sets)),
-                              ("Loss", *(_f(s[x]["loss"]) for x in sets))]))
+        out.append(
+            _md_table(
+                ("", "Original set", "Adversarial set", "Random-sign control"),
+                [("Accuracy", *(_f(s[x]["accuracy"]) for x in sets)), ("Loss", *(_f(s[x]["loss"]) for x in sets))],
+            )
+        )
     return "".join(out)
 
 
@@ -199,8 +261,9 @@ def _per_class_figure(per_class: dict, split: str):
     fig = Figure(figsize=(8, 3.6))
     ax = fig.add_subplot()
     x = np.arange(NUM_CLASSES)
-    for k, (key, label) in enumerate((("original", "original"), ("adversarial", "adversarial"),
-                                      ("random_sign_control", "random-sign control"))):
+    for k, (key, label) in enumerate(
+        (("original", "original"), ("adversarial", "adversarial"), ("random_sign_control", "random-sign control"))
+    ):
         vals = [np.nan if v[key] is None else v[key] for v in per_class.values()]
         ax.bar(x + (k - 1) * 0.27, vals, 0.27, label=label)
     ax.set_xticks(x, list(per_class), rotation=30)

@@ -28,29 +28,53 @@ Modules: ``report`` (the checks and the report), ``reading`` (prefetch and predi
 (layout, shard, row and source checks), ``card_check`` (the card's YAML, shared with ``upload``).
 """
 
-
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
 
-from .. import manifest as mf
-from ..config import VALIDATE_PREDICT_ROWS
-from ..errors import NotADatasetError
-from ..manifest import Manifest
-from ..shards import CARD
-from .card_check import check_card
-from .checks import SplitState, check_coverage, check_files, check_shard, check_source, layout, register_listed_failures
-from .reading import Predictor, ShardSpec, _SourceCache, prefetched
-from .report import (
-    CHECKS, FAILED, MODEL_CHECKS, PASSED, SKIPPED, SOURCE_CHECKS, CheckResult, Collector, Failure, SplitCounts,
+from cifar10_fgs.config import VALIDATE_PREDICT_ROWS
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.manifest import Manifest
+from cifar10_fgs.dataset.shards import CARD
+from cifar10_fgs.errors import NotADatasetError
+from cifar10_fgs.validate.card_check import check_card
+from cifar10_fgs.validate.checks import (
+    SplitState,
+    check_coverage,
+    check_files,
+    check_shard,
+    check_source,
+    layout,
+    register_listed_failures,
+)
+from cifar10_fgs.validate.reading import Predictor, ShardSpec, _SourceCache, prefetched
+from cifar10_fgs.validate.report import (
+    CHECKS,
+    FAILED,
+    MODEL_CHECKS,
+    PASSED,
+    SKIPPED,
+    SOURCE_CHECKS,
+    CheckResult,
+    Collector,
+    Failure,
+    SplitCounts,
     ValidationReport,
 )
 
 __all__ = [
-    "CHECKS", "FAILED", "PASSED", "SKIPPED", "CheckResult", "Failure", "NotADatasetError", "SplitCounts",
-    "ValidationReport", "validate_dataset",
+    "CHECKS",
+    "FAILED",
+    "PASSED",
+    "SKIPPED",
+    "CheckResult",
+    "Failure",
+    "NotADatasetError",
+    "SplitCounts",
+    "ValidationReport",
+    "validate_dataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,7 +96,7 @@ def validate_dataset(
     model or source) raises a ``Cifar10FgsError``; failed checks are returned in the report.
     ``predict_rows`` is how many images the model sees per call (fewer calls, fewer retraces).
     """
-    from ..provenance import library_versions, sha256_file
+    from cifar10_fgs.provenance import library_versions, sha256_file
 
     t0 = time.time()
     directory = Path(directory)
@@ -81,9 +105,14 @@ def validate_dataset(
 
     def report(splits=()) -> ValidationReport:
         return ValidationReport(
-            directory=str(directory), checks=col.results(), failures=col.sorted_failures(), splits=tuple(splits),
-            model=str(model_path) if model_path is not None else None, model_sha256=model_sha,
-            source=str(source) if source is not None else None, seconds=time.time() - t0,
+            directory=str(directory),
+            checks=col.results(),
+            failures=col.sorted_failures(),
+            splits=tuple(splits),
+            model=str(model_path) if model_path is not None else None,
+            model_sha256=model_sha,
+            source=str(source) if source is not None else None,
+            seconds=time.time() - t0,
             library_versions=library_versions(),
         )
 
@@ -98,14 +127,20 @@ def validate_dataset(
             col.skip(name, "no --source given")
     elif not manifest.config.with_originals:
         col.skip("original_image", "the dataset stores no original_image column")
-    predictor = (Predictor(model_path, unsafe_model, manifest.config.predict_batch_size, predict_rows, col)
-                 if check_model else None)
+    predictor = (
+        Predictor(model_path, unsafe_model, manifest.config.predict_batch_size, predict_rows, col)
+        if check_model
+        else None
+    )
     states = _check_shards(directory, manifest, specs, source, predictor, progress, col)
     _check_card(directory, manifest, states, col)
 
-    counts = [SplitCounts(s, info.num_rows, states[s].stored_rows, states[s].listed_failures,
-                          sum(1 for x in specs if x.split == s))
-              for s, info in manifest.config.splits.items()]
+    counts = [
+        SplitCounts(
+            s, info.num_rows, states[s].stored_rows, states[s].listed_failures, sum(1 for x in specs if x.split == s)
+        )
+        for s, info in manifest.config.splits.items()
+    ]
     result = report(counts)
     log.info("%s", result.summary_line())
     return result
@@ -120,23 +155,30 @@ def _read_manifest(directory: Path, col: Collector) -> Manifest | None:
         raise
     except mf.ManifestError as exc:
         col.checked("manifest")
-        col.fail("manifest", str(exc) if mf.FILE in str(exc) else f"{mf.FILE} is unusable ({exc}): regenerate the dataset")
+        col.fail(
+            "manifest", str(exc) if mf.FILE in str(exc) else f"{mf.FILE} is unusable ({exc}): regenerate the dataset"
+        )
         for name in CHECKS:
             if name != "manifest":
                 col.skip(name, f"{mf.FILE} is unusable")
         return None
     if manifest.config.format_version != mf.FORMAT_VERSION:
-        col.fail("manifest", f"format_version is {manifest.config.format_version!r}; this cifar10-fgs "
-                 f"reads {mf.FORMAT_VERSION}")
+        col.fail(
+            "manifest",
+            f"format_version is {manifest.config.format_version!r}; this cifar10-fgs reads {mf.FORMAT_VERSION}",
+        )
     if not manifest.complete:
-        col.fail("manifest", f"{mf.FILE} says complete: false (generation unfinished, or another --worker-index "
-                 "has not merged its shards): rerun generate to finish")
+        col.fail(
+            "manifest",
+            f"{mf.FILE} says complete: false (generation unfinished, or another --worker-index "
+            "has not merged its shards): rerun generate to finish",
+        )
     return manifest
 
 
 def _check_card(directory: Path, manifest: Manifest, states: dict[str, SplitState], col: Collector) -> None:
     """The card check: ``README.md``'s YAML against the shard columns and the stored row counts."""
-    from ..shards import features
+    from cifar10_fgs.dataset.shards import features
 
     columns = list(features(manifest.config.with_originals).arrow_schema.names)
     card = check_card(directory, columns, {s: st.stored_rows for s, st in states.items()})
@@ -154,7 +196,7 @@ def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: b
         for name in MODEL_CHECKS:
             col.skip(name, "model checks skipped: no --model given")
         return False
-    from ..models import load_model
+    from cifar10_fgs.models.networks import load_model
 
     if model_sha is None:
         load_model(model_path, unsafe=unsafe)  # raises the one-line ModelError
@@ -162,19 +204,29 @@ def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: b
     want = manifest.config.model_sha256
     if model_sha == want:
         return True
-    col.fail("model_file", f"--model {model_path} has sha256 {model_sha[:12]}..., but the dataset was generated "
-             f"by {manifest.source_model.path or 'a model'!r} with sha256 {str(want)[:12]}...: pass the generating model")
+    col.fail(
+        "model_file",
+        f"--model {model_path} has sha256 {model_sha[:12]}..., but the dataset was generated "
+        f"by {manifest.source_model.path or 'a model'!r} with sha256 {str(want)[:12]}...: pass the generating model",
+    )
     for name in MODEL_CHECKS:
         col.skip(name, "skipped: --model is not the generating model")
     return False
 
 
-def _check_shards(directory: Path, manifest: Manifest, specs: list[ShardSpec], source, predictor: Predictor | None,
-                  progress: bool, col: Collector) -> dict[str, SplitState]:
+def _check_shards(
+    directory: Path,
+    manifest: Manifest,
+    specs: list[ShardSpec],
+    source,
+    predictor: Predictor | None,
+    progress: bool,
+    col: Collector,
+) -> dict[str, SplitState]:
     """Read and check every shard (and with a predictor, run the model on it); then each split's coverage."""
     from tqdm.auto import tqdm
 
-    from ..shards import features
+    from cifar10_fgs.dataset.shards import features
 
     cfg = manifest.config
     expected_features = features(cfg.with_originals)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..shards import CARD
+from cifar10_fgs.dataset.shards import CARD
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,13 @@ def _feature_problems(info: dict, columns: list[str]) -> list[CardProblem]:
         names = [f.get("name") for f in feats if isinstance(f, dict)]
     else:
         return [CardProblem(f"{CARD} dataset_info has no features list")]
-    return ([CardProblem(f"{CARD} dataset_info.features lacks the shard column {c!r}") for c in columns if c not in names]
-            + [CardProblem(f"{CARD} dataset_info.features names {c!r}, which is no shard column")
-               for c in names if c not in columns])
+    return [
+        CardProblem(f"{CARD} dataset_info.features lacks the shard column {c!r}") for c in columns if c not in names
+    ] + [
+        CardProblem(f"{CARD} dataset_info.features names {c!r}, which is no shard column")
+        for c in names
+        if c not in columns
+    ]
 
 
 def check_card(directory: Path, columns: list[str], stored: dict[str, int]) -> CardCheck:
@@ -97,8 +101,14 @@ def check_card(directory: Path, columns: list[str], stored: dict[str, int]) -> C
         if split not in card_counts:
             problems.append(CardProblem(f"{CARD} dataset_info.splits lacks the {split} split ({rows} rows)", split))
         elif card_counts[split] != rows:
-            problems.append(CardProblem(
-                f"{CARD} says the {split} split has {card_counts[split]} examples; the shards hold {rows}", split))
-    problems += [CardProblem(f"{CARD} dataset_info.splits names {s!r}, which the dataset does not have", str(s))
-                 for s in card_counts if s not in stored]
+            problems.append(
+                CardProblem(
+                    f"{CARD} says the {split} split has {card_counts[split]} examples; the shards hold {rows}", split
+                )
+            )
+    problems += [
+        CardProblem(f"{CARD} dataset_info.splits names {s!r}, which the dataset does not have", str(s))
+        for s in card_counts
+        if s not in stored
+    ]
     return CardCheck(None, 1 + len(stored), tuple(problems))

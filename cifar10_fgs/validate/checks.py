@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import NORM_TOLERANCE, PHASES, Method
-from ..manifest import Config, Manifest, ShardEntry
-from .reading import ShardData, ShardSpec
-from .report import Collector
+from cifar10_fgs.config import NORM_TOLERANCE, PHASES, Method
+from cifar10_fgs.dataset.manifest import Config, Manifest, ShardEntry
+from cifar10_fgs.validate.reading import ShardData, ShardSpec
+from cifar10_fgs.validate.report import Collector
 
 
 def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
     """The shards ``config`` implies, checked against the manifest's entries."""
-    from ..shards import num_shards, shard_name
+    from cifar10_fgs.dataset.shards import num_shards, shard_name
 
     cfg = manifest.config
     entries = manifest.shards
@@ -23,8 +23,12 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
         n_rows = info.num_rows
         n = num_shards(n_rows, cfg.rows_per_shard)
         if info.num_shards not in (None, n):
-            col.fail("manifest", f"config.splits.{split}.num_shards is {info.num_shards}, but {n_rows} rows at "
-                     f"{cfg.rows_per_shard} per shard make {n}", split=split)
+            col.fail(
+                "manifest",
+                f"config.splits.{split}.num_shards is {info.num_shards}, but {n_rows} rows at "
+                f"{cfg.rows_per_shard} per shard make {n}",
+                split=split,
+            )
         for k in range(n):
             name = shard_name(split, k, n)
             lo, hi = k * cfg.rows_per_shard, min((k + 1) * cfg.rows_per_shard, n_rows)
@@ -45,11 +49,19 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
 def _check_entry(name: str, entry: ShardEntry, split: str, k: int, lo: int, hi: int, col: Collector) -> None:
     """A well-formed entry names the shard it is listed under and the rows the config gives it."""
     if entry.split != split or entry.shard != k:
-        col.fail("manifest", f"its generation.json entry names split {entry.split!r} shard {entry.shard!r}",
-                 split=split, shard=name)
+        col.fail(
+            "manifest",
+            f"its generation.json entry names split {entry.split!r} shard {entry.shard!r}",
+            split=split,
+            shard=name,
+        )
     if entry.index_range != (lo, hi):
-        col.fail("manifest", f"its generation.json entry has index_range {list(entry.index_range)!r}, expected "
-                 f"[{lo}, {hi}]", split=split, shard=name)
+        col.fail(
+            "manifest",
+            f"its generation.json entry has index_range {list(entry.index_range)!r}, expected [{lo}, {hi}]",
+            split=split,
+            shard=name,
+        )
 
 
 class SplitState:
@@ -63,7 +75,7 @@ class SplitState:
 
 
 def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None:
-    from ..shards import DATA_DIR
+    from cifar10_fgs.dataset.shards import DATA_DIR
 
     expected = {s.name for s in specs}
     data_dir = directory / DATA_DIR
@@ -76,20 +88,33 @@ def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None
             present.add(rel)
             col.checked("shard_files")
             if rel not in expected:
-                col.fail("shard_files", f"foreign file {rel} in {DATA_DIR}/ (datasets would load it as part of the "
-                         "dataset): remove it", shard=rel)
+                col.fail(
+                    "shard_files",
+                    f"foreign file {rel} in {DATA_DIR}/ (datasets would load it as part of the dataset): remove it",
+                    shard=rel,
+                )
     for s in specs:
         if s.name not in present:
             col.checked("shard_files")
-            col.fail("shard_files", f"shard {s.name} is missing (rows {s.lo}..{s.hi - 1} of {s.split}): "
-                     "rerun the same generate command to resume", split=s.split, shard=s.name)
+            col.fail(
+                "shard_files",
+                f"shard {s.name} is missing (rows {s.lo}..{s.hi - 1} of {s.split}): "
+                "rerun the same generate command to resume",
+                split=s.split,
+                shard=s.name,
+            )
         elif s.entry is None:
-            col.fail("shard_files", f"shard {s.name} is not listed in generation.json (written by another run?)",
-                     split=s.split, shard=s.name)
+            col.fail(
+                "shard_files",
+                f"shard {s.name} is not listed in generation.json (written by another run?)",
+                split=s.split,
+                shard=s.name,
+            )
 
 
-def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState,
-                col: Collector) -> bool:
+def check_shard(
+    d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState, col: Collector
+) -> bool:
     """File, schema and row checks of one shard; return True if its rows can be checked further."""
     if not _check_file(d, cfg, expected_schema, expected_features, state, col):
         return False
@@ -104,8 +129,9 @@ def check_shard(d: ShardData, cfg: Config, expected_schema, expected_features, s
     return True
 
 
-def _check_file(d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState,
-                col: Collector) -> bool:
+def _check_file(
+    d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState, col: Collector
+) -> bool:
     """Integrity (size, sha256) and schema of one shard; False if its rows cannot be interpreted."""
     import datasets
 
@@ -118,11 +144,18 @@ def _check_file(d: ShardData, cfg: Config, expected_schema, expected_features, s
     col.checked("shard_integrity")
     if entry is not None:
         if d.size != entry.bytes:
-            col.fail("shard_integrity", f"shard has {d.size} bytes, generation.json says {entry.bytes} "
-                     "(truncated or rewritten)", **where)
+            col.fail(
+                "shard_integrity",
+                f"shard has {d.size} bytes, generation.json says {entry.bytes} (truncated or rewritten)",
+                **where,
+            )
         elif d.sha256 != entry.sha256:
-            col.fail("shard_integrity", f"shard's sha256 is {d.sha256[:12]}..., generation.json says "
-                     f"{entry.sha256[:12]}... (corrupted or rewritten)", **where)
+            col.fail(
+                "shard_integrity",
+                f"shard's sha256 is {d.sha256[:12]}..., generation.json says "
+                f"{entry.sha256[:12]}... (corrupted or rewritten)",
+                **where,
+            )
     col.checked("shard_schema")
     if d.table is None:
         col.fail("shard_schema", f"shard {d.error}", **where)
@@ -130,9 +163,13 @@ def _check_file(d: ShardData, cfg: Config, expected_schema, expected_features, s
         return False
     table = d.table
     if not table.schema.remove_metadata().equals(expected_schema.remove_metadata()):
-        col.fail("shard_schema", f"shard has columns {table.schema.names} of types "
-                 f"{[str(t) for t in table.schema.types]}, expected {expected_schema.names} "
-                 f"({'with' if cfg.with_originals else 'without'} original_image)", **where)
+        col.fail(
+            "shard_schema",
+            f"shard has columns {table.schema.names} of types "
+            f"{[str(t) for t in table.schema.types]}, expected {expected_schema.names} "
+            f"({'with' if cfg.with_originals else 'without'} original_image)",
+            **where,
+        )
         state.unverified.append(spec)
         return False
     try:
@@ -140,8 +177,12 @@ def _check_file(d: ShardData, cfg: Config, expected_schema, expected_features, s
     except Exception:  # noqa: BLE001 - malformed metadata
         feats = None
     if feats != expected_features:
-        col.fail("shard_schema", "shard's schema metadata lacks the datasets features (ClassLabel names, Image): "
-                 "datasets.load_dataset would not decode it", **where)
+        col.fail(
+            "shard_schema",
+            "shard's schema metadata lacks the datasets features (ClassLabel names, Image): "
+            "datasets.load_dataset would not decode it",
+            **where,
+        )
     n = table.num_rows
     if entry is not None and n != entry.rows:
         col.fail("shard_schema", f"shard has {n} rows, generation.json says {entry.rows}", **where)
@@ -159,9 +200,8 @@ def _check_images(d: ShardData, index: np.ndarray, where: dict, col: Collector) 
             col.fail("images", msg, row=row, index=int(index[row]), **where)
 
 
-
 def _check_values(cols: dict, index: np.ndarray, max_iterations: int, where: dict, col: Collector) -> None:
-    from ..data import NUM_CLASSES
+    from cifar10_fgs.data import NUM_CLASSES
 
     iters = cols["iterations"]
     col.checked("values", len(index))
@@ -173,8 +213,7 @@ def _check_values(cols: dict, index: np.ndarray, max_iterations: int, where: dic
     for name in ("label", "original_prediction", "adversarial_prediction"):
         v = cols[name]
         bad((v < 0) | (v >= NUM_CLASSES), lambda r, v=v, name=name: f"{name} {int(v[r])} is outside 0-9")
-    bad((iters < 0) | (iters > max_iterations),
-        lambda r: f"iterations {int(iters[r])} is outside 0..{max_iterations}")
+    bad((iters < 0) | (iters > max_iterations), lambda r: f"iterations {int(iters[r])} is outside 0..{max_iterations}")
     for name in ("original_confidence", "adversarial_confidence"):
         v = cols[name]
         bad(~np.isfinite(v) | (v < 0) | (v > 1), lambda r, v=v, name=name: f"{name} {float(v[r])!r} is outside [0, 1]")
@@ -183,43 +222,74 @@ def _check_values(cols: dict, index: np.ndarray, max_iterations: int, where: dic
         bad(~np.isfinite(v) | (v < 0), lambda r, v=v, name=name: f"{name} {float(v[r])!r} is negative or not finite")
 
 
-
 def _check_stored_predictions(cols: dict, index: np.ndarray, where: dict, col: Collector) -> None:
-    label, adv_pred, orig_pred, iters = (cols[c] for c in ("label", "adversarial_prediction", "original_prediction",
-                                                           "iterations"))
+    label, adv_pred, orig_pred, iters = (
+        cols[c] for c in ("label", "adversarial_prediction", "original_prediction", "iterations")
+    )
     col.checked("stored_predictions", len(index))
     for row in np.flatnonzero(adv_pred == label):
-        col.fail("stored_predictions", f"stored adversarial_prediction {int(adv_pred[row])} equals the label "
-                 "(not adversarial)", row=int(row), index=int(index[row]), **where)
+        col.fail(
+            "stored_predictions",
+            f"stored adversarial_prediction {int(adv_pred[row])} equals the label (not adversarial)",
+            row=int(row),
+            index=int(index[row]),
+            **where,
+        )
     for row in np.flatnonzero((iters == 0) & (orig_pred != adv_pred)):
-        col.fail("stored_predictions", f"iterations is 0 (stored unchanged) but original_prediction "
-                 f"{int(orig_pred[row])} differs from adversarial_prediction {int(adv_pred[row])}",
-                 row=int(row), index=int(index[row]), **where)
+        col.fail(
+            "stored_predictions",
+            f"iterations is 0 (stored unchanged) but original_prediction "
+            f"{int(orig_pred[row])} differs from adversarial_prediction {int(adv_pred[row])}",
+            row=int(row),
+            index=int(index[row]),
+            **where,
+        )
     if "phase" in cols:  # the ladder's rung: "unchanged" exactly for rows stored with 0 iterations
         phase = cols["phase"]
         for row in np.flatnonzero((phase < 0) | (phase >= len(PHASES)) | ((phase == 0) != (iters == 0))):
-            col.fail("stored_predictions", f"phase {int(phase[row])} does not agree with iterations {int(iters[row])} "
-                     f"(phase {PHASES[0]!r} means 0 iterations)", row=int(row), index=int(index[row]), **where)
+            col.fail(
+                "stored_predictions",
+                f"phase {int(phase[row])} does not agree with iterations {int(iters[row])} "
+                f"(phase {PHASES[0]!r} means 0 iterations)",
+                row=int(row),
+                index=int(index[row]),
+                **where,
+            )
     for row in np.flatnonzero((iters > 0) & (orig_pred != label)):
-        col.fail("stored_predictions", f"iterations is {int(iters[row])} but original_prediction "
-                 f"{int(orig_pred[row])} differs from the label {int(label[row])} (the attack starts from correctly "
-                 "classified images)", row=int(row), index=int(index[row]), **where)
-
+        col.fail(
+            "stored_predictions",
+            f"iterations is {int(iters[row])} but original_prediction "
+            f"{int(orig_pred[row])} differs from the label {int(label[row])} (the attack starts from correctly "
+            "classified images)",
+            row=int(row),
+            index=int(index[row]),
+            **where,
+        )
 
 
 def _check_indices(spec: ShardSpec, index: np.ndarray, state: SplitState, where: dict, col: Collector) -> None:
     col.checked("indices", len(index))
     in_range = (index >= spec.lo) & (index < spec.hi)
     for row in np.flatnonzero(~in_range):
-        col.fail("indices", f"index {int(index[row])} lies outside this shard's rows {spec.lo}..{spec.hi - 1}",
-                 row=int(row), index=int(index[row]), **where)
+        col.fail(
+            "indices",
+            f"index {int(index[row])} lies outside this shard's rows {spec.lo}..{spec.hi - 1}",
+            row=int(row),
+            index=int(index[row]),
+            **where,
+        )
     num_rows = len(state.count)
     for row in np.flatnonzero((index >= 0) & (index < num_rows)):
         i = int(index[row])
         if state.count[i]:
             first_shard, first_row = state.first[i]
-            col.fail("indices", f"index {i} is duplicated: already stored at {first_shard} row {first_row}",
-                     row=int(row), index=i, **where)
+            col.fail(
+                "indices",
+                f"index {i} is duplicated: already stored at {first_shard} row {first_row}",
+                row=int(row),
+                index=i,
+                **where,
+            )
         else:
             state.first[i] = (spec.name, int(row))
         state.count[i] += 1
@@ -228,8 +298,13 @@ def _check_indices(spec: ShardSpec, index: np.ndarray, state: SplitState, where:
 def register_listed_failures(spec: ShardSpec, state: SplitState, col: Collector) -> None:
     for i in spec.entry.failures if spec.entry else ():
         if not spec.lo <= i < spec.hi:
-            col.fail("coverage", f"generation.json lists failure {i} outside the shard's rows {spec.lo}..{spec.hi - 1}",
-                     split=spec.split, shard=spec.name, index=i)
+            col.fail(
+                "coverage",
+                f"generation.json lists failure {i} outside the shard's rows {spec.lo}..{spec.hi - 1}",
+                split=spec.split,
+                shard=spec.name,
+                index=i,
+            )
             continue
         if state.listed[i]:
             col.fail("coverage", f"generation.json lists failure {i} twice", split=spec.split, shard=spec.name, index=i)
@@ -242,24 +317,38 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
     col.checked("coverage", len(state.count))
     for s in specs:
         if s.name in unverified:
-            col.fail("coverage", f"rows {s.lo}..{s.hi - 1} of {split} cannot be verified: their shard is missing "
-                     "or unreadable", split=split, shard=s.name)
+            col.fail(
+                "coverage",
+                f"rows {s.lo}..{s.hi - 1} of {split} cannot be verified: their shard is missing or unreadable",
+                split=split,
+                shard=s.name,
+            )
             continue
-        count = state.count[s.lo:s.hi]
-        listed = state.listed[s.lo:s.hi]
+        count = state.count[s.lo : s.hi]
+        listed = state.listed[s.lo : s.hi]
         for off in np.flatnonzero((count == 0) & (listed == 0)):
             i = s.lo + int(off)
-            col.fail("coverage", f"row {i} of {split} is neither stored nor listed as a failure in generation.json",
-                     split=split, shard=s.name, index=i)
+            col.fail(
+                "coverage",
+                f"row {i} of {split} is neither stored nor listed as a failure in generation.json",
+                split=split,
+                shard=s.name,
+                index=i,
+            )
         for off in np.flatnonzero((count > 0) & (listed > 0)):
             i = s.lo + int(off)
-            col.fail("coverage", f"row {i} of {split} is stored but also listed as not fooled in generation.json",
-                     split=split, shard=s.name, index=i)
+            col.fail(
+                "coverage",
+                f"row {i} of {split} is stored but also listed as not fooled in generation.json",
+                split=split,
+                shard=s.name,
+                index=i,
+            )
 
 
 def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
     """linf/l2, the linf bound, unchanged rows and original_image against the original split."""
-    from ..attack import perturbation_norms
+    from cifar10_fgs.attack.fgs import perturbation_norms
 
     originals = d.source
     spec = d.spec
@@ -280,15 +369,25 @@ def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
         diff = np.abs(stored - recomputed.astype(np.float64))
         for j in np.flatnonzero(~(diff <= NORM_TOLERANCE)):
             r = int(rows[j])
-            col.fail("perturbation", f"stored {name} {stored[j]:.7g} differs from the recomputed {float(recomputed[j]):.7g}",
-                     row=r, index=int(index[r]), **where)
+            col.fail(
+                "perturbation",
+                f"stored {name} {stored[j]:.7g} differs from the recomputed {float(recomputed[j]):.7g}",
+                row=r,
+                index=int(index[r]),
+                **where,
+            )
     col.checked("perturbation_bound", len(rows))
     if cfg.method is Method.ONEPIXEL:
         changed_pixels = (adv != orig).any(axis=-1).reshape(len(rows), -1).sum(axis=1)
         for j in np.flatnonzero(changed_pixels > 1):
             r = int(rows[j])
-            col.fail("perturbation_bound", f"{int(changed_pixels[j])} pixels differ from the original: a one-pixel "
-                     "attack changes one", row=r, index=int(index[r]), **where)
+            col.fail(
+                "perturbation_bound",
+                f"{int(changed_pixels[j])} pixels differ from the original: a one-pixel attack changes one",
+                row=r,
+                index=int(index[r]),
+                **where,
+            )
     else:
         bound = cfg.step * iters[rows].astype(np.float64) + 0.5 / pixel_range + NORM_TOLERANCE
         radius = cfg.attack_config().radius_levels
@@ -296,20 +395,36 @@ def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
             bound = np.minimum(bound, radius / pixel_range + NORM_TOLERANCE)
         for j in np.flatnonzero(linf.astype(np.float64) > bound):
             r = int(rows[j])
-            col.fail("perturbation_bound", f"linf {float(linf[j]):.6g} exceeds step * iterations + 0.5/{pixel_range:g} = "
-                     f"{bound[j] - NORM_TOLERANCE:.6g} for {int(iters[r])} iterations", row=r, index=int(index[r]), **where)
+            col.fail(
+                "perturbation_bound",
+                f"linf {float(linf[j]):.6g} exceeds step * iterations + 0.5/{pixel_range:g} = "
+                f"{bound[j] - NORM_TOLERANCE:.6g} for {int(iters[r])} iterations",
+                row=r,
+                index=int(index[r]),
+                **where,
+            )
     zero = iters[rows] == 0
     col.checked("unchanged_rows", int(zero.sum()))
     changed = (adv != orig).reshape(len(rows), -1).any(axis=1)
     for j in np.flatnonzero(zero & changed):
         r = int(rows[j])
-        col.fail("unchanged_rows", "iterations is 0 but the stored image differs from the original",
-                 row=r, index=int(index[r]), **where)
+        col.fail(
+            "unchanged_rows",
+            "iterations is 0 but the stored image differs from the original",
+            row=r,
+            index=int(index[r]),
+            **where,
+        )
     if d.originals is not None:
         ok = d.originals_decoded[rows]
         col.checked("original_image", int(ok.sum()))
         differs = (d.originals[rows] != orig).reshape(len(rows), -1).any(axis=1)
         for j in np.flatnonzero(ok & differs):
             r = int(rows[j])
-            col.fail("original_image", "original_image differs from the --source original", row=r,
-                     index=int(index[r]), **where)
+            col.fail(
+                "original_image",
+                "original_image differs from the --source original",
+                row=r,
+                index=int(index[r]),
+                **where,
+            )

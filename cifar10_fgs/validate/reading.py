@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CONFIDENCE_TOLERANCE
-from ..errors import Cifar10FgsError
-from ..manifest import Manifest, ShardEntry
-from .report import Collector
+from cifar10_fgs.config import CONFIDENCE_TOLERANCE
+from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
+from cifar10_fgs.errors import Cifar10FgsError
+from cifar10_fgs.validate.report import Collector
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ShardData:
 
 def _decode_column(table, column: str):
     """Decode an Image column: (uint8 (N,32,32,3), ok mask, [(row, message)])."""
-    from ..data import IMAGE_SHAPE, decode_image
+    from cifar10_fgs.data import IMAGE_SHAPE, decode_image
 
     n = table.num_rows
     out = np.zeros((n, *IMAGE_SHAPE), np.uint8)
@@ -74,12 +74,12 @@ def _decode_column(table, column: str):
     return out, ok, errors
 
 
-def _read_shard(directory: Path, spec: ShardSpec, expected_schema, sources: "_SourceCache") -> ShardData:
+def _read_shard(directory: Path, spec: ShardSpec, expected_schema, sources: _SourceCache) -> ShardData:
     """Hash, read and decode one shard (runs in the prefetch thread)."""
     import os
 
-    from ..provenance import sha256_file
-    from ..shards import read_shard
+    from cifar10_fgs.dataset.shards import read_shard
+    from cifar10_fgs.provenance import sha256_file
 
     d = ShardData(spec)
     d.source, d.source_problem, d.source_loaded = sources.get(spec.split)
@@ -92,7 +92,9 @@ def _read_shard(directory: Path, spec: ShardSpec, expected_schema, sources: "_So
     try:
         table = read_shard(path)
     except Exception as exc:  # noqa: BLE001 - any Arrow/OS error means an unreadable shard
-        d.error = f"is not a readable Arrow stream ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        d.error = (
+            f"is not a readable Arrow stream ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        )
         return d
     d.table = table
     if not table.schema.remove_metadata().equals(expected_schema.remove_metadata()):
@@ -116,8 +118,8 @@ class _SourceCache:
         self.images = None
 
     def get(self, split: str):
-        from ..data import load_cifar10
-        from ..manifest import SourceMismatchError
+        from cifar10_fgs.data import load_cifar10
+        from cifar10_fgs.dataset.manifest import SourceMismatchError
 
         if self.source is None:
             return None, None, False
@@ -135,6 +137,7 @@ class _SourceCache:
 def prefetched(directory: Path, specs: list[ShardSpec], expected_schemas, sources: _SourceCache):
     """Yield ``ShardData`` in order, reading the next shard in a thread while the caller works."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-read") as pool:
+
         def submit(spec):
             return pool.submit(_read_shard, directory, spec, expected_schemas, sources)
 
@@ -147,7 +150,7 @@ def prefetched(directory: Path, specs: list[ShardSpec], expected_schemas, source
 
 def _predict_chunk(chunk: list[ShardData], model, batch_size: int):
     """The model's predictions and confidences on the decoded images of ``chunk`` (predict thread)."""
-    from ..inference import predict_logits, softmax
+    from cifar10_fgs.models.inference import predict_logits, softmax
 
     parts = [(d, np.flatnonzero(d.decoded)) for d in chunk]
     parts = [(d, rows) for d, rows in parts if len(rows)]
@@ -159,7 +162,7 @@ def _predict_chunk(chunk: list[ShardData], model, batch_size: int):
     conf = softmax(logits).max(axis=1).astype(np.float32)
     out, start = [], 0
     for d, rows in parts:
-        out.append((d, rows, pred[start:start + len(rows)], conf[start:start + len(rows)]))
+        out.append((d, rows, pred[start : start + len(rows)], conf[start : start + len(rows)]))
         start += len(rows)
     return out
 
@@ -176,14 +179,30 @@ def _record_predictions(results, col: Collector) -> None:
         col.checked("misclassified", len(rows))
         col.checked("adversarial_prediction", len(rows))
         for j in np.flatnonzero(p == label):
-            col.fail("misclassified", f"the model predicts the true label {int(label[j])}: the image is not adversarial",
-                     row=int(rows[j]), index=int(index[j]), **where)
+            col.fail(
+                "misclassified",
+                f"the model predicts the true label {int(label[j])}: the image is not adversarial",
+                row=int(rows[j]),
+                index=int(index[j]),
+                **where,
+            )
         for j in np.flatnonzero(p != stored):
-            col.fail("adversarial_prediction", f"the model predicts {int(p[j])}, the stored adversarial_prediction is "
-                     f"{int(stored[j])}", row=int(rows[j]), index=int(index[j]), **where)
+            col.fail(
+                "adversarial_prediction",
+                f"the model predicts {int(p[j])}, the stored adversarial_prediction is {int(stored[j])}",
+                row=int(rows[j]),
+                index=int(index[j]),
+                **where,
+            )
         for j in np.flatnonzero((p == stored) & ~(np.abs(c - stored_conf) <= CONFIDENCE_TOLERANCE)):
-            col.fail("adversarial_prediction", f"the model's confidence {float(c[j]):.7g} differs from the stored "
-                     f"adversarial_confidence {float(stored_conf[j]):.7g}", row=int(rows[j]), index=int(index[j]), **where)
+            col.fail(
+                "adversarial_prediction",
+                f"the model's confidence {float(c[j]):.7g} differs from the stored "
+                f"adversarial_confidence {float(stored_conf[j]):.7g}",
+                row=int(rows[j]),
+                index=int(index[j]),
+                **where,
+            )
 
 
 class Predictor:
@@ -196,7 +215,7 @@ class Predictor:
     """
 
     def __init__(self, model_path, unsafe: bool, batch_size: int, chunk_rows: int, col: Collector):
-        from ..models import load_model
+        from cifar10_fgs.models.networks import load_model
 
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-predict")
         self.model = self.pool.submit(load_model, model_path, unsafe=unsafe)

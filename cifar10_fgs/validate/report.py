@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import NORM_TOLERANCE
+from cifar10_fgs.config import NORM_TOLERANCE
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
@@ -25,7 +25,7 @@ CHECKS: dict[str, str] = {
     "source_fingerprint": "the --source split has the fingerprint recorded in generation.json",
     "perturbation": f"stored linf and l2 equal the recomputed distances to the original (within {NORM_TOLERANCE:g})",
     "perturbation_bound": "fgs: linf <= step * iterations + 0.5 / pixel range, and <= max_linf when set; onepixel: "
-                          "one pixel changed at most",
+    "one pixel changed at most",
     "unchanged_rows": "rows with iterations == 0 equal their original exactly",
     "original_image": "the original_image column equals the original",
     "card": "README.md dataset_info split sizes equal the row counts and its features name the columns",
@@ -60,8 +60,14 @@ class Failure:
         return " ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"check": self.check, "message": self.message, "split": self.split, "shard": self.shard,
-                "row": self.row, "index": self.index}
+        return {
+            "check": self.check,
+            "message": self.message,
+            "split": self.split,
+            "shard": self.shard,
+            "row": self.row,
+            "index": self.index,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,14 @@ class CheckResult:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "status": self.status,
-                "checked": self.checked, "failures": self.failures, "note": self.note}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "status": self.status,
+            "checked": self.checked,
+            "failures": self.failures,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -87,8 +99,13 @@ class SplitCounts:
     num_shards: int
 
     def to_dict(self) -> dict:
-        return {"split": self.split, "num_rows": self.num_rows, "stored_rows": self.stored_rows,
-                "listed_failures": self.listed_failures, "num_shards": self.num_shards}
+        return {
+            "split": self.split,
+            "num_rows": self.num_rows,
+            "stored_rows": self.stored_rows,
+            "listed_failures": self.listed_failures,
+            "num_shards": self.num_shards,
+        }
 
 
 @dataclass(frozen=True)
@@ -143,7 +160,7 @@ class ValidationReport:
 
     def raise_for_failures(self) -> None:
         """Raise ``ValidationError`` (exit code 1) unless every check held."""
-        from ..errors import ValidationError
+        from cifar10_fgs.errors import ValidationError
 
         if not self.ok:
             first = self.failures[0] if self.failures else None
@@ -159,8 +176,8 @@ class Collector:
 
     def __init__(self):
         self.failures: list[Failure] = []
-        self.counts: dict[str, int] = {name: 0 for name in CHECKS}
-        self.failed: dict[str, int] = {name: 0 for name in CHECKS}
+        self.counts: dict[str, int] = dict.fromkeys(CHECKS, 0)
+        self.failed: dict[str, int] = dict.fromkeys(CHECKS, 0)
         self.skipped: dict[str, str] = {}
 
     def fail(self, check: str, message: str, **where) -> None:
@@ -177,8 +194,17 @@ class Collector:
     def sorted_failures(self) -> tuple[Failure, ...]:
         """Failures grouped by check (in CHECKS order), then by shard and row."""
         order = {name: i for i, name in enumerate(CHECKS)}
-        return tuple(sorted(self.failures, key=lambda f: (
-            order[f.check], f.shard or "", -1 if f.row is None else f.row, -1 if f.index is None else f.index)))
+        return tuple(
+            sorted(
+                self.failures,
+                key=lambda f: (
+                    order[f.check],
+                    f.shard or "",
+                    -1 if f.row is None else f.row,
+                    -1 if f.index is None else f.index,
+                ),
+            )
+        )
 
     def results(self) -> tuple[CheckResult, ...]:
         out = []
@@ -190,5 +216,7 @@ class Collector:
             else:
                 status = PASSED
             # a note also on checks that ran for some splits but were skipped for others
-            out.append(CheckResult(name, desc, status, self.counts[name], self.failed[name], self.skipped.get(name, "")))
+            out.append(
+                CheckResult(name, desc, status, self.counts[name], self.failed[name], self.skipped.get(name, ""))
+            )
         return tuple(out)

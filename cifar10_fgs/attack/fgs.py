@@ -1,0 +1,365 @@
+"""Untargeted iterative fast gradient sign attack, batched with per-image early stop and stall escalation.
+
+For each image ``x0`` with label ``y`` (pixels in ``[pixel_min, pixel_max]``), a *path* is::
+
+    x_acc <- start                                (float64 accumulator; start = x0 except for restarts)
+    loop:
+        q <- round(x_acc)                         (the exact uint8 image that would be stored)
+        logits, g <- model(q), d loss(model(q), y) / d q      (one forward + backward)
+        if argmax(logits) != y: stop, store q     (misclassified by construction)
+        x_acc <- clip(x_acc + step * (pixel_max - pixel_min) * sign(g), pixel_min, pixel_max)
+        (with ``max_linf``: also projected onto the L-inf ball of that radius around x0, as in BIM/PGD)
+
+The first path is the paper's: the loss is ``logsumexp_{j != y} z_j - z_y`` on the logits ``z``, whose
+input gradient is the cross-entropy gradient divided by ``1 - p_y`` (a positive scalar): the *sign* is
+exactly the sign of the paper's cross-entropy gradient, and it never underflows for confident images.
+
+**Stalls.** A path stalls when its margin ``z_y - max_{j != y} z_j`` has not reached a new low for
+``patience`` steps, when its quantized image repeats one it visited, or after ``path_steps`` steps
+(a longer path is a visible perturbation). The logsumexp loss can rise
+while no single class overtakes ``y`` (see the README), and sign steps can cycle once pixels saturate.
+A stalled image escalates, alone, to the next rung of ``config.Phase``: the runner-up margin from x0,
+then margins toward the original's next runner-ups from x0 (APGD-T / FAB-T), then seeded random
+starts inside the L-inf ball reached so far (PGD), until fooled or ``max_iterations`` steps are spent
+in all. Each decision uses only the image's own logits, index and seed, never its batch neighbours,
+and every path keeps the same step size. ``escalate=False`` runs the paper's loop alone. Images that
+the first path fools are byte-identical either way.
+
+Batching: a fixed-size batch of slots; an image leaves its slot the moment it is fooled (or runs
+out of budget) and the next image takes the slot, so the batch stays full to the end of the split.
+The batch size is fixed (the tail is zero-padded) because on CPU a row's logits depend on the batch
+*size* in the last bits but not on the other rows: fixed size makes every image's result
+independent of what it was batched with, hence resumable and deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from cifar10_fgs.attack.ladder import LOSS_LOGSUMEXP, LOSS_RUNNER_UP, Slots
+from cifar10_fgs.config import (
+    ATTACK_BATCH_SIZE,
+    ATTACK_MAX_ITERATIONS,
+    ATTACK_MAX_LINF,
+    ATTACK_PATH_STEPS,
+    ATTACK_SEED,
+    ATTACK_STALL_PATIENCE,
+    ATTACK_STEP,
+    ATTACK_TARGETS,
+    PIXEL_MAX,
+    PIXEL_MIN,
+)
+from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.models.inference import softmax
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Settings of the iterative FGS attack (defaults and units: ``config.ATTACK_*``)."""
+
+    step: float = ATTACK_STEP  # a fraction of the pixel range
+    max_iterations: int = ATTACK_MAX_ITERATIONS  # gradient steps per image, over every phase
+    batch_size: int = ATTACK_BATCH_SIZE  # slots evaluated per forward+backward
+    pixel_min: float = PIXEL_MIN
+    pixel_max: float = PIXEL_MAX
+    escalate: bool = True  # False: the paper's loop only (a stalled image keeps stepping until its budget ends)
+    patience: int = ATTACK_STALL_PATIENCE  # steps without a new lowest margin before a path counts as stalled
+    path_steps: int = ATTACK_PATH_STEPS  # steps one path may take before it counts as stalled (escalate only)
+    targets: int = ATTACK_TARGETS  # runner-up classes of the original tried by the targeted phase
+    seed: int = ATTACK_SEED  # random starts of the restart phase, per image index
+    max_linf: float | None = ATTACK_MAX_LINF  # hard L-inf budget as a fraction of the range (None: unbounded)
+
+    def __post_init__(self):
+        check_attack_config(self)
+
+    @property
+    def step_levels(self) -> float:
+        return self.step * (self.pixel_max - self.pixel_min)
+
+    @property
+    def radius_levels(self) -> float | None:
+        """The ``max_linf`` ball's radius in whole pixel levels (floored, so stored bytes stay inside)."""
+        if self.max_linf is None:
+            return None
+        return float(np.floor(self.max_linf * (self.pixel_max - self.pixel_min) + 1e-9))
+
+
+def check_attack_config(cfg: AttackConfig) -> None:
+    if not (0.0 < cfg.step < 1.0):
+        raise ConfigError(f"step {cfg.step} is out of range: expected 0 < step < 1 (a fraction of the pixel range)")
+    if int(cfg.max_iterations) != cfg.max_iterations or cfg.max_iterations < 1:
+        raise ConfigError(f"max-iterations {cfg.max_iterations} is invalid: expected an integer >= 1")
+    if int(cfg.batch_size) != cfg.batch_size or cfg.batch_size < 1:
+        raise ConfigError(f"batch size {cfg.batch_size} is invalid: expected an integer >= 1")
+    if not cfg.pixel_min < cfg.pixel_max:
+        raise ConfigError(f"pixel range [{cfg.pixel_min}, {cfg.pixel_max}] is empty: expected min < max")
+    if int(cfg.patience) != cfg.patience or cfg.patience < 1:
+        raise ConfigError(f"stall patience {cfg.patience} is invalid: expected an integer >= 1 (steps)")
+    if int(cfg.path_steps) != cfg.path_steps or cfg.path_steps < 1:
+        raise ConfigError(f"path steps {cfg.path_steps} is invalid: expected an integer >= 1 (steps per path)")
+    if int(cfg.targets) != cfg.targets or not 0 <= cfg.targets <= 8:
+        raise ConfigError(f"targets {cfg.targets} is invalid: expected 0..8 runner-up classes")
+    if cfg.max_linf is not None and not (0.0 < cfg.max_linf <= 1.0):
+        raise ConfigError(
+            f"max-linf {cfg.max_linf} is out of range: expected 0 < max-linf <= 1 (a fraction of the range)"
+        )
+    if cfg.max_linf is not None and np.floor(cfg.max_linf * (cfg.pixel_max - cfg.pixel_min) + 1e-9) < 1:
+        raise ConfigError(
+            f"max-linf {cfg.max_linf} is below one pixel level: expected at least "
+            f"{1 / (cfg.pixel_max - cfg.pixel_min):.4g}"
+        )
+
+
+def fgs_step(x: np.ndarray, grad_sign: np.ndarray, step: float, pixel_min: float, pixel_max: float) -> np.ndarray:
+    """One fast gradient sign step on a batch, clipped to the pixel range (a pure function)."""
+    return np.clip(x + step * (pixel_max - pixel_min) * grad_sign, pixel_min, pixel_max)
+
+
+def quantize(x: np.ndarray, pixel_min: float = PIXEL_MIN, pixel_max: float = PIXEL_MAX) -> np.ndarray:
+    """The uint8 image a float accumulator stands for (round half to even, then clip)."""
+    return np.clip(np.rint(x), pixel_min, pixel_max).astype(np.uint8)
+
+
+def make_gradient_fn(model, strategy=None) -> Callable:
+    """``fn(images float32 (B,32,32,3), labels int32 (B,), codes int32 (B,) = all LOSS_LOGSUMEXP)``
+    ``-> (logits, sign of input gradient)``, the loss chosen per row by its code (see ``LOSS_*``).
+
+    Rows with the paper's code get bit-for-bit the gradient of the paper's loss alone (``tf.where``
+    routes an exact zero to the other losses' branches). With a ``tf.distribute.MirroredStrategy`` of
+    n replicas (several GPUs; the model must have been loaded under ``strategy.scope()``), replica i
+    computes rows ``[i*B/n, (i+1)*B/n)`` of the batch.
+    """
+    import tensorflow as tf
+
+    def grad_sign(x, y, code):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            z = model(x, training=False)
+            true = tf.gather(z, y, axis=1, batch_dims=1)
+            others = z + tf.one_hot(y, tf.shape(z)[1], on_value=-np.inf, off_value=0.0, dtype=z.dtype)
+            paper = tf.reduce_logsumexp(others, axis=1) - true
+            runner_up = tf.reduce_max(others, axis=1) - true
+            toward = tf.gather(z, tf.maximum(code, 0), axis=1, batch_dims=1) - true
+            loss = tf.where(code == LOSS_LOGSUMEXP, paper, tf.where(code == LOSS_RUNNER_UP, runner_up, toward))
+        g = tape.gradient(loss, x)
+        return z, tf.sign(g)
+
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        traced = tf.function(grad_sign, reduce_retracing=True)
+    else:
+        n = strategy.num_replicas_in_sync
+
+        def replica_share(x, y, code):
+            i = tf.distribute.get_replica_context().replica_id_in_sync_group
+            per = tf.shape(x)[0] // n
+            part = slice(i * per, (i + 1) * per)
+            return grad_sign(x[part], y[part], code[part])
+
+        @tf.function(reduce_retracing=True)
+        def traced(x, y, code):
+            z, g = strategy.run(replica_share, args=(x, y, code))
+            return (
+                tf.concat(strategy.experimental_local_results(z), axis=0),
+                tf.concat(strategy.experimental_local_results(g), axis=0),
+            )
+
+    def fn(x, y, code=None):
+        if code is None:
+            code = tf.fill(tf.shape(y), LOSS_LOGSUMEXP)
+        return traced(x, y, tf.cast(code, tf.int32))
+
+    return fn
+
+
+@dataclass
+class AttackRecord:
+    """Results for a set of images, row-aligned with ``index``."""
+
+    index: np.ndarray  # int64 row in the original split
+    label: np.ndarray
+    adversarial: np.ndarray  # uint8 (N, 32, 32, 3)
+    original_prediction: np.ndarray
+    original_confidence: np.ndarray  # softmax probability of original_prediction on the original
+    adversarial_prediction: np.ndarray
+    adversarial_confidence: np.ndarray
+    iterations: np.ndarray  # steps taken; 0 = already misclassified, stored unchanged
+    fooled: np.ndarray  # bool: adversarial_prediction != label
+    linf: np.ndarray  # max |adv - orig| / pixel range
+    l2: np.ndarray  # ||adv - orig||_2 / pixel range
+    phase: np.ndarray  # int8 index into config.PHASES: the rung whose path fooled the image (or its last one)
+    evaluations: np.ndarray  # forward+backward passes spent on the image, over every path
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @staticmethod
+    def concat(parts: list[AttackRecord]) -> AttackRecord:
+        fields = AttackRecord.__dataclass_fields__
+        return AttackRecord(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in fields})
+
+    def take(self, order: np.ndarray) -> AttackRecord:
+        return AttackRecord(**{k: getattr(self, k)[order] for k in AttackRecord.__dataclass_fields__})
+
+
+def perturbation_norms(adv: np.ndarray, orig: np.ndarray, pixel_range: float) -> tuple[np.ndarray, np.ndarray]:
+    d = (adv.astype(np.float32) - orig.astype(np.float32)).reshape(len(adv), -1) / pixel_range
+    return np.abs(d).max(axis=1, initial=0.0), np.sqrt((d * d).sum(axis=1))
+
+
+def equivalent_batch_sizes(fn: Callable, batch_size: int, shape=(32, 32, 3), smallest: int = 8) -> tuple[int, ...]:
+    """Smaller batch sizes (ascending) whose per-row logits and gradient signs equal the full batch's bit for bit.
+
+    Checked on a seeded random probe batch. The drain at the end of a run uses only these sizes, so an image's
+    result still does not depend on how it was batched (runs stay resumable to the byte). Sizes are halvings of
+    ``batch_size`` down to ``smallest``; the first size that differs stops the search.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(12345)
+    x = rng.integers(0, 256, (batch_size, *shape)).astype(np.float32)
+    y = rng.integers(0, 10, batch_size).astype(np.int32)
+    code = rng.integers(LOSS_RUNNER_UP, 10, batch_size).astype(np.int32)  # every loss the ladder uses
+    z_full, g_full = (t.numpy() for t in fn(tf.constant(x), tf.constant(y), tf.constant(code)))
+    ok = []
+    size = batch_size // 2
+    while size >= smallest and batch_size % size == 0:
+        z, g = (t.numpy() for t in fn(tf.constant(x[:size]), tf.constant(y[:size]), tf.constant(code[:size])))
+        if not (np.array_equal(z, z_full[:size]) and np.array_equal(g, g_full[:size])):
+            break
+        ok.append(size)
+        size //= 2
+    log.info("drain batch sizes equivalent to %d: %s", batch_size, ok or "none")
+    return tuple(sorted(ok))
+
+
+def iterate_attack(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: AttackConfig = AttackConfig(),
+    *,
+    indices: np.ndarray | None = None,
+    gradient_fn: Callable | None = None,
+    tail_buckets: bool = True,
+) -> Iterator[AttackRecord]:
+    """Attack ``images`` (uint8) and yield small records as images finish (in finishing order).
+
+    ``indices`` (default ``arange(N)``) name the rows in the original split and seed their restarts.
+    Every input row is yielded exactly once: fooled, or not fooled after ``config.max_iterations`` steps.
+    """
+    check_attack_config(config)
+    images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int32)
+    if images.dtype != np.uint8:
+        raise ConfigError(f"images have dtype {images.dtype}: expected uint8 pixels")
+    n_total = len(images)
+    indices = np.arange(n_total, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    fn = gradient_fn or make_gradient_fn(model)
+    B = int(config.batch_size)
+    tail_sizes = equivalent_batch_sizes(fn, B, images.shape[1:]) if tail_buckets else ()
+    lo, hi = config.pixel_min, config.pixel_max
+    slots = Slots(B, images.shape[1:], config)
+    orig_pred = np.zeros(B, np.int64)
+    orig_conf = np.zeros(B, np.float32)
+    next_row = 0
+
+    while True:
+        empty = np.flatnonzero(slots.row < 0)
+        take = min(len(empty), n_total - next_row)
+        if take:
+            slots.load(empty[:take], np.arange(next_row, next_row + take), images, labels, indices)
+            next_row += take
+        idx = np.flatnonzero(slots.row >= 0)
+        if not len(idx):
+            return
+        q = quantize(slots.acc[idx], lo, hi)
+        size = next((t for t in tail_sizes if t >= len(idx)), B) if next_row >= n_total else B
+        z, gsign = _evaluate(fn, q, slots.label[idx], slots.code[idx], size)  # size < B: a proven-equivalent drain
+        slots.evaluated[idx] += 1
+        pred = z.argmax(axis=1)
+        first = slots.evaluated[idx] == 1
+        if first.any():
+            orig_pred[idx[first]] = pred[first]
+            orig_conf[idx[first]] = softmax(z[first]).max(axis=1)
+            slots.remember_targets(idx[first], z[first])
+        fooled = pred != slots.label[idx]
+        done = fooled | (slots.spent[idx] >= config.max_iterations)
+        if done.any():
+            yield _record(
+                slots, idx[done], q[done], z[done], fooled[done], images, labels, indices, orig_pred, orig_conf, config
+            )
+            slots.row[idx[done]] = -1
+        going = ~done
+        if config.escalate and going.any():
+            stuck = np.zeros(len(idx), bool)
+            stuck[going] = slots.stalled(idx[going], z[going], q[going])
+            if stuck.any():
+                slots.escalate(idx[stuck])  # the next rung's start is evaluated in the next round, no step now
+                slots.spent[idx[stuck]] += 1  # the stalled round counts against the image's budget
+                going &= ~stuck
+        if going.any():
+            slots.step(idx[going], gsign[going])
+
+
+def _evaluate(fn: Callable, q: np.ndarray, y: np.ndarray, code: np.ndarray, size: int):
+    """Logits and gradient signs of the rows ``q`` in one call of ``size`` rows (zero-padded)."""
+    import tensorflow as tf
+
+    n = len(q)
+    x = np.zeros((size, *q.shape[1:]), np.float32)
+    x[:n] = q
+    ys = np.zeros(size, np.int32)
+    ys[:n] = y
+    cs = np.full(size, LOSS_LOGSUMEXP, np.int32)
+    cs[:n] = code
+    z, g = fn(tf.constant(x), tf.constant(ys), tf.constant(cs))
+    return z.numpy()[:n], g.numpy()[:n]
+
+
+def _record(
+    slots: Slots,
+    d: np.ndarray,
+    adv: np.ndarray,
+    z: np.ndarray,
+    fooled: np.ndarray,
+    images,
+    labels,
+    indices,
+    orig_pred,
+    orig_conf,
+    config: AttackConfig,
+) -> AttackRecord:
+    rows = slots.row[d]
+    linf, l2 = perturbation_norms(adv, images[rows], config.pixel_max - config.pixel_min)
+    # a fooled image is reported with its path's steps (linf <= step * iterations); one not fooled with its budget
+    iterations = np.where(fooled, slots.path[d], slots.spent[d]).astype(np.int32)
+    return AttackRecord(
+        index=indices[rows],
+        label=labels[rows].astype(np.int64),
+        adversarial=adv,
+        original_prediction=orig_pred[d].copy(),
+        original_confidence=orig_conf[d].copy(),
+        adversarial_prediction=z.argmax(axis=1).astype(np.int64),
+        adversarial_confidence=softmax(z).max(axis=1),
+        iterations=iterations,
+        fooled=fooled,
+        linf=linf.astype(np.float32),
+        l2=l2.astype(np.float32),
+        phase=slots.phase(d),
+        evaluations=slots.evaluated[d].copy(),
+    )
+
+
+def attack_arrays(model, images: np.ndarray, labels: np.ndarray, config: AttackConfig = AttackConfig()) -> AttackRecord:
+    """Attack every image and return the records in input order (a convenience over ``iterate_attack``)."""
+    parts = list(iterate_attack(model, images, labels, config))
+    if not parts:
+        raise ConfigError("no images to attack: expected at least one image")
+    rec = AttackRecord.concat(parts)
+    return rec.take(np.argsort(rec.index, kind="stable"))

@@ -1,0 +1,96 @@
+"""The dataset folder as ``generate`` and ``combine`` write it: the lock, and what may be resumed or replaced."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
+from cifar10_fgs.dataset.shards import CARD, DATA_DIR, FIGURES_DIR, LOCK, RESULTS_DIR, TMP_DIR, file_matches
+from cifar10_fgs.errors import OutputError
+
+MODEL_DIR = "source_model"  # where a published copy ships its source model
+
+
+def shipped_model_paths(manifest: Manifest) -> tuple[str, str] | None:
+    """(model, provenance JSON) paths in the repo for this manifest's source model; None if it names none."""
+    name = Path(str(manifest.source_model.path or "")).name
+    if not name:
+        return None
+    return f"{MODEL_DIR}/{name}", f"{MODEL_DIR}/{Path(name).with_suffix('.json').name}"
+
+
+@contextmanager
+def folder_lock(out_dir: Path):
+    """An exclusive flock on ``DIR/.lock``: released by the kernel if the holder dies, so never stale."""
+    path = out_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                raise OutputError(
+                    f"{out_dir} is being written by another generate (pid {holder}): wait for it or use another --out"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def prepare_out_dir(out_dir: Path, key: mf.Config, overwrite: bool) -> Manifest | None:
+    """Check ``out_dir`` against the settings ``key``; return the manifest to resume, or None."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} is a file: expected a folder for the dataset")
+    if mf.exists(out_dir):
+        try:
+            manifest = mf.read(out_dir)
+        except mf.ManifestError:
+            manifest = None
+        if manifest is not None and manifest.config.to_json() == key.to_json():
+            return manifest
+        if not overwrite:
+            raise OutputError(
+                f"{out_dir} was generated with other settings (model, data or attack): "
+                "pass --overwrite to replace it, or choose another --out"
+            )
+        return None
+    if out_dir.exists():
+        ours = {DATA_DIR, TMP_DIR, LOCK, RESULTS_DIR, FIGURES_DIR}
+        foreign = [p.name for p in out_dir.iterdir() if p.name not in ours]
+        if foreign:
+            raise OutputError(
+                f"{out_dir} is not empty and holds no {mf.FILE} (found {foreign[0]}): choose a new or empty --out"
+            )
+    return None
+
+
+def check_writable(out_dir: Path) -> None:
+    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{probe} is not writable: choose an --out folder you can write to")
+
+
+def clear_outputs(out_dir: Path) -> None:
+    """Remove what an earlier run with other settings left: shards, manifest, card, figures, results."""
+    ours = (DATA_DIR, TMP_DIR, RESULTS_DIR, FIGURES_DIR) + ((CARD,) if mf.exists(out_dir) else ())
+    for stale in (*ours, mf.FILE):
+        p = out_dir / stale
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def shard_done(out_dir: Path, name: str, entry: ShardEntry | None) -> bool:
+    """A shard counts as done only if its bytes hash to what the manifest recorded."""
+    return entry is not None and file_matches(out_dir / name, entry.sha256, entry.bytes)

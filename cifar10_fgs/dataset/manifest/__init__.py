@@ -1,0 +1,261 @@
+"""The one owner of ``generation.json``: its schema as frozen dataclasses, reading, writing, checks.
+
+``generation.json`` sits at the top of a dataset folder. Schema (format version 1)::
+
+    config          the settings that made the folder (a folder resumes only with equal settings)
+      format_version, method ("fgs" | "onepixel"), attack {AttackConfig fields}, onepixel {..} (onepixel only),
+      model_sha256, rows_per_shard, replicas, with_originals,
+      splits {<split>: {fingerprint, num_rows, num_shards}}
+    source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy, network
+    data_source     source (as given), splits {<split>: how that split was read}
+    library_versions {package: version}
+    worker          num_workers, worker_index (this machine's part of the work), combined_from
+    shards          {data/<split>-<i>-of-<n>.arrow: {split, shard, rows, sha256, bytes, index_range, failures,
+                     gradient_evaluations}}
+    complete        true once every shard of every split is present
+    summary         {<split>: statistics of the stored rows, phases and perturbation percentiles (``stats.SplitSummary``)}
+    timing          shard_seconds {<shard>: seconds}, seconds_total, runs, last_run_* (volatile)
+
+Every module reads and writes the file through :func:`read` and :func:`write`. Keys this version
+does not know are kept in each record's ``extra`` and written back unchanged, so a newer writer's
+additions survive an older reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cifar10_fgs.dataset.manifest.records import (
+    FORMAT_VERSION,
+    Config,
+    DataSource,
+    ManifestError,
+    ShardEntry,
+    SourceModel,
+    SplitConfig,
+    Timing,
+    Worker,
+    extra_keys,
+    to_object,
+)
+from cifar10_fgs.errors import DataSourceError, NotADatasetError, ValidationError
+from cifar10_fgs.provenance import read_json, write_json
+
+__all__ = [
+    "FILE",
+    "FORMAT_VERSION",
+    "Config",
+    "DataSource",
+    "Manifest",
+    "ManifestError",
+    "ShardEntry",
+    "SourceMismatchError",
+    "SourceModel",
+    "SplitConfig",
+    "Timing",
+    "Worker",
+    "exists",
+    "path",
+    "read",
+    "write",
+]
+
+FILE = "generation.json"
+
+
+class SourceMismatchError(DataSourceError):
+    """A CIFAR-10 source whose rows are not those the folder was generated from."""
+
+
+# --------------------------------------------------------------------------- the record
+
+
+@dataclass(frozen=True)
+class Manifest:
+    config: Config
+    shards: dict[str, ShardEntry] = field(default_factory=dict)  # by file name relative to the folder
+    complete: bool = False
+    source_model: SourceModel = field(default_factory=SourceModel)
+    data_source: DataSource = field(default_factory=DataSource)
+    library_versions: dict = field(default_factory=dict)
+    worker: Worker = field(default_factory=Worker)
+    summary: dict | None = None  # split -> stats.SplitSummary
+    timing: Timing = field(default_factory=Timing)
+    malformed: dict = field(default_factory=dict)  # shard -> why its entry is unusable (never written back)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj) -> Manifest:
+        from cifar10_fgs.dataset.stats import SplitSummary
+
+        if not isinstance(obj, dict):
+            raise ManifestError(f"holds a {type(obj).__name__}, not an object")
+        if not isinstance(obj.get("config"), dict):
+            raise ManifestError("has no 'config' object")
+        if not isinstance(obj.get("shards"), dict):
+            raise ManifestError("has no 'shards' object")
+        shards, malformed = {}, {}
+        for name, entry in obj["shards"].items():
+            try:
+                shards[name] = ShardEntry.from_json(entry)
+            except ManifestError as exc:
+                malformed[name] = str(exc)
+        summary = obj.get("summary")
+        return cls(
+            config=Config.from_json(obj["config"]),
+            shards=shards,
+            complete=obj.get("complete") is True,
+            source_model=SourceModel.from_json(obj.get("source_model")),
+            data_source=DataSource.from_json(obj.get("data_source")),
+            library_versions=dict(obj.get("library_versions") or {}),
+            worker=Worker.from_json(obj.get("worker")),
+            summary={s: SplitSummary.from_json(v) for s, v in summary.items()} if isinstance(summary, dict) else None,
+            timing=Timing.from_json(obj.get("timing")),
+            malformed=malformed,
+            extra=extra_keys(obj, cls),
+        )
+
+    def to_json(self) -> dict:
+        out = to_object(self)
+        out.pop("malformed", None)
+        if not self.timing.to_json():
+            out.pop("timing")
+        return out
+
+    def replace(self, **changes) -> Manifest:
+        return dataclasses.replace(self, **changes)
+
+    def shards_of(self, split: str) -> list[tuple[str, ShardEntry]]:
+        """(name, entry) of the listed shards of ``split``, by name."""
+        return sorted((n, e) for n, e in self.shards.items() if e.split == split)
+
+    def failures(self, split: str) -> tuple[int, ...]:
+        """Original rows of ``split`` not fooled (absent from the shards), ascending."""
+        return tuple(sorted(i for _, e in self.shards_of(split) for i in e.failures))
+
+    def stored_rows(self) -> dict[str, int]:
+        """Rows in the shards, by split (in the order the shards are listed)."""
+        rows: dict[str, int] = {}
+        for e in self.shards.values():
+            rows[e.split] = rows.get(e.split, 0) + e.rows
+        return rows
+
+    def split_config(self, split: str, where: str | Path = "the folder") -> SplitConfig:
+        """``config.splits[split]``, or DataSourceError if the folder was not generated with it."""
+        from cifar10_fgs.data import check_split
+
+        check_split(split)
+        if split not in self.config.splits:
+            raise DataSourceError(
+                f"{where} holds no {split!r} split (generated: {', '.join(sorted(self.config.splits)) or 'none'}): "
+                f"evaluate a folder generated with it (`cifar10-fgs generate --split all`)"
+            )
+        return self.config.splits[split]
+
+    def check_source(self, split: str, data):
+        """The first ``num_rows`` rows of ``data`` (a ``Cifar10Split``), checked against the recorded fingerprint.
+
+        Raises DataSourceError (one line, naming the recorded source) if they are not the rows generated from.
+        """
+        spec = self.split_config(split)
+        n = spec.num_rows
+        recorded = self.data_source.source or "unknown"
+        if len(data) < n:
+            raise SourceMismatchError(
+                f"{data.source} has {len(data)} {split} images, fewer than the {n} rows the dataset was generated "
+                f"from: pass the source recorded in {FILE} ({recorded})"
+            )
+        head = data.head(n)
+        fingerprint = head.fingerprint()
+        if fingerprint != spec.fingerprint:
+            raise SourceMismatchError(
+                f"the first {n} {split} images of {data.source} have fingerprint {fingerprint[:12]}..., {FILE} records "
+                f"{str(spec.fingerprint)[:12]}...: pass the source the dataset was made from ({recorded})"
+            )
+        return head
+
+
+# --------------------------------------------------------------------------- files
+
+
+def path(directory: str | Path) -> Path:
+    return Path(directory) / FILE
+
+
+def exists(directory: str | Path) -> bool:
+    return path(directory).is_file()
+
+
+def read(directory: str | Path, *, complete: bool = False) -> Manifest:
+    """The manifest of ``directory``.
+
+    Raises NotADatasetError (exit code 2) if ``directory`` is no folder or holds no manifest, and
+    ManifestError (exit code 1) if the manifest is unreadable or malformed. With ``complete``, also
+    ValidationError unless the folder is finished: ``complete: true``, every listed shard present
+    with its recorded size, and no unlisted ``.arrow`` file in ``data/``.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "it is a file" if directory.exists() else "it does not exist"
+        raise NotADatasetError(
+            f"{directory} is not a folder ({what}): pass the folder `cifar10-fgs generate --out` wrote"
+        )
+    if not exists(directory):
+        raise NotADatasetError(f"{directory} holds no {FILE}: pass a folder written by `cifar10-fgs generate --out`")
+    try:
+        obj = read_json(path(directory))
+    except (OSError, ValueError) as exc:
+        raise ManifestError(
+            f"{path(directory)} is not readable JSON ({type(exc).__name__}): regenerate the folder"
+        ) from None
+    try:
+        manifest = Manifest.from_json(obj)
+    except ManifestError as exc:
+        raise ManifestError(f"{path(directory)} is unusable ({exc}): regenerate the folder") from None
+    if complete:
+        _check_complete(directory, manifest)
+    return manifest
+
+
+def _check_complete(directory: Path, manifest: Manifest) -> None:
+    from cifar10_fgs.dataset.shards import DATA_DIR
+
+    if not manifest.complete:
+        raise ValidationError(
+            f"{directory} is incomplete ({FILE} says complete: false): rerun the same `cifar10-fgs generate` "
+            "command to finish it"
+        )
+    if manifest.malformed:
+        name, why = sorted(manifest.malformed.items())[0]
+        raise ManifestError(f"{directory / FILE}: {name}: {why}: regenerate the folder")
+    for name, entry in sorted(manifest.shards.items()):
+        shard = directory / name
+        if not shard.is_file():
+            raise ValidationError(
+                f"{shard} is listed in {FILE} but missing: rerun `cifar10-fgs generate` to rewrite it"
+            )
+        size = shard.stat().st_size
+        if size != entry.bytes:
+            raise ValidationError(
+                f"{shard} has {size} bytes, {FILE} says {entry.bytes}: rerun `cifar10-fgs generate` "
+                "(or `cifar10-fgs validate`) to find and rewrite it"
+            )
+    data_dir = directory / DATA_DIR
+    extra = (
+        sorted(
+            f"{DATA_DIR}/{p.name}" for p in data_dir.glob("*.arrow") if f"{DATA_DIR}/{p.name}" not in manifest.shards
+        )
+        if data_dir.is_dir()
+        else []
+    )
+    if extra:
+        raise ValidationError(
+            f"{directory / extra[0]} is not listed in {FILE}: remove it (it would be loaded as part of the dataset)"
+        )
+
+
+def write(directory: str | Path, manifest: Manifest) -> None:
+    """Write ``manifest`` atomically (fsynced temp file, renamed) as sorted, indented JSON."""
+    write_json(path(directory), manifest.to_json())

@@ -1,0 +1,332 @@
+"""The records of ``generation.json`` below the top level, as frozen dataclasses (see ``manifest``).
+
+Each reads itself with ``from_json`` (ManifestError for what it cannot use) and writes itself back
+with ``to_json``, keys it does not know kept in ``extra``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from cifar10_fgs.config import Method
+from cifar10_fgs.errors import DataSourceError, ValidationError
+
+FORMAT_VERSION = 1
+
+
+class ManifestError(ValidationError):
+    """``generation.json`` exists but is not a usable manifest (exit code 1: regenerate the folder)."""
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+
+def _obj(x, where: str) -> dict:
+    if not isinstance(x, dict):
+        raise ManifestError(f"{where} is not an object")
+    return x
+
+
+def extra_keys(obj: dict, cls) -> dict:
+    known = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in obj.items() if k not in known}
+
+
+def from_object(cls, obj):
+    """``cls`` from the JSON object ``obj`` (anything else reads as empty): known keys as fields, the rest ``extra``."""
+    obj = obj if isinstance(obj, dict) else {}
+    known = {f.name: obj[f.name] for f in dataclasses.fields(cls) if f.name in obj and f.name != "extra"}
+    return cls(**known, extra=extra_keys(obj, cls))
+
+
+def to_object(record) -> dict:
+    """A record as its JSON object: known fields (None left out) plus the ``extra`` keys it was read with."""
+    out = {}
+    for f in dataclasses.fields(record):
+        if f.name == "extra":
+            continue
+        v = getattr(record, f.name)
+        if v is None:
+            continue
+        if hasattr(v, "to_json"):
+            v = v.to_json()
+        elif isinstance(v, dict):
+            v = {k: (x.to_json() if hasattr(x, "to_json") else x) for k, x in v.items()}
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v.value if isinstance(v, Method) else v
+    return {**getattr(record, "extra", {}), **out}
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """One split as generated: the first ``num_rows`` rows of the source split, in ``num_shards`` shards."""
+
+    num_rows: int
+    fingerprint: str | None = None  # Cifar10Split.fingerprint() of those rows
+    num_shards: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj, where: str) -> SplitConfig:
+        obj = _obj(obj, where)
+        n = obj.get("num_rows")
+        if not isinstance(n, int) or n < 1:
+            raise ManifestError(f"{where}.num_rows is missing or not a positive integer")
+        return cls(n, obj.get("fingerprint"), obj.get("num_shards"), extra_keys(obj, cls))
+
+    def to_json(self) -> dict:
+        return to_object(self)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings that made the folder; a folder is resumed only by a run with equal ``Config``."""
+
+    splits: dict[str, SplitConfig]
+    rows_per_shard: int
+    attack: dict  # the AttackConfig fields, as recorded
+    method: Method = Method.FGS  # folders from before the one-pixel baseline record none
+    format_version: Any = FORMAT_VERSION
+    model_sha256: str | None = None
+    replicas: int = 1  # GPUs the batch was split over (each ran attack.batch_size / replicas rows)
+    with_originals: bool = False
+    onepixel: dict | None = None  # OnePixelConfig fields (method onepixel only)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj) -> Config:
+        from cifar10_fgs.data import check_split
+
+        obj = _obj(obj, "config")
+        for key in ("splits", "rows_per_shard", "attack"):
+            if key not in obj:
+                raise ManifestError(f"config lacks {key!r}")
+        splits = _obj(obj["splits"], "config.splits")
+        if not splits:
+            raise ManifestError("config.splits is empty")
+        for s in splits:
+            try:
+                check_split(s)
+            except DataSourceError as exc:
+                raise ManifestError(f"config.splits: {exc}") from None
+        rps = obj["rows_per_shard"]
+        if not isinstance(rps, int) or rps < 1:
+            raise ManifestError(f"config.rows_per_shard {rps!r} is not a positive integer")
+        try:
+            method = Method(obj.get("method") or Method.FGS)
+        except ValueError:
+            raise ManifestError(
+                f"config.method {obj.get('method')!r} is unknown (expected one of {', '.join(m.value for m in Method)})"
+            ) from None
+        onepixel = obj.get("onepixel")
+        return cls(
+            splits={s: SplitConfig.from_json(v, f"config.splits.{s}") for s, v in splits.items()},
+            rows_per_shard=rps,
+            attack=_obj(obj["attack"], "config.attack"),
+            method=method,
+            format_version=obj.get("format_version"),
+            model_sha256=obj.get("model_sha256"),
+            replicas=int(obj.get("replicas", 1)),
+            with_originals=bool(obj.get("with_originals", False)),
+            onepixel=onepixel,
+            extra=extra_keys(obj, cls),
+        )
+
+    def to_json(self) -> dict:
+        return to_object(self)
+
+    def attack_config(self):
+        from cifar10_fgs.attack.fgs import AttackConfig
+        from cifar10_fgs.errors import ConfigError
+
+        try:
+            return AttackConfig(**self.attack)
+        except (TypeError, ConfigError) as exc:
+            raise ManifestError(f"config.attack is invalid ({exc})") from None
+
+    def _onepixel(self, key: str) -> int:
+        if not (
+            isinstance(self.onepixel, dict)
+            and all(isinstance(self.onepixel.get(k), int) for k in ("max_generations", "batch_size"))
+        ):
+            raise ManifestError("config.onepixel lacks integer max_generations and batch_size")
+        return int(self.onepixel[key])
+
+    @property
+    def max_iterations(self) -> int:
+        """The largest ``iterations`` a row can hold: FGS steps, or differential-evolution generations."""
+        if self.method is Method.ONEPIXEL:
+            return self._onepixel("max_generations")
+        return int(self.attack_config().max_iterations)
+
+    @property
+    def predict_batch_size(self) -> int:
+        """The batch size the model ran with during generation (the same batch gives bitwise-equal logits)."""
+        if self.method is Method.ONEPIXEL:
+            return self._onepixel("batch_size")
+        return int(self.attack_config().batch_size) // max(1, self.replicas)
+
+    @property
+    def step(self) -> float:
+        return float(self.attack_config().step)
+
+    @property
+    def pixel_range(self) -> float:
+        a = self.attack_config()
+        return float(a.pixel_max - a.pixel_min)
+
+
+# --------------------------------------------------------------------------- shards, provenance, timing
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard file: which original rows it covers and what its bytes hash to."""
+
+    split: str
+    shard: int  # k in data/<split>-<k>-of-<n>.arrow
+    rows: int  # rows stored
+    sha256: str
+    bytes: int
+    index_range: tuple[int, int]  # original rows [lo, hi) the shard covers
+    failures: tuple[int, ...]  # original rows in that range not fooled (so not stored)
+    gradient_evaluations: int | None = None  # forward+backward passes spent on the range (failures included)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj) -> ShardEntry:
+        """The entry, or ManifestError naming every problem (``; ``-separated)."""
+        if not isinstance(obj, dict):
+            raise ManifestError("its generation.json entry is not an object")
+        problems = [f"has no valid {k!r}" for k in ("rows", "bytes") if not isinstance(obj.get(k), int) or obj[k] < 0]
+        if not isinstance(obj.get("sha256"), str):
+            problems.append("has no 'sha256'")
+        fails = obj.get("failures")
+        if not isinstance(fails, list) or not all(isinstance(i, int) for i in fails):
+            problems.append("has no list of integer 'failures'")
+        rng = obj.get("index_range")
+        if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(i, int) for i in rng)):
+            problems.append(f"has index_range {rng!r}, not [lo, hi]")
+        if not isinstance(obj.get("split"), str) or not isinstance(obj.get("shard"), int):
+            problems.append(f"names split {obj.get('split')!r} shard {obj.get('shard')!r}")
+        if problems:
+            raise ManifestError("; ".join(f"its generation.json entry {p}" for p in problems))
+        return cls(
+            obj["split"],
+            obj["shard"],
+            obj["rows"],
+            obj["sha256"],
+            obj["bytes"],
+            tuple(rng),
+            tuple(fails),
+            obj.get("gradient_evaluations"),
+            extra_keys(obj, cls),
+        )
+
+    def to_json(self) -> dict:
+        return to_object(self)
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The attacked model's identity and training provenance."""
+
+    path: str | None = None  # file name
+    sha256: str | None = None
+    architecture: str | None = None  # the Keras model's name
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    recipe: dict | None = None
+    train_data: dict | None = None
+    outputs: str = "logits"
+    train_accuracy: float | None = None  # on the unaugmented training images (its misses: the unchanged train rows)
+    network: dict | None = None  # a flip-averaged model: its network's own name, test_accuracy and train_accuracy
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj) -> SourceModel:
+        return from_object(cls, obj)
+
+    def to_json(self) -> dict:
+        return {
+            **to_object(self),
+            **{k: None for k in ("test_accuracy", "test_loss", "recipe", "train_data") if getattr(self, k) is None},
+        }
+
+
+@dataclass(frozen=True)
+class DataSource:
+    source: str | None = None  # as given to generate
+    splits: dict = field(default_factory=dict)  # split -> how it was read
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj) -> DataSource:
+        obj = obj if isinstance(obj, dict) else {}
+        return cls(obj.get("source"), dict(obj.get("splits") or {}), extra_keys(obj, cls))
+
+    def to_json(self) -> dict:
+        return to_object(self)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This folder's part of the work: shards ``k`` with ``k % num_workers == worker_index``."""
+
+    num_workers: int = 1
+    worker_index: int = 0
+    combined_from: int | None = None  # set by ``combine``: how many worker folders were merged
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj) -> Worker:
+        obj = obj if isinstance(obj, dict) else {}
+        legacy = {"num_shards", "shard_index"}  # written before "shard" meant only a file
+        return cls(
+            int(obj.get("num_workers", obj.get("num_shards", 1))),
+            int(obj.get("worker_index", obj.get("shard_index", 0))),
+            obj.get("combined_from"),
+            {k: v for k, v in extra_keys(obj, cls).items() if k not in legacy},
+        )
+
+    def to_json(self) -> dict:
+        return to_object(self)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds (volatile: never part of what identifies the data)."""
+
+    shard_seconds: dict = field(default_factory=dict)  # shard -> seconds from its first to its last attacked row
+    seconds_total: float | None = None  # attack seconds summed over every generate run into the folder
+    runs: int | None = None
+    last_run_seconds: float | None = None
+    last_run_images: int | None = None
+    last_run_gradient_evaluations: int | None = None
+    last_run_batch_size: int | None = None
+    workers_seconds_total: float | None = None  # combine: the parts' seconds_total, summed
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj) -> Timing:
+        return from_object(cls, obj)
+
+    def to_json(self) -> dict:
+        out = to_object(self)
+        if not self.shard_seconds:
+            out.pop("shard_seconds")
+        return out
+
+    @property
+    def attack_seconds(self) -> float:
+        """Total attack time: the runs' recorded total (a combined folder: its workers'), else the shards' sum."""
+        for total in (self.seconds_total, self.workers_seconds_total):
+            if total:
+                return float(total)
+        return float(sum(self.shard_seconds.values()))

@@ -1,0 +1,358 @@
+"""A transfer leaderboard: any number of models scored on one adversarial split, local or from the hub.
+
+``evaluate_leaderboard(models, dataset)`` reads the dataset (a folder, or ``hub:USER/NAME[@REVISION]``
+downloaded by :mod:`cifar10_fgs.hub`), joins the split to its originals with the transfer
+evaluation's own functions (:func:`cifar10_fgs.evaluate.load_joined`, ``classify``,
+``random_sign_control``) and scores every model on the original images, their adversarial copies
+and the random-sign control. Each model is a local ``.keras`` file or a Keras ``hf://USER/NAME[@REVISION]``
+model repo (``config.json`` + ``model.weights.h5``, as ``model.save("hf://...")`` writes it), loaded
+in Keras safe mode unless ``unsafe_model``.
+
+It writes ``NAME.json`` (one entry per model in the style of RobustBench's per-model JSON, plus the
+dataset, settings and library versions) and ``NAME.md`` (the table) into ``out_dir``, entries sorted
+by adversarial accuracy, best first. A leaderboard made with other settings is replaced only with
+``overwrite``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cifar10_fgs.errors import ConfigError, DataSourceError, ModelError, OutputError, one_line
+from cifar10_fgs.provenance import (
+    atomic_write_bytes,
+    dumps_sorted,
+    library_versions,
+    read_json,
+    sha256_bytes,
+    sha256_file,
+    write_json,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "leaderboard"
+KERAS_DIR_FILES = ("config.json", "model.weights.h5")  # what identifies a Keras hf:// model folder (sha256 over both)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    spec: str  # as given: a path or hf://USER/NAME[@REVISION]
+    path: str  # the local file or downloaded folder
+    sha256: str  # of the .keras file; for a folder, over "name sha256" lines of KERAS_DIR_FILES
+    commit: str | None  # the hub commit of an hf:// model
+    model: object
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    rank: int
+    name: str  # file name or repo id
+    model: str  # as given
+    sha256: str
+    commit: str | None
+    architecture: str
+    parameters: int
+    clean_acc: float  # accuracy on the original images of the joined rows (fraction)
+    adversarial_acc: float  # accuracy on their adversarial copies
+    accuracy_drop: float  # clean_acc - adversarial_acc
+    random_sign_control_drop: float  # clean_acc - accuracy on the random-sign control
+    clean_loss: float
+    adversarial_loss: float
+    images_per_second: float  # inference on the adversarial copies, batch_size images per call
+    generated_the_dataset: bool  # the source model itself (white-box, not transfer)
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    dataset: str  # the folder, or hub:USER/NAME@<commit>
+    commit: str | None
+    split: str
+    num_rows_used: int
+    num_rows_split: int
+    entries: tuple[LeaderboardEntry, ...]  # best adversarial accuracy first
+    json_path: str
+    markdown_path: str
+    seconds: float
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _tree_sha256(folder: Path) -> str:
+    lines = "".join(f"{name} {sha256_file(folder / name)}\n" for name in KERAS_DIR_FILES)
+    return sha256_bytes(lines.encode())
+
+
+def _load_keras_dir(folder: Path, spec: str, unsafe: bool):
+    import keras
+
+    from cifar10_fgs.models.networks import check_model
+
+    missing = [n for n in KERAS_DIR_FILES if not (folder / n).is_file()]
+    if missing:
+        raise ModelError(
+            f"{spec} holds no {missing[0]}: expected a Keras model saved with model.save('hf://USER/NAME')"
+        )
+    try:
+        model = keras.saving.load_model(str(folder), compile=False, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
+            raise ModelError(
+                f"{spec} contains a Lambda layer (arbitrary code): refused in safe mode; pass "
+                "--unsafe-model only if you trust it"
+            ) from None
+        raise ModelError(f"{spec} is not a loadable Keras model ({one_line(exc)}): expected a Keras 3 model") from None
+    except Exception as exc:  # noqa: BLE001 - h5 and deserialisation errors of every kind
+        raise ModelError(f"{spec} is not a Keras model ({one_line(exc)}): expected a Keras 3 model") from None
+    return check_model(model, spec)
+
+
+def load_candidate(spec: str, *, unsafe: bool = False, progress: bool = False) -> LoadedModel:
+    """A local ``.keras`` file or an ``hf://`` Keras model repo, loaded (safe mode) and identified."""
+    from cifar10_fgs.hub import download, is_model_uri, parse_hub_ref
+    from cifar10_fgs.models.networks import load_model
+
+    if is_model_uri(spec):
+        snapshot = download(parse_hub_ref(spec, repo_type="model"), progress=progress)
+        folder = Path(snapshot.path)
+        model = _load_keras_dir(folder, spec, unsafe)
+        return LoadedModel(spec, str(folder), _tree_sha256(folder), snapshot.commit, model)
+    model = load_model(spec, unsafe=unsafe)
+    return LoadedModel(spec, str(spec), sha256_file(spec), None, model)
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def _resolve_dataset(dataset: str | Path, progress: bool):
+    """(local folder, label, commit) of a folder or a hub:USER/NAME[@REVISION] reference."""
+    from cifar10_fgs.hub import download, is_hub_ref, parse_hub_ref
+
+    if is_hub_ref(str(dataset)):
+        snapshot = download(parse_hub_ref(str(dataset)), progress=progress)
+        return Path(snapshot.path), snapshot.label, snapshot.commit
+    return Path(dataset), str(dataset), None
+
+
+def _source_for(dataset_dir: Path, generation, source, label: str):
+    """``source`` or the manifest's, with a one-line error when that is a local path not on this machine."""
+    if source is not None:
+        return source
+    recorded = str(generation.data_source or "")
+    if recorded and not recorded.startswith("hub:") and recorded != "keras" and not Path(recorded).exists():
+        raise DataSourceError(
+            f"{label} was made from {recorded}, which is not on this machine: pass --source DATA "
+            "(the original CIFAR-10, e.g. hub:uoft-cs/cifar10 or cifar-10-python.tar.gz)"
+        )
+    return None
+
+
+def _claim(json_path: Path, key: str, overwrite: bool) -> None:
+    if json_path.exists() and not overwrite:
+        try:
+            old = read_json(json_path).get("settings_sha256")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        if old != key:
+            raise OutputError(
+                f"{json_path} holds a leaderboard made with other settings or models: pass --overwrite "
+                "to replace it, or another --name / --out"
+            )
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | None) -> dict:
+    from cifar10_fgs.evaluate import classify
+    from cifar10_fgs.models.networks import architecture, network_of
+
+    clean = classify(loaded.model, j.original, j.labels, batch_size)  # also warms the model up
+    t0 = time.perf_counter()
+    adversarial = classify(loaded.model, j.adversarial, j.labels, batch_size)
+    seconds = time.perf_counter() - t0
+    ctrl = classify(loaded.model, control, j.labels, batch_size)
+    c, a, r = clean.metrics(), adversarial.metrics(), ctrl.metrics()
+    name = loaded.spec.split("://", 1)[1] if "://" in loaded.spec else Path(loaded.spec).name
+    return {
+        "name": name,
+        "model": loaded.spec,
+        "sha256": loaded.sha256,
+        "commit": loaded.commit,
+        "architecture": architecture(loaded.model),
+        "parameters": int(network_of(loaded.model).count_params()),
+        "clean_acc": c.accuracy,
+        "adversarial_acc": a.accuracy,
+        "accuracy_drop": c.accuracy - a.accuracy,
+        "random_sign_control_drop": c.accuracy - r.accuracy,
+        "clean_loss": c.loss,
+        "adversarial_loss": a.loss,
+        "images_per_second": len(j) / seconds if seconds > 0 else float("inf"),
+        "generated_the_dataset": loaded.sha256 == source_sha,
+    }
+
+
+def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
+    def f(x):
+        return f"{x:.4f}"
+
+    head = [
+        "rank",
+        "model",
+        "architecture",
+        "parameters",
+        "clean acc",
+        "adversarial acc",
+        "drop",
+        "random-sign drop",
+        "images/s",
+        "sha256",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for e in rows:
+        who = f"`{e['name']}`" + (" (source, white-box)" if e["generated_the_dataset"] else "")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(e["rank"]),
+                    who,
+                    f"`{e['architecture']}`",
+                    f"{e['parameters']:,}",
+                    f(e["clean_acc"]),
+                    f(e["adversarial_acc"]),
+                    f(e["accuracy_drop"]),
+                    f(e["random_sign_control_drop"]),
+                    f"{e['images_per_second']:.0f}",
+                    f"`{e['sha256'][:12]}`",
+                ]
+            )
+            + " |"
+        )
+    note = (
+        f"Transfer leaderboard on `{label}`, {split} split: {len(j)} of {j.num_rows_split} rows"
+        + (f" ({len(j.failures)} rows the attack did not fool are absent)" if j.failures else "")
+        + ". Sorted by adversarial accuracy. The random-sign control adds random ±1 noise at each adversarial "
+        "copy's L∞.\n\n"
+    )
+    return note + "\n".join(lines) + "\n"
+
+
+METRIC_DEFINITIONS = {
+    "clean_acc": "accuracy (fraction) on the original images of the joined rows",
+    "adversarial_acc": "accuracy on their adversarial copies from the dataset",
+    "accuracy_drop": "clean_acc - adversarial_acc",
+    "random_sign_control_drop": "clean_acc - accuracy on each original plus random +-1 signs times its "
+    "adversarial copy's L-infinity (seeded by control_seed and the row index)",
+    "images_per_second": "adversarial rows / seconds of inference on them (batch_size per call, after warm-up)",
+    "sha256": "of the .keras file; for an hf:// folder, of the lines 'name sha256' of config.json and model.weights.h5",
+}
+
+
+def evaluate_leaderboard(
+    models: Sequence[str],
+    dataset: str | Path,
+    source: str | Path | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    name: str = DEFAULT_NAME,
+    split: str = "test",
+    seed: int = 0,
+    batch_size: int | None = None,
+    unsafe_model: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Leaderboard:
+    """Score ``models`` on ``dataset`` (see the module docstring); ``out_dir`` defaults to DIR/results
+    for a folder and the current directory for a hub copy."""
+    from cifar10_fgs.evaluate import dataset_identity, linf_levels, load_joined, random_sign_control, read_generation
+
+    t0 = time.time()
+    batch_size = _check_arguments(models, name, batch_size)
+    dataset_dir, label, commit = _resolve_dataset(dataset, progress)
+    generation = read_generation(dataset_dir)
+    source = _source_for(dataset_dir, generation, source, label)
+    out = Path(out_dir) if out_dir is not None else (Path.cwd() if commit else dataset_dir / "results")
+    json_path, md_path = out / f"{name}.json", out / f"{name}.md"
+    loaded = [load_candidate(m, unsafe=unsafe_model, progress=progress) for m in models]
+    identity = dataset_identity(dataset_dir, generation, [split]) if split in generation.splits else {}
+    settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
+    key = sha256_bytes(
+        dumps_sorted(
+            {
+                "kind": "leaderboard",
+                "settings": settings,
+                "dataset": identity.get("config_sha256"),
+                "commit": commit,
+                "models": sorted(m.sha256 for m in loaded),
+            }
+        ).encode()
+    )
+    _claim(json_path, key, overwrite)
+
+    joined, generation, used_source = load_joined(dataset_dir, [split], source, progress=progress)
+    j = joined[split]
+    control = random_sign_control(j.original, linf_levels(j.adversarial, j.original), seed, keys=j.index)
+    scored = _ranked(loaded, j, control, batch_size, generation.source_model_sha256)
+    entries = tuple(LeaderboardEntry(**e) for e in scored)
+    identity["dir"] = label
+    report = {
+        "kind": "leaderboard",
+        "name": name,
+        "title": "Transfer leaderboard",
+        "settings": settings,
+        "settings_sha256": key,
+        "dataset": {**identity, "commit": commit, "reference": str(dataset)},
+        "data_source": used_source,
+        "threat_model": "transfer",
+        "rows": {
+            "split": split,
+            "num_rows_split": j.num_rows_split,
+            "num_rows_used": len(j),
+            "failures_absent": len(j.failures),
+        },
+        "models": [{**asdict(e), "dataset": "cifar10", "number_forward_passes": 1} for e in entries],
+        "metric_definitions": METRIC_DEFINITIONS,
+        "library_versions": library_versions(),
+        "seconds": round(time.time() - t0, 2),
+    }
+    report["markdown"] = _markdown(label, split, j, scored)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(md_path, f"# Transfer leaderboard\n\n{report['markdown']}".encode())
+    write_json(json_path, report)
+    log.info("wrote %s", json_path)
+    return Leaderboard(
+        label, commit, split, len(j), j.num_rows_split, entries, str(json_path), str(md_path), report["seconds"]
+    )
+
+
+def _check_arguments(models: Sequence[str], name: str, batch_size: int | None) -> int:
+    """The batch size (default ``evaluate.DEFAULT_BATCH_SIZE``), after checking it, ``name`` and ``models``."""
+    from cifar10_fgs.evaluate import DEFAULT_BATCH_SIZE, check_name
+
+    check_name(name)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
+    if not models:
+        raise ConfigError("no --model given: pass one or more .keras files or hf://USER/NAME models")
+    if len(set(models)) != len(models):
+        raise ConfigError("a --model is given twice: pass each model once")
+    return batch_size
+
+
+def _ranked(loaded: list[LoadedModel], j, control, batch_size: int, source_sha: str | None) -> list[dict]:
+    """Every model scored (``_score``), best adversarial accuracy first, each with its ``rank``."""
+    scored = []
+    for m in loaded:
+        scored.append(_score(m, j, control, batch_size, source_sha))
+        log.info("%s: clean %.4f adversarial %.4f", m.spec, scored[-1]["clean_acc"], scored[-1]["adversarial_acc"])
+    scored.sort(key=lambda e: (-e["adversarial_acc"], -e["clean_acc"], e["name"]))
+    for i, e in enumerate(scored, 1):
+        e["rank"] = i
+    return scored

@@ -1,0 +1,392 @@
+"""``generate``: attack whole CIFAR-10 splits into a publishable, resumable dataset folder.
+
+Layout of ``DIR``::
+
+    data/<split>-<i:05d>-of-<n:05d>.arrow   shards, visible only when complete
+    generation.json                         settings, provenance, per-shard sha256, summary
+    .lock                                   held (flock) while a generate runs
+
+Shard ``i`` of a split holds the fooled rows among original rows ``[i*R, (i+1)*R)`` (R rows per
+shard). Rows not fooled within ``max_iterations`` are listed by index in ``generation.json``.
+Rerunning the same command resumes from the first missing shard; the result is byte-identical to
+an uninterrupted run because each image's result does not depend on what it was batched with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cifar10_fgs.attack.fgs import AttackConfig, AttackRecord, check_attack_config
+from cifar10_fgs.config import Method
+from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_out_dir, shard_done
+from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
+from cifar10_fgs.dataset.shards import (
+    ROWS_PER_SHARD,
+    TMP_DIR,
+    num_shards,
+    read_columns,
+    record_table,
+    shard_name,
+    write_table_atomic,
+)
+from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
+from cifar10_fgs.errors import Cifar10FgsError, ConfigError
+from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
+from cifar10_fgs.provenance import library_versions, sha256_file
+from cifar10_fgs.training.train import read_model_metadata
+
+log = logging.getLogger(__name__)
+
+
+class AttackFailuresError(Cifar10FgsError):
+    """Some images were not fooled within max_iterations (everything else was written)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    splits: tuple[str, ...] = SPLITS
+    limit: int | None = None  # first N rows of each split
+    rows_per_shard: int = ROWS_PER_SHARD
+    with_originals: bool = False
+    num_workers: int = 1  # machines sharing the work (CLI: --num-workers, formerly --num-shards)
+    worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
+    method: Method = Method.FGS
+
+
+def parse_splits(split: str) -> tuple[str, ...]:
+    if split == "all":
+        return SPLITS
+    return (check_split(split),)
+
+
+def check_options(opts: GenerateOptions) -> None:
+    for s in opts.splits:
+        check_split(s)
+    if opts.limit is not None and opts.limit < 1:
+        raise ConfigError(f"--limit {opts.limit} is invalid: expected a positive number of images")
+    if opts.rows_per_shard < 1:
+        raise ConfigError(f"rows per shard {opts.rows_per_shard} is invalid: expected >= 1")
+    if opts.method not in set(Method):
+        raise ConfigError(f"unknown method {opts.method!r}: expected one of {', '.join(m.value for m in Method)}")
+    if opts.method == Method.ONEPIXEL and opts.limit is None:
+        raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
+    if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
+        raise ConfigError(
+            f"--worker-index {opts.worker_index} with --num-workers {opts.num_workers} is invalid: "
+            "expected 0 <= worker-index < num-workers"
+        )
+
+
+def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
+    from contextlib import nullcontext
+
+    from cifar10_fgs.models.networks import architecture, load_model
+
+    with strategy.scope() if strategy is not None else nullcontext():
+        model = load_model(model_path, unsafe=unsafe)
+    meta = read_model_metadata(model_path)
+    info = mf.SourceModel(
+        path=model_path.name,
+        sha256=sha256_file(model_path),
+        architecture=architecture(model),
+        test_accuracy=meta.get("test_accuracy"),
+        test_loss=meta.get("test_loss"),
+        recipe=meta.get("recipe"),
+        train_data=meta.get("train_data"),
+        outputs="logits",
+        train_accuracy=meta.get("train_accuracy"),
+        network=meta.get("network"),
+    )
+    return model, info
+
+
+def summarize(out_dir: Path, manifest: Manifest, split: str) -> SplitSummary:
+    """Summary statistics of one split, computed from the shards' stored columns (``stats``)."""
+    import pyarrow as pa
+
+    listed = manifest.shards_of(split)
+    table = read_columns(out_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
+    total = sum(e.index_range[1] - e.index_range[0] for _, e in listed)
+    st = split_statistics(table, total, manifest.failures(split))
+    evaluations = [e.gradient_evaluations for _, e in listed]
+    return SplitSummary.of(st, manifest.config, sum(evaluations) if None not in evaluations else None)
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    out_dir: str
+    summary: dict[str, SplitSummary]
+    seconds: float
+    images_attacked: int
+    gradient_evaluations: int
+    failures: dict
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_attacked / self.seconds if self.seconds else 0.0
+
+
+def attack_config(batch_size: int | None = None, **settings) -> AttackConfig:
+    """An ``AttackConfig`` whose batch size, unless given, follows the device (``inference.default_batch_size``)."""
+    from cifar10_fgs.models.inference import default_batch_size
+
+    return AttackConfig(batch_size=batch_size or default_batch_size(), **settings)
+
+
+def generate_dataset(
+    model_path: str | Path,
+    source: str | Path,
+    out_dir: str | Path,
+    config: AttackConfig | None = None,
+    options: GenerateOptions = GenerateOptions(),
+    *,
+    overwrite: bool = False,
+    allow_failures: bool = False,
+    unsafe_model: bool = False,
+    progress: bool = False,
+    data: dict[str, Cifar10Split] | None = None,
+) -> GenerateResult:
+    """Attack the splits of ``source`` with the model at ``model_path`` into ``out_dir``.
+
+    ``data`` may pass already-loaded splits (keyed by split) instead of reading ``source`` again.
+    ``config`` defaults to :func:`attack_config` (the attack defaults, the device's batch size).
+    """
+    config = attack_config() if config is None else config
+    check_attack_config(config)
+    check_options(options)
+    out_dir = Path(out_dir)
+    model_path = Path(model_path)
+    check_writable(out_dir)
+    from cifar10_fgs.models.inference import device_strategy
+
+    strategy = device_strategy() if options.method == Method.FGS else None
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if config.batch_size % replicas:
+        raise ConfigError(
+            f"batch size {config.batch_size} does not split over {replicas} GPUs: pass a multiple of {replicas}"
+        )
+    model, model_info = _load_model_info(model_path, unsafe_model, strategy)
+
+    splits: dict[str, Cifar10Split] = {}
+    for split in options.splits:
+        full = data[split] if data and split in data else load_cifar10(source, split)
+        if options.limit is not None and options.limit > len(full):
+            raise ConfigError(
+                f"--limit {options.limit} is larger than the {split} split ({len(full)} images): pass --limit {len(full)} or less"
+            )
+        splits[split] = full.head(options.limit)
+
+    key = _settings(config, options, model_info.sha256, replicas, splits)
+    resume = prepare_out_dir(out_dir, key, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with folder_lock(out_dir):
+        resume = prepare_out_dir(out_dir, key, overwrite)  # again, under the lock: the folder may have moved on
+        if resume is None:
+            clear_outputs(out_dir)
+            manifest = Manifest(
+                config=key,
+                source_model=model_info,
+                data_source=mf.DataSource(str(source), {s: d.source for s, d in splits.items()}),
+                library_versions=library_versions(),
+                worker=mf.Worker(options.num_workers, options.worker_index),
+            )
+        else:
+            manifest = resume.replace(complete=False)
+        mf.write(out_dir, manifest)
+        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy)
+
+
+def _settings(config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits) -> mf.Config:
+    """The manifest's ``config``: what a folder must have been made with to be resumed."""
+    onepixel = None
+    if options.method == Method.ONEPIXEL:
+        from cifar10_fgs.attack.onepixel import OnePixelConfig
+
+        onepixel = _jsonable(dataclasses.asdict(OnePixelConfig()))
+    return mf.Config(
+        splits={
+            s: mf.SplitConfig(len(d), d.fingerprint(), num_shards(len(d), options.rows_per_shard))
+            for s, d in splits.items()
+        },
+        rows_per_shard=options.rows_per_shard,
+        attack=_jsonable(dataclasses.asdict(config)),
+        method=Method(options.method),
+        format_version=mf.FORMAT_VERSION,
+        model_sha256=model_sha256,
+        replicas=replicas,
+        with_originals=options.with_originals,
+        onepixel=onepixel,
+    )
+
+
+def _jsonable(obj):
+    import json
+
+    from cifar10_fgs.provenance import dumps_sorted
+
+    return json.loads(dumps_sorted(obj))
+
+
+class _ManifestWriter:
+    """The manifest of the folder being written: replaced and rewritten after every shard (thread-safe)."""
+
+    def __init__(self, out_dir: Path, manifest: Manifest):
+        self.out_dir = out_dir
+        self.manifest = manifest
+        self.lock = threading.Lock()
+
+    def add_shard(self, name: str, entry: ShardEntry, seconds: float) -> None:
+        with self.lock:
+            m = self.manifest
+            timing = dataclasses.replace(m.timing, shard_seconds={**m.timing.shard_seconds, name: round(seconds, 3)})
+            self.manifest = m.replace(shards={**m.shards, name: entry}, timing=timing)
+            mf.write(self.out_dir, self.manifest)
+
+
+def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy=None) -> GenerateResult:
+    """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
+    record = _ManifestWriter(out_dir, manifest)
+    gradient_fn = _gradient_fn(model, strategy)
+    t_start = time.time()
+    attacked = grad_evals = 0
+    writer = _ShardWriter(out_dir, options, record)
+    try:
+        plan = plan_shards(splits, out_dir, manifest, options.rows_per_shard, options.num_workers, options.worker_index)
+        if plan.streams:
+            router = ShardRouter(splits, plan, options.rows_per_shard, writer.submit)
+            attacked, grad_evals = attack_stream(
+                model, splits, plan, config, options.method, gradient_fn, router, writer.raise_errors, progress
+            )
+            log.info("attacked %d images in %.1fs", sum(len(r) for _, r in plan.streams), time.time() - t_start)
+        writer.wait()
+    finally:
+        writer.close()  # after a failure, queued shards are not attempted
+    run = _RunTotals(time.time() - t_start, attacked, grad_evals)
+    return _finish(out_dir, record.manifest, splits, config, options.rows_per_shard, run, allow_failures)
+
+
+def _gradient_fn(model, strategy):
+    """The attack's gradient function, with deterministic ops on a GPU (cuDNN backward passes are otherwise not)."""
+    import tensorflow as tf
+
+    from cifar10_fgs.attack.fgs import make_gradient_fn
+
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
+    return make_gradient_fn(model, strategy)
+
+
+class _ShardWriter:
+    """Writes finished shards on one background thread, recording each in the manifest."""
+
+    def __init__(self, out_dir: Path, options: GenerateOptions, record: _ManifestWriter):
+        self.out_dir = out_dir
+        self.rps = options.rows_per_shard
+        self.with_originals = options.with_originals
+        self.record = record
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
+        self._futures: list[Future] = []
+
+    def submit(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
+        """Queue shard ``k`` of ``n`` of ``split`` from its records and its original ``images``."""
+        self._futures.append(self._pool.submit(self._write, split, k, n, parts, images, seconds))
+
+    def raise_errors(self) -> None:
+        """Surface the errors of shards already written (disk full, ...) early."""
+        for f in [f for f in self._futures if f.done()]:
+            f.result()
+
+    def wait(self) -> None:
+        for f in self._futures:
+            f.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
+        rps = self.rps
+        rec = AttackRecord.concat(parts)
+        rec = rec.take(np.argsort(rec.index, kind="stable"))
+        keep = rec.fooled
+        kept = rec.take(np.flatnonzero(keep))
+        originals = images[kept.index - k * rps] if self.with_originals else None
+        table = record_table(kept, originals)
+        name = shard_name(split, k, n)
+        digest, size = write_table_atomic(table, self.out_dir / name, self.out_dir / TMP_DIR)
+        entry = ShardEntry(
+            split,
+            k,
+            int(table.num_rows),
+            digest,
+            size,
+            (k * rps, k * rps + len(rec)),
+            tuple(rec.index[~keep].tolist()),
+            gradient_evaluations=int(rec.evaluations.sum()),
+        )
+        self.record.add_shard(name, entry, seconds)
+        log.info("wrote %s (%d rows)", name, table.num_rows)
+
+
+@dataclass(frozen=True)
+class _RunTotals:
+    seconds: float
+    images: int
+    gradient_evaluations: int
+
+
+def _finish(
+    out_dir: Path,
+    manifest: Manifest,
+    splits: dict[str, Cifar10Split],
+    config: AttackConfig,
+    rps: int,
+    run: _RunTotals,
+    allow_failures: bool,
+) -> GenerateResult:
+    """Write the summary, completeness and timing into the manifest; raise if images were not fooled."""
+    summary = {s: summarize(out_dir, manifest, s) for s in splits}
+    failures = {s: list(summary[s].failures) for s in splits if summary[s].failures}
+    all_present = all(
+        shard_done(
+            out_dir,
+            shard_name(s, k, num_shards(len(d), rps)),
+            manifest.shards.get(shard_name(s, k, num_shards(len(d), rps))),
+        )
+        for s, d in splits.items()
+        for k in range(num_shards(len(d), rps))
+    )
+    timing = manifest.timing
+    if run.images:
+        timing = dataclasses.replace(
+            timing,
+            seconds_total=round((timing.seconds_total or 0.0) + run.seconds, 2),
+            runs=(timing.runs or 0) + 1,
+            last_run_seconds=round(run.seconds, 2),
+            last_run_images=run.images,
+            last_run_gradient_evaluations=run.gradient_evaluations,
+            last_run_batch_size=config.batch_size,
+        )
+    mf.write(out_dir, manifest.replace(summary=summary, complete=all_present, timing=timing))
+    shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
+    result = GenerateResult(str(out_dir), summary, run.seconds, run.images, run.gradient_evaluations, failures)
+    if failures and not allow_failures:
+        listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
+        raise AttackFailuresError(
+            f"{sum(map(len, failures.values()))} images were not fooled within {config.max_iterations} iterations "
+            f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {mf.FILE})"
+        )
+    return result

@@ -1,0 +1,149 @@
+"""One attack stream over a worker's unfinished shards: which rows (the plan), attacking them, routing records to shards.
+
+``generate`` attacks every unfinished shard of every split as one stream, so the batch drains (the tail) only once;
+:class:`ShardRouter` hands a shard to the writer as soon as all its rows are attacked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cifar10_fgs.attack.fgs import AttackConfig, AttackRecord, iterate_attack
+from cifar10_fgs.config import Method
+from cifar10_fgs.data import Cifar10Split
+from cifar10_fgs.dataset.folder import shard_done
+from cifar10_fgs.dataset.manifest import Manifest
+from cifar10_fgs.dataset.shards import num_shards, shard_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """This worker's unfinished shards as one stream of rows, so the batch drains (the tail) only once.
+
+    A row's stream id is its split's offset plus its row; shards are keyed by (split, shard number).
+    """
+
+    offsets: dict[str, int]  # split -> stream id of its row 0
+    streams: list[tuple[str, np.ndarray]]  # (split, rows) of each unfinished shard, in stream order
+    pending: dict[tuple[str, int], int]  # (split, shard) -> rows it holds
+
+
+def plan_shards(
+    splits: dict[str, Cifar10Split], out_dir: Path, manifest: Manifest, rps: int, num_workers: int, worker_index: int
+) -> Plan:
+    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``out_dir``."""
+    offsets, streams, pending = {}, [], {}
+    base = 0
+    for split, data in splits.items():
+        offsets[split] = base
+        n = num_shards(len(data), rps)
+        mine = [k for k in range(n) if k % num_workers == worker_index]
+        todo = [
+            k
+            for k in mine
+            if not shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))
+        ]
+        if not todo:
+            log.info("%s: all %d shards present, nothing to do", split, len(mine))
+        for k in todo:
+            rows = np.arange(k * rps, min((k + 1) * rps, len(data)))
+            streams.append((split, rows))
+            pending[(split, k)] = len(rows)
+        base += len(data)
+    return Plan(offsets, streams, pending)
+
+
+class ShardRouter:
+    """Routes attack records (by stream id) to their shards; submits a shard once all its rows are in."""
+
+    def __init__(self, splits: dict[str, Cifar10Split], plan: Plan, rows_per_shard: int, submit: Callable[..., None]):
+        self.splits = splits
+        self.offsets = plan.offsets
+        self.names = list(plan.offsets)
+        self.bases = np.array([plan.offsets[s] for s in self.names])
+        self.pending = dict(plan.pending)
+        self.parts: dict[tuple[str, int], list[AttackRecord]] = {key: [] for key in plan.pending}
+        self.t0: dict[tuple[str, int], float] = {}
+        self.rps = rows_per_shard
+        self.submit = submit
+
+    def add(self, rec: AttackRecord) -> None:
+        which = np.searchsorted(self.bases, rec.index, side="right") - 1
+        for w in np.unique(which):
+            split = self.names[int(w)]
+            sub = rec.take(np.flatnonzero(which == w))
+            sub.index = sub.index - self.offsets[split]
+            self._add_split(split, sub)
+
+    def _add_split(self, split: str, sub: AttackRecord) -> None:
+        """Add records of ``split`` (indexed by row) to their shards."""
+        rps = self.rps
+        data = self.splits[split]
+        n = num_shards(len(data), rps)
+        shard_of = sub.index // rps
+        for k in np.unique(shard_of).tolist():
+            key = (split, k)
+            sel = np.flatnonzero(shard_of == k)
+            self.parts[key].append(sub.take(sel))
+            self.pending[key] -= len(sel)
+            self.t0.setdefault(key, time.time())
+            if self.pending[key] == 0:
+                self.submit(
+                    split, k, n, self.parts.pop(key), data.images[k * rps : (k + 1) * rps], time.time() - self.t0[key]
+                )
+
+
+def attack_stream(
+    model,
+    splits: dict[str, Cifar10Split],
+    plan: Plan,
+    config: AttackConfig,
+    method: Method,
+    gradient_fn,
+    router: ShardRouter,
+    after_record: Callable[[], None],
+    progress: bool,
+) -> tuple[int, int]:
+    """Attack the plan's rows as one stream, routing each record to its shard and calling ``after_record``.
+
+    Returns (images attacked, gradient evaluations).
+    """
+    from tqdm.auto import tqdm
+
+    images = np.concatenate([splits[s].images[r] for s, r in plan.streams])
+    labels = np.concatenate([splits[s].labels[r] for s, r in plan.streams])
+    ids = np.concatenate([plan.offsets[s] + r for s, r in plan.streams])
+    attacked = grad_evals = fooled_count = iter_sum = 0
+    bar = tqdm(
+        total=len(ids),
+        desc="generate " + "+".join(sorted({s for s, _ in plan.streams})),
+        unit="img",
+        disable=not progress,
+        smoothing=0.1,
+    )
+    if method == Method.ONEPIXEL:
+        from cifar10_fgs.attack.onepixel import OnePixelConfig, iterate_onepixel
+
+        records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
+    else:
+        records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn)
+    for rec in records:
+        router.add(rec)
+        attacked += len(rec)
+        grad_evals += int(rec.evaluations.sum())
+        fooled_count += int(rec.fooled.sum())
+        iter_sum += int(rec.iterations.sum())
+        bar.update(len(rec))
+        done = max(1, bar.n)
+        bar.set_postfix(fooled=f"{100.0 * fooled_count / done:.1f}%", iters=f"{iter_sum / done:.2f}", refresh=False)
+        after_record()
+    bar.close()
+    return attacked, grad_evals

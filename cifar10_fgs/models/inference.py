@@ -1,0 +1,75 @@
+"""Running a model: batched inference, softmax / log-softmax, the device strategy and the batch policy.
+
+Both models take uint8 pixels in [0, 255] and output logits (``config``). ``predict_logits`` runs
+fixed-size batches (the tail zero-padded): on CPU a row's logits depend on the batch *size* in the
+last bits but not on the other rows, so the same batch size always gives the same bytes. Attack,
+training, validate and evaluate all predict through here.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from cifar10_fgs.config import ATTACK_BATCH_SIZE, GPU_BATCH_SIZE, NUM_LOGITS, PREDICT_BATCH_SIZE
+
+
+def default_batch_size() -> int:
+    """The attack's batch: ``ATTACK_BATCH_SIZE`` on CPU, ``GPU_BATCH_SIZE`` per GPU where TensorFlow sees GPUs."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return GPU_BATCH_SIZE * len(gpus) if gpus else ATTACK_BATCH_SIZE
+
+
+def device_strategy():
+    """A MirroredStrategy over every GPU when TensorFlow sees more than one, else None."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy([d.name for d in gpus]) if len(gpus) > 1 else None
+
+
+_FORWARD_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward_fn(model):
+    """One traced inference function per model (a new tf.function per call would retrace)."""
+    import tensorflow as tf
+
+    fn = _FORWARD_FNS.get(model)
+    if fn is None:
+        ref = weakref.ref(model)  # no strong reference from the value back to its key
+        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+        _FORWARD_FNS[model] = fn
+    return fn
+
+
+def predict_logits(model, images: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
+    """Logits of ``model`` on uint8 images in fixed-size batches (tail zero-padded), inference mode."""
+    import tensorflow as tf
+
+    fn = _forward_fn(model)
+    out = np.zeros((len(images), NUM_LOGITS), np.float32)
+    buf = np.zeros((batch_size, *images.shape[1:]), np.float32)
+    for i in range(0, len(images), batch_size):
+        n = min(batch_size, len(images) - i)
+        buf[:n] = images[i : i + n]
+        buf[n:] = 0
+        out[i : i + n] = fn(tf.constant(buf)).numpy()[:n]
+    return out
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Probabilities from logits along the last axis (max subtracted first), in the logits' dtype."""
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64 (stable: max subtracted first)."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))

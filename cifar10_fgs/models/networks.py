@@ -1,0 +1,189 @@
+"""The two models (both: uint8-range pixels in, 10 logits out) and safe loading with shape checks."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+from cifar10_fgs.config import TrainRecipe
+from cifar10_fgs.data import IMAGE_SHAPE, NUM_CLASSES
+from cifar10_fgs.errors import ConfigError, ModelError, one_line
+
+log = logging.getLogger(__name__)
+
+
+def build_source(recipe: TrainRecipe):
+    """Keras EfficientNetB0 with a 10-way logit head; optional CIFAR strides (see ``config``)."""
+    import keras
+    from keras.src.applications import efficientnet as effnet
+
+    blocks = copy.deepcopy(effnet.DEFAULT_BLOCKS_ARGS)
+    if recipe.cifar_strides:
+        blocks[3]["strides"] = 1  # stage 4 (80 filters): keep 4x4 instead of 2x2 at 32x32 input
+    side = recipe.input_resize or IMAGE_SHAPE[0]
+    backbone = effnet.EfficientNet(
+        1.0,
+        1.0,
+        224,
+        dropout_rate=recipe.dropout_rate,
+        drop_connect_rate=recipe.drop_connect_rate,
+        blocks_args=blocks,
+        name="efficientnetb0",
+        include_top=False,
+        weights=recipe.weights,
+        input_shape=(side, side, 3),
+        pooling="avg",
+    )
+    if recipe.input_resize:  # the model still takes 32x32 pixels; it upsamples inside
+        inputs = keras.Input(IMAGE_SHAPE, name="pixels")
+        x = backbone(keras.layers.Resizing(side, side, name="upsample")(inputs))
+    else:
+        inputs, x = backbone.input, backbone.output
+    if recipe.dropout_rate:
+        x = keras.layers.Dropout(recipe.dropout_rate, name="top_dropout")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    return keras.Model(inputs, logits, name="efficientnetb0_cifar10")
+
+
+def build_target():
+    """The paper's Fig. 2 "simple deep CNN", with its final softmax folded into the loss."""
+    import keras
+    from keras import layers as L
+
+    return keras.Sequential(
+        [
+            keras.Input(IMAGE_SHAPE),
+            L.Rescaling(1.0 / 255.0, name="rescale"),
+            L.Conv2D(32, (3, 3), padding="same"),
+            L.Activation("relu"),
+            L.Conv2D(32, (3, 3)),
+            L.Activation("relu"),
+            L.MaxPooling2D(pool_size=(2, 2)),
+            L.Dropout(0.25),
+            L.Conv2D(64, (3, 3), padding="same"),
+            L.Activation("relu"),
+            L.Conv2D(64, (3, 3)),
+            L.Activation("relu"),
+            L.MaxPooling2D(pool_size=(2, 2)),
+            L.Dropout(0.25),
+            L.Flatten(),
+            L.Dense(512),
+            L.Activation("relu"),
+            L.Dropout(0.5),
+            L.Dense(NUM_CLASSES, name="logits"),
+        ],
+        name="simple_deep_cnn",
+    )
+
+
+def build_model(recipe: TrainRecipe):
+    """The trainable network of ``recipe`` (never flip-averaged: that wraps it after training)."""
+    from cifar10_fgs.config import Arch
+
+    return build_source(recipe) if recipe.arch == Arch.SOURCE else build_target()
+
+
+FLIP_AVERAGED = "flip_averaged"  # the name of the wrapper model; its one inner model is the network
+FLIP_SUFFIX = (
+    "+flip_average"  # architecture(model) of a flip-averaged network, e.g. efficientnetb0_cifar10+flip_average
+)
+_MIRROR, _MEAN = "mirror", "logits_mean"  # the wrapper's own layers, by which network_of knows it
+
+
+def flip_averaged(model):
+    """``model``'s network wrapped: logits = mean of its logits on the image and on the image mirrored left-right.
+
+    Built from Keras' own layers only, so the file loads in safe mode without this library; the weights
+    are shared. The mirror is a fixed 0/1 matrix over the width axis: the forward pass is exact for any
+    float32 pixels on a CPU (TF32 matmuls on a GPU round it, and so the gradient). A model that is already
+    flip-averaged is wrapped once, not twice. Its ``get_weights()`` begin with the (32, 32) mirror: take
+    a network's weights from ``network_of(model)``.
+    """
+    import keras
+    import numpy as np
+
+    network = network_of(model)
+    side = IMAGE_SHAPE[1]
+    inputs = keras.Input(IMAGE_SHAPE, name="pixels")
+    by_width = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
+    mirror = keras.layers.Dense(side, use_bias=False, trainable=False, name=_MIRROR)
+    mirrored = keras.layers.Permute((1, 3, 2), name="mirrored")(mirror(by_width))
+    mirror.set_weights([np.eye(side, dtype="float32")[::-1]])
+    logits = keras.layers.Average(name=_MEAN)([network(inputs), network(mirrored)])
+    return keras.Model(inputs, logits, name=FLIP_AVERAGED)
+
+
+def network_of(model):
+    """The network inside a ``flip_averaged`` model, or ``model`` itself (any other model, whatever its name)."""
+    layers = getattr(model, "layers", None) or []
+    inner = [layer for layer in layers if hasattr(layer, "layers")]
+    wrapper = getattr(model, "name", None) == FLIP_AVERAGED and {_MIRROR, _MEAN} <= {x.name for x in layers}
+    if not wrapper or len(inner) != 1:
+        return model
+    return inner[0]
+
+
+def architecture(model) -> str:
+    """The name manifests and results record for ``model``: its network's name, plus ``FLIP_SUFFIX`` if wrapped."""
+    network = network_of(model)
+    return str(getattr(network, "name", "")) + (FLIP_SUFFIX if network is not model else "")
+
+
+def check_model(model, where: str = "model"):
+    """Raise ModelError unless ``model`` maps (None, 32, 32, 3) pixels to (None, 10) outputs."""
+    try:
+        in_shape = tuple(model.input_shape)
+        out_shape = tuple(model.output_shape)
+    except (AttributeError, ValueError, TypeError):
+        raise ModelError(f"{where} has no single input and output: expected a 32x32x3 -> 10 classifier") from None
+    fits = len(in_shape) == 4 and all(d is None or d == want for d, want in zip(in_shape[1:], IMAGE_SHAPE))
+    if not fits or out_shape[1:] != (NUM_CLASSES,):  # None: any size, e.g. a fully convolutional model
+        raise ModelError(
+            f"{where} maps {in_shape[1:]} to {out_shape[1:]}: expected a 32x32x3 -> 10 CIFAR-10 classifier"
+        )
+    return model
+
+
+def check_keras_path(out: str | Path) -> Path:
+    """A path a model may be saved to (it ends in ``.keras``), else a one-line ConfigError."""
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ConfigError(f"model path {out} must end in .keras: pass e.g. --out {out.with_suffix('.keras')}")
+    return out
+
+
+def load_model(path: str | Path, *, unsafe: bool = False):
+    """Load a ``.keras`` (or legacy ``.h5``) file in Keras safe mode (no Lambda code) and check its shapes.
+
+    ``unsafe=True`` allows Lambda layers, i.e. running Python code stored in the file.
+    """
+    import zipfile
+
+    import keras
+
+    path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder (a SavedModel?): expected a .keras file saved by Keras 3")
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist: train one with `cifar10-fgs train` or pass a .keras path")
+    if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(f"{path} is not a .keras file: expected a model saved by Keras 3 as MODEL.keras")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(
+            f"{path} is not a Keras model (not a .keras zip archive): expected a file saved by model.save()"
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
+            raise ModelError(
+                f"{path} contains a Lambda layer (arbitrary code): refused in safe mode; pass --unsafe-model "
+                "only if you trust the file"
+            ) from None
+        raise ModelError(f"{path} is not a loadable Keras model ({one_line(exc)}): expected a .keras file") from None
+    except Exception as exc:  # noqa: BLE001 - zip/h5 errors of every kind
+        raise ModelError(
+            f"{path} is not a Keras model ({one_line(exc)}): expected a .keras file saved by Keras 3"
+        ) from None
+    return check_model(model, str(path))

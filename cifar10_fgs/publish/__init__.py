@@ -1,0 +1,1 @@
+"""Publishing: the dataset ``card`` (README.md and figures), ``upload`` to the hub, ``repo_id`` checks."""

@@ -1,0 +1,412 @@
+"""``card``: write ``DIR/README.md`` (a Hugging Face dataset card) and ``DIR/figures/*.png``.
+
+This module gathers the card's inputs from the folder (``manifest``, the shards' layout,
+``stats.split_statistics``, ``results/*.json``), draws the figures and writes the files; the text
+itself is the pure ``cifar10_fgs.dataset_card`` (``render.CardInputs`` -> ``context.build_context``
+-> template). Figures of original vs adversarial images need the originals: the ``original_image``
+column when the folder was generated ``--with-originals``, else the CIFAR-10 ``source`` it was
+generated from (checked against the manifest's fingerprint), else they are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cifar10_fgs.config import CARD_EXAMPLES, PERCEPTIBLE_WEIGHT, Method
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.manifest import Manifest
+from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR, stream_info
+from cifar10_fgs.dataset.stats import COLUMNS, SplitStatistics, split_statistics
+from cifar10_fgs.dataset_card.render import CardInputs, Layout, ResultSection, SplitLayout, fmt_number, ordered_splits
+from cifar10_fgs.errors import ConfigError, OutputError, ValidationError
+from cifar10_fgs.evaluate.figures import new_figure, save_png
+from cifar10_fgs.publish.repo_id import check_repo_id
+
+log = logging.getLogger(__name__)
+
+README = CARD
+FIGURES = {
+    "examples": f"{FIGURES_DIR}/fgs_examples.png",
+    "perceptible": f"{FIGURES_DIR}/perceptible_noise.png",
+    "iterations": f"{FIGURES_DIR}/iterations.png",
+}
+
+
+@dataclass(frozen=True)
+class CardResult:
+    path: str  # the README.md written
+    repo_id: str | None
+    splits: dict  # split -> rows
+    figures: tuple[str, ...]  # paths relative to the dataset folder
+    notes: tuple[str, ...]  # what the card could not show, and why
+    seconds: float
+
+
+# --------------------------------------------------------------------------- reading the folder
+
+
+def read_layout(dataset_dir: Path, manifest: Manifest) -> Layout:
+    """Features, rows and bytes of every shard listed in ``manifest``, read from the files' Arrow streams."""
+    import datasets
+
+    by_split: dict[str, list[str]] = {}
+    for name, entry in manifest.shards.items():
+        by_split.setdefault(entry.split, []).append(name)
+    features = None
+    splits = {}
+    for split in ordered_splits(by_split):
+        files = tuple(sorted(by_split[split]))
+        rows, num_bytes, file_bytes = [], 0, 0
+        for name in files:
+            schema, n, nbytes = stream_info(dataset_dir / name)
+            feats = datasets.Features.from_arrow_schema(schema)
+            if features is None:
+                features = feats
+            elif feats != features:
+                raise ValidationError(
+                    f"{name} has other features than the first shard: "
+                    "regenerate the folder with one `cifar10-fgs generate` setting"
+                )
+            rows.append(n)
+            num_bytes += nbytes
+            file_bytes += (dataset_dir / name).stat().st_size
+        splits[split] = SplitLayout(split, files, tuple(rows), sum(rows), num_bytes, file_bytes)
+    if features is None:
+        raise ValidationError(f"{dataset_dir} lists no shards in {mf.FILE}: run `cifar10-fgs generate` first")
+    return Layout(features, splits)
+
+
+def read_statistics(dataset_dir: Path, manifest: Manifest, split: SplitLayout) -> tuple[SplitStatistics, object]:
+    """(statistics of ``split``, its numeric columns as one Arrow table)."""
+    from cifar10_fgs.dataset.shards import read_columns
+
+    table = read_columns(dataset_dir, split.files, COLUMNS)
+    st = split_statistics(table, manifest.config.splits[split.name].num_rows, manifest.failures(split.name))
+    return st, table
+
+
+def read_results(dataset_dir: Path) -> list[ResultSection]:
+    """Sections for ``results/*.json``: its ``markdown`` field verbatim, else its top-level numbers."""
+    folder = dataset_dir / RESULTS_DIR
+    if not folder.is_dir():
+        return []
+    sections = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        title = path.stem.replace("_", " ").replace("-", " ").capitalize()
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("results/%s is not readable JSON (%s): left out of the card", path.name, type(exc).__name__)
+            sections.append(ResultSection(path.name, title, note="This file is not valid JSON and is left out."))
+            continue
+        if not isinstance(obj, dict):
+            sections.append(ResultSection(path.name, title, note="This file holds no JSON object and is left out."))
+            continue
+        if isinstance(obj.get("title"), str) and obj["title"].strip():
+            title = obj["title"].strip()
+        markdown = obj.get("markdown")
+        if isinstance(markdown, str) and markdown.strip():
+            sections.append(ResultSection(path.name, title, markdown=markdown.strip()))
+            continue
+        numbers = tuple(
+            (k, fmt_number(v))
+            for k, v in sorted(obj.items())
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
+        note = None if numbers else "No top-level numbers to show; see the file."
+        sections.append(ResultSection(path.name, title, numbers=numbers, note=note))
+    return sections
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def choose_examples(table, n: int) -> np.ndarray:
+    """Rows (positions in ``table``) to show: attacked images (the model was right on the original), distinct
+    labels first, by source index."""
+    idx = table.column("index").to_numpy()
+    lab = table.column("label").to_numpy()
+    rows = np.flatnonzero(table.column("original_prediction").to_numpy() == lab)
+    rows = rows[np.argsort(idx[rows], kind="stable")]
+    chosen, seen = [], set()
+    for r in rows:
+        if len(chosen) == n:
+            break
+        if lab[r] not in seen:
+            seen.add(int(lab[r]))
+            chosen.append(int(r))
+    for r in rows:
+        if len(chosen) == n:
+            break
+        if int(r) not in chosen:
+            chosen.append(int(r))
+    return np.asarray(chosen, np.int64)
+
+
+def _read_images(dataset_dir: Path, split_layout, positions: np.ndarray, column: str) -> np.ndarray:
+    """Decode ``column`` at global row ``positions`` of a split, reading only the shards that hold them."""
+    from cifar10_fgs.dataset.shards import decode_images, read_shard
+
+    starts = np.cumsum((0, *split_layout.rows))
+    out = []
+    for p in positions:
+        k = int(np.searchsorted(starts, p, side="right") - 1)
+        table = read_shard(dataset_dir / split_layout.files[k], [column])
+        out.append(decode_images([table.column(column)[int(p - starts[k])].as_py()])[0])
+    return np.stack(out)
+
+
+def _originals(dataset_dir: Path, manifest: Manifest, layout: Layout, split: str, table, positions, source):
+    """(original images, None) or (None, why not)."""
+    if "original_image" in layout.features:
+        return _read_images(dataset_dir, layout.splits[split], positions, "original_image"), None
+    if source is None:
+        return None, (
+            "The original-vs-adversarial figures need the original images: rerun `cifar10-fgs card DIR --source DATA` "
+            "with the CIFAR-10 source the dataset was generated from (or generate with `--with-originals`)."
+        )
+    from cifar10_fgs.data import load_cifar10
+
+    head = manifest.check_source(split, load_cifar10(source, split))
+    idx = table.column("index").to_numpy()[positions]
+    return head.images[idx], None
+
+
+def _steps(n) -> str:
+    return f"{int(n)} step" + ("" if int(n) == 1 else "s")
+
+
+def draw_examples(path: Path, originals, adversarial, rows: dict, step: float, method: str = "fgs") -> None:
+    """The paper's figure: original + perturbation (rescaled for display) = adversarial, one image per row."""
+    from cifar10_fgs.data import CLASS_NAMES
+
+    n = len(adversarial)
+    fig = new_figure(7.2, 2.4 * n)
+    delta = adversarial.astype(np.int16) - originals.astype(np.int16)
+    for i in range(n):
+        scale = max(int(np.abs(delta[i]).max()), 1)
+        noise = 0.5 + delta[i] / (2.0 * scale)
+        panels = (
+            (
+                originals[i],
+                f"original: {CLASS_NAMES[rows['label'][i]]}\n"
+                f"predicted {CLASS_NAMES[rows['original_prediction'][i]]} ({rows['original_confidence'][i]:.3f})",
+            ),
+            (
+                noise,
+                f"+ perturbation (rescaled)\n{_steps(rows['iterations'][i])} of {step:g} x sign(grad)"
+                if method == "fgs"
+                else "+ perturbation (rescaled)\none pixel",
+            ),
+            (
+                adversarial[i],
+                f"= adversarial\npredicted {CLASS_NAMES[rows['adversarial_prediction'][i]]} "
+                f"({rows['adversarial_confidence'][i]:.3f})",
+            ),
+        )
+        _draw_row(fig, n, i, panels)
+    fig.tight_layout()
+    save_png(fig, path, metadata={"Software": None})
+
+
+def _draw_row(fig, n_rows: int, i: int, panels) -> None:
+    """Row ``i`` of an ``n_rows`` x 3 grid of (image, title) panels."""
+    for j, (img, title) in enumerate(panels):
+        ax = fig.add_subplot(n_rows, 3, 3 * i + j + 1)
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+
+
+def draw_perceptible(
+    path: Path, originals, adversarial, rows: dict, step: float, weight: float = PERCEPTIBLE_WEIGHT
+) -> None:
+    """Original | stored adversarial | original + weight*255*sign(perturbation), clipped: why the step is small."""
+    from cifar10_fgs.data import CLASS_NAMES
+
+    n = len(adversarial)
+    fig = new_figure(7.2, 2.3 * n)
+    sign = np.sign(adversarial.astype(np.int16) - originals.astype(np.int16))
+    loud = np.clip(originals.astype(np.float32) + weight * 255.0 * sign, 0, 255).astype(np.uint8)
+    for i in range(n):
+        panels = (
+            (originals[i], f"original: {CLASS_NAMES[rows['label'][i]]}"),
+            (adversarial[i], f"dataset image\n({_steps(rows['iterations'][i])} of {step:g})"),
+            (loud[i], f"weight {weight:g}\n(perceptible noise)"),
+        )
+        _draw_row(fig, n, i, panels)
+    fig.tight_layout()
+    save_png(fig, path, metadata={"Software": None})
+
+
+def draw_iterations(path: Path, stats: dict, xlabel: str) -> None:
+    """Histogram of attack iterations per split."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = new_figure(7.0, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    top = max(max(st.max_iterations_used for st in stats.values()), 1)
+    width = 0.8 / max(len(stats), 1)
+    for k, (split, st) in enumerate(stats.items()):
+        counts = np.bincount(st.iterations, minlength=top + 1)[: top + 1]
+        x = np.arange(top + 1) + (k - (len(stats) - 1) / 2) * width
+        ax.bar(x, counts, width=width, label=f"{split} ({st.num_rows} rows)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("images")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    ax.set_title("Iterations until the source model is fooled")
+    fig.tight_layout()
+    save_png(fig, path, metadata={"Software": None})
+
+
+# --------------------------------------------------------------------------- the card
+
+
+def _check_readme(path: Path, overwrite: bool) -> None:
+    from cifar10_fgs.dataset_card.render import MARKER
+
+    if path.exists() and not overwrite:
+        try:
+            ours = MARKER in path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            ours = False
+        if not ours:
+            raise OutputError(
+                f"{path} exists and was not written by `cifar10-fgs card`: move it away, or pass --overwrite to replace it"
+            )
+
+
+def _draw_examples(
+    dataset_dir: Path,
+    manifest: Manifest,
+    layout: Layout,
+    tables: dict,
+    examples: int,
+    source,
+    figures: dict,
+    notes: list,
+) -> None:
+    """The original-vs-adversarial figures of the test split (or the first), where the originals can be found."""
+    split = "test" if "test" in layout.splits else next(iter(layout.splits))
+    positions = choose_examples(tables[split], examples)
+    if len(positions) == 0:
+        notes.append(f"No example figures: the source model misclassified every stored {split} original already.")
+        originals = None
+    else:
+        originals, why_not = _originals(dataset_dir, manifest, layout, split, tables[split], positions, source)
+        if why_not:
+            notes.append(why_not)
+    if originals is not None:
+        adversarial = _read_images(dataset_dir, layout.splits[split], positions, "image")
+        cols = (
+            "label",
+            "original_prediction",
+            "original_confidence",
+            "adversarial_prediction",
+            "adversarial_confidence",
+            "iterations",
+        )
+        rows = {c: tables[split].column(c).to_numpy()[positions] for c in cols}
+        method, step = manifest.config.method, manifest.config.step
+        draw_examples(dataset_dir / FIGURES["examples"], originals, adversarial, rows, step, method.value)
+        figures["examples"] = FIGURES["examples"]
+        if method is Method.FGS:  # the weight-0.3 contrast is about the gradient sign step
+            draw_perceptible(dataset_dir / FIGURES["perceptible"], originals, adversarial, rows, step)
+            figures["perceptible"] = FIGURES["perceptible"]
+    for key in ("examples", "perceptible"):  # never leave a figure the card does not describe
+        stale = dataset_dir / FIGURES[key]
+        if key not in figures and stale.exists():
+            log.info("removing %s: this card cannot redraw it", stale)
+            stale.unlink()
+
+
+def _paper_comparison(dataset_dir: Path) -> str | None:
+    """``results/paper.md`` relative to the folder, if the paper comparison is complete (its JSON is written last)."""
+    from cifar10_fgs.evaluate.comparison import NAME
+    from cifar10_fgs.evaluate.results import results_paths
+
+    json_path, md_path = results_paths(dataset_dir, NAME)
+    return md_path.relative_to(dataset_dir).as_posix() if json_path.is_file() and md_path.is_file() else None
+
+
+def write_card(
+    dataset_dir: str | Path,
+    repo_id: str | None = None,
+    *,
+    source: str | Path | None = None,
+    examples: int = CARD_EXAMPLES,
+    overwrite: bool = False,
+) -> CardResult:
+    """Write ``DIR/README.md`` and ``DIR/figures/`` for a finished dataset folder.
+
+    ``repo_id`` (``USER/NAME``) goes into the loading examples; without it they show a local path.
+    ``source`` is the CIFAR-10 the folder was made from, used only to draw original images when the
+    shards lack an ``original_image`` column. A README.md not written by this function is replaced
+    only with ``overwrite``.
+    """
+    from cifar10_fgs.data import CLASS_NAMES, SPLIT_SIZES
+    from cifar10_fgs.dataset.folder import shipped_model_paths
+    from cifar10_fgs.dataset_card.context import build_context
+    from cifar10_fgs.dataset_card.render import build_card_data, render_card
+    from cifar10_fgs.provenance import atomic_write_bytes
+
+    t0 = time.time()
+    dataset_dir = Path(dataset_dir)
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    if examples < 1:
+        raise ConfigError(f"--examples {examples} is invalid: expected at least 1")
+    manifest = mf.read(dataset_dir, complete=True)
+    readme = dataset_dir / README
+    _check_readme(readme, overwrite)
+
+    layout = read_layout(dataset_dir, manifest)
+    read = {s: read_statistics(dataset_dir, manifest, sl) for s, sl in layout.splits.items()}
+    stats = {s: st for s, (st, _) in read.items()}
+    tables = {s: t for s, (_, t) in read.items()}
+    figures: dict[str, str] = {}
+    notes: list[str] = []
+    xlabel = (
+        f"attack iterations (0 = already misclassified; max allowed {manifest.config.max_iterations})"
+        if manifest.config.method is Method.FGS
+        else "differential-evolution generations"
+    )
+    draw_iterations(dataset_dir / FIGURES["iterations"], stats, xlabel)
+    figures["iterations"] = FIGURES["iterations"]
+    _draw_examples(dataset_dir, manifest, layout, tables, examples, source, figures, notes)
+
+    inputs = CardInputs(
+        manifest=manifest,
+        layout=layout,
+        stats=stats,
+        results=tuple(read_results(dataset_dir)),
+        figures=figures,
+        notes=tuple(notes),
+        repo_id=repo_id,
+        folder_name=dataset_dir.resolve().name,
+        class_names=tuple(CLASS_NAMES),
+        full_split_sizes=dict(SPLIT_SIZES),
+        shipped_model=shipped_model_paths(manifest),
+        paper_comparison=_paper_comparison(dataset_dir),
+    )
+    card = render_card(build_context(inputs), build_card_data(inputs))
+    atomic_write_bytes(readme, str(card).encode("utf-8"))
+    log.info("wrote %s", readme)
+    return CardResult(
+        path=str(readme),
+        repo_id=repo_id,
+        splits={s: sl.num_examples for s, sl in layout.splits.items()},
+        figures=tuple(sorted(figures.values())),
+        notes=tuple(notes),
+        seconds=round(time.time() - t0, 3),
+    )

@@ -1,0 +1,395 @@
+"""``upload``: publish a finished dataset folder as a Hugging Face hub dataset repo.
+
+Only the dataset's own files go up: ``README.md``, ``generation.json``, ``data/*.arrow`` (exactly the
+shards the manifest lists), ``figures/*`` and ``results/*``; never ``.lock``, ``.tmp/`` or hidden
+files. By default the source model travels with the data: ``source_model/<name>.keras`` and its
+provenance ``source_model/<name>.json``, where ``<name>`` is the file name ``generation.json`` records,
+so ``cifar10-fgs validate hub:USER/NAME`` can re-prove the copy from the repo alone. The model is
+found at the given path, else beside the dataset folder (``../models/<name>``, the ``run`` workspace,
+or ``../<name>``); one whose sha256 differs from ``generation.json`` is refused before anything is sent.
+Before uploading, the remote files are compared with the local ones (git blob sha1, or the
+LFS sha256) and unchanged files are skipped, so a rerun uploads nothing twice; an interrupted
+upload is resumed by rerunning. ``huggingface_hub.upload_folder`` splits very large folders into
+several commits on its own (``upload_large_folder`` no longer exists in huggingface_hub 2.x).
+
+Every hub call goes through :func:`hub_api`, so tests can substitute a recording fake. The token
+comes from huggingface_hub's usual places (``HF_TOKEN``, the token saved by ``hf auth login``) and is
+never printed, logged or written; failures become one-line :class:`HubError` messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cifar10_fgs import __version__
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
+from cifar10_fgs.dataset.manifest import Manifest
+from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR
+from cifar10_fgs.errors import ConfigError, HubError, ValidationError
+from cifar10_fgs.provenance import sha256_file
+from cifar10_fgs.publish.repo_id import check_repo_id
+
+README = CARD
+MANIFEST = mf.FILE
+
+log = logging.getLogger(__name__)
+
+REPO_TYPE = "dataset"
+IGNORE_PATTERNS = (".*", "*/.*", "*.tmp", "*.partial", "*.lock")
+MODEL_SEARCH = ("../models", "..")  # where upload looks for the source model, relative to the dataset folder
+
+
+def hub_api(endpoint: str | None = None, token: str | None = None):
+    """The one place an ``HfApi`` is made (tests replace this function)."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=endpoint, token=token, library_name="cifar10-fgs", library_version=__version__)
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    path_in_repo: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    repo_id: str
+    url: str
+    revision: str | None
+    private: bool
+    dry_run: bool
+    files: tuple[UploadFile, ...]  # everything the repo should hold from this folder
+    uploaded: tuple[str, ...]  # sent in this run (empty for a dry run)
+    unchanged: tuple[str, ...]  # already on the hub with the same content
+    total_bytes: int
+    manifest_sha256: str
+    commit_message: str
+    commits: tuple[str, ...]  # commit ids made in this run
+    warnings: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- local checks
+
+
+def _is_hidden_or_temp(name: str) -> bool:
+    return name.startswith(".") or name.endswith((".tmp", ".partial", ".lock"))
+
+
+def _listed_files(dataset_dir: Path, manifest: Manifest) -> list[str]:
+    files = [README, MANIFEST, *sorted(manifest.shards)]
+    for folder in (FIGURES_DIR, RESULTS_DIR):
+        d = dataset_dir / folder
+        if d.is_dir():
+            files += sorted(
+                f"{folder}/{p.name}"
+                for p in d.iterdir()
+                if p.is_file() and not p.is_symlink() and not _is_hidden_or_temp(p.name)
+            )
+    return files
+
+
+def _check_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> list[str]:
+    """The README must describe these shards (else the hub's load_dataset fails); warn if it shows another repo id."""
+    from cifar10_fgs.dataset.shards import features
+    from cifar10_fgs.validate.card_check import check_card
+
+    path = dataset_dir / README
+    if not path.is_file():
+        raise ValidationError(
+            f"{dataset_dir} has no {README} card: run `cifar10-fgs card {dataset_dir} --repo-id {repo_id}` first"
+        )
+    columns = list(features(manifest.config.with_originals).arrow_schema.names)
+    result = check_card(dataset_dir, columns, manifest.stored_rows())
+    if not result.ok:
+        why = result.skipped or result.problems[0].message
+        raise ValidationError(
+            f"{path} does not describe the shards in {MANIFEST} ({why}): rerun "
+            f"`cifar10-fgs card {dataset_dir} --repo-id {repo_id}`"
+        )
+    warnings = []
+    if f'load_dataset("{repo_id}"' not in path.read_text(encoding="utf-8", errors="replace"):
+        warnings.append(
+            f'{README} shows no load_dataset("{repo_id}") example (written for another or no --repo-id): rerun '
+            f"`cifar10-fgs card {dataset_dir} --repo-id {repo_id}` before uploading to fix it"
+        )
+    return warnings
+
+
+def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path | None) -> Path:
+    """The source model file to ship: ``given``, else the manifest's file name in MODEL_SEARCH; sha256-checked."""
+    want = manifest.source_model.sha256
+    name = Path(str(manifest.source_model.path or "")).name
+    if given is not None:
+        path = Path(given)
+        if not path.is_file():
+            raise ConfigError(
+                f"--model {path} does not exist: pass the source model (.keras) the dataset was made with"
+            )
+    else:
+        found = [dataset_dir / d / name for d in MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
+        if not found:
+            where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in MODEL_SEARCH)
+            raise ConfigError(
+                f"the source model {name or '(unnamed)'} of {dataset_dir} is not at {where}: pass --model PATH, or "
+                "--no-source-model to publish the data without it"
+            )
+        path = found[0]
+    if sha256_file(path) != want:
+        raise ConfigError(
+            f"--model {path} is not the model this dataset was generated with (sha256 differs from "
+            f"{MANIFEST}): pass {name or 'the source model'}"
+        )
+    return path
+
+
+def _model_files(model_path: Path, manifest: Manifest) -> list[tuple[str, Path]]:
+    """(path in repo, local file) of the model and its provenance JSON, named as ``generation.json`` names it."""
+    from cifar10_fgs.training.train import model_metadata_path
+
+    in_repo = shipped_model_paths(manifest) or (f"{MODEL_DIR}/{model_path.name}", f"{MODEL_DIR}/{model_path.stem}.json")
+    files = [(in_repo[0], model_path)]
+    meta = model_metadata_path(model_path)
+    if meta.is_file():
+        files.append((in_repo[1], meta))
+    return files
+
+
+def _git_blob_sha1(path: Path) -> tuple[str, str]:
+    """(git blob sha1, sha256) of a file in one read."""
+    size = path.stat().st_size
+    g = hashlib.sha1(f"blob {size}\0".encode())
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            g.update(block)
+            h.update(block)
+    return g.hexdigest(), h.hexdigest()
+
+
+def _same(remote, local: Path) -> bool:
+    if remote is None or getattr(remote, "size", None) != local.stat().st_size:
+        return False
+    sha1, sha256 = _git_blob_sha1(local)
+    lfs = getattr(remote, "lfs", None)
+    if lfs is not None and getattr(lfs, "sha256", None):
+        return lfs.sha256 == sha256
+    return getattr(remote, "blob_id", None) == sha1
+
+
+# --------------------------------------------------------------------------- hub errors
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+@contextmanager
+def _hub_errors(repo_id: str, endpoint: str, revision: str | None, token: str | None):
+    """Turn huggingface_hub / network failures into one-line HubErrors that never contain the token."""
+    from huggingface_hub import errors as E
+
+    try:
+        yield
+    except HubError:
+        raise
+    except E.OfflineModeIsEnabled:
+        raise HubError(
+            "HF_HUB_OFFLINE is set, so the hub cannot be reached: unset it to upload (or use --dry-run)"
+        ) from None
+    except E.RevisionNotFoundError:
+        raise HubError(
+            f"revision {revision!r} does not exist in dataset repo {repo_id}: pass an existing branch or omit --revision"
+        ) from None
+    except E.RepositoryNotFoundError:
+        raise HubError(
+            f"dataset repo {repo_id} was not found or is not visible with this token: check --repo-id and the token's account"
+        ) from None
+    except E.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 401:
+            msg = "the hub rejected the token (401): log in again with `hf auth login` or set a valid HF_TOKEN"
+        elif status == 403:
+            msg = (
+                f"the token may not write to dataset repo {repo_id} (403): use a token with write access to "
+                f"{repo_id.split('/')[0]}"
+            )
+        else:
+            detail = (getattr(exc, "server_message", None) or "").strip().splitlines()
+            detail = f": {detail[0][:200]}" if detail else ""
+            msg = (
+                f"the hub refused the request for {repo_id} (HTTP {status}{detail}): "
+                f"retry later or check the repo on {endpoint}"
+            )
+        raise HubError(_scrub(msg, token)) from None
+    except (E.HTTPError, ConnectionError, TimeoutError) as exc:
+        raise HubError(
+            f"cannot reach the hub at {endpoint} ({type(exc).__name__}): check the network connection (and HF_ENDPOINT)"
+        ) from None
+
+
+# --------------------------------------------------------------------------- upload
+
+
+def upload_dataset(
+    dataset_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    dry_run: bool = False,
+    include_model: str | Path | None = None,
+    ship_model: bool = True,
+    endpoint: str | None = None,
+    token: str | None = None,
+) -> UploadResult:
+    """Upload a finished, carded dataset folder to the dataset repo ``repo_id`` (created if needed).
+
+    With ``dry_run`` nothing contacts the hub: the result lists the files, sizes and target.
+    The source model (checked against the manifest's sha256) goes under ``source_model/`` unless
+    ``ship_model`` is false; ``include_model`` is its path (default: found beside the folder, see
+    :func:`find_source_model`). ``token`` defaults to huggingface_hub's (``HF_TOKEN`` or the saved login).
+    """
+    from huggingface_hub import constants
+
+    dataset_dir = Path(dataset_dir)
+    check_repo_id(repo_id)
+    if revision is not None and not revision.strip():
+        raise ConfigError("--revision is empty: pass a branch name or omit it")
+    manifest = mf.read(dataset_dir, complete=True)
+    warnings = _check_card(dataset_dir, manifest, repo_id)
+    manifest_sha = sha256_file(dataset_dir / MANIFEST)
+    local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
+    if not ship_model and include_model is not None:
+        raise ConfigError("--model and --no-source-model contradict each other: drop one of them")
+    model = dict(_model_files(find_source_model(dataset_dir, manifest, include_model), manifest)) if ship_model else {}
+    files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
+    total = sum(f.bytes for f in files)
+    endpoint_url = (endpoint or constants.ENDPOINT).rstrip("/")
+    url = f"{endpoint_url}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
+    splits = manifest.stored_rows()
+    message = f"Upload adversarial CIFAR-10 (generation.json sha256 {manifest_sha})"
+    description = (
+        "Rows: " + ", ".join(f"{s} {n}" for s, n in splits.items()) + f". Written by cifar10-fgs {__version__}."
+    )
+
+    planned = UploadResult(
+        repo_id=repo_id,
+        url=url,
+        revision=revision,
+        private=private,
+        dry_run=dry_run,
+        files=files,
+        uploaded=(),
+        unchanged=(),
+        total_bytes=total,
+        manifest_sha256=manifest_sha,
+        commit_message=message,
+        commits=(),
+        warnings=tuple(warnings),
+    )
+    if dry_run:
+        return planned
+
+    token = _resolve_token(token)
+    api = hub_api(endpoint=endpoint, token=token)
+    with _hub_errors(repo_id, endpoint_url, revision, token):
+        _prepare_repo(api, repo_id, private, revision)
+        remote = _remote_files(api, repo_id, [*local, *model], revision)
+        changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
+        changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
+        commits = _push_data(api, dataset_dir, repo_id, revision, changed, len(local), message, description)
+        commits += _push_model(
+            api, repo_id, revision, {p: model[p] for p in changed_model}, manifest.source_model.sha256
+        )
+    uploaded = [*changed, *changed_model]
+    unchanged = [p for p in [*local, *model] if p not in uploaded]
+    if not uploaded:
+        log.info("nothing to upload: %s already holds all %d files", repo_id, len(files))
+    return dataclasses.replace(planned, uploaded=tuple(uploaded), unchanged=tuple(unchanged), commits=tuple(commits))
+
+
+def _resolve_token(token: str | None) -> str:
+    """``token``, else huggingface_hub's (``HF_TOKEN`` or the saved login); a HubError if there is none."""
+    if token is None:
+        from huggingface_hub import get_token
+
+        token = get_token()
+    if not token:
+        raise HubError("no Hugging Face token found: run `hf auth login` or set HF_TOKEN to a token with write access")
+    return token
+
+
+def _prepare_repo(api, repo_id: str, private: bool, revision: str | None) -> None:
+    """Create the dataset repo (and the branch ``revision``) if needed; refuse a public repo under ``private``."""
+    api.create_repo(repo_id, repo_type=REPO_TYPE, exist_ok=True, private=private)
+    if private:
+        info = api.repo_info(repo_id, repo_type=REPO_TYPE)
+        if getattr(info, "private", None) is not True:
+            raise HubError(
+                f"dataset repo {repo_id} already exists and is public: make it private on the hub first, or drop --private"
+            )
+    if revision and not revision.startswith("refs/"):
+        api.create_branch(repo_id, branch=revision, repo_type=REPO_TYPE, exist_ok=True)
+
+
+def _push_data(
+    api,
+    dataset_dir: Path,
+    repo_id: str,
+    revision: str | None,
+    changed: list[str],
+    num_local: int,
+    message: str,
+    description: str,
+) -> list[str]:
+    """Upload the ``changed`` dataset files in ``upload_folder``; the commit ids made (none if nothing changed)."""
+    if not changed:
+        return []
+    log.info("uploading %d of %d files to %s", len(changed), num_local, repo_id)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(dataset_dir),
+        repo_type=REPO_TYPE,
+        revision=revision,
+        commit_message=message,
+        commit_description=description,
+        allow_patterns=[glob.escape(p) for p in changed],
+        ignore_patterns=list(IGNORE_PATTERNS),
+    )
+    return [getattr(info, "oid", None) or ""]
+
+
+def _push_model(api, repo_id: str, revision: str | None, changed: dict[str, Path], model_sha256: str) -> list[str]:
+    """Commit the ``changed`` source-model files (path in repo -> local file); the commit ids made."""
+    if not changed:
+        return []
+    from huggingface_hub import CommitOperationAdd
+
+    ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in changed.items()]
+    info = api.create_commit(
+        repo_id=repo_id,
+        repo_type=REPO_TYPE,
+        revision=revision,
+        operations=ops,
+        commit_message=f"Upload source model (sha256 {model_sha256})",
+    )
+    return [getattr(info, "oid", None) or ""]
+
+
+def _remote_files(api, repo_id: str, paths: list[str], revision: str | None) -> dict:
+    """Remote ``RepoFile``s by path ({} for a new repo/branch): used to skip files already uploaded."""
+    from huggingface_hub import errors as E
+
+    try:
+        found = api.get_paths_info(repo_id, paths, repo_type=REPO_TYPE, revision=revision)
+    except (E.EntryNotFoundError, E.RevisionNotFoundError):
+        return {}
+    return {f.path: f for f in found if hasattr(f, "blob_id")}

@@ -1,0 +1,63 @@
+"""``validate hub:USER/NAME[@REVISION]``: re-prove a published copy from nothing but its repo id.
+
+The repo is downloaded with :func:`cifar10_fgs.hub.download` and checked by
+:func:`cifar10_fgs.validate.validate_dataset`, against the source model shipped under ``source_model/``
+and, when ``source`` is given or the manifest names a ``hub:`` source, against the originals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
+from cifar10_fgs.errors import HubError, NotADatasetError
+from cifar10_fgs.hub import PREFIX, HubSnapshot, download, parse_hub_ref
+from cifar10_fgs.validate import validate_dataset
+
+log = logging.getLogger(__name__)
+
+
+def shipped_model(snapshot: HubSnapshot, manifest: mf.Manifest) -> Path:
+    """The source model the repo ships under ``source_model/`` (one-line HubError if it has none)."""
+    paths = shipped_model_paths(manifest)
+    model = Path(snapshot.path) / paths[0] if paths else None
+    if model is None or not model.is_file():
+        name = paths[0] if paths else f"{MODEL_DIR}/*.keras"
+        raise HubError(
+            f"{snapshot.label} holds no {name} (uploaded with --no-source-model?): pass --model PATH "
+            "(the generating model) to validate against it"
+        )
+    return model
+
+
+def hub_source(manifest: mf.Manifest) -> str | None:
+    """The manifest's data source if it is a hub dataset (reachable from anywhere), else None."""
+    src = str(manifest.data_source.source or "")
+    return src if src.startswith(PREFIX) else None
+
+
+def validate_hub(text: str, model_path=None, source=None, **options):
+    """Download ``hub:USER/NAME[@REVISION]`` and run every check of ``validate_dataset`` on it.
+
+    The model is ``model_path`` or the one shipped under ``source_model/``; the originals are
+    ``source`` or the manifest's ``hub:`` source (source checks are skipped when neither exists).
+    The report's ``directory`` is ``hub:USER/NAME@<commit>`` and its ``commit`` the commit checked.
+    """
+    snapshot = download(parse_hub_ref(text), progress=bool(options.get("progress")))
+    if not mf.exists(snapshot.path):
+        raise NotADatasetError(f"{snapshot.label} holds no {mf.FILE}: it is not a dataset written by cifar10-fgs")
+    try:
+        manifest = mf.read(snapshot.path)
+    except mf.ManifestError:
+        manifest = None  # validate_dataset reports the unusable manifest as a failed check
+    if model_path is None and manifest is not None:
+        model_path = shipped_model(snapshot, manifest)
+    if source is None and manifest is not None:
+        source = hub_source(manifest)
+        if source is None:
+            log.info("%s was made from a local source; originals not checked (pass --source)", snapshot.label)
+    report = validate_dataset(snapshot.path, model_path, source, **options)
+    return dataclasses.replace(report, directory=snapshot.label, commit=snapshot.commit)
