@@ -61,7 +61,8 @@ def ceiling(gradient_fn, batch: int, reps: int, calls: int = 8) -> float:
 
 
 def engine(model, images, labels, batch: int, gradient_fn) -> dict:
-    from cifar10_fgs.attack.fgs import AttackConfig, iterate_attack
+    from cifar10_fgs.attack.fgs import iterate_attack
+    from cifar10_fgs.config import AttackConfig
 
     t = time.perf_counter()
     evals = n = fooled = 0
@@ -85,7 +86,8 @@ def paper_way(model, images, labels, max_iterations: int = 200) -> dict:
     """One image and one gradient at a time, as the paper's loop did."""
     import tensorflow as tf
 
-    from cifar10_fgs.attack.fgs import fgs_step, make_gradient_fn, quantize
+    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.step import fgs_step, quantize
 
     fn = make_gradient_fn(model)
     fn(tf.zeros((1, 32, 32, 3)), tf.zeros((1,), tf.int32))
@@ -156,8 +158,8 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from cifar10_fgs.attack.fgs import make_gradient_fn
-    from cifar10_fgs.attack.onepixel import OnePixelConfig, iterate_onepixel
-    from cifar10_fgs.config import SOURCE_RECIPE
+    from cifar10_fgs.attack.onepixel import iterate_onepixel
+    from cifar10_fgs.config import SOURCE_RECIPE, OnePixelConfig
     from cifar10_fgs.models.inference import predict_logits
     from cifar10_fgs.models.networks import build_source, load_model
     from cifar10_fgs.provenance import library_versions, sha256_file, write_json
@@ -194,7 +196,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         # `generate` end to end (shards written) on the same images, via a saved model + image folder-free path
-        from cifar10_fgs.attack.fgs import AttackConfig
+        from cifar10_fgs.config import AttackConfig
         from cifar10_fgs.data import Cifar10Split
         from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 

@@ -62,7 +62,7 @@ def run_path(
     """Sign steps from ``start`` on the loss ``code`` until fooled: (fooled, steps incl. offset, L-inf levels)."""
     import tensorflow as tf
 
-    from cifar10_fgs.attack.fgs import quantize
+    from cifar10_fgs.attack.step import quantize
     from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE
 
     acc = start.astype(np.float64).copy()

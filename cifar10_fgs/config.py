@@ -9,7 +9,10 @@ thus folded into the loss (``from_logits=True``) and into the reported confidenc
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import asdict, dataclass, replace
+
+from cifar10_fgs.errors import ConfigError
 
 PIXEL_MIN = 0.0  # lowest pixel level
 PIXEL_MAX = 255.0  # highest pixel level
@@ -54,8 +57,6 @@ class GaussianVariant(str, enum.Enum):
 
 def parse_choices(kind: type[enum.Enum], values, what: str) -> tuple:
     """``values`` as members of the enum ``kind``: one-line ConfigError for an unknown, missing or repeated one."""
-    from cifar10_fgs.errors import ConfigError
-
     known = ", ".join(x.value for x in kind)
     out = []
     for v in values:
@@ -78,25 +79,81 @@ VARIANT_DESCRIPTIONS = {
 }
 
 
-# --- The attack (cifar10_fgs.attack.fgs) -----------------------------------------------------------------
-ATTACK_STEP = 0.01  # fraction of the pixel range per step: 0.01 of [0, 255] = 2.55 levels, as in the paper
-ATTACK_MAX_ITERATIONS = 200  # budget per image, in gradient steps over every phase; the range is crossed after 100
-ATTACK_BATCH_SIZE = 256  # slots per forward+backward on a CPU (the measured knee, see benchmarks/)
-ATTACK_STALL_PATIENCE = 10  # steps without a new lowest margin (z_y - max_{j!=y} z_j) before a path counts as stalled
-ATTACK_PATH_STEPS = (
-    30  # steps one path may take before it counts as stalled (0.30 of the range): longer paths are visible
-)
-ATTACK_TARGETS = 2  # targeted phase: how many of the original's runner-up classes (2nd, 3rd, ...) are tried in turn
-ATTACK_SEED = 0  # seeds the random starts of the restart phase, per image index
-ATTACK_MAX_LINF = None  # optional hard L-inf budget, a fraction of the pixel range (None: unbounded, the paper's)
+# --- The attack ------------------------------------------------------------------------------------------
 
-# --- The one-pixel baseline (cifar10_fgs.attack.onepixel; Su, Vargas and Sakurai 2019) ----------------------
-ONEPIXEL_POPULATION = (
-    400  # candidate pixels per differential-evolution generation (SciPy's popsize: this / 5 parameters)
-)
-ONEPIXEL_MAX_GENERATIONS = 100  # differential-evolution generations per image before it counts as not fooled
-ONEPIXEL_SEED = 0  # seeds SciPy's differential evolution (the same seed for every image)
-ONEPIXEL_BATCH_SIZE = 512  # images per forward pass when a generation's population is evaluated
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Settings of the iterative FGS attack (``cifar10_fgs.attack.fgs``); ``AttackConfig()`` is the default.
+
+    The stall ladder these settings drive is described in docs/attack.md.
+    """
+
+    step: float = 0.01  # fraction of the pixel range per step: 0.01 of [0, 255] = 2.55 levels, as in the paper
+    max_iterations: int = 200  # gradient steps per image over every phase; the range is crossed after 100
+    batch_size: int = 256  # slots per forward+backward on a CPU (the measured knee; on GPU: GPU_BATCH_SIZE)
+    pixel_min: float = PIXEL_MIN
+    pixel_max: float = PIXEL_MAX
+    escalate: bool = True  # False: the paper's loop only (a stalled image keeps stepping until its budget ends)
+    patience: int = 10  # steps without a new lowest margin (z_y - max_{j!=y} z_j) before a path counts as stalled
+    path_steps: int = 30  # steps one path may take before it counts as stalled (0.30 of the range; escalate only)
+    targets: int = 2  # targeted phase: how many of the original's runner-up classes (2nd, 3rd, ...) are tried
+    seed: int = 0  # seeds the random starts of the restart phase, per image index
+    max_linf: float | None = None  # hard L-inf budget, a fraction of the pixel range (None: unbounded, the paper's)
+
+    def __post_init__(self):
+        check_attack_config(self)
+
+    @property
+    def step_levels(self) -> float:
+        return self.step * (self.pixel_max - self.pixel_min)
+
+    @property
+    def radius_levels(self) -> float | None:
+        """The ``max_linf`` ball's radius in whole pixel levels (floored, so stored bytes stay inside)."""
+        if self.max_linf is None:
+            return None
+        return float(math.floor(self.max_linf * (self.pixel_max - self.pixel_min) + 1e-9))
+
+
+def check_attack_config(cfg: AttackConfig) -> None:
+    if not (0.0 < cfg.step < 1.0):
+        raise ConfigError(f"step {cfg.step} is out of range: expected 0 < step < 1 (a fraction of the pixel range)")
+    if int(cfg.max_iterations) != cfg.max_iterations or cfg.max_iterations < 1:
+        raise ConfigError(f"max-iterations {cfg.max_iterations} is invalid: expected an integer >= 1")
+    if int(cfg.batch_size) != cfg.batch_size or cfg.batch_size < 1:
+        raise ConfigError(f"batch size {cfg.batch_size} is invalid: expected an integer >= 1")
+    if not cfg.pixel_min < cfg.pixel_max:
+        raise ConfigError(f"pixel range [{cfg.pixel_min}, {cfg.pixel_max}] is empty: expected min < max")
+    if int(cfg.patience) != cfg.patience or cfg.patience < 1:
+        raise ConfigError(f"stall patience {cfg.patience} is invalid: expected an integer >= 1 (steps)")
+    if int(cfg.path_steps) != cfg.path_steps or cfg.path_steps < 1:
+        raise ConfigError(f"path steps {cfg.path_steps} is invalid: expected an integer >= 1 (steps per path)")
+    if int(cfg.targets) != cfg.targets or not 0 <= cfg.targets <= 8:
+        raise ConfigError(f"targets {cfg.targets} is invalid: expected 0..8 runner-up classes")
+    if cfg.max_linf is not None and not (0.0 < cfg.max_linf <= 1.0):
+        raise ConfigError(
+            f"max-linf {cfg.max_linf} is out of range: expected 0 < max-linf <= 1 (a fraction of the range)"
+        )
+    if cfg.max_linf is not None and math.floor(cfg.max_linf * (cfg.pixel_max - cfg.pixel_min) + 1e-9) < 1:
+        raise ConfigError(
+            f"max-linf {cfg.max_linf} is below one pixel level: expected at least "
+            f"{1 / (cfg.pixel_max - cfg.pixel_min):.4g}"
+        )
+
+
+@dataclass(frozen=True)
+class OnePixelConfig:
+    """The one-pixel baseline (``cifar10_fgs.attack.onepixel``; Su, Vargas and Sakurai 2019)."""
+
+    population: int = 400  # candidate pixels per differential-evolution generation (SciPy's popsize: this / 5)
+    max_generations: int = 100  # generations per image before it counts as not fooled
+    seed: int = 0  # seeds SciPy's differential evolution (the same seed for every image)
+    batch_size: int = 512  # images per forward pass when a generation's population is evaluated
+
+    def __post_init__(self):
+        if self.population < 5 or self.max_generations < 1:
+            raise ConfigError("one-pixel settings invalid: expected population >= 5 and max generations >= 1")
 
 
 class Phase(str, enum.Enum):
@@ -113,8 +170,13 @@ class Phase(str, enum.Enum):
     RESTART = "restart"  # a random start inside the ball reached so far, then runner-up margin steps (PGD style)
     ONEPIXEL = "onepixel"  # not a rung: rows of the one-pixel baseline (``generate --method onepixel``)
 
+    @property
+    def code(self) -> int:
+        """This phase's integer in the ``phase`` ClassLabel (its position in the enum)."""
+        return list(Phase).index(self)
 
-PHASES = tuple(p.value for p in Phase)  # the order of the ``phase`` ClassLabel in the shards
+
+PHASES = tuple(p.value for p in Phase)  # the ``phase`` ClassLabel's names in the shards, in Phase's order
 
 
 class Arch(str, enum.Enum):
@@ -155,8 +217,6 @@ class TrainRecipe:
     flip_average: bool = False
 
     def __post_init__(self):
-        from cifar10_fgs.errors import ConfigError
-
         epochs = [e for e, _ in self.restarts]
         if epochs != sorted(set(epochs)) or any(not 0 < e < self.epochs for e in epochs):
             raise ConfigError(f"restarts {self.restarts!r}: epochs must be increasing and inside (0, {self.epochs})")
@@ -269,11 +329,12 @@ SOURCE_IMAGENET_RECIPE = TrainRecipe(
 )
 
 RECIPES = {Arch.SOURCE: SOURCE_RECIPE, Arch.TARGET: TARGET_RECIPE}
+BATCHNORM_BATCH = 500  # images per forward pass while averaging recomputes batch-norm statistics
 
 
 # --------------------------------------------------------------------------- inference and batching
 
-GPU_BATCH_SIZE = 1024  # attack slots per forward+backward per GPU (on CPU: ATTACK_BATCH_SIZE)
+GPU_BATCH_SIZE = 1024  # attack slots per forward+backward per GPU (on CPU: AttackConfig().batch_size)
 PREDICT_BATCH_SIZE = 512  # images per inference call (evaluate, default of predict_logits)
 VALIDATE_PREDICT_ROWS = 16384  # images validate hands the model per call (fewer calls retrace less)
 
@@ -283,7 +344,11 @@ PERCENTILES = (50, 90, 99)  # of the perturbation distributions generation.json 
 
 # --------------------------------------------------------------------------- evaluation
 
-GAUSSIAN_STDS = (0.0, 0.25, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Gaussian filter standard deviations, in pixels
+GAUSSIAN_STDS = (0.0, 0.25, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Gaussian filter standard deviations, in pixels; 0 = none
+GAUSSIAN_VARIANTS = (GaussianVariant.SPATIAL_UINT8,)  # what `evaluate gaussian` applies by default; `run` sweeps all
+BLUR_MODE = "reflect"  # scipy.ndimage default: edges mirrored (d c b a | a b c d | d c b a)
+BLUR_TRUNCATE = 4.0  # scipy.ndimage default: kernel radius = round(4 * std), in standard deviations
+BLUR_CHUNK = 4096  # images per vectorised gaussian_filter call (bounds the float32 copy to ~50 MB)
 
 # --------------------------------------------------------------------------- dataset folder
 
@@ -299,3 +364,7 @@ CONFIDENCE_TOLERANCE = 1e-5  # stored vs recomputed adversarial_confidence (a so
 CARD_EXAMPLES = 4  # images in the card's example figures
 CARD_MAX_EXAMPLES = 16
 PERCEPTIBLE_WEIGHT = 0.3  # the card's "perceptible noise" figure: weight x 255 x sign(perturbation)
+
+# --------------------------------------------------------------------------- upload
+
+UPLOAD_MODEL_SEARCH = ("../models", "..")  # where upload looks for the source model, relative to the dataset folder

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.attack.fgs import AttackConfig
-from cifar10_fgs.config import Arch, RetrainMode, parse_choices
+from cifar10_fgs.config import Arch, AttackConfig, RetrainMode, parse_choices
 from cifar10_fgs.data import DEFAULT_SOURCE, SPLITS, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import CARD, RESULTS_DIR

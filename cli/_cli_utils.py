@@ -95,7 +95,7 @@ batch_size_option = click.option(  # the attack's batch
     "--batch-size",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Images per forward+backward (default: {config.ATTACK_BATCH_SIZE} on CPU, {config.GPU_BATCH_SIZE} per GPU).",
+    help=f"Images per forward+backward (default: {config.AttackConfig().batch_size} on CPU, {config.GPU_BATCH_SIZE} per GPU).",
 )
 predict_batch_size_option = click.option(
     "--batch-size",

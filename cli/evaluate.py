@@ -435,7 +435,8 @@ def gaussian(
 ):
     """Gaussian filtering as a defence: accuracy per variant, std, model and test set (paper section VI)."""
     _setup(verbose)
-    from cifar10_fgs.evaluate import ALL_VARIANTS, DEFAULT_VARIANTS, SETS, cost_key, evaluate_gaussian
+    from cifar10_fgs.config import GAUSSIAN_VARIANTS
+    from cifar10_fgs.evaluate import ALL_VARIANTS, SETS, cost_key, evaluate_gaussian
 
     if "all" in variants:
         variants = ALL_VARIANTS
@@ -444,7 +445,7 @@ def gaussian(
         dataset_dir,
         source,
         stds=stds,
-        variants=variants or DEFAULT_VARIANTS,
+        variants=variants or GAUSSIAN_VARIANTS,
         split=split,
         batch_size=batch_size,
         name=name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cifar10_fgs.config import ATTACK_MAX_ITERATIONS, ATTACK_STEP, PIXEL_RANGE, ROWS_PER_SHARD, Method
+from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method
 
 from ._cli_utils import (
     allow_failures_option,
@@ -22,6 +22,8 @@ from ._cli_utils import (
     verbose_option,
 )
 
+DEFAULT = AttackConfig()  # the defaults the options show
+
 
 @click.command("generate")
 @click.option("--model", "model_path", type=click.Path(), required=True, help="Source model (.keras) to attack.")
@@ -38,14 +40,14 @@ from ._cli_utils import (
 @click.option(
     "--step",
     type=float,
-    default=ATTACK_STEP,
+    default=DEFAULT.step,
     show_default=True,
-    help=f"Step as a fraction of the pixel range ({ATTACK_STEP:g} = {ATTACK_STEP * PIXEL_RANGE:g} levels).",
+    help=f"Step as a fraction of the pixel range ({DEFAULT.step:g} = {DEFAULT.step * PIXEL_RANGE:g} levels).",
 )
 @click.option(
     "--max-iterations",
     type=int,
-    default=ATTACK_MAX_ITERATIONS,
+    default=DEFAULT.max_iterations,
     show_default=True,
     help="Gradient steps per image, over every phase, before it counts as not fooled.",
 )

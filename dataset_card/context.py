@@ -182,7 +182,10 @@ def _model_rows(inputs: CardInputs) -> tuple[list, list]:
     model = inputs.manifest.source_model
     num = lambda v: _f(v) if isinstance(v, (int, float)) else "not recorded"  # noqa: E731
     rows = [
-        ("architecture", f"{architecture_name(inputs.manifest)} (`{model.architecture or 'unknown'}`)"),
+        (
+            "architecture",
+            f"{architecture_name(inputs.manifest, inputs.flip_suffix)} (`{model.architecture or 'unknown'}`)",
+        ),
         ("file", f"`{model.path or 'unknown'}`"),
         ("sha256", f"`{model.sha256 or 'unknown'}`"),
         ("outputs", str(model.outputs)),
@@ -362,7 +365,7 @@ def build_context(inputs: CardInputs) -> dict:
         f"{layout.num_examples} adversarial CIFAR-10 images ("
         + ", ".join(f"{s.num_examples} {s.name}" for s in layout.splits.values())
         + f") made with an untargeted {method_name(inputs.method)} on a CIFAR-10 "
-        + f"{architecture_name(m).split(' (')[0]}, "
+        + f"{architecture_name(m, inputs.flip_suffix).split(' (')[0]}, "
         + ("following" if inputs.method == "fgs" else "as the baseline of")
         + " Sean Johnson, *Adversarial Machine Learning with Untargeted Fast Gradient Sign Attack on CIFAR10 "
         "EfficientNet* (UMass Amherst). Every stored image is misclassified by the source model."

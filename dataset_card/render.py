@@ -89,6 +89,7 @@ class CardInputs:
     folder_name: str  # the dataset folder's name, for the local loading example
     class_names: tuple[str, ...]
     full_split_sizes: dict[str, int]  # rows of each whole CIFAR-10 split
+    flip_suffix: str  # how the library's architecture names mark a flip-averaged network
     shipped_model: tuple[str, str] | None = None  # (model, provenance JSON) paths an upload puts in the repo
     paper_comparison: str | None = None  # results/paper.md when the folder holds the paper comparison
 
@@ -113,17 +114,17 @@ def method_name(method: str) -> str:
     return METHOD_NAMES.get(method, method)
 
 
-def architecture_name(manifest: Manifest) -> str:
-    from cifar10_fgs.models.networks import FLIP_SUFFIX  # how ``models.architecture`` names a flip-averaged network
-
+def architecture_name(manifest: Manifest, flip_suffix: str) -> str:
+    """The source's architecture in words; ``flip_suffix`` marks a flip-averaged network in its name."""
     arch = str(manifest.source_model.architecture or "unknown model")
-    network, flipped, _ = arch.partition(FLIP_SUFFIX)
+    network, flipped, _ = arch.partition(flip_suffix)
     name = ARCHITECTURES.get(network, network)
     return f"{name} (test-time flip averaging)" if flipped else name
 
 
 def pretty_name(inputs: CardInputs) -> str:
-    return f"Adversarial CIFAR-10 ({method_name(inputs.method)} on {architecture_name(inputs.manifest).split(' (')[0]})"
+    network = architecture_name(inputs.manifest, inputs.flip_suffix).split(" (")[0]
+    return f"Adversarial CIFAR-10 ({method_name(inputs.method)} on {network})"
 
 
 # --------------------------------------------------------------------------- YAML header

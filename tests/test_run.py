@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig
+from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
 

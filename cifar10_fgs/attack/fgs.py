@@ -41,89 +41,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cifar10_fgs.attack.ladder import LOSS_LOGSUMEXP, LOSS_RUNNER_UP, Slots
-from cifar10_fgs.config import (
-    ATTACK_BATCH_SIZE,
-    ATTACK_MAX_ITERATIONS,
-    ATTACK_MAX_LINF,
-    ATTACK_PATH_STEPS,
-    ATTACK_SEED,
-    ATTACK_STALL_PATIENCE,
-    ATTACK_STEP,
-    ATTACK_TARGETS,
-    PIXEL_MAX,
-    PIXEL_MIN,
-)
+from cifar10_fgs.attack.step import quantize
+from cifar10_fgs.config import AttackConfig, check_attack_config
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.inference import softmax
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    """Settings of the iterative FGS attack (defaults and units: ``config.ATTACK_*``)."""
-
-    step: float = ATTACK_STEP  # a fraction of the pixel range
-    max_iterations: int = ATTACK_MAX_ITERATIONS  # gradient steps per image, over every phase
-    batch_size: int = ATTACK_BATCH_SIZE  # slots evaluated per forward+backward
-    pixel_min: float = PIXEL_MIN
-    pixel_max: float = PIXEL_MAX
-    escalate: bool = True  # False: the paper's loop only (a stalled image keeps stepping until its budget ends)
-    patience: int = ATTACK_STALL_PATIENCE  # steps without a new lowest margin before a path counts as stalled
-    path_steps: int = ATTACK_PATH_STEPS  # steps one path may take before it counts as stalled (escalate only)
-    targets: int = ATTACK_TARGETS  # runner-up classes of the original tried by the targeted phase
-    seed: int = ATTACK_SEED  # random starts of the restart phase, per image index
-    max_linf: float | None = ATTACK_MAX_LINF  # hard L-inf budget as a fraction of the range (None: unbounded)
-
-    def __post_init__(self):
-        check_attack_config(self)
-
-    @property
-    def step_levels(self) -> float:
-        return self.step * (self.pixel_max - self.pixel_min)
-
-    @property
-    def radius_levels(self) -> float | None:
-        """The ``max_linf`` ball's radius in whole pixel levels (floored, so stored bytes stay inside)."""
-        if self.max_linf is None:
-            return None
-        return float(np.floor(self.max_linf * (self.pixel_max - self.pixel_min) + 1e-9))
-
-
-def check_attack_config(cfg: AttackConfig) -> None:
-    if not (0.0 < cfg.step < 1.0):
-        raise ConfigError(f"step {cfg.step} is out of range: expected 0 < step < 1 (a fraction of the pixel range)")
-    if int(cfg.max_iterations) != cfg.max_iterations or cfg.max_iterations < 1:
-        raise ConfigError(f"max-iterations {cfg.max_iterations} is invalid: expected an integer >= 1")
-    if int(cfg.batch_size) != cfg.batch_size or cfg.batch_size < 1:
-        raise ConfigError(f"batch size {cfg.batch_size} is invalid: expected an integer >= 1")
-    if not cfg.pixel_min < cfg.pixel_max:
-        raise ConfigError(f"pixel range [{cfg.pixel_min}, {cfg.pixel_max}] is empty: expected min < max")
-    if int(cfg.patience) != cfg.patience or cfg.patience < 1:
-        raise ConfigError(f"stall patience {cfg.patience} is invalid: expected an integer >= 1 (steps)")
-    if int(cfg.path_steps) != cfg.path_steps or cfg.path_steps < 1:
-        raise ConfigError(f"path steps {cfg.path_steps} is invalid: expected an integer >= 1 (steps per path)")
-    if int(cfg.targets) != cfg.targets or not 0 <= cfg.targets <= 8:
-        raise ConfigError(f"targets {cfg.targets} is invalid: expected 0..8 runner-up classes")
-    if cfg.max_linf is not None and not (0.0 < cfg.max_linf <= 1.0):
-        raise ConfigError(
-            f"max-linf {cfg.max_linf} is out of range: expected 0 < max-linf <= 1 (a fraction of the range)"
-        )
-    if cfg.max_linf is not None and np.floor(cfg.max_linf * (cfg.pixel_max - cfg.pixel_min) + 1e-9) < 1:
-        raise ConfigError(
-            f"max-linf {cfg.max_linf} is below one pixel level: expected at least "
-            f"{1 / (cfg.pixel_max - cfg.pixel_min):.4g}"
-        )
-
-
-def fgs_step(x: np.ndarray, grad_sign: np.ndarray, step: float, pixel_min: float, pixel_max: float) -> np.ndarray:
-    """One fast gradient sign step on a batch, clipped to the pixel range (a pure function)."""
-    return np.clip(x + step * (pixel_max - pixel_min) * grad_sign, pixel_min, pixel_max)
-
-
-def quantize(x: np.ndarray, pixel_min: float = PIXEL_MIN, pixel_max: float = PIXEL_MAX) -> np.ndarray:
-    """The uint8 image a float accumulator stands for (round half to even, then clip)."""
-    return np.clip(np.rint(x), pixel_min, pixel_max).astype(np.uint8)
 
 
 def make_gradient_fn(model, strategy=None) -> Callable:

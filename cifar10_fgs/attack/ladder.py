@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from cifar10_fgs.config import PHASES, Phase
+from cifar10_fgs.attack.step import fgs_step
+from cifar10_fgs.config import Phase
 
-PHASE_CODE = {p: i for i, p in enumerate(Phase)}  # the phase ClassLabel's integer per Phase
 LOSS_LOGSUMEXP = -1  # the paper's direction (phase fgs)
 LOSS_RUNNER_UP = -2  # max_{j != y} z_j - z_y (phases runner_up and restart); a code k >= 0 aims at class k
 
@@ -83,14 +83,14 @@ class Slots:
         rung = self.rung[slots]
         out = np.where(
             rung == 0,
-            PHASE_CODE[Phase.FGS],
+            Phase.FGS.code,
             np.where(
                 rung == 1,
-                PHASE_CODE[Phase.RUNNER_UP],
-                np.where(rung <= 1 + t, PHASE_CODE[Phase.TARGETED], PHASE_CODE[Phase.RESTART]),
+                Phase.RUNNER_UP.code,
+                np.where(rung <= 1 + t, Phase.TARGETED.code, Phase.RESTART.code),
             ),
         )
-        return np.where(self.path[slots] == 0, PHASE_CODE[Phase.UNCHANGED], out).astype(np.int8)
+        return np.where(self.path[slots] == 0, Phase.UNCHANGED.code, out).astype(np.int8)
 
     def remember_targets(self, slots: np.ndarray, logits: np.ndarray) -> None:
         """Rank the other classes of each image by its original logits (for the targeted rungs)."""
@@ -119,7 +119,7 @@ class Slots:
 
     def step(self, slots: np.ndarray, grad_sign: np.ndarray) -> None:
         cfg = self.config
-        moved = np.clip(self.acc[slots] + cfg.step_levels * grad_sign, cfg.pixel_min, cfg.pixel_max)
+        moved = fgs_step(self.acc[slots], grad_sign, cfg.step, cfg.pixel_min, cfg.pixel_max)
         moved = _project(moved, self.origin[slots], cfg.radius_levels)
         self.acc[slots] = moved
         self.path[slots] += 1
@@ -165,6 +165,3 @@ class Slots:
 
 def _project(x: np.ndarray, origin: np.ndarray, radius: float | None) -> np.ndarray:
     return x if radius is None else np.clip(x, origin - radius, origin + radius)
-
-
-assert tuple(p.value for p in PHASE_CODE) == PHASES

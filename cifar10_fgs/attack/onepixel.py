@@ -3,38 +3,21 @@
 Differential evolution (SciPy) over one pixel ``(row, col, r, g, b)``, minimising the model's
 probability of the true class; it stops as soon as a candidate is misclassified. Each DE
 generation's whole population is evaluated as one model batch (``vectorized=True``).
-Defaults (``config.ONEPIXEL_*``) follow Su et al.: population 400, at most 100 generations.
+Defaults (``config.OnePixelConfig``) follow Su et al.: population 400, at most 100 generations.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord, perturbation_norms
-from cifar10_fgs.attack.ladder import PHASE_CODE
-from cifar10_fgs.config import ONEPIXEL_BATCH_SIZE, ONEPIXEL_MAX_GENERATIONS, ONEPIXEL_POPULATION, ONEPIXEL_SEED, Phase
-from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.config import OnePixelConfig, Phase
 from cifar10_fgs.models.inference import softmax
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OnePixelConfig:
-    """Differential-evolution settings; the defaults and their units are in ``config`` (``ONEPIXEL_*``)."""
-
-    population: int = ONEPIXEL_POPULATION
-    max_generations: int = ONEPIXEL_MAX_GENERATIONS
-    seed: int = ONEPIXEL_SEED
-    batch_size: int = ONEPIXEL_BATCH_SIZE
-
-    def __post_init__(self):
-        if self.population < 5 or self.max_generations < 1:
-            raise ConfigError("one-pixel settings invalid: expected population >= 5 and max generations >= 1")
 
 
 def _apply(image: np.ndarray, cands: np.ndarray) -> np.ndarray:
@@ -121,6 +104,6 @@ def iterate_onepixel(
             fooled=np.array([int(z.argmax()) != label]),
             linf=linf.astype(np.float32),
             l2=l2.astype(np.float32),
-            phase=np.array([PHASE_CODE[Phase.ONEPIXEL if state["gens"] else Phase.UNCHANGED]], np.int8),
+            phase=np.array([(Phase.ONEPIXEL if state["gens"] else Phase.UNCHANGED).code], np.int8),
             evaluations=np.array([state["gens"]], np.int32),
         )

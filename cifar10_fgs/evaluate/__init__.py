@@ -20,10 +20,6 @@ and replaces them.
 from cifar10_fgs.evaluate.comparison import PaperComparison, build_comparison, write_paper_comparison
 from cifar10_fgs.evaluate.filters import (
     ALL_VARIANTS,
-    BLUR_CHUNK,
-    BLUR_MODE,
-    BLUR_TRUNCATE,
-    DEFAULT_STDS,
     GaussianVariant,
     blur,
     check_stds,
@@ -31,7 +27,6 @@ from cifar10_fgs.evaluate.filters import (
     gaussian_blur,
 )
 from cifar10_fgs.evaluate.gaussian import (
-    DEFAULT_VARIANTS,
     GaussianResult,
     GaussianRow,
     cost_key,
@@ -40,7 +35,6 @@ from cifar10_fgs.evaluate.gaussian import (
     time_blur_single,
 )
 from cifar10_fgs.evaluate.joined import (
-    MANIFEST,
     Generation,
     JoinedSplit,
     SplitGeneration,
@@ -54,7 +48,6 @@ from cifar10_fgs.evaluate.joined import (
 )
 from cifar10_fgs.evaluate.metrics import (
     CONFIDENCE_GROUPS,
-    DEFAULT_BATCH_SIZE,
     SETS,
     Classification,
     SetMetrics,
@@ -66,7 +59,7 @@ from cifar10_fgs.evaluate.metrics import (
     random_sign_control,
 )
 from cifar10_fgs.evaluate.paper import PAPER, PAPER_VALUES, PaperValue
-from cifar10_fgs.evaluate.results import RESULTS_DIR, check_name, results_paths
+from cifar10_fgs.evaluate.results import check_name, results_paths
 from cifar10_fgs.evaluate.retrain import (
     RETRAIN_MODES,
     RetrainMode,
@@ -85,24 +78,16 @@ __all__ = [
     "build_comparison",
     "write_paper_comparison",
     "ALL_VARIANTS",
-    "DEFAULT_VARIANTS",
     "GaussianVariant",
     "blur",
     "check_variants",
     "cost_key",
-    "BLUR_CHUNK",
-    "BLUR_MODE",
-    "BLUR_TRUNCATE",
     "CONFIDENCE_GROUPS",
     "Classification",
-    "DEFAULT_BATCH_SIZE",
-    "DEFAULT_STDS",
     "Generation",
     "GaussianResult",
     "GaussianRow",
     "JoinedSplit",
-    "MANIFEST",
-    "RESULTS_DIR",
     "RETRAIN_MODES",
     "RetrainMode",
     "RetrainResult",

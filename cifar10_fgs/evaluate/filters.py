@@ -26,14 +26,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cifar10_fgs.config import GAUSSIAN_STDS, PIXEL_MAX, PIXEL_MIN, GaussianVariant, parse_choices
+from cifar10_fgs.config import (
+    BLUR_CHUNK,
+    BLUR_MODE,
+    BLUR_TRUNCATE,
+    PIXEL_MAX,
+    PIXEL_MIN,
+    GaussianVariant,
+    parse_choices,
+)
 from cifar10_fgs.errors import ConfigError
-
-DEFAULT_STDS: tuple[float, ...] = GAUSSIAN_STDS  # pixels; 0 = no filter
-BLUR_MODE = "reflect"  # scipy.ndimage default: edges mirrored (d c b a | a b c d | d c b a)
-BLUR_TRUNCATE = 4.0  # scipy.ndimage default: kernel radius = round(4 * std)
-BLUR_CHUNK = 4096  # images per vectorised gaussian_filter call (bounds the float32 copy to ~50 MB)
-
 
 ALL_VARIANTS: tuple[GaussianVariant, ...] = tuple(GaussianVariant)
 

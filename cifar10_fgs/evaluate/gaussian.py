@@ -15,26 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10_fgs.config import BLUR_MODE, BLUR_TRUNCATE, GAUSSIAN_STDS, GAUSSIAN_VARIANTS
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate.filters import (
-    BLUR_MODE,
-    BLUR_TRUNCATE,
-    DEFAULT_STDS,
     GaussianVariant,
     blur,
     check_stds,
     check_variants,
 )
 from cifar10_fgs.evaluate.joined import JoinedSplit
-from cifar10_fgs.evaluate.metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.metrics import PREDICT_BATCH_SIZE, SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
-
-DEFAULT_VARIANTS: tuple[GaussianVariant, ...] = (GaussianVariant.SPATIAL_UINT8,)  # `run` sweeps every variant
 
 
 def cost_key(variant: str, std: float) -> str:
@@ -100,10 +96,10 @@ def evaluate_gaussian(
     dataset_dir: str | Path,
     source: str | Path | None = None,
     *,
-    stds: Sequence[float] = DEFAULT_STDS,
-    variants: Sequence[str] = DEFAULT_VARIANTS,
+    stds: Sequence[float] = GAUSSIAN_STDS,
+    variants: Sequence[str] = GAUSSIAN_VARIANTS,
     split: str = "test",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = PREDICT_BATCH_SIZE,
     name: str = "gaussian",
     overwrite: bool = False,
     unsafe_model: bool = False,

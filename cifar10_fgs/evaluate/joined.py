@@ -28,8 +28,6 @@ from cifar10_fgs.provenance import dumps_sorted, sha256_bytes
 
 log = logging.getLogger(__name__)
 
-MANIFEST = mf.FILE
-
 
 @dataclass(frozen=True)
 class SplitGeneration:
@@ -130,7 +128,7 @@ def check_split_generated(dataset_dir: Path, generation: Generation, split: str)
     sg = generation.splits[split]
     if len(sg.shards_sha256) != sg.num_shards:
         raise ValidationError(
-            f"{dataset_dir}/{MANIFEST} lists {len(sg.shards_sha256)} of {sg.num_shards} {split} shards: finish the "
+            f"{dataset_dir}/{mf.FILE} lists {len(sg.shards_sha256)} of {sg.num_shards} {split} shards: finish the "
             "generation (rerun the same generate command) before evaluating"
         )
     return sg
@@ -167,7 +165,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
     n = record.num_rows
     if split not in dsd:
         raise ValidationError(
-            f"datasets.load_dataset({dataset_dir}) finds no {split!r} split although {MANIFEST} lists it: "
+            f"datasets.load_dataset({dataset_dir}) finds no {split!r} split although {mf.FILE} lists it: "
             "run `cifar10-fgs validate` on the folder"
         )
     ds = dsd[split]
@@ -193,7 +191,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
         lost = np.setdiff1d(expected, index)
         what = f"row index {int(extra[0])} is not expected" if extra.size else f"row index {int(lost[0])} is missing"
         raise ValidationError(
-            f"the {split} split of {dataset_dir} does not match {MANIFEST} ({what}; {len(index)} rows, "
+            f"the {split} split of {dataset_dir} does not match {mf.FILE} ({what}; {len(index)} rows, "
             f"{len(expected)} expected): run `cifar10-fgs validate` and regenerate the folder"
         )
     if len(index) == 0:
@@ -259,7 +257,7 @@ def _recorded_source(dataset_dir: Path, generation: Generation) -> str:
     src = generation.data_source
     if not src:
         raise DataSourceError(
-            f"{dataset_dir}/{MANIFEST} records no data source: pass --source DATA (the original CIFAR-10)"
+            f"{dataset_dir}/{mf.FILE} records no data source: pass --source DATA (the original CIFAR-10)"
         )
     return str(src)
 

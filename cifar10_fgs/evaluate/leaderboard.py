@@ -332,11 +332,11 @@ def evaluate_leaderboard(
 
 
 def _check_arguments(models: Sequence[str], name: str, batch_size: int | None) -> int:
-    """The batch size (default ``evaluate.DEFAULT_BATCH_SIZE``), after checking it, ``name`` and ``models``."""
-    from cifar10_fgs.evaluate import DEFAULT_BATCH_SIZE, check_name
+    """The batch size (default ``evaluate.PREDICT_BATCH_SIZE``), after checking it, ``name`` and ``models``."""
+    from cifar10_fgs.evaluate import PREDICT_BATCH_SIZE, check_name
 
     check_name(name)
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    batch_size = PREDICT_BATCH_SIZE if batch_size is None else batch_size
     if int(batch_size) != batch_size or batch_size < 1:
         raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
     if not models:

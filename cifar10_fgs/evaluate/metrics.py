@@ -15,7 +15,6 @@ from cifar10_fgs.data import NUM_CLASSES
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.inference import log_softmax
 
-DEFAULT_BATCH_SIZE = PREDICT_BATCH_SIZE  # images per inference batch (predict_logits pads the tail to this size)
 SETS = ("original", "adversarial")  # the two test sets every evaluation compares
 
 
@@ -74,7 +73,7 @@ class SetMetrics:
     mean_confidence: float
 
 
-def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> Classification:
+def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> Classification:
     """Run ``model`` (logits out) on uint8 ``images`` through ``inference.predict_logits``."""
     from cifar10_fgs.models.inference import predict_logits
 

@@ -13,12 +13,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from cifar10_fgs.dataset.shards import RESULTS_DIR
 from cifar10_fgs.errors import ConfigError, OutputError
 from cifar10_fgs.provenance import atomic_write_bytes, dumps_sorted, read_json, sha256_bytes, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
-RESULTS_DIR = "results"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 

@@ -19,7 +19,7 @@ from cifar10_fgs.config import RECIPES, Arch, RetrainMode
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate.joined import JoinedSplit
-from cifar10_fgs.evaluate.metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.metrics import PREDICT_BATCH_SIZE, SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import check_name
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
@@ -90,7 +90,7 @@ def evaluate_retrain(
     epochs: int | None = None,
     target_model_path: str | Path | None = None,
     seed: int = 0,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = PREDICT_BATCH_SIZE,
     name: str | None = None,
     overwrite: bool = False,
     unsafe_model: bool = False,

@@ -17,7 +17,7 @@ from cifar10_fgs.data import CLASS_NAMES, NUM_CLASSES
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import (
     CONFIDENCE_GROUPS,
-    DEFAULT_BATCH_SIZE,
+    PREDICT_BATCH_SIZE,
     Classification,
     SetMetrics,
     classify,
@@ -56,7 +56,7 @@ def evaluate_transfer(
     source_model_path: str | Path | None = None,
     split: str = "test",
     seed: int = 0,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = PREDICT_BATCH_SIZE,
     name: str = "transfer",
     overwrite: bool = False,
     unsafe_model: bool = False,

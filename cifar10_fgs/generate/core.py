@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.attack.fgs import AttackConfig, AttackRecord, check_attack_config
-from cifar10_fgs.config import Method
+from cifar10_fgs.attack.fgs import AttackRecord
+from cifar10_fgs.config import AttackConfig, Method, check_attack_config
 from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_out_dir, shard_done
@@ -214,7 +214,7 @@ def _settings(config: AttackConfig, options: GenerateOptions, model_sha256: str,
     """The manifest's ``config``: what a folder must have been made with to be resumed."""
     onepixel = None
     if options.method == Method.ONEPIXEL:
-        from cifar10_fgs.attack.onepixel import OnePixelConfig
+        from cifar10_fgs.config import OnePixelConfig
 
         onepixel = _jsonable(dataclasses.asdict(OnePixelConfig()))
     return mf.Config(

@@ -12,15 +12,15 @@ import weakref
 
 import numpy as np
 
-from cifar10_fgs.config import ATTACK_BATCH_SIZE, GPU_BATCH_SIZE, NUM_LOGITS, PREDICT_BATCH_SIZE
+from cifar10_fgs.config import GPU_BATCH_SIZE, NUM_LOGITS, PREDICT_BATCH_SIZE, AttackConfig
 
 
 def default_batch_size() -> int:
-    """The attack's batch: ``ATTACK_BATCH_SIZE`` on CPU, ``GPU_BATCH_SIZE`` per GPU where TensorFlow sees GPUs."""
+    """The attack's batch: ``AttackConfig().batch_size`` on CPU, ``GPU_BATCH_SIZE`` per GPU where TensorFlow sees GPUs."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return GPU_BATCH_SIZE * len(gpus) if gpus else ATTACK_BATCH_SIZE
+    return GPU_BATCH_SIZE * len(gpus) if gpus else AttackConfig().batch_size
 
 
 def device_strategy():

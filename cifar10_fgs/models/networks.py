@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 def build_source(recipe: TrainRecipe):
     """Keras EfficientNetB0 with a 10-way logit head; optional CIFAR strides (see ``config``)."""
     import keras
+
+    # Keras' public API (keras.applications.efficientnet) exports only EfficientNetB0..B7 with ImageNet's fixed
+    # strides; the block table and the EfficientNet builder that take other strides are only in keras.src.
     from keras.src.applications import efficientnet as effnet
 
     blocks = copy.deepcopy(effnet.DEFAULT_BLOCKS_ARGS)

@@ -26,6 +26,7 @@ from cifar10_fgs.dataset.stats import COLUMNS, SplitStatistics, split_statistics
 from cifar10_fgs.dataset_card.render import CardInputs, Layout, ResultSection, SplitLayout, fmt_number, ordered_splits
 from cifar10_fgs.errors import ConfigError, OutputError, ValidationError
 from cifar10_fgs.evaluate.figures import new_figure, save_png
+from cifar10_fgs.models.networks import FLIP_SUFFIX
 from cifar10_fgs.publish.repo_id import check_repo_id
 
 log = logging.getLogger(__name__)
@@ -396,6 +397,7 @@ def write_card(
         folder_name=dataset_dir.resolve().name,
         class_names=tuple(CLASS_NAMES),
         full_split_sizes=dict(SPLIT_SIZES),
+        flip_suffix=FLIP_SUFFIX,
         shipped_model=shipped_model_paths(manifest),
         paper_comparison=_paper_comparison(dataset_dir),
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar10_fgs import __version__
+from cifar10_fgs.config import UPLOAD_MODEL_SEARCH
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
 from cifar10_fgs.dataset.manifest import Manifest
@@ -37,13 +38,11 @@ from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.publish.repo_id import check_repo_id
 
 README = CARD
-MANIFEST = mf.FILE
 
 log = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
 IGNORE_PATTERNS = (".*", "*/.*", "*.tmp", "*.partial", "*.lock")
-MODEL_SEARCH = ("../models", "..")  # where upload looks for the source model, relative to the dataset folder
 
 
 def hub_api(endpoint: str | None = None, token: str | None = None):
@@ -84,7 +83,7 @@ def _is_hidden_or_temp(name: str) -> bool:
 
 
 def _listed_files(dataset_dir: Path, manifest: Manifest) -> list[str]:
-    files = [README, MANIFEST, *sorted(manifest.shards)]
+    files = [README, mf.FILE, *sorted(manifest.shards)]
     for folder in (FIGURES_DIR, RESULTS_DIR):
         d = dataset_dir / folder
         if d.is_dir():
@@ -111,7 +110,7 @@ def _check_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> list[str
     if not result.ok:
         why = result.skipped or result.problems[0].message
         raise ValidationError(
-            f"{path} does not describe the shards in {MANIFEST} ({why}): rerun "
+            f"{path} does not describe the shards in {mf.FILE} ({why}): rerun "
             f"`cifar10-fgs card {dataset_dir} --repo-id {repo_id}`"
         )
     warnings = []
@@ -124,7 +123,7 @@ def _check_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> list[str
 
 
 def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path | None) -> Path:
-    """The source model file to ship: ``given``, else the manifest's file name in MODEL_SEARCH; sha256-checked."""
+    """The source model file to ship: ``given``, else the manifest's file name in UPLOAD_MODEL_SEARCH; sha256-checked."""
     want = manifest.source_model.sha256
     name = Path(str(manifest.source_model.path or "")).name
     if given is not None:
@@ -134,9 +133,9 @@ def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path |
                 f"--model {path} does not exist: pass the source model (.keras) the dataset was made with"
             )
     else:
-        found = [dataset_dir / d / name for d in MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
+        found = [dataset_dir / d / name for d in UPLOAD_MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
         if not found:
-            where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in MODEL_SEARCH)
+            where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in UPLOAD_MODEL_SEARCH)
             raise ConfigError(
                 f"the source model {name or '(unnamed)'} of {dataset_dir} is not at {where}: pass --model PATH, or "
                 "--no-source-model to publish the data without it"
@@ -145,7 +144,7 @@ def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path |
     if sha256_file(path) != want:
         raise ConfigError(
             f"--model {path} is not the model this dataset was generated with (sha256 differs from "
-            f"{MANIFEST}): pass {name or 'the source model'}"
+            f"{mf.FILE}): pass {name or 'the source model'}"
         )
     return path
 
@@ -265,7 +264,7 @@ def upload_dataset(
         raise ConfigError("--revision is empty: pass a branch name or omit it")
     manifest = mf.read(dataset_dir, complete=True)
     warnings = _check_card(dataset_dir, manifest, repo_id)
-    manifest_sha = sha256_file(dataset_dir / MANIFEST)
+    manifest_sha = sha256_file(dataset_dir / mf.FILE)
     local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
     if not ship_model and include_model is not None:
         raise ConfigError("--model and --no-source-model contradict each other: drop one of them")

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.config import TrainRecipe
+from cifar10_fgs.config import BATCHNORM_BATCH, TrainRecipe
 from cifar10_fgs.provenance import atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-BATCHNORM_BATCH = 500  # images per forward pass while recomputing batch-norm statistics
 
 
 def average_weights(weight_lists: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:

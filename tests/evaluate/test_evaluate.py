@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
+from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.data import CLASS_NAMES, load_cifar10
 from cifar10_fgs.dataset.shards import decode_images, read_shard, write_table_atomic
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
+from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.dataset.folder import folder_lock
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
 from cifar10_fgs.dataset.shards import decode_images, read_shard

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
+from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
+from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
 from cifar10_fgs.errors import ConfigError, HubError, ValidationError
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset

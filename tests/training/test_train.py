@@ -85,7 +85,7 @@ def test_train_split_accuracy_is_recorded_as_the_saved_model_scores_it(trained, 
 
 
 def test_the_manifest_and_card_carry_the_sources_train_split_accuracy(trained, splits, tmp_path):
-    from cifar10_fgs.attack.fgs import AttackConfig
+    from cifar10_fgs.config import AttackConfig
     from cifar10_fgs.dataset import manifest as mf
     from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
     from cifar10_fgs.publish.card import write_card
@@ -415,7 +415,7 @@ def test_manifests_and_the_card_name_a_flip_averaged_network(trained):
     assert architecture(network) == "simple_deep_cnn"
     assert architecture(flip_averaged(network)) == "simple_deep_cnn" + FLIP_SUFFIX
     manifest = SimpleNamespace(source_model=SimpleNamespace(architecture="efficientnetb0_cifar10" + FLIP_SUFFIX))
-    assert render.architecture_name(manifest) == "EfficientNetB0 (test-time flip averaging)"
+    assert render.architecture_name(manifest, FLIP_SUFFIX) == "EfficientNetB0 (test-time flip averaging)"
 
 
 def test_flip_average_is_not_part_of_the_checkpoint_key(splits, tmp_path):
@@ -488,7 +488,7 @@ def test_init_from_at_the_recipes_end_trains_nothing_and_saves_the_model_as_the_
 
 
 def test_a_flip_averaged_source_is_attacked_validated_and_named_in_the_card(trained, splits, tmp_path):
-    from cifar10_fgs.attack.fgs import AttackConfig
+    from cifar10_fgs.config import AttackConfig
     from cifar10_fgs.dataset import manifest as mf
     from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
     from cifar10_fgs.models.networks import flip_averaged

@@ -14,9 +14,9 @@ import shutil
 
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig  # noqa: E402
 from cifar10_fgs.cli._errors import run_with_friendly_errors  # noqa: E402
 from cifar10_fgs.cli.main import cli  # noqa: E402
+from cifar10_fgs.config import AttackConfig  # noqa: E402
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST  # noqa: E402
 from cifar10_fgs.errors import ConfigError, HubError  # noqa: E402
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset  # noqa: E402

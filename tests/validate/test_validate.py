@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from cifar10_fgs.attack.fgs import AttackConfig
+from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.dataset.shards import encode_png, read_shard, write_table_atomic
 from cifar10_fgs.errors import ValidationError
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset

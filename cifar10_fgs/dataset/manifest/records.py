@@ -142,7 +142,7 @@ class Config:
         return to_object(self)
 
     def attack_config(self):
-        from cifar10_fgs.attack.fgs import AttackConfig
+        from cifar10_fgs.config import AttackConfig
         from cifar10_fgs.errors import ConfigError
 
         try:
