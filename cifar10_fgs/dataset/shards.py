@@ -27,7 +27,7 @@ import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord
 from cifar10_fgs.config import PHASES, ROWS_PER_SHARD
-from cifar10_fgs.data import CLASS_NAMES, IMAGE_SHAPE
+from cifar10_fgs.data import CLASS_NAMES, IMAGE_SHAPE, decode_image
 from cifar10_fgs.provenance import current_umask, fsync_dir, sha256_file
 
 DATA_DIR = "data"
@@ -162,7 +162,6 @@ def stream_info(path: str | Path):
 
 def decode_images(cells) -> np.ndarray:
     """Decode a list of ``{"bytes": ...}`` image cells to uint8 (N, 32, 32, 3)."""
-    from cifar10_fgs.data import decode_image
 
     out = np.empty((len(cells), *IMAGE_SHAPE), np.uint8)
     for i, cell in enumerate(cells):

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate.joined import Generation, read_generation
 from cifar10_fgs.evaluate.paper import PAPER, PAPER_STD
 from cifar10_fgs.evaluate.results import RESULTS_DIR, fmt, md_table, write_results
+from cifar10_fgs.provenance import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -395,8 +397,6 @@ README_END = "<!-- paper-comparison:end -->"
 
 def splice_into_readme(readme: str | Path, comparison: PaperComparison, dataset_dir: str | Path) -> None:
     """Replace the text between the README's paper-comparison markers with the generated comparison."""
-    from cifar10_fgs.errors import ConfigError
-    from cifar10_fgs.provenance import atomic_write_bytes
 
     readme = Path(readme)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from cifar10_fgs.provenance import atomic_write_bytes
+
 
 def new_figure(width: float, height: float, dpi: int = 100):
     """A Figure (inches) on the Agg canvas."""
@@ -19,8 +21,6 @@ def new_figure(width: float, height: float, dpi: int = 100):
 def save_png(fig, path: Path, **savefig) -> None:
     """Write ``fig`` to ``path`` as PNG via a fsynced temp file (``savefig`` options passed through)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from cifar10_fgs.provenance import atomic_write_bytes
 
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)

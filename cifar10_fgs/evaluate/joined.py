@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.config import PIXEL_RANGE
-from cifar10_fgs.data import Cifar10Split, check_split, load_cifar10
+from cifar10_fgs.data import Cifar10Split, check_split, datasets_progress, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.shards import decode_images
 from cifar10_fgs.errors import DataSourceError, ValidationError
 from cifar10_fgs.evaluate.metrics import linf_levels
 from cifar10_fgs.provenance import dumps_sorted, sha256_bytes
@@ -138,8 +139,6 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
     """``datasets.load_dataset(DIR)`` (plain, not streaming) with a one-line error if it fails."""
     import datasets
 
-    from cifar10_fgs.data import datasets_progress
-
     try:
         with datasets_progress(progress):
             return datasets.load_dataset(str(dataset_dir), cache_dir=cache_dir)
@@ -158,8 +157,6 @@ def load_original(source: str | Path, split: str, generation: Generation) -> Cif
 def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, original: Cifar10Split) -> JoinedSplit:
     """Join the rows of ``dsd[split]`` (a loaded DatasetDict) to ``original`` by ``index``, with checks."""
     import datasets
-
-    from cifar10_fgs.dataset.shards import decode_images
 
     record = check_split_generated(dataset_dir, generation, split)
     n = record.num_rows

@@ -332,8 +332,9 @@ def evaluate_leaderboard(
 
 
 def _check_arguments(models: Sequence[str], name: str, batch_size: int | None) -> int:
-    """The batch size (default ``evaluate.PREDICT_BATCH_SIZE``), after checking it, ``name`` and ``models``."""
-    from cifar10_fgs.evaluate import PREDICT_BATCH_SIZE, check_name
+    """The batch size (default ``config.PREDICT_BATCH_SIZE``), after checking it, ``name`` and ``models``."""
+    from cifar10_fgs.config import PREDICT_BATCH_SIZE
+    from cifar10_fgs.evaluate import check_name
 
     check_name(name)
     batch_size = PREDICT_BATCH_SIZE if batch_size is None else batch_size

@@ -13,7 +13,7 @@ import numpy as np
 from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, PREDICT_BATCH_SIZE
 from cifar10_fgs.data import NUM_CLASSES
 from cifar10_fgs.errors import ConfigError
-from cifar10_fgs.models.inference import log_softmax
+from cifar10_fgs.models.inference import log_softmax, predict_logits
 
 SETS = ("original", "adversarial")  # the two test sets every evaluation compares
 
@@ -75,7 +75,6 @@ class SetMetrics:
 
 def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> Classification:
     """Run ``model`` (logits out) on uint8 ``images`` through ``inference.predict_logits``."""
-    from cifar10_fgs.models.inference import predict_logits
 
     labels = np.asarray(labels, np.int64)
     if len(images) != len(labels):

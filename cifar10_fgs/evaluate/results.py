@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cifar10_fgs.dataset.shards import RESULTS_DIR
+from cifar10_fgs.dataset_card.render import md_table as card_table
 from cifar10_fgs.errors import ConfigError, OutputError
+from cifar10_fgs.evaluate.figures import save_png
+from cifar10_fgs.models.networks import architecture, load_model
 from cifar10_fgs.provenance import atomic_write_bytes, dumps_sorted, read_json, sha256_bytes, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,6 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
 
 def model_info(path: str | Path, unsafe: bool):
     """(loaded Keras model, its identity for the results: path, file, sha256, architecture)."""
-    from cifar10_fgs.models.networks import architecture, load_model
 
     model = load_model(path, unsafe=unsafe)
     return model, {
@@ -80,7 +82,6 @@ def model_info(path: str | Path, unsafe: bool):
 
 
 def save_figure(fig, path: Path) -> None:
-    from cifar10_fgs.evaluate.figures import save_png
 
     save_png(fig, path, dpi=120, bbox_inches="tight")
 
@@ -115,7 +116,6 @@ def fmt(x, digits: int = 4) -> str:
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """The card's markdown table (``dataset_card.render.md_table``), ending in a newline."""
-    from cifar10_fgs.dataset_card.render import md_table as card_table
 
     return card_table(headers, rows) + "\n"
 

@@ -28,6 +28,7 @@ from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
 from cifar10_fgs.models.networks import check_keras_path
+from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,6 @@ def _train(
     out: Path, train: Cifar10Split, test: Cifar10Split, recipe, seed: int, overwrite: bool, progress: bool
 ) -> tuple[dict, bool]:
     """Train (or reuse an identical earlier training at ``out``): (the model's metadata, reused?)."""
-    from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
 
     reused = trained_model_matches(out, train, recipe, seed)  # even with overwrite: it is the same model
     if reused:

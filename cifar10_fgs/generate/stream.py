@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord, iterate_attack
+from cifar10_fgs.attack.onepixel import iterate_onepixel
 from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.dataset.folder import shard_done
@@ -130,8 +131,6 @@ def attack_stream(
         smoothing=0.1,
     )
     if method == Method.ONEPIXEL:
-        from cifar10_fgs.attack.onepixel import iterate_onepixel
-
         records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
     else:
         records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn)

@@ -6,7 +6,7 @@ import copy
 import logging
 from pathlib import Path
 
-from cifar10_fgs.config import TrainRecipe
+from cifar10_fgs.config import Arch, TrainRecipe
 from cifar10_fgs.data import IMAGE_SHAPE, NUM_CLASSES
 from cifar10_fgs.errors import ConfigError, ModelError, one_line
 
@@ -82,7 +82,6 @@ def build_target():
 
 def build_model(recipe: TrainRecipe):
     """The trainable network of ``recipe`` (never flip-averaged: that wraps it after training)."""
-    from cifar10_fgs.config import Arch
 
     return build_source(recipe) if recipe.arch == Arch.SOURCE else build_target()
 

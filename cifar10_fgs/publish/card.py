@@ -19,14 +19,38 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.config import CARD_EXAMPLES, PERCEPTIBLE_WEIGHT, Method
+from cifar10_fgs.data import CLASS_NAMES, SPLIT_SIZES, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
+from cifar10_fgs.dataset.folder import shipped_model_paths
 from cifar10_fgs.dataset.manifest import Manifest
-from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR, stream_info
+from cifar10_fgs.dataset.shards import (
+    CARD,
+    FIGURES_DIR,
+    RESULTS_DIR,
+    decode_images,
+    read_columns,
+    read_shard,
+    stream_info,
+)
 from cifar10_fgs.dataset.stats import COLUMNS, SplitStatistics, split_statistics
-from cifar10_fgs.dataset_card.render import CardInputs, Layout, ResultSection, SplitLayout, fmt_number, ordered_splits
+from cifar10_fgs.dataset_card.context import build_context
+from cifar10_fgs.dataset_card.render import (
+    MARKER,
+    CardInputs,
+    Layout,
+    ResultSection,
+    SplitLayout,
+    build_card_data,
+    fmt_number,
+    ordered_splits,
+    render_card,
+)
 from cifar10_fgs.errors import ConfigError, OutputError, ValidationError
+from cifar10_fgs.evaluate.comparison import NAME
 from cifar10_fgs.evaluate.figures import new_figure, save_png
+from cifar10_fgs.evaluate.results import results_paths
 from cifar10_fgs.models.networks import FLIP_SUFFIX
+from cifar10_fgs.provenance import atomic_write_bytes
 from cifar10_fgs.publish.repo_id import check_repo_id
 
 log = logging.getLogger(__name__)
@@ -85,7 +109,6 @@ def read_layout(dataset_dir: Path, manifest: Manifest) -> Layout:
 
 def read_statistics(dataset_dir: Path, manifest: Manifest, split: SplitLayout) -> tuple[SplitStatistics, object]:
     """(statistics of ``split``, its numeric columns as one Arrow table)."""
-    from cifar10_fgs.dataset.shards import read_columns
 
     table = read_columns(dataset_dir, split.files, COLUMNS)
     st = split_statistics(table, manifest.config.splits[split.name].num_rows, manifest.failures(split.name))
@@ -154,7 +177,6 @@ def choose_examples(table, n: int) -> np.ndarray:
 
 def _read_images(dataset_dir: Path, split_layout, positions: np.ndarray, column: str) -> np.ndarray:
     """Decode ``column`` at global row ``positions`` of a split, reading only the shards that hold them."""
-    from cifar10_fgs.dataset.shards import decode_images, read_shard
 
     starts = np.cumsum((0, *split_layout.rows))
     out = []
@@ -174,7 +196,6 @@ def _originals(dataset_dir: Path, manifest: Manifest, layout: Layout, split: str
             "The original-vs-adversarial figures need the original images: rerun `cifar10-fgs card DIR --source DATA` "
             "with the CIFAR-10 source the dataset was generated from (or generate with `--with-originals`)."
         )
-    from cifar10_fgs.data import load_cifar10
 
     head = manifest.check_source(split, load_cifar10(source, split))
     idx = table.column("index").to_numpy()[positions]
@@ -187,7 +208,6 @@ def _steps(n) -> str:
 
 def draw_examples(path: Path, originals, adversarial, rows: dict, step: float, method: str = "fgs") -> None:
     """The paper's figure: original + perturbation (rescaled for display) = adversarial, one image per row."""
-    from cifar10_fgs.data import CLASS_NAMES
 
     n = len(adversarial)
     fig = new_figure(7.2, 2.4 * n)
@@ -231,7 +251,6 @@ def draw_perceptible(
     path: Path, originals, adversarial, rows: dict, step: float, weight: float = PERCEPTIBLE_WEIGHT
 ) -> None:
     """Original | stored adversarial | original + weight*255*sign(perturbation), clipped: why the step is small."""
-    from cifar10_fgs.data import CLASS_NAMES
 
     n = len(adversarial)
     fig = new_figure(7.2, 2.3 * n)
@@ -274,7 +293,6 @@ def draw_iterations(path: Path, stats: dict, xlabel: str) -> None:
 
 
 def _check_readme(path: Path, overwrite: bool) -> None:
-    from cifar10_fgs.dataset_card.render import MARKER
 
     if path.exists() and not overwrite:
         try:
@@ -333,8 +351,6 @@ def _draw_examples(
 
 def _paper_comparison(dataset_dir: Path) -> str | None:
     """``results/paper.md`` relative to the folder, if the paper comparison is complete (its JSON is written last)."""
-    from cifar10_fgs.evaluate.comparison import NAME
-    from cifar10_fgs.evaluate.results import results_paths
 
     json_path, md_path = results_paths(dataset_dir, NAME)
     return md_path.relative_to(dataset_dir).as_posix() if json_path.is_file() and md_path.is_file() else None
@@ -355,11 +371,6 @@ def write_card(
     shards lack an ``original_image`` column. A README.md not written by this function is replaced
     only with ``overwrite``.
     """
-    from cifar10_fgs.data import CLASS_NAMES, SPLIT_SIZES
-    from cifar10_fgs.dataset.folder import shipped_model_paths
-    from cifar10_fgs.dataset_card.context import build_context
-    from cifar10_fgs.dataset_card.render import build_card_data, render_card
-    from cifar10_fgs.provenance import atomic_write_bytes
 
     t0 = time.time()
     dataset_dir = Path(dataset_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.config import BATCHNORM_BATCH, TrainRecipe
+from cifar10_fgs.errors import OutputError
 from cifar10_fgs.provenance import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ def snapshot_callback(ckpt_dir: Path, cycle_ends: Sequence[int], needed: Sequenc
     its snapshot. ``needed``: all snapshots to average; at the first epoch it checks those before it.
     """
     import keras
-
-    from cifar10_fgs.errors import OutputError
 
     ends = set(cycle_ends)
 

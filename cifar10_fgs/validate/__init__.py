@@ -37,8 +37,10 @@ from pathlib import Path
 from cifar10_fgs.config import VALIDATE_PREDICT_ROWS
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.manifest import Manifest
-from cifar10_fgs.dataset.shards import CARD
+from cifar10_fgs.dataset.shards import CARD, features
 from cifar10_fgs.errors import NotADatasetError
+from cifar10_fgs.models.networks import load_model
+from cifar10_fgs.provenance import library_versions, sha256_file
 from cifar10_fgs.validate.card_check import check_card
 from cifar10_fgs.validate.checks import (
     SplitState,
@@ -96,7 +98,6 @@ def validate_dataset(
     model or source) raises a ``Cifar10FgsError``; failed checks are returned in the report.
     ``predict_rows`` is how many images the model sees per call (fewer calls, fewer retraces).
     """
-    from cifar10_fgs.provenance import library_versions, sha256_file
 
     t0 = time.time()
     directory = Path(directory)
@@ -178,7 +179,6 @@ def _read_manifest(directory: Path, col: Collector) -> Manifest | None:
 
 def _check_card(directory: Path, manifest: Manifest, states: dict[str, SplitState], col: Collector) -> None:
     """The card check: ``README.md``'s YAML against the shard columns and the stored row counts."""
-    from cifar10_fgs.dataset.shards import features
 
     columns = list(features(manifest.config.with_originals).arrow_schema.names)
     card = check_card(directory, columns, {s: st.stored_rows for s, st in states.items()})
@@ -196,7 +196,6 @@ def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: b
         for name in MODEL_CHECKS:
             col.skip(name, "model checks skipped: no --model given")
         return False
-    from cifar10_fgs.models.networks import load_model
 
     if model_sha is None:
         load_model(model_path, unsafe=unsafe)  # raises the one-line ModelError
@@ -225,8 +224,6 @@ def _check_shards(
 ) -> dict[str, SplitState]:
     """Read and check every shard (and with a predictor, run the model on it); then each split's coverage."""
     from tqdm.auto import tqdm
-
-    from cifar10_fgs.dataset.shards import features
 
     cfg = manifest.config
     expected_features = features(cfg.with_originals)

@@ -6,15 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10_fgs.attack.fgs import perturbation_norms
 from cifar10_fgs.config import NORM_TOLERANCE, PHASES, Method
+from cifar10_fgs.data import NUM_CLASSES
 from cifar10_fgs.dataset.manifest import Config, Manifest, ShardEntry
+from cifar10_fgs.dataset.shards import DATA_DIR, num_shards, shard_name
 from cifar10_fgs.validate.reading import ShardData, ShardSpec
 from cifar10_fgs.validate.report import Collector
 
 
 def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
     """The shards ``config`` implies, checked against the manifest's entries."""
-    from cifar10_fgs.dataset.shards import num_shards, shard_name
 
     cfg = manifest.config
     entries = manifest.shards
@@ -75,7 +77,6 @@ class SplitState:
 
 
 def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None:
-    from cifar10_fgs.dataset.shards import DATA_DIR
 
     expected = {s.name for s in specs}
     data_dir = directory / DATA_DIR
@@ -201,7 +202,6 @@ def _check_images(d: ShardData, index: np.ndarray, where: dict, col: Collector) 
 
 
 def _check_values(cols: dict, index: np.ndarray, max_iterations: int, where: dict, col: Collector) -> None:
-    from cifar10_fgs.data import NUM_CLASSES
 
     iters = cols["iterations"]
     col.checked("values", len(index))
@@ -348,7 +348,6 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
 
 def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
     """linf/l2, the linf bound, unchanged rows and original_image against the original split."""
-    from cifar10_fgs.attack.fgs import perturbation_norms
 
     originals = d.source
     spec = d.spec

@@ -12,8 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.config import CONFIDENCE_TOLERANCE
-from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
+from cifar10_fgs.data import IMAGE_SHAPE, decode_image, load_cifar10
+from cifar10_fgs.dataset.manifest import Manifest, ShardEntry, SourceMismatchError
+from cifar10_fgs.dataset.shards import read_shard
 from cifar10_fgs.errors import Cifar10FgsError
+from cifar10_fgs.models.inference import predict_logits, softmax
+from cifar10_fgs.models.networks import load_model
+from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.validate.report import Collector
 
 
@@ -48,7 +53,6 @@ class ShardData:
 
 def _decode_column(table, column: str):
     """Decode an Image column: (uint8 (N,32,32,3), ok mask, [(row, message)])."""
-    from cifar10_fgs.data import IMAGE_SHAPE, decode_image
 
     n = table.num_rows
     out = np.zeros((n, *IMAGE_SHAPE), np.uint8)
@@ -77,9 +81,6 @@ def _decode_column(table, column: str):
 def _read_shard(directory: Path, spec: ShardSpec, expected_schema, sources: _SourceCache) -> ShardData:
     """Hash, read and decode one shard (runs in the prefetch thread)."""
     import os
-
-    from cifar10_fgs.dataset.shards import read_shard
-    from cifar10_fgs.provenance import sha256_file
 
     d = ShardData(spec)
     d.source, d.source_problem, d.source_loaded = sources.get(spec.split)
@@ -118,8 +119,6 @@ class _SourceCache:
         self.images = None
 
     def get(self, split: str):
-        from cifar10_fgs.data import load_cifar10
-        from cifar10_fgs.dataset.manifest import SourceMismatchError
 
         if self.source is None:
             return None, None, False
@@ -150,7 +149,6 @@ def prefetched(directory: Path, specs: list[ShardSpec], expected_schemas, source
 
 def _predict_chunk(chunk: list[ShardData], model, batch_size: int):
     """The model's predictions and confidences on the decoded images of ``chunk`` (predict thread)."""
-    from cifar10_fgs.models.inference import predict_logits, softmax
 
     parts = [(d, np.flatnonzero(d.decoded)) for d in chunk]
     parts = [(d, rows) for d, rows in parts if len(rows)]
@@ -215,7 +213,6 @@ class Predictor:
     """
 
     def __init__(self, model_path, unsafe: bool, batch_size: int, chunk_rows: int, col: Collector):
-        from cifar10_fgs.models.networks import load_model
 
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-predict")
         self.model = self.pool.submit(load_model, model_path, unsafe=unsafe)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cifar10_fgs.config import NORM_TOLERANCE
+from cifar10_fgs.errors import ValidationError
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
@@ -160,7 +161,6 @@ class ValidationReport:
 
     def raise_for_failures(self) -> None:
         """Raise ``ValidationError`` (exit code 1) unless every check held."""
-        from cifar10_fgs.errors import ValidationError
 
         if not self.ok:
             first = self.failures[0] if self.failures else None

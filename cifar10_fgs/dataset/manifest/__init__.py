@@ -27,6 +27,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cifar10_fgs.data import check_split
 from cifar10_fgs.dataset.manifest.records import (
     FORMAT_VERSION,
     Config,
@@ -40,6 +41,8 @@ from cifar10_fgs.dataset.manifest.records import (
     extra_keys,
     to_object,
 )
+from cifar10_fgs.dataset.shards import DATA_DIR
+from cifar10_fgs.dataset.stats import SplitSummary
 from cifar10_fgs.errors import DataSourceError, NotADatasetError, ValidationError
 from cifar10_fgs.provenance import read_json, write_json
 
@@ -88,7 +91,6 @@ class Manifest:
 
     @classmethod
     def from_json(cls, obj) -> Manifest:
-        from cifar10_fgs.dataset.stats import SplitSummary
 
         if not isinstance(obj, dict):
             raise ManifestError(f"holds a {type(obj).__name__}, not an object")
@@ -144,7 +146,6 @@ class Manifest:
 
     def split_config(self, split: str, where: str | Path = "the folder") -> SplitConfig:
         """``config.splits[split]``, or DataSourceError if the folder was not generated with it."""
-        from cifar10_fgs.data import check_split
 
         check_split(split)
         if split not in self.config.splits:
@@ -220,7 +221,6 @@ def read(directory: str | Path, *, complete: bool = False) -> Manifest:
 
 
 def _check_complete(directory: Path, manifest: Manifest) -> None:
-    from cifar10_fgs.dataset.shards import DATA_DIR
 
     if not manifest.complete:
         raise ValidationError(

@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from cifar10_fgs.config import Method
-from cifar10_fgs.errors import DataSourceError, ValidationError
+from cifar10_fgs.config import AttackConfig, Method
+from cifar10_fgs.data import check_split
+from cifar10_fgs.errors import ConfigError, DataSourceError, ValidationError
 
 FORMAT_VERSION = 1
 
@@ -101,7 +102,6 @@ class Config:
 
     @classmethod
     def from_json(cls, obj) -> Config:
-        from cifar10_fgs.data import check_split
 
         obj = _obj(obj, "config")
         for key in ("splits", "rows_per_shard", "attack"):
@@ -142,8 +142,6 @@ class Config:
         return to_object(self)
 
     def attack_config(self):
-        from cifar10_fgs.config import AttackConfig
-        from cifar10_fgs.errors import ConfigError
 
         try:
             return AttackConfig(**self.attack)
