@@ -82,8 +82,8 @@ def test_block_holds_every_model_of_the_results_and_nothing_else_changes(results
     for c, (clean, adv) in zip(cells, expected):
         assert c[3:] == [f"{clean:.4f}", f"{adv:.4f}", f"{clean - adv:.4f}"]
     assert cells[0][2] == "`tiny`" and cells[2][2] == cells[3][2] == "`simple_deep_cnn`"
-    assert "adversarial train images (the paper's)" in cells[2][1] and "original + adversarial" in cells[3][1]
-    assert f"Test split, {tr.num_rows_used} of {tr.num_rows_split} rows." in text
+    assert "adversarial images (the paper's)" in cells[2][1] and "original + adversarial" in cells[3][1]
+    assert f"Test split, {tr.num_rows_used} of {tr.num_rows_split} rows;" in text
     assert "`transfer.json`, `retrain.json`, `retrain_mixed.json`" in text
 
     stamp = readme.stat().st_mtime_ns
