@@ -263,18 +263,8 @@ class TrainRecipe:
         return tuple((s, end, lr) for (s, lr), end in zip(starts, ends))
 
 
-# EfficientNetB0 from scratch at 32x32. The stock ImageNet strides take a 32x32 input down to 1x1
-# and learn slowly (see README); keeping stage 4 at stride 1 leaves 2x2 at the end, costs about
-# 2.8x per epoch on this CPU and learns far faster per second.
-# Weight decay: Keras applies it decoupled (w -= lr * wd * w per step), outside the momentum. The
-# CIFAR codebases' "SGD, momentum 0.9, weight decay 5e-4" is coupled L2, which the momentum amplifies
-# by 1 / (1 - 0.9) = 10x; 5e-3 here is that decay. At 5e-4 the 40-epoch run over-fitted (train
-# split 0.92, test 0.83); its first cycle (30 epochs, ~200 s each on a 2-core CPU) reached test 0.8345,
-# train split 0.868, still rising. Warm restarts: a second cycle (epochs 31-50, peak 0.05) took it to 0.8430,
-# a third (51-65, peak 0.02) to 0.8477 (train split 0.8957): 65 epochs, ~4 h here. Flip averaging at test time
-# takes the saved model to 0.8576 (train split 0.90+) at 2 passes per prediction. ``train --init-from M
-# --start-epoch N`` continues a model at a restart (N = 30, 50) or re-saves it at the end (N = 65).
-# Averaging the two cycle ends of the 50-epoch run (SWA) scored 0.8408 < 0.8430, so it is off (see README).
+# EfficientNetB0 from scratch at 32x32 (CIFAR strides), three warm-restart cycles, flip-averaged: why, and the
+# measured history of every recipe tried, in docs/models.md.
 SOURCE_RECIPE = TrainRecipe(
     arch=Arch.SOURCE,
     batch_size=128,

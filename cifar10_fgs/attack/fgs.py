@@ -14,16 +14,11 @@ The first path is the paper's: the loss is ``logsumexp_{j != y} z_j - z_y`` on t
 input gradient is the cross-entropy gradient divided by ``1 - p_y`` (a positive scalar): the *sign* is
 exactly the sign of the paper's cross-entropy gradient, and it never underflows for confident images.
 
-**Stalls.** A path stalls when its margin ``z_y - max_{j != y} z_j`` has not reached a new low for
-``patience`` steps, when its quantized image repeats one it visited, or after ``path_steps`` steps
-(a longer path is a visible perturbation). The logsumexp loss can rise
-while no single class overtakes ``y`` (see the README), and sign steps can cycle once pixels saturate.
-A stalled image escalates, alone, to the next rung of ``config.Phase``: the runner-up margin from x0,
-then margins toward the original's next runner-ups from x0 (APGD-T / FAB-T), then seeded random
-starts inside the L-inf ball reached so far (PGD), until fooled or ``max_iterations`` steps are spent
-in all. Each decision uses only the image's own logits, index and seed, never its batch neighbours,
-and every path keeps the same step size. ``escalate=False`` runs the paper's loop alone. Images that
-the first path fools are byte-identical either way.
+**Stalls.** A path that makes no progress (no new low of its margin ``z_y - max_{j != y} z_j`` for
+``patience`` steps, a repeated quantized image, or ``path_steps`` steps) has stalled, and that image
+alone climbs the stall ladder (:mod:`cifar10_fgs.attack.ladder`; what it is and why: docs/attack.md)
+until fooled or ``max_iterations`` steps are spent in all. ``escalate=False`` runs the paper's loop
+alone; images the first path fools are byte-identical either way.
 
 Batching: a fixed-size batch of slots; an image leaves its slot the moment it is fooled (or runs
 out of budget) and the next image takes the slot, so the batch stays full to the end of the split.

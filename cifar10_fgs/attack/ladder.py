@@ -1,8 +1,9 @@
 """The escalation ladder of the attack: per-slot state, stall detection and the start of each rung.
 
-Pure numpy, no TensorFlow: ``attack.iterate_attack`` asks the model, this module decides. Every
+The ladder, its stall rules and the measurement behind its order are described once, in docs/attack.md.
+Pure numpy, no TensorFlow: ``attack.fgs.iterate_attack`` asks the model, this module decides. Every
 decision for a slot reads only that slot's own logits, image index and the seed, so an image's result
-never depends on which images share its batch. Rungs, in order (``config.Phase``)::
+never depends on which images share its batch. The rung numbers this module uses (``config.Phase``)::
 
     0                 fgs        the paper's loss, from the original
     1                 runner_up  margin against the current runner-up, from the original
