@@ -384,7 +384,7 @@ def run_cli(args):
 
 
 def test_cli_exit_codes_and_json(ds, tiny_keras_path, tmp_path, capsys):
-    assert run_cli(["validate", str(ds), "--model", str(tiny_keras_path), "--json"]) == 0
+    assert run_cli(["validate", str(ds), "--source-model", str(tiny_keras_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is True and out["failed_checks"] == []
 
