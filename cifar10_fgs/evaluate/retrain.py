@@ -90,7 +90,9 @@ class RetrainOptions(EvaluateOptions):
     seed: int = 0  # training seed
 
 
-def evaluate_retrain(dataset_dir: str | Path, out: str | Path, options: RetrainOptions = RetrainOptions()) -> RetrainResult:
+def evaluate_retrain(
+    dataset_dir: str | Path, out: str | Path, options: RetrainOptions = RetrainOptions()
+) -> RetrainResult:
     """Adversarial training of the target architecture, then both test sets for both networks (section V).
 
     ``mode="adversarial"`` trains on the adversarial train rows (the paper); ``"mixed"`` on the

@@ -338,7 +338,9 @@ def test_rows_join_by_index_whatever_their_order(
     shuffled = copy_with_rewritten_test_shards(folder, tmp_path / "shuffled", lambda t: t.take(perm))
     first = read_shard(sorted((shuffled / "data").glob("test-*.arrow"))[0]).column("index").to_numpy()
     assert not np.array_equal(first, np.arange(len(first))), "the copy's rows really are out of order"
-    again = evaluate_transfer(target_path, shuffled, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5))
+    again = evaluate_transfer(
+        target_path, shuffled, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5)
+    )
     assert again.report["results"] == transfer.report["results"]
 
 
@@ -455,7 +457,9 @@ def test_gaussian_variants_in_one_sweep(transfer, folder, target_path, tiny_kera
     r = evaluate_gaussian(
         [target_path, tiny_keras_path],
         folder,
-        GaussianOptions(cifar10=root, stds=(0, 0.6), variants=[v.value for v in ALL_VARIANTS], name="gaussian_variants"),
+        GaussianOptions(
+            cifar10=root, stds=(0, 0.6), variants=[v.value for v in ALL_VARIANTS], name="gaussian_variants"
+        ),
     )
     assert r.variants == ("spatial-uint8", "spatial-float", "paper-scalar-float")
     assert len(r.rows) == 3 * 2 * 2 * 2
@@ -549,7 +553,9 @@ def test_paper_comparison_numbers_are_those_of_the_results_files(
     g = evaluate_gaussian(
         [target_path, out],
         folder,
-        GaussianOptions(cifar10=root, stds=(0, 0.25, 0.5, 0.6, 1.0), variants=list(ALL_VARIANTS), name="gaussian_paper"),
+        GaussianOptions(
+            cifar10=root, stds=(0, 0.25, 0.5, 0.6, 1.0), variants=list(ALL_VARIANTS), name="gaussian_paper"
+        ),
     )
     c = write_paper_comparison(folder, {"gaussian": "gaussian_paper", "retrain": ("retrain",)})
     report = json.loads((folder / "results" / "paper.json").read_text())

@@ -210,7 +210,17 @@ def test_cli_bad_settings_are_one_line_exit_2(args, needle, tiny_keras_path, ima
     root, _ = image_folder_source
     code = run_with_friendly_errors(
         cli,
-        ["generate", "--source-model", str(tiny_keras_path), "--cifar10", str(root), "--out", str(tmp_path / "o"), "-q", *args],
+        [
+            "generate",
+            "--source-model",
+            str(tiny_keras_path),
+            "--cifar10",
+            str(root),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+            *args,
+        ],
     )
     err = capsys.readouterr().err.strip()
     assert code == 2
@@ -391,7 +401,8 @@ def test_read_only_output_folder_is_one_line_exit_2(tiny_keras_path, image_folde
         pytest.skip("chattr +i is not available here")
     try:
         code = run_with_friendly_errors(
-            cli, ["generate", "--source-model", str(tiny_keras_path), "--cifar10", str(root), "--out", str(ro / "ds"), "-q"]
+            cli,
+            ["generate", "--source-model", str(tiny_keras_path), "--cifar10", str(root), "--out", str(ro / "ds"), "-q"],
         )
         err = capsys.readouterr().err.strip()
         assert code == 2 and "not writable" in err and len(err.splitlines()) == 1

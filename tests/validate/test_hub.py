@@ -235,7 +235,9 @@ def test_wrong_revision_missing_repo_and_missing_model_are_one_line_errors(serve
 
 def test_a_copy_without_the_model_validates_against_a_given_model(served, workspace, capsys):
     model = workspace / "models" / "tiny.keras"
-    assert run_with_friendly_errors(cli, ["validate", f"hub:{NO_MODEL_REPO}", "--source-model", str(model), "--json"]) == 0
+    assert (
+        run_with_friendly_errors(cli, ["validate", f"hub:{NO_MODEL_REPO}", "--source-model", str(model), "--json"]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["model"] == str(model)
     assert {c["name"]: c["status"] for c in report["checks"]}["misclassified"] == "passed"
