@@ -131,7 +131,7 @@ def test_without_model_the_model_checks_are_skipped(ds):
     assert report.ok
     for name in ("model_file", "misclassified", "adversarial_prediction"):
         assert report.check(name).status == "skipped"
-    assert "no --model" in report.check("misclassified").note
+    assert "no --source-model" in report.check("misclassified").note
 
 
 # --------------------------------------------------------------------------- file damage
