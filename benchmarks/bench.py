@@ -1,6 +1,6 @@
 """Performance of every stage, measured in one run on one machine, reported as medians and ratios.
 
-    python benchmarks/bench.py --model SOURCE.keras --source DATA [--full] [--reps 3]
+    python benchmarks/bench.py --source-model SOURCE.keras --cifar10 DATA [--full] [--reps 3]
 
 Writes ``benchmarks/results.json`` (sorted) and prints a table. Sections:
   ceiling     raw batched input-gradient throughput of the model at the generate batch size
@@ -12,8 +12,8 @@ Writes ``benchmarks/results.json`` (sorted) and prints a table. Sections:
   batch_sweep ceiling and engine throughput per batch size (the default is picked from this)
   scaling     per-image attack time at 1k and 10k images (and 60k with --full)
   full        (--full) generate all 60k, validate, card: wall time and peak RSS of each command
-Without --model a randomly initialised EfficientNetB0 is used (throughput is the same; iteration
-counts are not meaningful). Without --source synthetic images are used.
+Without --source-model a randomly initialised EfficientNetB0 is used (throughput is the same; iteration
+counts are not meaningful). Without --cifar10 synthetic images are used.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def run_cmd(cmd: list[str]) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="source model .keras (default: random-init EfficientNetB0)")
-    ap.add_argument("--source", help="CIFAR-10 source (default: synthetic images)")
+    ap.add_argument("--source-model", dest="model", help="source model .keras (default: random-init EfficientNetB0)")
+    ap.add_argument("--cifar10", dest="source", help="CIFAR-10 input (default: synthetic images)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--n", type=int, default=2000, help="images for the generate/efficiency section")
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
 
     if args.full:
         if not (args.model and args.source):
-            ap.error("--full needs --model and --source")
+            ap.error("--full needs --source-model and --cifar10")
         with tempfile.TemporaryDirectory(dir=HERE) as tmp:
             exe = [sys.executable, "-m", "cifar10_fgs.cli.main"]
             ds = str(Path(tmp) / "full")
@@ -272,9 +272,9 @@ def main(argv=None) -> int:
                     [
                         *exe,
                         "generate",
-                        "--model",
+                        "--source-model",
                         args.model,
-                        "--source",
+                        "--cifar10",
                         args.source,
                         "--out",
                         ds,
@@ -284,7 +284,7 @@ def main(argv=None) -> int:
                         "--allow-failures",
                     ]
                 ),
-                "validate": run_cmd([*exe, "validate", ds, "--model", args.model, "-q"]),
+                "validate": run_cmd([*exe, "validate", ds, "--source-model", args.model, "-q"]),
                 "card": run_cmd([*exe, "card", ds]),
             }
             manifest = json.loads((Path(ds) / "generation.json").read_text())

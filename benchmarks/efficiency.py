@@ -1,6 +1,6 @@
 """Gradient-evaluation efficiency of `generate` on whole splits, measured as one ratio in one run.
 
-    python benchmarks/efficiency.py --model SOURCE.keras --source DATA [--limit N] [--out DIR]
+    python benchmarks/efficiency.py --source-model SOURCE.keras --cifar10 DATA [--limit N] [--out DIR]
 
 Measures the ceiling (``bench.ceiling``: raw batched forward+backward, batch = the attack's), then runs
 ``generate_dataset`` with default settings on both splits (all 60,000 images unless ``--limit``) into a
@@ -34,8 +34,10 @@ def main(argv=None) -> None:
     from cifar10_fgs.provenance import library_versions, sha256_file
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, type=Path)
-    p.add_argument("--source", required=True, help="CIFAR-10 source, as for `cifar10-fgs generate --source`")
+    p.add_argument("--source-model", dest="model", required=True, type=Path)
+    p.add_argument(
+        "--cifar10", dest="source", required=True, help="CIFAR-10 input, as for `cifar10-fgs generate --cifar10`"
+    )
     p.add_argument("--limit", type=int, default=None, help="first N images of each split (default: all)")
     p.add_argument("--reps", type=int, default=3, help="ceiling repetitions (median)")
     p.add_argument("--out", type=Path, default=None, help="a new dataset folder to write (default: a temporary one)")

@@ -1,11 +1,11 @@
 """Which escalation fools the images the paper's path stalls on, and at what L-inf?
 
-    python benchmarks/escalation.py --model SOURCE.keras --dataset WS/dataset --source DATA [--steps 200]
+    python benchmarks/escalation.py WS/dataset --source-model SOURCE.keras --cifar10 DATA [--steps 200]
 
 The stuck images are the images of a finished dataset on which the paper's path stalled: the rows
 whose ``phase`` is not ``unchanged`` or ``fgs`` (the ladder escalated them), plus the images the
-ladder never fooled (absent from the shards, listed in ``generation.json``). ``--model`` and
-``--source`` are checked against the dataset's manifest. Each candidate escalation is then run
+ladder never fooled (absent from the shards, listed in ``generation.json``). ``--source-model`` and
+``--cifar10`` are checked against the dataset's manifest. Each candidate escalation is then run
 *alone* on every stuck image, from the original, with the dataset's step, the attack's quantization
 (round to uint8 before every forward pass) and its losses (``attack.make_gradient_fn``), for up to
 ``--steps`` steps with no stall cut:
@@ -135,9 +135,9 @@ def summarize(fooled, taken, linf) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--dataset", required=True, help="a finished dataset folder made with --model")
-    ap.add_argument("--source", required=True, help="the CIFAR-10 copy the dataset was made from")
+    ap.add_argument("--source-model", dest="model", required=True)
+    ap.add_argument("dataset", help="DIR: a finished dataset folder made with --source-model")
+    ap.add_argument("--cifar10", dest="source", required=True, help="the CIFAR-10 copy the dataset was made from")
     ap.add_argument("--steps", type=int, default=200, help="steps per candidate (the attack's whole budget)")
     ap.add_argument("--radii", default="1,4", help="restart radii in steps, comma-separated")
     ap.add_argument("--out", default=str(HERE / "escalation.json"))

@@ -1,6 +1,6 @@
 """What test-time flip averaging adds to a trained network, on the test split (and optionally the train split).
 
-    python benchmarks/flip_average.py --source DATA MODEL.keras [MODEL.keras ...] [--train]
+    python benchmarks/flip_average.py --cifar10 DATA MODEL.keras [MODEL.keras ...] [--train]
 
 For each model (a plain network, or a flip-averaged one: its network is taken out of it) prints the accuracy
 of the network, of the network on mirrored images, of the mean of the two views' logits (what
@@ -39,7 +39,7 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", type=Path)
-    p.add_argument("--source", required=True, help="CIFAR-10 source, as for `cifar10-fgs run --source`")
+    p.add_argument("--cifar10", dest="source", required=True, help="CIFAR-10 input, as for `cifar10-fgs run --cifar10`")
     p.add_argument("--train", action="store_true", help="the train split too")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("flip_average.json"))
     args = p.parse_args(argv)

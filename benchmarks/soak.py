@@ -73,9 +73,9 @@ def kills(src: Path, model: Path, work: Path, n_kills: int, rng: random.Random) 
     cmd = [
         *CLI,
         "generate",
-        "--model",
+        "--source-model",
         str(model),
-        "--source",
+        "--cifar10",
         str(src),
         "--split",
         "test",
@@ -182,14 +182,14 @@ def bad_inputs(src: Path, model: Path, ref: Path, work: Path) -> dict:
     truncated = work / "trunc.tar.gz"
     subprocess.run(["tar", "czf", str(truncated), "-C", str(src.parent), "src"], check=True)
     truncated.write_bytes(truncated.read_bytes()[:2000])
-    gen = [*CLI, "generate", "--model", str(model), "--source", str(src), "--split", "test", "-q"]
+    gen = [*CLI, "generate", "--source-model", str(model), "--cifar10", str(src), "--split", "test", "-q"]
     cases = {
         "nonexistent source": [
             *CLI,
             "generate",
-            "--model",
+            "--source-model",
             str(model),
-            "--source",
+            "--cifar10",
             str(work / "nope"),
             "--out",
             str(work / "o1"),
@@ -197,9 +197,9 @@ def bad_inputs(src: Path, model: Path, ref: Path, work: Path) -> dict:
         "truncated tarball": [
             *CLI,
             "generate",
-            "--model",
+            "--source-model",
             str(model),
-            "--source",
+            "--cifar10",
             str(truncated),
             "--out",
             str(work / "o2"),
@@ -207,9 +207,9 @@ def bad_inputs(src: Path, model: Path, ref: Path, work: Path) -> dict:
         "not a keras model": [
             *CLI,
             "generate",
-            "--model",
+            "--source-model",
             str(notkeras),
-            "--source",
+            "--cifar10",
             str(src),
             "--out",
             str(work / "o3"),
@@ -220,9 +220,9 @@ def bad_inputs(src: Path, model: Path, ref: Path, work: Path) -> dict:
         "unknown split": [
             *CLI,
             "generate",
-            "--model",
+            "--source-model",
             str(model),
-            "--source",
+            "--cifar10",
             str(src),
             "--split",
             "val",
@@ -245,9 +245,9 @@ def bad_inputs(src: Path, model: Path, ref: Path, work: Path) -> dict:
         "hub source offline": [
             *CLI,
             "generate",
-            "--model",
+            "--source-model",
             str(model),
-            "--source",
+            "--cifar10",
             "hub:uoft-cs/cifar10",
             "--out",
             str(work / "o9"),

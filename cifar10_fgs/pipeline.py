@@ -222,7 +222,13 @@ class _Run:
         self, source_model: Path, target_model: Path, manifest_sha: str, modes: tuple[RetrainMode, ...]
     ) -> None:
         """6-8. transfer, retrain (each mode), gaussian: each skipped when its inputs are unchanged and its output exists."""
-        from cifar10_fgs.evaluate import ALL_VARIANTS, evaluate_gaussian, evaluate_transfer
+        from cifar10_fgs.evaluate import (
+            ALL_VARIANTS,
+            GaussianOptions,
+            TransferOptions,
+            evaluate_gaussian,
+            evaluate_transfer,
+        )
 
         o, d, results = self.options, self.dataset, self.dataset / RESULTS_DIR
         target_sha = sha256_file(target_model)
@@ -234,11 +240,9 @@ class _Run:
             tr = evaluate_transfer(
                 target_model,
                 d,
-                o.source,
-                source_model_path=source_model,
-                seed=o.seed,
-                overwrite=True,
-                progress=self.progress,
+                TransferOptions(
+                    cifar10=o.source, source_model=source_model, seed=o.seed, overwrite=True, progress=self.progress
+                ),
             )
             self.finish(
                 "transfer",
@@ -255,13 +259,15 @@ class _Run:
             self.finish("gaussian", "skipped", t0, "results exist")
         else:
             evaluate_gaussian(
-                [target_model, *retrained], d, o.source, variants=ALL_VARIANTS, overwrite=True, progress=self.progress
+                [target_model, *retrained],
+                d,
+                GaussianOptions(cifar10=o.source, variants=ALL_VARIANTS, overwrite=True, progress=self.progress),
             )
             self.finish("gaussian", "done", t0, f"std sweep written ({len(ALL_VARIANTS)} filter variants)", key=key)
 
     def retrain(self, mode: RetrainMode, target_model: Path, target_sha: str, manifest_sha: str) -> Path:
         """7. retrain the target architecture in ``mode`` (stage ``retrain`` or ``retrain_<mode>``): the model's path."""
-        from cifar10_fgs.evaluate import evaluate_retrain
+        from cifar10_fgs.evaluate import RetrainOptions, evaluate_retrain
 
         t0, o = time.time(), self.options
         adversarial = mode is RetrainMode.ADVERSARIAL
@@ -274,14 +280,16 @@ class _Run:
         rt = evaluate_retrain(
             self.dataset,
             path,
-            o.source,
-            mode=mode.value,
-            epochs=o.retrain_epochs,
-            target_model_path=target_model,
-            seed=o.seed,
-            name=stage,
-            overwrite=True,
-            progress=self.progress,
+            RetrainOptions(
+                cifar10=o.source,
+                mode=mode,
+                epochs=o.retrain_epochs,
+                target_model=target_model,
+                seed=o.seed,
+                name=stage,
+                overwrite=True,
+                progress=self.progress,
+            ),
         )
         self.finish(
             stage,

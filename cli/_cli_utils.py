@@ -1,10 +1,18 @@
-"""Options declared once and shared by every command, plus output helpers (only the CLI prints)."""
+"""Options declared once and shared by every command, and the one printer of results (only the CLI prints).
+
+Names, the same in every command: ``--cifar10 DATA`` is the CIFAR-10 input, ``--source-model M.keras``
+the attacked model, ``--model`` (repeatable) a model being scored, and the dataset folder the first
+argument ``DIR``. ``@output_options`` adds ``--json``, ``-q`` and ``-v`` and hands the command an
+:class:`Output`, whose ``result`` writes the JSON or the human lines.
+"""
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import click
 
@@ -12,19 +20,45 @@ from cifar10_fgs import config
 from cifar10_fgs.data import DEFAULT_SOURCE
 from cifar10_fgs.provenance import dumps_sorted
 
-SOURCE_HELP = (
+CIFAR10_HELP = (
     "CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
     "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'."
 )
 
 
-def source_option(purpose: str | None = None):
-    """``--source DATA``: the CIFAR-10 to read; with ``purpose``, optional (default None) and only for that."""
+def cifar10_option(purpose: str | None = None):
+    """``--cifar10 DATA``: the CIFAR-10 to read; with ``purpose``, optional (default None) and only for that."""
     if purpose is None:
         return click.option(
-            "--source", "source", default=DEFAULT_SOURCE, show_default=True, metavar="DATA", help=SOURCE_HELP
+            "--cifar10", "cifar10", default=DEFAULT_SOURCE, show_default=True, metavar="DATA", help=CIFAR10_HELP
         )
-    return click.option("--source", "source", default=None, metavar="DATA", help=f"{purpose} {SOURCE_HELP}")
+    return click.option("--cifar10", "cifar10", default=None, metavar="DATA", help=f"{purpose} {CIFAR10_HELP}")
+
+
+def source_model_option(text: str, required: bool = False):
+    """``--source-model M.keras``: the attacked (source) model; ``text`` says what the command does with it."""
+    default = {} if required else {"default": None}  # click 8.2+: an explicit default satisfies required
+    return click.option(
+        "--source-model",
+        "source_model",
+        type=click.Path(dir_okay=False),
+        required=required,
+        metavar="M.keras",
+        help=text,
+        **default,
+    )
+
+
+def dataset_argument(hub: bool = False):
+    """The dataset folder ``DIR``, the first argument of every command that reads one (``hub``: or a hub copy)."""
+    if hub:
+        return click.argument("dataset_dir", metavar="DIR|hub:USER/NAME[@REVISION]")
+    return click.argument("dataset_dir", metavar="DIR", type=click.Path(file_okay=False))
+
+
+def choice(kind, *extra: str) -> click.Choice:
+    """A click choice of the values of the enum ``kind`` (and ``extra`` words such as "all")."""
+    return click.Choice([*(m.value for m in kind), *extra])
 
 
 def _sentence(prefix: str, text: str) -> str:
@@ -41,7 +75,7 @@ def no_source_model_option(prefix: str = ""):
         help=_sentence(
             prefix,
             "publish the data without the source model (shipped under source_model/ by default; "
-            "validate hub:... then needs --model).",
+            "validate hub:... then needs --source-model).",
         ),
     )
 
@@ -104,14 +138,65 @@ predict_batch_size_option = click.option(
     show_default=True,
     help="Images per inference batch.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 unsafe_model_option = click.option(
     "--unsafe-model",
     is_flag=True,
     help="Allow models with Lambda layers (runs code from the file; only for trusted files).",
 )
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-verbose_option = click.option("--verbose", "-v", is_flag=True, help="Log what the library does.")
+
+
+@dataclass(frozen=True)
+class Output:
+    """How one command reports, from ``--json``, ``-q`` and ``-v``: the one place results are printed."""
+
+    as_json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+    @property
+    def progress(self) -> bool:
+        """Progress bars and stage lines: not with -q, nor with --json (stdout is then only the JSON)."""
+        return not (self.quiet or self.as_json)
+
+    def result(self, obj, text: Callable[[], str | Iterable[str]]) -> None:
+        """The command's result: ``obj`` as sorted JSON with --json, else the lines ``text()`` gives."""
+        if self.as_json:
+            click.echo(dumps_sorted(obj), nl=False)
+            return
+        lines = text()
+        click.echo(lines if isinstance(lines, str) else "\n".join(lines))
+
+    def note(self, line: str) -> None:
+        """A line about the work under way (stderr), shown when progress is."""
+        if self.progress:
+            click.echo(line, err=True)
+
+
+_OUTPUT_OPTIONS = (
+    click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (and nothing else on stdout)."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+    click.option("--verbose", "-v", is_flag=True, help="Log what the library does."),
+)
+
+
+def output_options(func=None, *, tensorflow: bool = True):
+    """Add ``--json``, ``-q``, ``-v``; set logging up (``setup``) and pass ``output=Output(...)`` to the command.
+
+    Use it right above the command's function (its options then come last in --help);
+    ``tensorflow=False`` for commands that never load TensorFlow.
+    """
+
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, as_json: bool, quiet: bool, verbose: bool, **kwargs):
+            setup(verbose, tensorflow=tensorflow)
+            return f(*args, output=Output(as_json=as_json, quiet=quiet, verbose=verbose), **kwargs)
+
+        for option in reversed(_OUTPUT_OPTIONS):
+            command = option(command)
+        return command
+
+    return decorate(func) if func is not None else decorate
 
 
 def setup(verbose: bool = False, tensorflow: bool = True) -> None:
@@ -144,10 +229,6 @@ def _quiet_tensorflow_startup() -> None:
         os.close(devnull)
 
 
-def emit_json(obj) -> None:
-    click.echo(dumps_sorted(obj), nl=False)
-
-
 def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
     cells = [tuple(str(c) for c in r) for r in [headers, *rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -161,4 +242,6 @@ def fmt(x, digits: int = 4) -> str:
     return str(x)
 
 
-__all__ = ["json", "click"]
+def examples(*lines: str) -> str:
+    """A command's epilog: its --help ends with these example command lines (``\\b``: not rewrapped)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

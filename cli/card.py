@@ -6,18 +6,20 @@ import click
 
 from cifar10_fgs.config import CARD_EXAMPLES, CARD_MAX_EXAMPLES
 
-from ._cli_utils import emit_json, json_option, overwrite_option, setup, source_option, verbose_option
+from ._cli_utils import Output, cifar10_option, dataset_argument, examples, output_options, overwrite_option, setup
 
 
-@click.command("card")
-@click.argument("dataset_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.command(
+    "card", epilog=examples("cifar10-fgs card adv/dataset --repo-id USER/NAME --cifar10 cifar-10-python.tar.gz")
+)
+@dataset_argument()
 @click.option(
     "--repo-id",
     default=None,
     metavar="USER/NAME",
     help="Hub repo the card's loading examples name (default: a local path).",
 )
-@source_option(
+@cifar10_option(
     "The CIFAR-10 DIR was generated from: only to draw original images when DIR has no original_image column."
 )
 @click.option(
@@ -28,18 +30,20 @@ from ._cli_utils import emit_json, json_option, overwrite_option, setup, source_
     help="Images in the example figures.",
 )
 @overwrite_option("Replace a README.md that was not written by `cifar10-fgs card`.")
-@json_option
-@verbose_option
-def command(dataset_dir, repo_id, source, examples, overwrite, as_json, verbose):
+@output_options(tensorflow=False)
+def command(dataset_dir, repo_id, cifar10, examples, overwrite, output: Output):
     """Write DIR/README.md (a Hugging Face dataset card generated from the shards) and DIR/figures/."""
-    setup(verbose, tensorflow=(source == "keras"))
+    if cifar10 == "keras":  # keras.datasets: TensorFlow's start-up lines silenced as in the other commands
+        setup(output.verbose)
     from cifar10_fgs.publish.card import write_card
 
-    result = write_card(dataset_dir, repo_id, source=source, examples=examples, overwrite=overwrite)
-    if as_json:
-        emit_json(result)
-        return
+    result = write_card(dataset_dir, repo_id, source=cifar10, examples=examples, overwrite=overwrite)
+    output.result(result, lambda: _text(result))
+
+
+def _text(result) -> list[str]:
     rows = ", ".join(f"{s} {n}" for s, n in result.splits.items())
-    click.echo(f"wrote {result.path} ({rows} rows; figures: {', '.join(result.figures) or 'none'})")
-    for note in result.notes:
-        click.echo(f"note: {note}")
+    return [
+        f"wrote {result.path} ({rows} rows; figures: {', '.join(result.figures) or 'none'})",
+        *(f"note: {note}" for note in result.notes),
+    ]

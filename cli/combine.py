@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import click
 
-from ._cli_utils import emit_json, json_option, overwrite_option, setup, verbose_option
+from ._cli_utils import Output, examples, output_options, overwrite_option
 
 
-@click.command("combine")
-@click.argument("parts", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.command("combine", epilog=examples("cifar10-fgs combine part0 part1 --out adv/dataset"))
+@click.argument("parts", nargs=-1, required=True, metavar="PART...", type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="The combined dataset folder.")
 @overwrite_option()
-@json_option
-@verbose_option
-def command(parts, out_dir, overwrite, as_json, verbose):
+@output_options(tensorflow=False)
+def command(parts, out_dir, overwrite, output: Output):
     """Combine worker folders (same settings, disjoint shards) into one dataset folder with one manifest."""
-    setup(verbose, tensorflow=False)
     from cifar10_fgs.generate.combine import combine_workers
 
     result = combine_workers(list(parts), out_dir, overwrite=overwrite)
-    if as_json:
-        emit_json(result)
-        return
-    for split, summ in result.summary.items():
-        click.echo(f"{split}: {summ.num_rows} rows, fooled {summ.fooled_percent or 0:.2f}%")
-    click.echo(f"combined {len(parts)} parts -> {result.out_dir}")
+    output.result(
+        result,
+        lambda: [
+            *(
+                f"{split}: {s.num_rows} rows, fooled {s.fooled_percent or 0:.2f}%"
+                for split, s in result.summary.items()
+            ),
+            f"combined {len(parts)} parts -> {result.out_dir}",
+        ],
+    )

@@ -8,38 +8,34 @@ from pathlib import Path
 
 import click
 
-from cifar10_fgs.config import GAUSSIAN_STDS, RetrainMode
+from cifar10_fgs.config import GAUSSIAN_STDS, GaussianVariant, RetrainMode
+from cifar10_fgs.data import SPLITS
 
 from ._cli_utils import (
-    emit_json,
+    Output,
+    choice,
+    cifar10_option,
+    dataset_argument,
     epochs_option,
+    examples,
     fmt,
-    json_option,
+    output_options,
     overwrite_option,
     predict_batch_size_option,
-    quiet_option,
     seed_option,
-    setup,
-    source_option,
+    source_model_option,
     table,
     unsafe_model_option,
-    verbose_option,
 )
 
-dataset_option = click.option(
-    "--dataset",
-    "dataset_dir",
-    type=click.Path(file_okay=False),
-    required=True,
-    metavar="DIR",
-    help="Dataset folder written by `generate` (read with datasets.load_dataset; results go to DIR/results/).",
-)
-eval_source_option = source_option(
-    "The original CIFAR-10 the dataset was made from (default: the source recorded in DIR/generation.json)."
+ALL_VARIANTS = "all"  # --variant all: every GaussianVariant
+
+eval_cifar10_option = cifar10_option(
+    "The original CIFAR-10 the dataset was made from (default: the one recorded in DIR/generation.json)."
 )
 split_option = click.option(
     "--split",
-    type=click.Choice(["test", "train"]),
+    type=click.Choice(SPLITS),
     default="test",
     show_default=True,
     help="Which split to evaluate on.",
@@ -47,10 +43,15 @@ split_option = click.option(
 batch_size_option = predict_batch_size_option
 
 
-def _name_option(default: str | None, help_default: str):
+def _model_option(metavar: str, text: str):
+    """``--model``: a model being scored, repeatable (one --model per model)."""
+    return click.option("--model", "models", multiple=True, required=True, metavar=metavar, help=text)
+
+
+def _name_option(help_default: str):
     return click.option(
         "--name",
-        default=default,
+        default=None,
         metavar="NAME",
         help=f"Results are written to DIR/results/NAME.json|.md|*.png (default: {help_default}).",
     )
@@ -63,31 +64,40 @@ def _parse_stds(ctx, param, value: str):
         raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers (e.g. 0,0.5,1)") from None
 
 
-def _parse_models(ctx, param, value: str):
-    paths = [v.strip() for v in value.split(",") if v.strip()]
-    if not paths:
-        raise click.BadParameter("expected one or more .keras paths separated by commas")
-    return paths
-
-
-def _setup(verbose: bool) -> None:
-    """Logging as every command; TensorFlow's retracing warnings (one per inference call) silenced unless -v."""
-    setup(verbose)
-    if not verbose:
+def _quiet_inference(output: Output) -> None:
+    """TensorFlow's retracing warnings (one per inference call) silenced unless -v."""
+    if not output.verbose:
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message=".*shuffle=True. was passed.*")  # keras, on tf.data input
 
 
-def _written(result, dataset_dir) -> None:
+def _common(output: Output, cifar10, batch_size, name, overwrite, unsafe_model) -> dict:
+    """The ``EvaluateOptions`` fields every subcommand sets (``name`` only when given: each has its default).
+
+    Also silences TensorFlow's per-call warnings (``_quiet_inference``), as every subcommand starts here.
+    """
+    _quiet_inference(output)
+    common = {"cifar10": cifar10, "batch_size": batch_size, "overwrite": overwrite, "unsafe_model": unsafe_model}
+    common["progress"] = output.progress
+    return common if name is None else {**common, "name": name}
+
+
+def _written(result, dataset_dir) -> str:
     paths = [result.json_path, result.markdown_path, *(str(Path(dataset_dir) / p) for p in result.plots)]
-    click.echo("wrote " + ", ".join(paths))
+    return "wrote " + ", ".join(paths)
 
 
 def _fmt(x) -> str:
     return "n/a" if x is None else fmt(x)
 
 
-@click.group("evaluate")
+@click.group(
+    "evaluate",
+    epilog=examples(
+        "cifar10-fgs evaluate transfer adv/dataset --model target.keras",
+        "cifar10-fgs evaluate gaussian adv/dataset --model target.keras --model retrained.keras",
+    ),
+)
 def command() -> None:
     """Evaluate the dataset: transfer to another model, adversarial retraining, Gaussian filtering.
 
@@ -96,37 +106,25 @@ def command() -> None:
     """
 
 
-@command.command("transfer")
-@click.option(
-    "--model",
-    "model_paths",
-    multiple=True,
-    required=True,
-    metavar="TARGET.keras|hf://USER/NAME",
-    help="A model to test the adversarial images on (the paper's simple deep CNN); repeat for a "
+@command.command(
+    "transfer",
+    epilog=examples(
+        "cifar10-fgs evaluate transfer adv/dataset --model target.keras --source-model source.keras",
+        "cifar10-fgs evaluate transfer hub:USER/NAME --model a.keras --model hf://USER/MODEL --out board",
+    ),
+)
+@dataset_argument(hub=True)
+@_model_option(
+    "TARGET.keras|hf://USER/NAME",
+    "A model to test the adversarial images on (the paper's simple deep CNN); repeat for a "
     "leaderboard. A local .keras file or a Keras hub model hf://USER/NAME[@REVISION].",
 )
-@click.option(
-    "--dataset",
-    "dataset_dir",
-    required=True,
-    metavar="DIR|hub:USER/NAME[@REVISION]",
-    help="Dataset folder written by `generate`, or a published copy on the hub (downloaded to the usual "
-    "huggingface_hub cache).",
-)
-@eval_source_option
-@click.option(
-    "--source-model",
-    "source_model_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="SOURCE.keras",
-    help="Also report the attacked model's own (white-box) numbers (with a leaderboard: one more entry).",
-)
+@eval_cifar10_option
+@source_model_option("Also report the attacked model's own (white-box) numbers (with a leaderboard: one more entry).")
 @split_option
 @seed_option("Seed of the random-sign noise control.")
 @batch_size_option
-@_name_option(None, "transfer; leaderboard for a leaderboard")
+@_name_option("transfer; leaderboard for a leaderboard")
 @click.option(
     "--leaderboard",
     "as_leaderboard",
@@ -143,14 +141,12 @@ def command() -> None:
 )
 @unsafe_model_option
 @overwrite_option()
-@json_option
-@quiet_option
-@verbose_option
+@output_options
 def transfer(
-    model_paths,
     dataset_dir,
-    source,
-    source_model_path,
+    models,
+    cifar10,
+    source_model,
     split,
     seed,
     batch_size,
@@ -159,142 +155,84 @@ def transfer(
     out_dir,
     unsafe_model,
     overwrite,
-    as_json,
-    quiet,
-    verbose,
+    output: Output,
 ):
     """Accuracy and loss of a target model on the original and the adversarial split (paper section IV).
 
     With several --model (or an hf:// model, a hub: dataset, or --leaderboard): one leaderboard of all
     of them, sorted by adversarial accuracy, as NAME.json (RobustBench-style entries) and NAME.md.
     """
-    _setup(verbose)
     from cifar10_fgs.hub import is_hub_ref, is_model_uri
 
-    if as_leaderboard or len(model_paths) > 1 or is_hub_ref(dataset_dir) or any(is_model_uri(m) for m in model_paths):
-        _leaderboard(
-            model_paths,
+    common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model)
+    if as_leaderboard or len(models) > 1 or is_hub_ref(dataset_dir) or any(is_model_uri(m) for m in models):
+        from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
+
+        board = evaluate_leaderboard(
+            [*models, *([source_model] if source_model else [])],
             dataset_dir,
-            source,
-            source_model_path,
-            split,
-            seed,
-            batch_size,
-            name,
-            out_dir,
-            unsafe_model,
-            overwrite,
-            as_json,
-            quiet,
+            LeaderboardOptions(**common, split=split, seed=seed, out_dir=out_dir),
         )
+        output.result(board, lambda: _leaderboard_text(board))
         return
     if out_dir is not None:
         raise click.UsageError("--out applies to a leaderboard: add --leaderboard, or omit --out")
-    from cifar10_fgs.evaluate import evaluate_transfer
+    from cifar10_fgs.evaluate import TransferOptions, evaluate_transfer
 
     r = evaluate_transfer(
-        model_paths[0],
-        dataset_dir,
-        source,
-        source_model_path=source_model_path,
-        split=split,
-        seed=seed,
-        batch_size=batch_size,
-        name=name or "transfer",
-        overwrite=overwrite,
-        unsafe_model=unsafe_model,
-        progress=not (quiet or as_json),
+        models[0], dataset_dir, TransferOptions(**common, split=split, seed=seed, source_model=source_model)
     )
-    if as_json:
-        emit_json(r)
-        return
+    output.result(r, lambda: _transfer_text(r, dataset_dir))
+
+
+def _transfer_text(r, dataset_dir) -> list[str]:
     sets = (("original", r.original), ("adversarial", r.adversarial), ("random-sign control", r.control))
-    click.echo(f"{r.num_rows_used} of {r.num_rows_split} {r.split} rows used")
-    click.echo(
+    c = r.confidence
+    return [
+        f"{r.num_rows_used} of {r.num_rows_split} {r.split} rows used",
         table(
             [(k, fmt(m.accuracy), fmt(m.loss), fmt(m.mean_confidence)) for k, m in sets],
             ("set", "accuracy", "loss", "mean confidence"),
-        )
-    )
-    c = r.confidence
-    click.echo(
+        ),
         f"accuracy drop {r.accuracy_drop:.4f} (random-sign control {r.control_accuracy_drop:.4f}); "
         f"mean original confidence: fooled {_fmt(c['fooled']['mean_original_confidence'])} "
-        f"(n={c['fooled']['rows']}), held {_fmt(c['held']['mean_original_confidence'])} (n={c['held']['rows']})"
-    )
-    _written(r, dataset_dir)
+        f"(n={c['fooled']['rows']}), held {_fmt(c['held']['mean_original_confidence'])} (n={c['held']['rows']})",
+        _written(r, dataset_dir),
+    ]
 
 
-def _leaderboard(
-    model_paths,
-    dataset_dir,
-    source,
-    source_model_path,
-    split,
-    seed,
-    batch_size,
-    name,
-    out_dir,
-    unsafe_model,
-    overwrite,
-    as_json,
-    quiet,
-) -> None:
-    from cifar10_fgs.evaluate.leaderboard import DEFAULT_NAME, evaluate_leaderboard
-
-    models = [*model_paths, *([source_model_path] if source_model_path else [])]
-    board = evaluate_leaderboard(
-        models,
-        dataset_dir,
-        source,
-        out_dir=out_dir,
-        name=name or DEFAULT_NAME,
-        split=split,
-        seed=seed,
-        batch_size=batch_size,
-        unsafe_model=unsafe_model,
-        overwrite=overwrite,
-        progress=not (quiet or as_json),
-    )
-    if as_json:
-        emit_json(board)
-        return
-    click.echo(f"{board.dataset}: {board.num_rows_used} of {board.num_rows_split} {board.split} rows")
-    click.echo(
-        table(
-            [
-                (
-                    e.rank,
-                    e.name,
-                    fmt(e.clean_acc),
-                    fmt(e.adversarial_acc),
-                    fmt(e.accuracy_drop),
-                    fmt(e.random_sign_control_drop),
-                    f"{e.parameters:,}",
-                    f"{e.images_per_second:.0f}",
-                    e.sha256[:12],
-                )
-                for e in board.entries
-            ],
-            (
-                "rank",
-                "model",
-                "clean acc",
-                "adversarial acc",
-                "drop",
-                "random-sign drop",
-                "parameters",
-                "images/s",
-                "sha256",
-            ),
+def _leaderboard_text(board) -> list[str]:
+    rows = [
+        (
+            e.rank,
+            e.name,
+            fmt(e.clean_acc),
+            fmt(e.adversarial_acc),
+            fmt(e.accuracy_drop),
+            fmt(e.random_sign_control_drop),
+            f"{e.parameters:,}",
+            f"{e.images_per_second:.0f}",
+            e.sha256[:12],
         )
-    )
-    click.echo(f"wrote {board.json_path}, {board.markdown_path}")
+        for e in board.entries
+    ]
+    headers = ("rank", "model", "clean acc", "adversarial acc", "drop", "random-sign drop", "parameters", "images/s")
+    return [
+        f"{board.dataset}: {board.num_rows_used} of {board.num_rows_split} {board.split} rows",
+        table(rows, (*headers, "sha256")),
+        f"wrote {board.json_path}, {board.markdown_path}",
+    ]
 
 
-@command.command("retrain")
-@dataset_option
-@eval_source_option
+@command.command(
+    "retrain",
+    epilog=examples(
+        "cifar10-fgs evaluate retrain adv/dataset --out retrained.keras --target-model target.keras",
+        "cifar10-fgs evaluate retrain adv/dataset --out mixed.keras --mode mixed --epochs 5",
+    ),
+)
+@dataset_argument()
+@eval_cifar10_option
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
@@ -304,7 +242,7 @@ def _leaderboard(
 )
 @click.option(
     "--mode",
-    type=click.Choice([m.value for m in RetrainMode]),
+    type=choice(RetrainMode),
     default=RetrainMode.ADVERSARIAL.value,
     show_default=True,
     help="adversarial: train on the adversarial train split (the paper); mixed: original + adversarial.",
@@ -312,7 +250,7 @@ def _leaderboard(
 @epochs_option("the target recipe's")
 @click.option(
     "--target-model",
-    "target_model_path",
+    "target_model",
     type=click.Path(dir_okay=False),
     default=None,
     metavar="TARGET.keras",
@@ -320,49 +258,34 @@ def _leaderboard(
 )
 @seed_option("Training seed.")
 @batch_size_option
-@_name_option(None, "retrain, or retrain_mixed")
+@_name_option("retrain, or retrain_mixed")
 @unsafe_model_option
 @overwrite_option()
-@json_option
-@quiet_option
-@verbose_option
+@output_options
 def retrain(
     dataset_dir,
-    source,
+    cifar10,
     out,
     mode,
     epochs,
-    target_model_path,
+    target_model,
     seed,
     batch_size,
     name,
     unsafe_model,
     overwrite,
-    as_json,
-    quiet,
-    verbose,
+    output: Output,
 ):
     """Adversarial training of the target architecture, then both test sets for both networks (section V)."""
-    _setup(verbose)
-    from cifar10_fgs.evaluate import evaluate_retrain
+    from cifar10_fgs.evaluate import RetrainOptions, evaluate_retrain
 
-    r = evaluate_retrain(
-        dataset_dir,
-        out,
-        source,
-        mode=mode,
-        epochs=epochs,
-        target_model_path=target_model_path,
-        seed=seed,
-        batch_size=batch_size,
-        name=name,
-        overwrite=overwrite,
-        unsafe_model=unsafe_model,
-        progress=not (quiet or as_json),
-    )
-    if as_json:
-        emit_json(r)
-        return
+    common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model)
+    options = RetrainOptions(**common, mode=RetrainMode(mode), epochs=epochs, target_model=target_model, seed=seed)
+    r = evaluate_retrain(dataset_dir, out, options)
+    output.result(r, lambda: _retrain_text(r, dataset_dir))
+
+
+def _retrain_text(r, dataset_dir) -> list[str]:
     rows = []
     if r.target_original is not None:
         rows.append(
@@ -371,28 +294,26 @@ def retrain(
     rows.append(
         ("retrained", fmt(r.retrained_original.accuracy), fmt(r.retrained_adversarial.accuracy), fmt(r.drop_after))
     )
-    click.echo(table(rows, ("network", "original acc", "adversarial acc", "drop")))
-    click.echo(
+    return [
+        table(rows, ("network", "original acc", "adversarial acc", "drop")),
         f"{'trained' if r.trained else 'reused'} {r.model_path} ({r.mode}, {r.epochs} epochs, "
-        f"{r.train_seconds / 60:.1f} min of training)"
-    )
-    _written(r, dataset_dir)
+        f"{r.train_seconds / 60:.1f} min of training)",
+        _written(r, dataset_dir),
+    ]
 
 
-_VARIANT_CHOICES = ("spatial-uint8", "spatial-float", "paper-scalar-float", "all")
-
-
-@command.command("gaussian")
-@click.option(
-    "--models",
-    "model_paths",
-    required=True,
-    callback=_parse_models,
-    metavar="A.keras[,B.keras...]",
-    help="Comma-separated models, e.g. TARGET.keras,RETRAINED.keras.",
+@command.command(
+    "gaussian",
+    epilog=examples(
+        "cifar10-fgs evaluate gaussian adv/dataset --model target.keras --model retrained.keras",
+        "cifar10-fgs evaluate gaussian adv/dataset --model target.keras --std 0,0.5,1 --variant all",
+    ),
 )
-@dataset_option
-@eval_source_option
+@dataset_argument()
+@_model_option(
+    "A.keras", "A model to score after the filter; repeat for several (e.g. the target and a retrained one)."
+)
+@eval_cifar10_option
 @click.option(
     "--std",
     "stds",
@@ -404,7 +325,7 @@ _VARIANT_CHOICES = ("spatial-uint8", "spatial-float", "paper-scalar-float", "all
 @click.option(
     "--variant",
     "variants",
-    type=click.Choice(_VARIANT_CHOICES),
+    type=choice(GaussianVariant, ALL_VARIANTS),
     multiple=True,
     help="How to apply the filter (repeatable; default spatial-uint8): spatial-uint8 = each channel over "
     "height and width, rounded to uint8; spatial-float = the same, not rounded; paper-scalar-float = "
@@ -412,50 +333,28 @@ _VARIANT_CHOICES = ("spatial-uint8", "spatial-float", "paper-scalar-float", "all
 )
 @split_option
 @batch_size_option
-@_name_option("gaussian", "gaussian")
+@_name_option("gaussian")
 @unsafe_model_option
 @overwrite_option()
-@json_option
-@quiet_option
-@verbose_option
+@output_options
 def gaussian(
-    model_paths,
-    dataset_dir,
-    source,
-    stds,
-    variants,
-    split,
-    batch_size,
-    name,
-    unsafe_model,
-    overwrite,
-    as_json,
-    quiet,
-    verbose,
+    dataset_dir, models, cifar10, stds, variants, split, batch_size, name, unsafe_model, overwrite, output: Output
 ):
     """Gaussian filtering as a defence: accuracy per variant, std, model and test set (paper section VI)."""
-    _setup(verbose)
     from cifar10_fgs.config import GAUSSIAN_VARIANTS
-    from cifar10_fgs.evaluate import ALL_VARIANTS, SETS, cost_key, evaluate_gaussian
+    from cifar10_fgs.evaluate import GaussianOptions, evaluate_gaussian
 
-    if "all" in variants:
-        variants = ALL_VARIANTS
-    r = evaluate_gaussian(
-        model_paths,
-        dataset_dir,
-        source,
-        stds=stds,
-        variants=variants or GAUSSIAN_VARIANTS,
-        split=split,
-        batch_size=batch_size,
-        name=name,
-        overwrite=overwrite,
-        unsafe_model=unsafe_model,
-        progress=not (quiet or as_json),
-    )
-    if as_json:
-        emit_json(r)
-        return
+    if ALL_VARIANTS in variants:
+        variants = tuple(GaussianVariant)
+    common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model)
+    options = GaussianOptions(**common, split=split, stds=stds, variants=variants or GAUSSIAN_VARIANTS)
+    r = evaluate_gaussian(list(models), dataset_dir, options)
+    output.result(r, lambda: _gaussian_text(r, dataset_dir))
+
+
+def _gaussian_text(r, dataset_dir) -> list[str]:
+    from cifar10_fgs.evaluate import SETS, cost_key
+
     headers = ("variant", "std", *(f"{m}/{s}" for m in r.models for s in SETS), "ms/img")
     rows = [
         (
@@ -467,12 +366,16 @@ def gaussian(
         for v in r.variants
         for std in r.stds
     ]
-    click.echo(table(rows, headers))
-    _written(r, dataset_dir)
+    return [table(rows, headers), _written(r, dataset_dir)]
 
 
-@command.command("paper")
-@dataset_option
+@command.command(
+    "paper",
+    epilog=examples(
+        "cifar10-fgs evaluate paper adv/dataset", "cifar10-fgs evaluate paper adv/dataset --readme README.md"
+    ),
+)
+@dataset_argument()
 @click.option(
     "--readme",
     type=click.Path(dir_okay=False, exists=True),
@@ -480,25 +383,23 @@ def gaussian(
     metavar="README.md",
     help="Also put the comparison between this README's paper-comparison markers.",
 )
-@json_option
-@quiet_option
-@verbose_option
-def paper(dataset_dir, readme, as_json, quiet, verbose):
+@output_options
+def paper(dataset_dir, readme, output: Output):
     """The paper's numbers beside ours: DIR/results/paper.md and paper.json from the results present."""
-    _setup(verbose)
+    _quiet_inference(output)
     from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
 
     r = write_paper_comparison(dataset_dir)
     if readme:
         splice_into_readme(readme, r, dataset_dir)
-    if as_json:
-        emit_json(r.report)
-        return
     mark = {True: "yes", False: "no", None: "not measured"}
-    click.echo(
-        table(
-            [(e.section, e.claim, e.label or "-", e.ours, mark[e.reproduced]) for e in r.effects],
-            ("section", "effect in the paper", "run", "ours", "reproduced"),
-        )
+    output.result(
+        r.report,
+        lambda: [
+            table(
+                [(e.section, e.claim, e.label or "-", e.ours, mark[e.reproduced]) for e in r.effects],
+                ("section", "effect in the paper", "run", "ours", "reproduced"),
+            ),
+            f"wrote {r.json_path}, {r.markdown_path}",
+        ],
     )
-    click.echo(f"wrote {r.json_path}, {r.markdown_path}")

@@ -5,29 +5,37 @@ from __future__ import annotations
 import click
 
 from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method
+from cifar10_fgs.data import SPLITS
 
 from ._cli_utils import (
+    Output,
     allow_failures_option,
     batch_size_option,
-    emit_json,
+    choice,
+    cifar10_option,
+    examples,
     fmt,
-    json_option,
     limit_option,
+    output_options,
     overwrite_option,
-    quiet_option,
-    setup,
-    source_option,
+    source_model_option,
     table,
     unsafe_model_option,
-    verbose_option,
 )
 
+ALL_SPLITS = "all"
 DEFAULT = AttackConfig()  # the defaults the options show
 
 
-@click.command("generate")
-@click.option("--model", "model_path", type=click.Path(), required=True, help="Source model (.keras) to attack.")
-@source_option()
+@click.command(
+    "generate",
+    epilog=examples(
+        "cifar10-fgs generate --source-model source.keras --out adv/dataset",
+        "cifar10-fgs generate --source-model source.keras --cifar10 cifar-10-python.tar.gz --out ds --limit 100",
+    ),
+)
+@source_model_option("The source model (.keras) to attack.", required=True)
+@cifar10_option()
 @click.option(
     "--out",
     "out_dir",
@@ -35,7 +43,13 @@ DEFAULT = AttackConfig()  # the defaults the options show
     required=True,
     help="Dataset folder to write (resumes if it exists).",
 )
-@click.option("--split", default="all", show_default=True, help="train, test or all.")
+@click.option(
+    "--split",
+    type=click.Choice([*SPLITS, ALL_SPLITS]),
+    default=ALL_SPLITS,
+    show_default=True,
+    help="Split(s) to attack.",
+)
 @limit_option
 @click.option(
     "--step",
@@ -75,7 +89,6 @@ DEFAULT = AttackConfig()  # the defaults the options show
 @click.option("--with-originals", is_flag=True, help="Also store each original image (column original_image).")
 @click.option(
     "--num-workers",
-    "--num-shards",
     "num_workers",
     type=click.IntRange(min=1),
     default=1,
@@ -84,7 +97,6 @@ DEFAULT = AttackConfig()  # the defaults the options show
 )
 @click.option(
     "--worker-index",
-    "--shard-index",
     "worker_index",
     type=click.IntRange(min=0),
     default=0,
@@ -93,7 +105,7 @@ DEFAULT = AttackConfig()  # the defaults the options show
 )
 @click.option(
     "--method",
-    type=click.Choice([m.value for m in Method]),
+    type=choice(Method),
     default=Method.FGS.value,
     show_default=True,
     help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit).",
@@ -101,12 +113,10 @@ DEFAULT = AttackConfig()  # the defaults the options show
 @allow_failures_option()
 @unsafe_model_option
 @overwrite_option()
-@json_option
-@quiet_option
-@verbose_option
+@output_options
 def command(
-    model_path,
-    source,
+    source_model,
+    cifar10,
     out_dir,
     split,
     limit,
@@ -123,12 +133,12 @@ def command(
     allow_failures,
     unsafe_model,
     overwrite,
-    as_json,
-    quiet,
-    verbose,
+    output: Output,
 ):
-    """Turn every image adversarial: step in the sign of the loss gradient until the model is fooled."""
-    setup(verbose)
+    """Turn every image adversarial: step in the sign of the loss gradient until the model is fooled.
+
+    Writes DIR/data/<split>-<i>-of-<n>.arrow and DIR/generation.json; rerun the same command to resume.
+    """
     from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset, parse_splits
 
     config = attack_config(batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate)
@@ -142,19 +152,20 @@ def command(
         method=Method(method),
     )
     result = generate_dataset(
-        model_path,
-        source,
+        source_model,
+        cifar10,
         out_dir,
         config,
         options,
         overwrite=overwrite,
         allow_failures=allow_failures,
         unsafe_model=unsafe_model,
-        progress=not (quiet or as_json),
+        progress=output.progress,
     )
-    if as_json:
-        emit_json(result)
-        return
+    output.result(result, lambda: _text(result))
+
+
+def _text(result) -> list[str]:
     rows = []
     for s, summ in result.summary.items():
         rows.append(
@@ -169,10 +180,8 @@ def command(
                 len(summ.failures),
             )
         )
-    click.echo(
-        table(rows, ("split", "images", "stored", "fooled %", "already wrong", "mean iters", "max Linf", "failures"))
-    )
-    click.echo(
+    return [
+        table(rows, ("split", "images", "stored", "fooled %", "already wrong", "mean iters", "max Linf", "failures")),
         f"{result.images_attacked} images attacked in {result.seconds:.1f} s "
-        f"({result.images_per_second:.3g} img/s, {result.gradient_evaluations} gradient evaluations) -> {result.out_dir}"
-    )
+        f"({result.images_per_second:.3g} img/s, {result.gradient_evaluations} gradient evaluations) -> {result.out_dir}",
+    ]

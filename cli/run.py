@@ -7,27 +7,33 @@ import click
 from cifar10_fgs.config import RetrainMode
 
 from ._cli_utils import (
+    Output,
     allow_failures_option,
     batch_size_option,
-    emit_json,
-    json_option,
+    choice,
+    cifar10_option,
+    examples,
     limit_option,
     no_source_model_option,
+    output_options,
     overwrite_option,
     private_option,
-    quiet_option,
-    setup,
-    source_option,
+    source_model_option,
     table,
     train_limit_option,
-    verbose_option,
 )
 
 BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 
 
-@click.command("run")
-@source_option()
+@click.command(
+    "run",
+    epilog=examples(
+        "cifar10-fgs run --cifar10 cifar-10-python.tar.gz --out ws",
+        "cifar10-fgs run --out ws --source-model source.keras --target-model target.keras --upload USER/NAME",
+    ),
+)
+@cifar10_option()
 @click.option(
     "--out",
     "out_dir",
@@ -35,12 +41,7 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
     required=True,
     help="Workspace: models/, dataset/ (the publishable folder) and run.json.",
 )
-@click.option(
-    "--source-model",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Use this source model instead of training one.",
-)
+@source_model_option("Attack this source model instead of training one.")
 @click.option(
     "--target-model",
     type=click.Path(dir_okay=False),
@@ -62,7 +63,7 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 @click.option("--retrain-epochs", type=click.IntRange(min=1), default=None, help="Epochs for adversarial retraining.")
 @click.option(
     "--retrain-mode",
-    type=click.Choice([*(m.value for m in RetrainMode), BOTH]),
+    type=choice(RetrainMode, BOTH),
     default=BOTH,
     show_default=True,
     help="adversarial: retrain on the adversarial train split (the paper); mixed: original + adversarial; both: each in turn.",
@@ -77,11 +78,9 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 @private_option("With --upload: ")
 @no_source_model_option("With --upload: ")
 @allow_failures_option("Go on")
-@json_option
-@quiet_option
-@verbose_option
+@output_options
 def command(
-    source,
+    cifar10,
     out_dir,
     source_model,
     target_model,
@@ -97,17 +96,14 @@ def command(
     private,
     no_source_model,
     allow_failures,
-    as_json,
-    quiet,
-    verbose,
+    output: Output,
 ):
     """Everything, resumable: rerun the same command after an interruption to continue."""
-    setup(verbose)
     from cifar10_fgs.generate.core import attack_config
     from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
     options = RunOptions(
-        source=source,
+        source=cifar10,
         source_model=source_model,
         target_model=target_model,
         source_epochs=source_epochs,
@@ -122,23 +118,20 @@ def command(
         upload_model=not no_source_model,
         allow_failures=allow_failures,
     )
-    show = not (quiet or as_json)
     result = run_pipeline(
         out_dir,
         options,
-        progress=show,
+        progress=output.progress,
         overwrite=overwrite,
-        on_stage=(lambda s: click.echo(f"[{s.stage}] {s.status} in {s.seconds:.1f}s: {s.detail}", err=True))
-        if show
-        else None,
+        on_stage=lambda s: output.note(f"[{s.stage}] {s.status} in {s.seconds:.1f}s: {s.detail}"),
     )
-    if as_json:
-        emit_json(result)
-        return
-    click.echo(
-        table(
-            [(s.stage, s.status, f"{s.seconds:.1f}", s.detail) for s in result.stages],
-            ("stage", "status", "seconds", "detail"),
-        )
+    output.result(
+        result,
+        lambda: [
+            table(
+                [(s.stage, s.status, f"{s.seconds:.1f}", s.detail) for s in result.stages],
+                ("stage", "status", "seconds", "detail"),
+            ),
+            f"dataset: {result.dataset_dir}  (load with datasets.load_dataset({result.dataset_dir!r}))",
+        ],
     )
-    click.echo(f"dataset: {result.dataset_dir}  (load with datasets.load_dataset({result.dataset_dir!r}))")

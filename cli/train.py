@@ -7,27 +7,32 @@ import click
 from cifar10_fgs.config import Arch
 
 from ._cli_utils import (
-    emit_json,
+    Output,
+    choice,
+    cifar10_option,
     epochs_option,
-    json_option,
+    examples,
+    output_options,
     overwrite_option,
-    quiet_option,
     seed_option,
-    setup,
-    source_option,
     train_limit_option,
-    verbose_option,
 )
 
 
-@click.command("train")
+@click.command(
+    "train",
+    epilog=examples(
+        "cifar10-fgs train --arch source --cifar10 cifar-10-python.tar.gz --out models/source.keras",
+        "cifar10-fgs train --arch target --out models/target.keras --epochs 1 --train-limit 1000",
+    ),
+)
 @click.option(
     "--arch",
-    type=click.Choice([a.value for a in Arch]),
+    type=choice(Arch),
     required=True,
     help="source: EfficientNetB0; target: the paper's simple deep CNN.",
 )
-@source_option()
+@cifar10_option()
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
@@ -36,9 +41,6 @@ from ._cli_utils import (
 )
 @epochs_option()
 @train_limit_option
-@click.option(
-    "--limit", "old_limit", type=click.IntRange(min=1), default=None, hidden=True
-)  # the old name of --train-limit
 @seed_option()
 @click.option(
     "--init-from",
@@ -60,46 +62,28 @@ from ._cli_utils import (
     help="Source only: fine-tune ImageNet weights at 224x224 (needs internet; meant for a GPU).",
 )
 @overwrite_option()
-@json_option
-@quiet_option
-@verbose_option
-def command(
-    arch,
-    source,
-    out,
-    epochs,
-    train_limit,
-    old_limit,
-    seed,
-    init_from,
-    start_epoch,
-    imagenet,
-    overwrite,
-    as_json,
-    quiet,
-    verbose,
-):
+@output_options
+def command(arch, cifar10, out, epochs, train_limit, seed, init_from, start_epoch, imagenet, overwrite, output: Output):
     """Train a model; rerunning the same command after an interruption resumes from the last epoch."""
-    setup(verbose)
     from cifar10_fgs.training.train import train_from_source
 
     result = train_from_source(
-        source,
+        cifar10,
         out,
         arch=arch,
         epochs=epochs,
-        limit=train_limit or old_limit,
+        limit=train_limit,
         seed=seed,
         imagenet=imagenet,
         overwrite=overwrite,
-        verbose=0 if (quiet or as_json) else 1,
+        verbose=1 if output.progress else 0,
         init_from=init_from,
         start_epoch=start_epoch,
     )
-    if as_json:
-        emit_json(result)
-    else:
-        click.echo(
+    output.result(
+        result,
+        lambda: (
             f"saved {result.model_path}: test accuracy {result.test_accuracy:.4f}, loss {result.test_loss:.4f}; "
             f"train split {result.train_accuracy:.4f} ({result.epochs} epochs; {result.seconds:.0f} s of training in this run)"
-        )
+        ),
+    )

@@ -137,6 +137,6 @@ def load_keras(split: str) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # noqa: BLE001 - network failures come in many types
         raise DataSourceError(
             f"cannot download CIFAR-10 through keras ({type(exc).__name__}): connect to the internet "
-            "or pass a local cifar-10-python.tar.gz with --source PATH"
+            "or pass a local cifar-10-python.tar.gz with --cifar10 PATH"
         ) from None
     return load_tarball(Path(archive), split)

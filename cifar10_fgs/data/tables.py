@@ -145,12 +145,12 @@ def load_hub(repo_id: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     import datasets
 
     if not repo_id:
-        raise DataSourceError(f"'hub:' names no dataset: pass e.g. --source {DEFAULT_SOURCE}")
+        raise DataSourceError(f"'hub:' names no dataset: pass e.g. --cifar10 {DEFAULT_SOURCE}")
     try:
         ds = datasets.load_dataset(repo_id, split=split)
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one-line errors
         raise DataSourceError(
             f"cannot load {repo_id!r} from the Hugging Face hub ({one_line(exc, 160)}): connect to the "
-            "internet (and unset HF_HUB_OFFLINE) or pass a local copy with --source PATH"
+            "internet (and unset HF_HUB_OFFLINE) or pass a local copy with --cifar10 PATH"
         ) from None
     return _from_dataset(ds, f"hub:{repo_id} ({split})")

@@ -15,6 +15,10 @@ sha256s, library versions, numbers, and a ``markdown`` field holding ready table
 ``DIR/results/<name>.md`` and PNG plots beside them. A results file made with other settings is
 never replaced unless ``overwrite=True``; rerunning the same settings recomputes the same numbers
 and replaces them.
+
+Each evaluation takes its models and dataset plus one frozen options dataclass (``TransferOptions``,
+``RetrainOptions``, ``GaussianOptions``, ``leaderboard.LeaderboardOptions``), all extending
+``skeleton.EvaluateOptions`` (the CIFAR-10, batch size, name, overwrite, progress ...).
 """
 
 from cifar10_fgs.evaluate.comparison import PaperComparison, build_comparison, write_paper_comparison
@@ -27,6 +31,7 @@ from cifar10_fgs.evaluate.filters import (
     gaussian_blur,
 )
 from cifar10_fgs.evaluate.gaussian import (
+    GaussianOptions,
     GaussianResult,
     GaussianRow,
     cost_key,
@@ -63,12 +68,14 @@ from cifar10_fgs.evaluate.results import check_name, results_paths
 from cifar10_fgs.evaluate.retrain import (
     RETRAIN_MODES,
     RetrainMode,
+    RetrainOptions,
     RetrainResult,
     device_description,
     evaluate_retrain,
     retrain_split,
 )
-from cifar10_fgs.evaluate.transfer import TransferResult, evaluate_transfer
+from cifar10_fgs.evaluate.skeleton import EvaluateOptions
+from cifar10_fgs.evaluate.transfer import TransferOptions, TransferResult, evaluate_transfer
 
 __all__ = [
     "PAPER",
@@ -84,16 +91,20 @@ __all__ = [
     "cost_key",
     "CONFIDENCE_GROUPS",
     "Classification",
+    "EvaluateOptions",
     "Generation",
+    "GaussianOptions",
     "GaussianResult",
     "GaussianRow",
     "JoinedSplit",
     "RETRAIN_MODES",
     "RetrainMode",
+    "RetrainOptions",
     "RetrainResult",
     "SETS",
     "SetMetrics",
     "SplitGeneration",
+    "TransferOptions",
     "TransferResult",
     "check_name",
     "check_split_generated",

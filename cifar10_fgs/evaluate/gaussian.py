@@ -24,13 +24,13 @@ from cifar10_fgs.evaluate.filters import (
     check_variants,
 )
 from cifar10_fgs.evaluate.joined import JoinedSplit
-from cifar10_fgs.evaluate.metrics import PREDICT_BATCH_SIZE, SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
-from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
+from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
 
 
 def cost_key(variant: str, std: float) -> str:
@@ -91,30 +91,28 @@ def time_blur_single(
     return float(np.median(times))
 
 
+@dataclass(frozen=True)
+class GaussianOptions(EvaluateOptions):
+    name: str = "gaussian"
+    split: str = "test"  # the split evaluated
+    stds: Sequence[float] = GAUSSIAN_STDS  # filter standard deviations in pixels (0 = no filter)
+    variants: Sequence[str] = GAUSSIAN_VARIANTS  # GaussianVariant values: how the filter is applied
+
+
 def evaluate_gaussian(
-    model_paths: Sequence[str | Path],
-    dataset_dir: str | Path,
-    source: str | Path | None = None,
-    *,
-    stds: Sequence[float] = GAUSSIAN_STDS,
-    variants: Sequence[str] = GAUSSIAN_VARIANTS,
-    split: str = "test",
-    batch_size: int = PREDICT_BATCH_SIZE,
-    name: str = "gaussian",
-    overwrite: bool = False,
-    unsafe_model: bool = False,
-    progress: bool = False,
-    cache_dir: str | None = None,
+    model_paths: Sequence[str | Path], dataset_dir: str | Path, options: GaussianOptions = GaussianOptions()
 ) -> GaussianResult:
     """Accuracy of each model on both sets after the Gaussian filter, per variant and std (paper section VI)."""
-    stds = check_stds(stds)
-    variants = tuple(v.value for v in check_variants(variants))
+    o = options
+    name, split, batch_size = o.name, o.split, o.batch_size
+    stds = check_stds(o.stds)
+    variants = tuple(v.value for v in check_variants(o.variants))
     model_paths = list(model_paths)
     if not model_paths:
-        raise ConfigError("no models given: pass --models TARGET.keras[,RETRAINED.keras]")
+        raise ConfigError("no models given: pass --model TARGET.keras (repeat --model for more)")
     ev = begin("gaussian", dataset_dir, name, [split], batch_size)
     labels = model_labels(model_paths)
-    loaded = [_model_info(p, unsafe_model) for p in model_paths]
+    loaded = [_model_info(p, o.unsafe_model) for p in model_paths]
     settings = {
         "split": split,
         "stds": list(stds),
@@ -128,29 +126,26 @@ def evaluate_gaussian(
             "sigma": {v: _sigma_text(v) for v in variants},
         },
     }
-    ev = ev.claim(settings, {lab: info for lab, (_, info) in zip(labels, loaded)}, overwrite)
+    ev = ev.claim(settings, {lab: info for lab, (_, info) in zip(labels, loaded)}, o.overwrite)
 
-    joined, source = ev.load(source, cache_dir, progress)
+    joined, source = ev.load(o)
     j = joined[split]
-    rows, ms_batched = _sweep(j, stds, variants, labels, [m for m, _ in loaded], batch_size, progress)
+    rows, ms_batched = _sweep(j, stds, variants, labels, [m for m, _ in loaded], batch_size, o.progress)
     ms_single = {cost_key(v, s): 1000.0 * time_blur_single(j.adversarial, s, variant=v) for v in variants for s in stds}
     results = _results(rows, stds, variants, labels, ms_batched, ms_single)
     report = ev.report(joined, source, _definitions(stds[0]), results)
     figures = {_figure_name(name, v, variants): _gaussian_figure(rows, stds, labels, split, v) for v in variants}
     w = ev.write(report, _gaussian_markdown(results, stds, labels, j), figures, "Gaussian filtering as a defence")
     return GaussianResult(
-        w.name,
-        w.json_path,
-        w.markdown_path,
-        w.plots,
-        split,
-        stds,
-        tuple(labels),
-        tuple(rows),
-        ms_batched,
-        ms_single,
-        report,
-        variants,
+        **w.files(),
+        split=split,
+        stds=stds,
+        models=tuple(labels),
+        rows=tuple(rows),
+        ms_per_image_batched=ms_batched,
+        ms_per_image_single=ms_single,
+        report=report,
+        variants=variants,
     )
 
 

@@ -254,7 +254,7 @@ def _recorded_source(dataset_dir: Path, generation: Generation) -> str:
     src = generation.data_source
     if not src:
         raise DataSourceError(
-            f"{dataset_dir}/{mf.FILE} records no data source: pass --source DATA (the original CIFAR-10)"
+            f"{dataset_dir}/{mf.FILE} records no data source: pass --cifar10 DATA (the original CIFAR-10)"
         )
     return str(src)
 

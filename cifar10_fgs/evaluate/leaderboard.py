@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cifar10_fgs.errors import ConfigError, DataSourceError, ModelError, OutputError, one_line
+from cifar10_fgs.evaluate.skeleton import EvaluateOptions
 from cifar10_fgs.provenance import (
     atomic_write_bytes,
     dumps_sorted,
@@ -146,7 +147,7 @@ def _source_for(dataset_dir: Path, generation, source, label: str):
     recorded = str(generation.data_source or "")
     if recorded and not recorded.startswith("hub:") and recorded != "keras" and not Path(recorded).exists():
         raise DataSourceError(
-            f"{label} was made from {recorded}, which is not on this machine: pass --source DATA "
+            f"{label} was made from {recorded}, which is not on this machine: pass --cifar10 DATA "
             "(the original CIFAR-10, e.g. hub:uoft-cs/cifar10 or cifar-10-python.tar.gz)"
         )
     return None
@@ -254,32 +255,30 @@ METRIC_DEFINITIONS = {
 }
 
 
+@dataclass(frozen=True)
+class LeaderboardOptions(EvaluateOptions):
+    name: str = DEFAULT_NAME
+    split: str = "test"  # the split evaluated
+    seed: int = 0  # seeds the random-sign control (with each row's index)
+    out_dir: str | Path | None = None  # where NAME.json and NAME.md go; None: DIR/results, or . for a hub copy
+
+
 def evaluate_leaderboard(
-    models: Sequence[str],
-    dataset: str | Path,
-    source: str | Path | None = None,
-    *,
-    out_dir: str | Path | None = None,
-    name: str = DEFAULT_NAME,
-    split: str = "test",
-    seed: int = 0,
-    batch_size: int | None = None,
-    unsafe_model: bool = False,
-    overwrite: bool = False,
-    progress: bool = False,
+    models: Sequence[str], dataset: str | Path, options: LeaderboardOptions = LeaderboardOptions()
 ) -> Leaderboard:
-    """Score ``models`` on ``dataset`` (see the module docstring); ``out_dir`` defaults to DIR/results
-    for a folder and the current directory for a hub copy."""
+    """Score ``models`` on ``dataset`` (see the module docstring)."""
     from cifar10_fgs.evaluate import dataset_identity, linf_levels, load_joined, random_sign_control, read_generation
 
     t0 = time.time()
-    batch_size = _check_arguments(models, name, batch_size)
+    o = options
+    name, split, seed, progress = o.name, o.split, o.seed, o.progress
+    batch_size = _check_arguments(models, name, o.batch_size)
     dataset_dir, label, commit = _resolve_dataset(dataset, progress)
     generation = read_generation(dataset_dir)
-    source = _source_for(dataset_dir, generation, source, label)
-    out = Path(out_dir) if out_dir is not None else (Path.cwd() if commit else dataset_dir / "results")
+    source = _source_for(dataset_dir, generation, o.cifar10, label)
+    out = Path(o.out_dir) if o.out_dir is not None else (Path.cwd() if commit else dataset_dir / "results")
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    loaded = [load_candidate(m, unsafe=unsafe_model, progress=progress) for m in models]
+    loaded = [load_candidate(m, unsafe=o.unsafe_model, progress=progress) for m in models]
     identity = dataset_identity(dataset_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     key = sha256_bytes(
@@ -293,9 +292,11 @@ def evaluate_leaderboard(
             }
         ).encode()
     )
-    _claim(json_path, key, overwrite)
+    _claim(json_path, key, o.overwrite)
 
-    joined, generation, used_source = load_joined(dataset_dir, [split], source, progress=progress)
+    joined, generation, used_source = load_joined(
+        dataset_dir, [split], source, cache_dir=o.cache_dir, progress=progress
+    )
     j = joined[split]
     control = random_sign_control(j.original, linf_levels(j.adversarial, j.original), seed, keys=j.index)
     scored = _ranked(loaded, j, control, batch_size, generation.source_model_sha256)
@@ -327,17 +328,23 @@ def evaluate_leaderboard(
     write_json(json_path, report)
     log.info("wrote %s", json_path)
     return Leaderboard(
-        label, commit, split, len(j), j.num_rows_split, entries, str(json_path), str(md_path), report["seconds"]
+        dataset=label,
+        commit=commit,
+        split=split,
+        num_rows_used=len(j),
+        num_rows_split=j.num_rows_split,
+        entries=entries,
+        json_path=str(json_path),
+        markdown_path=str(md_path),
+        seconds=report["seconds"],
     )
 
 
-def _check_arguments(models: Sequence[str], name: str, batch_size: int | None) -> int:
-    """The batch size (default ``config.PREDICT_BATCH_SIZE``), after checking it, ``name`` and ``models``."""
-    from cifar10_fgs.config import PREDICT_BATCH_SIZE
+def _check_arguments(models: Sequence[str], name: str, batch_size: int) -> int:
+    """The batch size, after checking it, ``name`` and ``models``."""
     from cifar10_fgs.evaluate import check_name
 
     check_name(name)
-    batch_size = PREDICT_BATCH_SIZE if batch_size is None else batch_size
     if int(batch_size) != batch_size or batch_size < 1:
         raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
     if not models:

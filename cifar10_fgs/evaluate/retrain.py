@@ -19,14 +19,14 @@ from cifar10_fgs.config import RECIPES, Arch, RetrainMode
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate.joined import JoinedSplit
-from cifar10_fgs.evaluate.metrics import PREDICT_BATCH_SIZE, SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import check_name
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
-from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
+from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
 from cifar10_fgs.models.networks import check_keras_path
 from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
 
@@ -82,51 +82,49 @@ def device_description() -> str:
     return f"CPU ({os.cpu_count()} logical cores)"
 
 
+@dataclass(frozen=True)
+class RetrainOptions(EvaluateOptions):
+    name: str | None = None  # None: "retrain" for the paper's mode, else "retrain_<mode>"
+    mode: RetrainMode | str = RetrainMode.ADVERSARIAL  # what to train on
+    epochs: int | None = None  # None: the target recipe's
+    target_model: str | Path | None = None  # the original target network, measured before and after
+    seed: int = 0  # training seed
+
+
 def evaluate_retrain(
-    dataset_dir: str | Path,
-    out: str | Path,
-    source: str | Path | None = None,
-    *,
-    mode: str = "adversarial",
-    epochs: int | None = None,
-    target_model_path: str | Path | None = None,
-    seed: int = 0,
-    batch_size: int = PREDICT_BATCH_SIZE,
-    name: str | None = None,
-    overwrite: bool = False,
-    unsafe_model: bool = False,
-    progress: bool = False,
-    cache_dir: str | None = None,
+    dataset_dir: str | Path, out: str | Path, options: RetrainOptions = RetrainOptions()
 ) -> RetrainResult:
     """Adversarial training of the target architecture, then both test sets for both networks (section V).
 
     ``mode="adversarial"`` trains on the adversarial train rows (the paper); ``"mixed"`` on the
     original train split plus the adversarial rows. Labels are the original labels. The recipe is
-    ``config.TARGET_RECIPE`` (``epochs`` overrides its epochs); ``training.train_model`` saves the
-    model to ``out`` with its own metadata and resumes after an interruption. If ``out`` already
+    ``config.TARGET_RECIPE`` (``options.epochs`` overrides its epochs); ``training.train_model`` saves
+    the model to ``out`` with its own metadata and resumes after an interruption. If ``out`` already
     holds a model trained by the same recipe, seed and data, it is reused instead of retrained.
     """
+    o = options
+    mode, epochs, seed, batch_size, progress = o.mode, o.epochs, o.seed, o.batch_size, o.progress
     out = Path(out)
     mode = _check_mode(mode)
     if epochs is not None and (int(epochs) != epochs or epochs < 1):
         raise ConfigError(f"--epochs {epochs} is invalid: expected an integer >= 1")
     check_keras_path(out)
-    name = check_name(name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
+    name = check_name(o.name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)
     recipe = RECIPES[Arch.TARGET].with_epochs(epochs)
     models = {}
     target = None
-    if target_model_path is not None:
-        target, models["target"] = _model_info(target_model_path, unsafe_model)
+    if o.target_model is not None:
+        target, models["target"] = _model_info(o.target_model, o.unsafe_model)
     settings = {"mode": mode, "recipe": recipe.to_json(), "seed": seed, "batch_size": batch_size, "out": out.name}
-    ev = ev.claim(settings, models, overwrite)  # before training: the retrained model is an output
+    ev = ev.claim(settings, models, o.overwrite)  # before training: the retrained model is an output
 
-    joined, source = ev.load(source, cache_dir, progress)
+    joined, source = ev.load(o)
     te = joined["test"]
     train = retrain_split(joined["train"], mode, str(ev.dataset_dir))
     test = Cifar10Split(te.original, te.labels, f"{source} (test rows of {ev.dataset_dir})", "test")
-    meta, reused = _train(out, train, test, recipe, seed, overwrite, progress)
-    retrained, models["retrained"] = _model_info(out, unsafe_model)
+    meta, reused = _train(out, train, test, recipe, seed, o.overwrite, progress)
+    retrained, models["retrained"] = _model_info(out, o.unsafe_model)
 
     bar = _progress_bar(2 + (2 if target is not None else 0), "retrain evaluation", progress)
     res = {}
@@ -147,22 +145,19 @@ def evaluate_retrain(
     )
     tgt = res.get("target", {})
     return RetrainResult(
-        w.name,
-        w.json_path,
-        w.markdown_path,
-        w.plots,
-        str(out),
-        mode,
-        recipe.epochs,
-        not reused,
-        results["training"]["seconds"],
-        res["retrained"]["original"],
-        res["retrained"]["adversarial"],
-        results["accuracy_drop_after"],
-        tgt.get("original"),
-        tgt.get("adversarial"),
-        results["accuracy_drop_before"],
-        report,
+        **w.files(),
+        model_path=str(out),
+        mode=mode,
+        epochs=recipe.epochs,
+        trained=not reused,
+        train_seconds=results["training"]["seconds"],
+        retrained_original=res["retrained"]["original"],
+        retrained_adversarial=res["retrained"]["adversarial"],
+        drop_after=results["accuracy_drop_after"],
+        target_original=tgt.get("original"),
+        target_adversarial=tgt.get("adversarial"),
+        drop_before=results["accuracy_drop_before"],
+        report=report,
     )
 
 

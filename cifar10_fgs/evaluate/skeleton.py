@@ -1,8 +1,12 @@
-"""The one flow every evaluation follows (transfer, retrain, gaussian).
+"""The one flow every evaluation follows (transfer, retrain, gaussian), and the options they share.
+
+Each evaluation takes its models and dataset, plus one frozen options dataclass: a subclass of
+:class:`EvaluateOptions` (``TransferOptions``, ``RetrainOptions``, ``GaussianOptions``,
+``LeaderboardOptions``) that adds that evaluation's own fields.
 
     ev = begin(kind, dataset_dir, name, splits, batch_size)   # check arguments, read generation.json
     ev = ev.claim(settings, models, overwrite)                # settings key; refuse foreign results
-    joined, source = ev.load(source, cache_dir, progress)     # the adversarial rows joined to the originals
+    joined, source = ev.load(options)                         # the adversarial rows joined to the originals
     report = ev.report(joined, source, definitions, results)  # the common JSON, plus this evaluation's part
     files = ev.write(report, markdown, figures, title)        # PNGs, NAME.md, NAME.json (last)
 
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cifar10_fgs.config import PREDICT_BATCH_SIZE
 from cifar10_fgs.evaluate.joined import (
     Generation,
     check_split_generated,
@@ -38,6 +43,19 @@ METRIC_DEFINITIONS = {
 
 
 @dataclass(frozen=True)
+class EvaluateOptions:
+    """What every evaluation takes besides its models and dataset (subclasses add their own fields)."""
+
+    cifar10: str | Path | None = None  # the original CIFAR-10 (a path, hub:..., keras); None: generation.json's
+    batch_size: int = PREDICT_BATCH_SIZE  # images per inference call
+    name: str | None = None  # results/<name>.*; each subclass sets its evaluation's default
+    overwrite: bool = False  # replace results made with other settings
+    unsafe_model: bool = False  # allow models with Lambda layers (runs code from the file)
+    progress: bool = False  # progress bars
+    cache_dir: str | None = None  # the datasets cache for the adversarial shards (None: the usual one)
+
+
+@dataclass(frozen=True)
 class EvaluationFiles:
     """The head of every evaluation's result: its name and the files it wrote (``results/<name>.*``)."""
 
@@ -45,6 +63,10 @@ class EvaluationFiles:
     json_path: str
     markdown_path: str
     plots: tuple[str, ...]
+
+    def files(self) -> dict:
+        """These four fields by name, to build a result that extends this head: ``Result(**w.files(), ...)``."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(EvaluationFiles)}
 
 
 @dataclass(frozen=True)
@@ -66,8 +88,11 @@ class Evaluation:
         claim_results(self.dataset_dir, self.name, key, overwrite)
         return dataclasses.replace(self, settings=settings, models=models, dataset=dataset, key=key)
 
-    def load(self, source, cache_dir: str | None, progress: bool) -> tuple[dict, str]:
-        joined, _, source = load_joined(self.dataset_dir, self.splits, source, cache_dir=cache_dir, progress=progress)
+    def load(self, options: EvaluateOptions) -> tuple[dict, str]:
+        """(the splits joined to their originals from ``options.cifar10``, the CIFAR-10 source used)."""
+        joined, _, source = load_joined(
+            self.dataset_dir, self.splits, options.cifar10, cache_dir=options.cache_dir, progress=options.progress
+        )
         return joined, source
 
     def report(self, joined: dict, source: str, definitions: dict, results: dict) -> dict:
@@ -98,7 +123,7 @@ class Evaluation:
         report["seconds"] = round(time.time() - self.started, 2)
         report["markdown"] = markdown
         json_path, md_path, plots = write_results(self.dataset_dir, self.name, report, figures, title)
-        return EvaluationFiles(self.name, json_path, md_path, plots)
+        return EvaluationFiles(name=self.name, json_path=json_path, markdown_path=md_path, plots=plots)
 
 
 def begin(kind: str, dataset_dir, name: str, splits: Sequence[str], batch_size: int) -> Evaluation:

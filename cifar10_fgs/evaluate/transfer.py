@@ -17,7 +17,6 @@ from cifar10_fgs.data import CLASS_NAMES, NUM_CLASSES
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import (
     CONFIDENCE_GROUPS,
-    PREDICT_BATCH_SIZE,
     Classification,
     SetMetrics,
     classify,
@@ -31,7 +30,7 @@ from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
-from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
+from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
 
 
 @dataclass(frozen=True)
@@ -48,41 +47,39 @@ class TransferResult(EvaluationFiles):
     report: dict  # everything written to json_path
 
 
+@dataclass(frozen=True)
+class TransferOptions(EvaluateOptions):
+    name: str = "transfer"
+    split: str = "test"  # the split evaluated
+    seed: int = 0  # seeds the random-sign control (with each row's index)
+    source_model: str | Path | None = None  # also report the attacked model's own (white-box) numbers
+
+
 def evaluate_transfer(
-    model_path: str | Path,
-    dataset_dir: str | Path,
-    source: str | Path | None = None,
-    *,
-    source_model_path: str | Path | None = None,
-    split: str = "test",
-    seed: int = 0,
-    batch_size: int = PREDICT_BATCH_SIZE,
-    name: str = "transfer",
-    overwrite: bool = False,
-    unsafe_model: bool = False,
-    progress: bool = False,
-    cache_dir: str | None = None,
+    model_path: str | Path, dataset_dir: str | Path, options: TransferOptions = TransferOptions()
 ) -> TransferResult:
     """The target model on the original split and its adversarial copy (paper section IV).
 
     Also: per-class accuracy, a random-sign control (each original plus random +-1 signs at the
-    same per-image L-infinity as its adversarial copy, seeded by ``seed`` and the row index), and
-    the source model's white-box numbers when ``source_model_path`` is given.
+    same per-image L-infinity as its adversarial copy, seeded by ``options.seed`` and the row index),
+    and the source model's white-box numbers when ``options.source_model`` is given.
     """
+    o = options
+    name, split, seed, batch_size = o.name, o.split, o.seed, o.batch_size
     ev = begin("transfer", dataset_dir, name, [split], batch_size)
-    target, target_info = _model_info(model_path, unsafe_model)
+    target, target_info = _model_info(model_path, o.unsafe_model)
     models = {"target": target_info}
     source_model = None
-    if source_model_path is not None:
-        source_model, info = _model_info(source_model_path, unsafe_model)
+    if o.source_model is not None:
+        source_model, info = _model_info(o.source_model, o.unsafe_model)
         info["generated_the_dataset"] = info["sha256"] == ev.generation.source_model_sha256
         models["source"] = info
-    ev = ev.claim({"split": split, "control_seed": seed, "batch_size": batch_size}, models, overwrite)
+    ev = ev.claim({"split": split, "control_seed": seed, "batch_size": batch_size}, models, o.overwrite)
 
-    joined, source = ev.load(source, cache_dir, progress)
+    joined, source = ev.load(o)
     j = joined[split]
     bar = _progress_bar(
-        3 + (3 if source_model is not None else 0) + (1 if j.failures else 0), f"transfer {split}", progress
+        3 + (3 if source_model is not None else 0) + (1 if j.failures else 0), f"transfer {split}", o.progress
     )
     linf = linf_levels(j.adversarial, j.original)
     sets = {
@@ -118,20 +115,17 @@ def evaluate_transfer(
     m = {k: c.metrics() for k, c in tgt.items()}
     t = results["target"]
     return TransferResult(
-        w.name,
-        w.json_path,
-        w.markdown_path,
-        w.plots,
-        split,
-        len(j),
-        j.num_rows_split,
-        m["original"],
-        m["adversarial"],
-        m["random_sign_control"],
-        t["accuracy_drop"],
-        t["random_sign_control_accuracy_drop"],
-        t["confidence"],
-        report,
+        **w.files(),
+        split=split,
+        num_rows_used=len(j),
+        num_rows_split=j.num_rows_split,
+        original=m["original"],
+        adversarial=m["adversarial"],
+        control=m["random_sign_control"],
+        accuracy_drop=t["accuracy_drop"],
+        control_accuracy_drop=t["random_sign_control_accuracy_drop"],
+        confidence=t["confidence"],
+        report=report,
     )
 
 

@@ -61,7 +61,7 @@ class GenerateOptions:
     limit: int | None = None  # first N rows of each split
     rows_per_shard: int = ROWS_PER_SHARD
     with_originals: bool = False
-    num_workers: int = 1  # machines sharing the work (CLI: --num-workers, formerly --num-shards)
+    num_workers: int = 1  # machines sharing the work (CLI: --num-workers)
     worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
     method: Method = Method.FGS
 

@@ -193,7 +193,7 @@ def _originals(dataset_dir: Path, manifest: Manifest, layout: Layout, split: str
         return _read_images(dataset_dir, layout.splits[split], positions, "original_image"), None
     if source is None:
         return None, (
-            "The original-vs-adversarial figures need the original images: rerun `cifar10-fgs card DIR --source DATA` "
+            "The original-vs-adversarial figures need the original images: rerun `cifar10-fgs card DIR --cifar10 DATA` "
             "with the CIFAR-10 source the dataset was generated from (or generate with `--with-originals`)."
         )
 

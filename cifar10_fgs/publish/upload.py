@@ -130,20 +130,20 @@ def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path |
         path = Path(given)
         if not path.is_file():
             raise ConfigError(
-                f"--model {path} does not exist: pass the source model (.keras) the dataset was made with"
+                f"--source-model {path} does not exist: pass the source model (.keras) the dataset was made with"
             )
     else:
         found = [dataset_dir / d / name for d in UPLOAD_MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
         if not found:
             where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in UPLOAD_MODEL_SEARCH)
             raise ConfigError(
-                f"the source model {name or '(unnamed)'} of {dataset_dir} is not at {where}: pass --model PATH, or "
+                f"the source model {name or '(unnamed)'} of {dataset_dir} is not at {where}: pass --source-model PATH, or "
                 "--no-source-model to publish the data without it"
             )
         path = found[0]
     if sha256_file(path) != want:
         raise ConfigError(
-            f"--model {path} is not the model this dataset was generated with (sha256 differs from "
+            f"--source-model {path} is not the model this dataset was generated with (sha256 differs from "
             f"{mf.FILE}): pass {name or 'the source model'}"
         )
     return path
@@ -267,7 +267,7 @@ def upload_dataset(
     manifest_sha = sha256_file(dataset_dir / mf.FILE)
     local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
     if not ship_model and include_model is not None:
-        raise ConfigError("--model and --no-source-model contradict each other: drop one of them")
+        raise ConfigError("--source-model and --no-source-model contradict each other: drop one of them")
     model = dict(_model_files(find_source_model(dataset_dir, manifest, include_model), manifest)) if ship_model else {}
     files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
     total = sum(f.bytes for f in files)

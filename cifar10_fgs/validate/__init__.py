@@ -125,7 +125,7 @@ def validate_dataset(
     check_model = _model_file(manifest, model_path, model_sha, unsafe_model, col)
     if source is None:
         for name in ("source_fingerprint", *SOURCE_CHECKS):
-            col.skip(name, "no --source given")
+            col.skip(name, "no --cifar10 given")
     elif not manifest.config.with_originals:
         col.skip("original_image", "the dataset stores no original_image column")
     predictor = (
@@ -192,9 +192,9 @@ def _check_card(directory: Path, manifest: Manifest, states: dict[str, SplitStat
 def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: bool, col: Collector) -> bool:
     """The model_file check; True if the model checks can run."""
     if model_path is None:
-        col.skip("model_file", "no --model given")
+        col.skip("model_file", "no --source-model given")
         for name in MODEL_CHECKS:
-            col.skip(name, "model checks skipped: no --model given")
+            col.skip(name, "model checks skipped: no --source-model given")
         return False
 
     if model_sha is None:
@@ -205,11 +205,11 @@ def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: b
         return True
     col.fail(
         "model_file",
-        f"--model {model_path} has sha256 {model_sha[:12]}..., but the dataset was generated "
+        f"--source-model {model_path} has sha256 {model_sha[:12]}..., but the dataset was generated "
         f"by {manifest.source_model.path or 'a model'!r} with sha256 {str(want)[:12]}...: pass the generating model",
     )
     for name in MODEL_CHECKS:
-        col.skip(name, "skipped: --model is not the generating model")
+        col.skip(name, "skipped: --source-model is not the generating model")
     return False
 
 
@@ -240,7 +240,7 @@ def _check_shards(
                 if d.source_problem:
                     col.fail("source_fingerprint", d.source_problem, split=spec.split)
                     for name in SOURCE_CHECKS:
-                        col.skip(name, f"skipped for {spec.split}: --source does not match")
+                        col.skip(name, f"skipped for {spec.split}: --cifar10 does not match")
             register_listed_failures(spec, state, col)
             if check_shard(d, cfg, expected_schema, expected_features, state, col):
                 if d.source is not None:

@@ -422,7 +422,7 @@ def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
             r = int(rows[j])
             col.fail(
                 "original_image",
-                "original_image differs from the --source original",
+                "original_image differs from the --cifar10 original",
                 row=r,
                 index=int(index[r]),
                 **where,

@@ -27,7 +27,7 @@ def shipped_model(snapshot: HubSnapshot, manifest: mf.Manifest) -> Path:
     if model is None or not model.is_file():
         name = paths[0] if paths else f"{MODEL_DIR}/*.keras"
         raise HubError(
-            f"{snapshot.label} holds no {name} (uploaded with --no-source-model?): pass --model PATH "
+            f"{snapshot.label} holds no {name} (uploaded with --no-source-model?): pass --source-model PATH "
             "(the generating model) to validate against it"
         )
     return model
@@ -58,6 +58,6 @@ def validate_hub(text: str, model_path=None, source=None, **options):
     if source is None and manifest is not None:
         source = hub_source(manifest)
         if source is None:
-            log.info("%s was made from a local source; originals not checked (pass --source)", snapshot.label)
+            log.info("%s was made from a local source; originals not checked (pass --cifar10)", snapshot.label)
     report = validate_dataset(snapshot.path, model_path, source, **options)
     return dataclasses.replace(report, directory=snapshot.label, commit=snapshot.commit)

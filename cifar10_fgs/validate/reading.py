@@ -47,8 +47,8 @@ class ShardData:
     originals_decoded: np.ndarray | None = None
     original_errors: list = field(default_factory=list)
     source: object = None  # the original split's images (already cut to num_rows) or None
-    source_problem: str | None = None  # set on the first shard of a split whose --source does not match
-    source_loaded: bool = False  # this shard's read loaded its split from --source
+    source_problem: str | None = None  # set on the first shard of a split whose --cifar10 does not match
+    source_loaded: bool = False  # this shard's read loaded its split from --cifar10
 
 
 def _decode_column(table, column: str):
@@ -125,7 +125,7 @@ class _SourceCache:
         if split == self.split:
             return self.images, None, False
         self.split, self.images = split, None
-        full = load_cifar10(self.source, split)  # an unreadable --source is bad input: raised
+        full = load_cifar10(self.source, split)  # an unreadable --cifar10 is bad input: raised
         try:
             self.images = self.manifest.check_source(split, full).images
         except SourceMismatchError as exc:

@@ -20,10 +20,10 @@ CHECKS: dict[str, str] = {
     "stored_predictions": "stored adversarial_prediction differs from the label and agrees with iterations",
     "indices": "every index lies in its shard's row range and appears once",
     "coverage": "stored indices plus listed failures cover rows 0..num_rows-1 of each split exactly once",
-    "model_file": "the --model file is the generating model (sha256 equals config.model_sha256)",
+    "model_file": "the --source-model file is the generating model (sha256 equals config.model_sha256)",
     "misclassified": "the model misclassifies every stored image",
     "adversarial_prediction": "the model predicts the stored adversarial_prediction (and confidence)",
-    "source_fingerprint": "the --source split has the fingerprint recorded in generation.json",
+    "source_fingerprint": "the --cifar10 split has the fingerprint recorded in generation.json",
     "perturbation": f"stored linf and l2 equal the recomputed distances to the original (within {NORM_TOLERANCE:g})",
     "perturbation_bound": "fgs: linf <= step * iterations + 0.5 / pixel range, and <= max_linf when set; onepixel: "
     "one pixel changed at most",

@@ -514,7 +514,7 @@ def test_cli_reports_bad_sources_in_one_line_with_exit_code_2(name, tmp_path, ar
     out = tmp_path / "x.keras"
     capsys.readouterr()  # drop what writing the source printed
     code = run_with_friendly_errors(
-        cli, ["train", "--arch", "target", "--source", str(source), "--out", str(out), "-q"]
+        cli, ["train", "--arch", "target", "--cifar10", str(source), "--out", str(out), "-q"]
     )
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -542,7 +542,7 @@ def test_hub_source_offline_fails_fast_with_one_line_and_exit_2(tmp_path):
             "train",
             "--arch",
             "target",
-            "--source",
+            "--cifar10",
             "hub:uoft-cs/cifar10",
             "--out",
             str(tmp_path / "m.keras"),
@@ -557,7 +557,7 @@ def test_hub_source_offline_fails_fast_with_one_line_and_exit_2(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, proc.stderr
     assert lines and lines[-1].startswith("Error: cannot load 'uoft-cs/cifar10' from the Hugging Face hub"), proc.stderr
-    assert "HF_HUB_OFFLINE" in lines[-1] and "--source PATH" in lines[-1]
+    assert "HF_HUB_OFFLINE" in lines[-1] and "--cifar10 PATH" in lines[-1]
     assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
     assert not (tmp_path / "m.keras").exists()
     assert elapsed < 90  # start-up included; the hub attempt itself must not wait on the network

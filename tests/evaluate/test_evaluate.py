@@ -18,7 +18,10 @@ from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, Valida
 from cifar10_fgs.evaluate import (
     ALL_VARIANTS,
     Classification,
+    GaussianOptions,
     GaussianVariant,
+    RetrainOptions,
+    TransferOptions,
     blur,
     confidence_split,
     evaluate_gaussian,
@@ -259,7 +262,7 @@ def test_paper_scalar_float_differs_from_spatial_float_by_the_channel_blur_only(
 @pytest.fixture(scope="module")
 def transfer(folder, target_path, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
-    return evaluate_transfer(target_path, folder, root, source_model_path=tiny_keras_path, seed=5)
+    return evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5))
 
 
 def test_transfer_matches_a_direct_computation(transfer, folder, target_path, tiny_keras_path, image_folder_source):
@@ -335,7 +338,9 @@ def test_rows_join_by_index_whatever_their_order(
     shuffled = copy_with_rewritten_test_shards(folder, tmp_path / "shuffled", lambda t: t.take(perm))
     first = read_shard(sorted((shuffled / "data").glob("test-*.arrow"))[0]).column("index").to_numpy()
     assert not np.array_equal(first, np.arange(len(first))), "the copy's rows really are out of order"
-    again = evaluate_transfer(target_path, shuffled, root, source_model_path=tiny_keras_path, seed=5)
+    again = evaluate_transfer(
+        target_path, shuffled, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5)
+    )
     assert again.report["results"] == transfer.report["results"]
 
 
@@ -351,15 +356,15 @@ def test_altered_or_foreign_data_is_refused(folder, target_path, image_folder_so
 
     bad = copy_with_rewritten_test_shards(folder, tmp_path / "relabelled", relabel)
     with pytest.raises(ValidationError, match="label"):
-        evaluate_transfer(target_path, bad, root)
+        evaluate_transfer(target_path, bad, TransferOptions(cifar10=root))
     short = copy_with_rewritten_test_shards(folder, tmp_path / "short", lambda t: t.slice(1))
     with pytest.raises(ValidationError, match="missing"):
-        evaluate_transfer(target_path, short, root)
+        evaluate_transfer(target_path, short, TransferOptions(cifar10=root))
     other = tmp_path / "other_src"
     for split, (images, labels) in data.items():
         write_image_folder(other, split, 255 - images, labels)
     with pytest.raises(DataSourceError, match="fingerprint"):
-        evaluate_transfer(target_path, folder, other, name="foreign")
+        evaluate_transfer(target_path, folder, TransferOptions(cifar10=other, name="foreign"))
     assert not (folder / "results" / "foreign.json").exists()
 
 
@@ -378,7 +383,7 @@ def test_rows_the_attack_did_not_fool_are_excluded(tmp_path, tiny_keras_path, ta
         i for e in json.loads((out / "generation.json").read_text())["shards"].values() for i in e["failures"]
     )
     assert 0 < len(failures) < 40
-    r = evaluate_transfer(target_path, out, root)
+    r = evaluate_transfer(target_path, out, TransferOptions(cifar10=root))
     index, orig, adv, labels = direct(out, root)
     assert np.array_equal(index, np.setdiff1d(np.arange(40), failures))
     assert r.num_rows_used == 40 - len(failures) and r.num_rows_split == 40
@@ -396,7 +401,7 @@ def test_rows_the_attack_did_not_fool_are_excluded(tmp_path, tiny_keras_path, ta
     )
     assert f"{40 - len(failures)} of 40 test rows" in r.report["markdown"]
     with pytest.raises(DataSourceError, match="no 'train' split"):
-        evaluate_retrain(out, tmp_path / "r.keras", root, epochs=1)
+        evaluate_retrain(out, tmp_path / "r.keras", RetrainOptions(cifar10=root, epochs=1))
 
 
 def test_results_made_with_other_settings_are_kept(transfer, folder, target_path, tiny_keras_path, image_folder_source):
@@ -404,14 +409,14 @@ def test_results_made_with_other_settings_are_kept(transfer, folder, target_path
     path = folder / "results" / "transfer.json"
     before = path.read_bytes()
     with pytest.raises(OutputError, match="other settings"):
-        evaluate_transfer(target_path, folder, root, source_model_path=tiny_keras_path, seed=6)
+        evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=6))
     assert path.read_bytes() == before
-    other = evaluate_transfer(target_path, folder, root, seed=6, name="transfer_seed6")
+    other = evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, seed=6, name="transfer_seed6"))
     assert Path(other.json_path).name == "transfer_seed6.json" and path.read_bytes() == before
-    same = evaluate_transfer(target_path, folder, root, source_model_path=tiny_keras_path, seed=5)
+    same = evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5))
     assert same.report["results"] == transfer.report["results"], "same settings: recomputed, same numbers"
     with pytest.raises(ConfigError):
-        evaluate_transfer(target_path, folder, root, name="../escape")
+        evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, name="../escape"))
 
 
 # --------------------------------------------------------------------------- gaussian
@@ -419,7 +424,7 @@ def test_results_made_with_other_settings_are_kept(transfer, folder, target_path
 
 def test_gaussian_matches_direct_computation(transfer, folder, target_path, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
-    r = evaluate_gaussian([target_path, tiny_keras_path], folder, root, stds=(0, 0.5, 1.5))
+    r = evaluate_gaussian([target_path, tiny_keras_path], folder, GaussianOptions(cifar10=root, stds=(0, 0.5, 1.5)))
     assert r.models == ("target", "tiny") and r.stds == (0.0, 0.5, 1.5)
     t = transfer.report["results"]["target"]
     for s in ("original", "adversarial"):  # std 0 is the identity: the transfer numbers
@@ -452,10 +457,9 @@ def test_gaussian_variants_in_one_sweep(transfer, folder, target_path, tiny_kera
     r = evaluate_gaussian(
         [target_path, tiny_keras_path],
         folder,
-        root,
-        stds=(0, 0.6),
-        variants=[v.value for v in ALL_VARIANTS],
-        name="gaussian_variants",
+        GaussianOptions(
+            cifar10=root, stds=(0, 0.6), variants=[v.value for v in ALL_VARIANTS], name="gaussian_variants"
+        ),
     )
     assert r.variants == ("spatial-uint8", "spatial-float", "paper-scalar-float")
     assert len(r.rows) == 3 * 2 * 2 * 2
@@ -485,7 +489,7 @@ def test_gaussian_variants_in_one_sweep(transfer, folder, target_path, tiny_kera
 def retrained(folder, target_path, image_folder_source, tmp_path_factory):
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("retrain") / "retrained.keras"
-    return out, evaluate_retrain(folder, out, root, epochs=1, target_model_path=target_path)
+    return out, evaluate_retrain(folder, out, RetrainOptions(cifar10=root, epochs=1, target_model=target_path))
 
 
 def test_retrain_trains_and_writes(retrained, transfer, folder, image_folder_source):
@@ -526,7 +530,7 @@ def test_retrain_splits(folder, image_folder_source, tmp_path):
     with pytest.raises(ConfigError):
         retrain_split(tr, "both")
     with pytest.raises(ConfigError):
-        evaluate_retrain(folder, tmp_path / "x.h5", root, epochs=1)
+        evaluate_retrain(folder, tmp_path / "x.h5", RetrainOptions(cifar10=root, epochs=1))
 
 
 def resolve(folder: Path, source: str):
@@ -549,10 +553,9 @@ def test_paper_comparison_numbers_are_those_of_the_results_files(
     g = evaluate_gaussian(
         [target_path, out],
         folder,
-        root,
-        stds=(0, 0.25, 0.5, 0.6, 1.0),
-        variants=list(ALL_VARIANTS),
-        name="gaussian_paper",
+        GaussianOptions(
+            cifar10=root, stds=(0, 0.25, 0.5, 0.6, 1.0), variants=list(ALL_VARIANTS), name="gaussian_paper"
+        ),
     )
     c = write_paper_comparison(folder, {"gaussian": "gaussian_paper", "retrain": ("retrain",)})
     report = json.loads((folder / "results" / "paper.json").read_text())
@@ -621,11 +624,10 @@ def test_cli_transfer_json_and_gaussian_table(transfer, folder, target_path, ima
         [
             "evaluate",
             "transfer",
+            str(folder),
             "--model",
             str(target_path),
-            "--dataset",
-            str(folder),
-            "--source",
+            "--cifar10",
             str(root),
             "--name",
             "cli_transfer",
@@ -637,16 +639,15 @@ def test_cli_transfer_json_and_gaussian_table(transfer, folder, target_path, ima
     result = json.loads(out)
     assert result["accuracy_drop"] == pytest.approx(transfer.accuracy_drop)
     assert result["json_path"].endswith("cli_transfer.json") and Path(result["json_path"]).is_file()
-    # --source defaults to the one recorded in generation.json
+    # --cifar10 defaults to the one recorded in generation.json
     code = run_with_friendly_errors(
         cli,
         [
             "evaluate",
             "gaussian",
-            "--models",
-            f"{target_path}",
-            "--dataset",
             str(folder),
+            "--model",
+            f"{target_path}",
             "--std",
             "0,1",
             "--name",
@@ -668,7 +669,6 @@ def test_cli_retrain_reuses_an_identical_model(retrained, folder, target_path, c
         [
             "evaluate",
             "retrain",
-            "--dataset",
             str(folder),
             "--out",
             str(out),
@@ -690,7 +690,6 @@ def test_cli_retrain_reuses_an_identical_model(retrained, folder, target_path, c
         [
             "evaluate",
             "retrain",
-            "--dataset",
             str(folder),
             "--out",
             str(out),
@@ -709,7 +708,7 @@ def test_cli_paper_writes_the_comparison_and_fills_the_readme(transfer, folder, 
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nstale table\n{README_END}\nafter\n")
-    code = run_with_friendly_errors(cli, ["evaluate", "paper", "--dataset", str(folder), "--readme", str(readme)])
+    code = run_with_friendly_errors(cli, ["evaluate", "paper", str(folder), "--readme", str(readme)])
     out = capsys.readouterr().out
     assert code == 0 and "the adversarial images lower the target's accuracy" in out
     report = json.loads((folder / "results" / "paper.json").read_text())
@@ -719,29 +718,32 @@ def test_cli_paper_writes_the_comparison_and_fills_the_readme(transfer, folder, 
     assert f"{transfer.adversarial.accuracy:.4f}" in text
     bare = tmp_path / "bare.md"
     bare.write_text("# no markers\n")
-    code = run_with_friendly_errors(cli, ["evaluate", "paper", "--dataset", str(folder), "--readme", str(bare)])
+    code = run_with_friendly_errors(cli, ["evaluate", "paper", str(folder), "--readme", str(bare)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "markers" in err and len(err.splitlines()) == 1
     assert bare.read_text() == "# no markers\n"
 
 
 @pytest.mark.parametrize(
-    "args, message, one_line",
+    "args, message",
     [
-        (["gaussian", "--models", "m.keras", "--dataset", "{folder}", "--std", "0,-1"], "--std -1.0 is invalid", True),
-        (["transfer", "--model", "{target}", "--dataset", "{missing}"], "does not exist", True),
-        (["transfer", "--model", "{missing}/t.keras", "--dataset", "{folder}"], "does not exist", True),
-        (["retrain", "--dataset", "{folder}", "--out", "{missing}/r.h5"], "must end in .keras", True),
-        (["gaussian", "--models", "m.keras", "--dataset", "{folder}", "--std", "0,x"], "comma-separated", False),
+        (["gaussian", "{folder}", "--model", "m.keras", "--std", "0,-1"], "--std -1.0 is invalid"),
+        (["transfer", "{missing}", "--model", "{target}"], "does not exist"),
+        (["transfer", "{folder}", "--model", "{missing}/t.keras"], "does not exist"),
+        (["retrain", "{folder}", "--out", "{missing}/r.h5"], "must end in .keras"),
+        (["gaussian", "{folder}", "--model", "m.keras", "--std", "0,x"], "comma-separated"),
+        (["transfer", "--model", "{target}"], "Missing argument 'DIR"),
+        (["gaussian", "{folder}", "--models", "a.keras,b.keras"], "use --model A.keras --model B.keras"),
+        (["transfer", "--dataset", "{folder}", "--model", "{target}"], "use the dataset folder DIR as the first"),
+        (["transfer", "{folder}", "--model", "{target}", "--out", "{missing}"], "--out applies to a leaderboard"),
     ],
 )
-def test_cli_errors(folder, target_path, tmp_path, capsys, args, message, one_line):
+def test_cli_errors_are_one_line_exit_2(folder, target_path, tmp_path, capsys, args, message):
     subs = {"folder": str(folder), "target": str(target_path), "missing": str(tmp_path / "missing")}
     code = run_with_friendly_errors(cli, ["evaluate", *(a.format(**subs) for a in args)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err
-    if one_line:  # library errors: one line; click's own usage errors come with the usage text
-        assert len(err.splitlines()) == 1 and err.startswith("Error: ")
+    assert len(err.splitlines()) == 1 and err.startswith("Error: ")  # click's usage errors too
 
 
 def test_cli_group_lists_the_three_evaluations(capsys):

@@ -202,7 +202,7 @@ def test_with_originals_column(tiny_keras_path, image_folder_source, tmp_path):
         (["--step", "0"], "step"),
         (["--step", "1"], "step"),
         (["--max-iterations", "0"], "max-iterations"),
-        (["--split", "valid"], "unknown split"),
+        (["--split", "valid"], "is not one of"),
         (["--limit", "1000"], "larger than"),
     ],
 )
@@ -210,7 +210,17 @@ def test_cli_bad_settings_are_one_line_exit_2(args, needle, tiny_keras_path, ima
     root, _ = image_folder_source
     code = run_with_friendly_errors(
         cli,
-        ["generate", "--model", str(tiny_keras_path), "--source", str(root), "--out", str(tmp_path / "o"), "-q", *args],
+        [
+            "generate",
+            "--source-model",
+            str(tiny_keras_path),
+            "--cifar10",
+            str(root),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+            *args,
+        ],
     )
     err = capsys.readouterr().err.strip()
     assert code == 2
@@ -225,7 +235,7 @@ def test_cli_refuses_a_model_of_the_wrong_shape(image_folder_source, tmp_path, c
     bad = tmp_path / "mnist.keras"
     keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(bad)
     code = run_with_friendly_errors(
-        cli, ["generate", "--model", str(bad), "--source", str(root), "--out", str(tmp_path / "o")]
+        cli, ["generate", "--source-model", str(bad), "--cifar10", str(root), "--out", str(tmp_path / "o")]
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "expected a 32x32x3 -> 10" in err and len(err.splitlines()) == 1
@@ -252,9 +262,9 @@ def test_disk_full_is_one_line_and_keeps_finished_shards(
         cli,
         [
             "generate",
-            "--model",
+            "--source-model",
             str(tiny_keras_path),
-            "--source",
+            "--cifar10",
             str(root),
             "--out",
             str(out),
@@ -287,9 +297,9 @@ def test_sigkill_at_random_moments_then_resume_is_byte_identical(tmp_path):
         "-m",
         "cifar10_fgs.cli.main",
         "generate",
-        "--model",
+        "--source-model",
         str(model_path),
-        "--source",
+        "--cifar10",
         str(root),
         "--split",
         "test",
@@ -391,7 +401,8 @@ def test_read_only_output_folder_is_one_line_exit_2(tiny_keras_path, image_folde
         pytest.skip("chattr +i is not available here")
     try:
         code = run_with_friendly_errors(
-            cli, ["generate", "--model", str(tiny_keras_path), "--source", str(root), "--out", str(ro / "ds"), "-q"]
+            cli,
+            ["generate", "--source-model", str(tiny_keras_path), "--cifar10", str(root), "--out", str(ro / "ds"), "-q"],
         )
         err = capsys.readouterr().err.strip()
         assert code == 2 and "not writable" in err and len(err.splitlines()) == 1

@@ -63,7 +63,7 @@ def dataset(tmp_path_factory, tiny_keras_path, image_folder_source):
 
 @pytest.fixture(scope="module")
 def carded(dataset, tmp_path_factory):
-    """A copy of ``dataset`` with a card for REPO (written without --source)."""
+    """A copy of ``dataset`` with a card for REPO (written without --cifar10)."""
     d = tmp_path_factory.mktemp("carded") / "ds"
     shutil.copytree(dataset, d)
     result = write_card(d, REPO)
@@ -242,8 +242,8 @@ def test_without_originals_the_image_figures_are_skipped_with_a_note(carded):
     assert result.figures == (FIGURES["iterations"],)
     assert not (d / FIGURES["examples"]).exists() and not (d / FIGURES["perceptible"]).exists()
     assert (d / FIGURES["iterations"]).stat().st_size > 1000
-    assert any("--source" in n for n in result.notes)
-    assert "rerun `cifar10-fgs card DIR --source DATA`" in (d / README).read_text()
+    assert any("--cifar10" in n for n in result.notes)
+    assert "rerun `cifar10-fgs card DIR --cifar10 DATA`" in (d / README).read_text()
 
 
 def test_original_image_column_is_used_for_figures(tmp_path, tiny_keras_path, image_folder_source):

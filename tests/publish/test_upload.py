@@ -305,7 +305,7 @@ def test_upload_calls_reruns_and_the_token_never_leaks(carded, tmp_path, tiny_ke
     caplog.set_level(logging.DEBUG)
 
     args = ["upload", str(d), "--repo-id", REPO]
-    assert run_with_friendly_errors(cli, [*args, "--include-model", str(tiny_keras_path), "-v"]) == 0
+    assert run_with_friendly_errors(cli, [*args, "--source-model", str(tiny_keras_path), "-v"]) == 0
     first = capsys.readouterr()
     assert made_with == [SECRET]  # the token from HF_TOKEN reached the API object
     assert fake.names() == ["create_repo", "get_paths_info", "upload_folder", "create_commit"]
@@ -325,7 +325,7 @@ def test_upload_calls_reruns_and_the_token_never_leaks(carded, tmp_path, tiny_ke
 
     # rerun: everything is already there, nothing is sent
     fake.calls.clear()
-    assert run_with_friendly_errors(cli, [*args, "--include-model", str(tiny_keras_path), "--json"]) == 0
+    assert run_with_friendly_errors(cli, [*args, "--source-model", str(tiny_keras_path), "--json"]) == 0
     second = capsys.readouterr()
     assert fake.names() == ["create_repo", "get_paths_info"]
     assert json.loads(second.out)["uploaded"] == []

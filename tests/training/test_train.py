@@ -1,4 +1,4 @@
-"""Training the target (Fig. 2) on small synthetic data: outputs, provenance, refusal, resume, --limit."""
+"""Training the target (Fig. 2) on small synthetic data: outputs, provenance, refusal, resume, --train-limit."""
 
 from __future__ import annotations
 
@@ -208,13 +208,13 @@ def test_cli_train_with_limit_uses_a_seeded_random_subset(image_folder_source, t
         "train",
         "--arch",
         "target",
-        "--source",
+        "--cifar10",
         str(root),
         "--out",
         str(out),
         "--epochs",
         "1",
-        "--limit",
+        "--train-limit",
         "20",
         "--seed",
         "5",
@@ -364,7 +364,7 @@ def test_cli_start_epoch_without_init_from_is_one_line_exit_2(tmp_path, capsys):
             "train",
             "--arch",
             "target",
-            "--source",
+            "--cifar10",
             str(tmp_path / "nowhere"),
             "--out",
             str(tmp_path / "m.keras"),
@@ -551,7 +551,7 @@ def test_cli_train_at_the_recipes_end_says_it_trained_nothing(trained, image_fol
             "train",
             "--arch",
             "target",
-            "--source",
+            "--cifar10",
             str(root),
             "--out",
             str(out),

@@ -3,7 +3,7 @@
 A generated, carded folder is uploaded by the real ``upload_dataset`` (the hub API replaced by a
 recording stand-in that commits into the local hub), then downloaded by the real
 ``huggingface_hub.snapshot_download`` over HTTP (``HF_ENDPOINT`` pointed at the local server, an
-isolated cache per test) for ``validate hub:...`` and ``evaluate transfer --dataset hub:...``.
+isolated cache per test) for ``validate hub:...`` and ``evaluate transfer hub:...``.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def test_validate_hub_reproves_the_published_copy_and_names_the_commit(served, h
     assert f"hub:{REPO}@{commit}: all " in out
 
     root, data = image_folder_source
-    assert run_with_friendly_errors(cli, ["validate", f"hub:{REPO}@main", "--source", str(root), "--json"]) == 0
+    assert run_with_friendly_errors(cli, ["validate", f"hub:{REPO}@main", "--cifar10", str(root), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["commit"] == commit and report["directory"] == f"hub:{REPO}@{commit}"
     checks = {c["name"]: c for c in report["checks"]}
@@ -235,7 +235,9 @@ def test_wrong_revision_missing_repo_and_missing_model_are_one_line_errors(serve
 
 def test_a_copy_without_the_model_validates_against_a_given_model(served, workspace, capsys):
     model = workspace / "models" / "tiny.keras"
-    assert run_with_friendly_errors(cli, ["validate", f"hub:{NO_MODEL_REPO}", "--model", str(model), "--json"]) == 0
+    assert (
+        run_with_friendly_errors(cli, ["validate", f"hub:{NO_MODEL_REPO}", "--source-model", str(model), "--json"]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["model"] == str(model)
     assert {c["name"]: c["status"] for c in report["checks"]}["misclassified"] == "passed"
@@ -286,7 +288,6 @@ def test_leaderboard_from_the_hub_scores_every_model_like_evaluate_transfer(
     args = [
         "evaluate",
         "transfer",
-        "--dataset",
         f"hub:{REPO}",
         "--model",
         str(local),
@@ -328,7 +329,7 @@ def test_leaderboard_from_the_hub_scores_every_model_like_evaluate_transfer(
 
     assert (
         run_with_friendly_errors(
-            cli, ["evaluate", "transfer", "--dataset", str(copy), "--model", str(local), "--leaderboard", "--json"]
+            cli, ["evaluate", "transfer", str(copy), "--model", str(local), "--leaderboard", "--json"]
         )
         == 0
     )  # one local model, on request
@@ -349,7 +350,7 @@ def test_leaderboard_from_the_hub_scores_every_model_like_evaluate_transfer(
     capsys.readouterr()
     assert (
         run_with_friendly_errors(
-            cli, ["evaluate", "transfer", "--dataset", f"hub:{REPO}", "--model", str(local), "--out", str(out), "-q"]
+            cli, ["evaluate", "transfer", f"hub:{REPO}", "--model", str(local), "--out", str(out), "-q"]
         )
         == 2
     )
@@ -371,14 +372,14 @@ def test_leaderboard_refusals_are_one_line_errors(served, hub, candidates, tmp_p
     manifest["data_source"]["source"] = "/nowhere/cifar-10-python.tar.gz"
     hub.commit(REPO, {MANIFEST: json.dumps(manifest).encode()}, branch="moved")
     cases = [
-        (["--dataset", f"hub:{REPO}", "--model", "hf://someone/with-lambda"], "Lambda layer"),
+        ([f"hub:{REPO}", "--model", "hf://someone/with-lambda"], "Lambda layer"),
         (
-            ["--dataset", f"hub:{REPO}", "--model", "hf://someone/no-such-model"],
+            [f"hub:{REPO}", "--model", "hf://someone/no-such-model"],
             "model repo someone/no-such-model was not found",
         ),
-        (["--dataset", f"hub:{REPO}@v9", "--model", str(local)], "revision 'v9' does not exist"),
-        (["--dataset", f"hub:{REPO}@moved", "--model", str(local)], "not on this machine: pass --source"),
-        (["--dataset", f"hub:{REPO}", "--model", str(local), "--model", str(local)], "given twice"),
+        ([f"hub:{REPO}@v9", "--model", str(local)], "revision 'v9' does not exist"),
+        ([f"hub:{REPO}@moved", "--model", str(local)], "not on this machine: pass --cifar10"),
+        ([f"hub:{REPO}", "--model", str(local), "--model", str(local)], "given twice"),
     ]
     for args, needle in cases:
         code = run_with_friendly_errors(cli, ["evaluate", "transfer", *args, "--out", str(tmp_path / "b"), "-q"])
@@ -422,6 +423,6 @@ def test_run_upload_ships_the_source_model_and_the_copy_reproves(
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with h.serve() as endpoint:
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
-        assert run_with_friendly_errors(cli, ["validate", "hub:someone/run-copy", "--source", str(root), "-q"]) == 0
+        assert run_with_friendly_errors(cli, ["validate", "hub:someone/run-copy", "--cifar10", str(root), "-q"]) == 0
     out = capsys.readouterr().out
     assert f"checked commit {h.repos[('dataset', 'someone/run-copy')]['branches']['main']}" in out

@@ -131,7 +131,7 @@ def test_without_model_the_model_checks_are_skipped(ds):
     assert report.ok
     for name in ("model_file", "misclassified", "adversarial_prediction"):
         assert report.check(name).status == "skipped"
-    assert "no --model" in report.check("misclassified").note
+    assert "no --source-model" in report.check("misclassified").note
 
 
 # --------------------------------------------------------------------------- file damage
@@ -384,7 +384,7 @@ def run_cli(args):
 
 
 def test_cli_exit_codes_and_json(ds, tiny_keras_path, tmp_path, capsys):
-    assert run_cli(["validate", str(ds), "--model", str(tiny_keras_path), "--json"]) == 0
+    assert run_cli(["validate", str(ds), "--source-model", str(tiny_keras_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is True and out["failed_checks"] == []
 

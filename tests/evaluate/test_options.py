@@ -1,0 +1,44 @@
+"""Each evaluation takes its models and dataset plus one frozen options dataclass (issue 19, part 4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+
+from cifar10_fgs.evaluate import (
+    EvaluateOptions,
+    GaussianOptions,
+    RetrainOptions,
+    TransferOptions,
+    evaluate_gaussian,
+    evaluate_retrain,
+    evaluate_transfer,
+)
+from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
+
+EVALUATIONS = [
+    (evaluate_transfer, TransferOptions, ["model_path", "dataset_dir", "options"], "transfer"),
+    (evaluate_retrain, RetrainOptions, ["dataset_dir", "out", "options"], None),
+    (evaluate_gaussian, GaussianOptions, ["model_paths", "dataset_dir", "options"], "gaussian"),
+    (evaluate_leaderboard, LeaderboardOptions, ["models", "dataset", "options"], "leaderboard"),
+]
+
+
+@pytest.mark.parametrize("function, options, parameters, name", EVALUATIONS, ids=lambda x: getattr(x, "__name__", ""))
+def test_an_evaluation_takes_one_frozen_options_dataclass(function, options, parameters, name):
+    sig = inspect.signature(function)
+    assert list(sig.parameters) == parameters
+    assert sig.parameters["options"].default == options()
+    assert issubclass(options, EvaluateOptions) and options().name == name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options().batch_size = 1
+    shared = {f.name for f in dataclasses.fields(EvaluateOptions)}
+    assert shared <= {f.name for f in dataclasses.fields(options)}
+
+
+def test_options_reject_an_unknown_field():
+    with pytest.raises(TypeError):
+        TransferOptions(source="cifar-10-python.tar.gz")  # the CIFAR-10 is `cifar10`, the attacked model `source_model`
+    assert TransferOptions(cifar10="x", source_model="m.keras").source_model == "m.keras"
