@@ -1,47 +1,102 @@
-"""A tiny Hugging Face hub for the tests: repos in memory, served over real HTTP on 127.0.0.1.
+"""A tiny Hugging Face hub for the tests: repos in memory, LFS objects on disk, served over real HTTP on 127.0.0.1.
 
-It answers exactly the endpoints ``huggingface_hub.snapshot_download`` / ``hf_hub_download`` use
-(read from huggingface_hub 2.x's ``_snapshot_download.py`` and ``file_download.py``):
+It answers the endpoints the unmodified ``huggingface_hub`` 2.x client uses (read from its
+``hf_api.py``, ``_commit_api.py``, ``lfs.py``, ``_snapshot_download.py`` and ``file_download.py``).
 
-* ``GET /api/{models|datasets}/{repo_id}/revision/{revision}``: repo info with the resolved ``sha``;
+Downloads (``snapshot_download`` / ``hf_hub_download``):
+
+* ``GET /api/{models|datasets}/{repo_id}[/revision/{revision}]``: repo info with the resolved ``sha``;
 * ``GET /api/{models|datasets}/{repo_id}/tree/{revision}?recursive=True``: the file listing (git blob
-  sha1 as ``oid``; ``lfs`` with the sha256 for binary files, as the hub stores them);
+  sha1 as ``oid``; ``lfs`` with the sha256 for LFS files);
 * ``HEAD`` / ``GET /[datasets/]{repo_id}/resolve/{revision}/{path}``: the file with ``ETag`` (sha256 for
-  LFS files, the blob sha1 otherwise), ``X-Repo-Commit`` and ``Content-Length``;
-* errors as the hub sends them: 404 with ``X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound``.
+  LFS files, the blob sha1 otherwise), ``X-Repo-Commit`` and ``Content-Length``.
 
-Uploads go through :class:`RecordingApi`, a stand-in for ``HfApi`` that records every call and turns
-``upload_folder`` / ``create_commit`` into commits of the same in-memory repos.
+Uploads (``create_repo``, ``create_branch``, ``get_paths_info``, ``upload_folder`` / ``create_commit``
+on the LFS path, i.e. with ``HF_HUB_DISABLE_XET=1``: the server never advertises Xet):
+
+* ``POST /api/repos/create``: a new repo whose first commit holds ``.gitattributes``, as the hub makes it
+  (409 if it exists);
+* ``POST /api/{type}s/{repo_id}/branch/{branch}`` (409 if it exists), ``.../paths-info/{revision}``;
+* ``POST /api/validate-yaml``: the README's YAML front matter must parse;
+* ``POST /api/{type}s/{repo_id}/preupload/{revision}``: ``uploadMode`` lfs for ``LFS_SUFFIXES``, files
+  over 10 MiB and binary samples, regular otherwise, with the remote ``oid`` of files already there;
+* ``POST /[datasets/]{repo_id}.git/info/lfs/objects/batch``: ``basic`` transfer, an upload action (a
+  signed ``PUT /lfs-objects/{oid}`` on this server, no token needed, like a presigned URL) and a verify
+  action, or no actions for an object already stored;
+* ``PUT /lfs-objects/{oid}``: streamed to a temp file, size and sha256 checked, then renamed to its oid,
+  so no half-written object is ever stored; ``POST .../objects/verify`` checks it;
+* ``POST /api/{type}s/{repo_id}/commit/{revision}`` (NDJSON header / file / lfsFile / deletedFile /
+  deletedFolder): every operation is checked before anything is applied (an ``lfsFile`` must be a stored
+  object of that size; a binary ``file`` is refused as the hub does), then the new commit and the branch
+  move appear together, so a commit is visible completely or not at all.
+
+Writes need ``Authorization: Bearer <token>`` when the hub has a ``token`` (401 otherwise). Errors come as
+the hub sends them: 404 with ``X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound``.
+:meth:`LocalHub.hold_lfs_put` stops one LFS upload half-way until the test releases it (for kill tests).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import json
+import os
+import tempfile
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 LFS_SUFFIXES = (".arrow", ".keras", ".h5", ".png")
+LFS_MIN_SIZE = 10 * 1024 * 1024  # the hub stores files above 10 MiB in LFS whatever their name
+GITATTRIBUTES = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES).encode()
+HOLD_TIMEOUT = 60.0  # seconds a held LFS upload waits for the test before it goes on anyway
 
 
 def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
 
 
-class LocalHub:
-    """Repos keyed by (repo_type, repo_id): commits (sha -> {path: bytes}) and branches (name -> sha)."""
+def is_lfs(path: str, size: int, sample: bytes) -> bool:
+    """How the hub decides: LFS by name (.gitattributes), by size, or for binary content (a NUL byte)."""
+    return path.endswith(LFS_SUFFIXES) or size > LFS_MIN_SIZE or b"\0" in sample[:512]
 
-    def __init__(self):
+
+def _is_lfs_data(path: str, data: bytes) -> bool:
+    return is_lfs(path, len(data), data)
+
+
+@dataclass
+class Hold:
+    """One LFS upload stopped half-way: ``reached`` once the server holds it, ``release`` to let it go on."""
+
+    oid: str
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    received: int = 0  # bytes the server had read when it stopped
+    stored: bool | None = None  # whether the object was complete (and stored) in the end
+
+
+class LocalHub:
+    """Repos keyed by (repo_type, repo_id): commits (sha -> {path: bytes}), branches (name -> sha), messages."""
+
+    def __init__(self, root: str | Path | None = None, token: str | None = None):
         self.repos: dict[tuple[str, str], dict] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every HTTP request served
+        self.created: list[dict] = []  # the JSON bodies of POST /api/repos/create
+        self.token = token
+        self.lfs_dir = Path(root or tempfile.mkdtemp(prefix="localhub-")) / "lfs"
+        self.lfs_dir.mkdir(parents=True, exist_ok=True)
+        self.holds: dict[str, Hold] = {}
         self._lock = threading.Lock()
 
-    def create(self, repo_id: str, repo_type: str = "dataset") -> dict:
-        return self.repos.setdefault((repo_type, repo_id), {"commits": {}, "branches": {}})
+    def create(self, repo_id: str, repo_type: str = "dataset", private: bool = False) -> dict:
+        return self.repos.setdefault(
+            (repo_type, repo_id), {"commits": {}, "branches": {}, "messages": {}, "private": private}
+        )
 
     def commit(
         self,
@@ -52,6 +107,7 @@ class LocalHub:
         branch: str = "main",
         replace: bool = False,
         delete: tuple[str, ...] = (),
+        message: str = "",
     ) -> str:
         """A new commit on ``branch``: its parent's files updated with ``files`` (or only ``files`` if replace)."""
         with self._lock:
@@ -61,13 +117,19 @@ class LocalHub:
             tree.update(files)
             for p in delete:
                 tree.pop(p, None)
-            h = hashlib.sha1(f"{parent}\n{len(repo['commits'])}\n".encode())
-            for path in sorted(tree):
-                h.update(f"{path} {git_blob_sha1(tree[path])}\n".encode())
-            sha = h.hexdigest()
-            repo["commits"][sha] = tree
-            repo["branches"][branch] = sha
-            return sha
+            return self._publish(repo, branch, parent, tree, message)
+
+    @staticmethod
+    def _publish(repo: dict, branch: str, parent: str | None, tree: dict[str, bytes], message: str) -> str:
+        """Record ``tree`` as a new commit and move ``branch`` to it (caller holds the lock)."""
+        h = hashlib.sha1(f"{parent}\n{len(repo['commits'])}\n".encode())
+        for path in sorted(tree):
+            h.update(f"{path} {git_blob_sha1(tree[path])}\n".encode())
+        sha = h.hexdigest()
+        repo["commits"][sha] = tree
+        repo["messages"][sha] = message
+        repo["branches"][branch] = sha
+        return sha
 
     def commit_folder(self, repo_id: str, folder: Path, *, repo_type: str = "dataset", branch: str = "main") -> str:
         files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -86,6 +148,15 @@ class LocalHub:
         repo, sha = self.resolve(repo_type, repo_id, revision)
         return dict(repo["commits"][sha])
 
+    def lfs_object(self, oid: str) -> Path | None:
+        path = self.lfs_dir / oid
+        return path if path.is_file() else None
+
+    def hold_lfs_put(self, oid: str) -> Hold:
+        """Stop the next ``PUT`` of LFS object ``oid`` after half its bytes, until ``release`` is set."""
+        hold = self.holds[oid] = Hold(oid)
+        return hold
+
     @contextmanager
     def serve(self):
         """Serve the repos on an ephemeral port; yields the endpoint URL (for HF_ENDPOINT)."""
@@ -96,6 +167,8 @@ class LocalHub:
         try:
             yield f"http://127.0.0.1:{server.server_address[1]}"
         finally:
+            for hold in self.holds.values():
+                hold.release.set()
             server.shutdown()
             server.server_close()
             thread.join()
@@ -103,13 +176,20 @@ class LocalHub:
 
 def _entry(path: str, data: bytes) -> dict:
     entry = {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
-    if path.endswith(LFS_SUFFIXES):
+    if _is_lfs_data(path, data):
         entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
     return entry
 
 
-def _etag(path: str, data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest() if path.endswith(LFS_SUFFIXES) else git_blob_sha1(data)
+def _remote_oid(path: str, data: bytes) -> str:
+    """What preupload reports for a file already there: sha256 for LFS files, the git blob sha1 otherwise."""
+    return hashlib.sha256(data).hexdigest() if _is_lfs_data(path, data) else git_blob_sha1(data)
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.commit = status, message, code, commit
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -117,6 +197,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    # ------------------------------------------------------------------ plumbing
 
     def _send(self, status: int, body: bytes = b"", headers: dict | None = None, *, head: bool = False):
         self.send_response(status)
@@ -126,118 +208,297 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
-    def _error(self, code: str, message: str, head: bool, commit: str | None = None):
-        headers = {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"}
-        if commit:
-            headers["X-Repo-Commit"] = commit
-        self._send(404, json.dumps({"error": message}).encode(), headers, head=head)
+    def _json(self, body, status: int = 200, head: bool = False):
+        self._send(status, json.dumps(body).encode(), {"Content-Type": "application/json"}, head=head)
 
-    def _route(self, head: bool):
-        url = urlsplit(self.path)
-        self.hub.requests.append((self.command, url.path))
-        parts = url.path.strip("/").split("/")
-        if parts[0] == "api" and len(parts) >= 6 and parts[1] in ("models", "datasets"):
-            repo_type, repo_id, action = parts[1][:-1], f"{parts[2]}/{parts[3]}", parts[4]
-            revision, rest = unquote(parts[5]), unquote("/".join(parts[6:]))
-            if action in ("revision", "tree"):
-                return self._api(repo_type, repo_id, action, revision, rest, head)
-        repo_type = "dataset" if parts[0] == "datasets" else "model"
-        if repo_type == "dataset":
-            parts = parts[1:]
-        if len(parts) >= 5 and parts[2] == "resolve":
-            return self._resolve(
-                repo_type, f"{parts[0]}/{parts[1]}", unquote(parts[3]), unquote("/".join(parts[4:])), head
-            )
-        self._send(404, b"not found", head=head)
+    def _body_chunks(self, piece: int = 1 << 16):
+        """The request body in pieces of at most ``piece`` bytes (Content-Length or chunked encoding).
 
-    def _lookup(self, repo_type, repo_id, revision, head):
-        repo, sha = self.hub.resolve(repo_type, repo_id, revision)
+        ConnectionError if the body ends early (the client went away).
+        """
+        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        left = 0 if chunked else int(self.headers.get("Content-Length") or 0)
+        while True:
+            if chunked and left == 0:
+                size = int(self.rfile.readline(1 << 16).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1 << 16) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                left = size
+            if left == 0:
+                return
+            data = self.rfile.read(min(left, piece))
+            if not data:
+                raise ConnectionError("the request body ended early")
+            left -= len(data)
+            yield data
+            if chunked and left == 0:
+                self.rfile.readline(1 << 16)
+
+    def _body(self) -> bytes:
+        return b"".join(self._body_chunks())
+
+    def _base(self) -> str:
+        return f"http://{self.headers.get('Host')}"
+
+    def _authorize(self):
+        if self.hub.token and self.headers.get("Authorization") != f"Bearer {self.hub.token}":
+            raise HttpError(401, "Invalid credentials in Authorization header")
+
+    def _repo(self, repo_type: str, repo_id: str, revision: str | None = None) -> tuple[dict, str | None]:
+        repo, sha = self.hub.resolve(repo_type, repo_id, revision or "main")
         if repo is None:
-            self._error("RepoNotFound", "Repository not found", head)
-        elif sha is None:
-            self._error("RevisionNotFound", f"Invalid rev id: {revision}", head)
+            raise HttpError(404, "Repository not found", "RepoNotFound")
+        if revision is not None and sha is None:
+            raise HttpError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
         return repo, sha
 
-    def _api(self, repo_type, repo_id, action, revision, rest, head):
-        repo, sha = self._lookup(repo_type, repo_id, revision, head)
-        if sha is None:
-            return
-        tree = repo["commits"][sha]
-        if action == "revision":
-            body = {"id": repo_id, "sha": sha, "private": False, "siblings": [{"rfilename": p} for p in sorted(tree)]}
+    def _dispatch(self, head: bool = False):
+        url = urlsplit(self.path)
+        self.hub.requests.append((self.command, url.path))
+        parts = [unquote(p) for p in url.path.strip("/").split("/")]
+        try:
+            self._route(parts, parse_qs(url.query), head)
+        except HttpError as e:
+            headers = {"X-Error-Message": e.message, "Content-Type": "application/json"}
+            if e.code:
+                headers["X-Error-Code"] = e.code
+            if e.commit:
+                headers["X-Repo-Commit"] = e.commit
+            self._send(e.status, json.dumps({"error": e.message}).encode(), headers, head=head)
+        except ConnectionError:
+            self.close_connection = True
+
+    def _route(self, parts: list[str], query: dict, head: bool):
+        method = self.command
+        if parts[0] == "api":
+            if method == "POST" and parts[1:] == ["repos", "create"]:
+                return self._create_repo()
+            if method == "POST" and parts[1:] == ["validate-yaml"]:
+                return self._validate_yaml()
+            if len(parts) >= 4 and parts[1] in ("models", "datasets"):
+                repo_type, repo_id = parts[1][:-1], f"{parts[2]}/{parts[3]}"
+                action, revision, rest = (parts[4:5] or [None])[0], (parts[5:6] or [None])[0], "/".join(parts[6:])
+                if method in ("GET", "HEAD") and action in (None, "revision", "tree"):
+                    return self._read_api(repo_type, repo_id, action, revision or "main", rest, head)
+                if method == "POST" and action in ("branch", "paths-info", "preupload", "commit") and revision:
+                    self._authorize()
+                    return getattr(self, "_" + action.replace("-", "_"))(repo_type, repo_id, revision)
+        elif method == "PUT" and parts[0] == "lfs-objects" and len(parts) == 2:
+            return self._lfs_put(parts[1], (query.get("sig") or [""])[0])
         else:
+            repo_type = "dataset" if parts[0] == "datasets" else "model"
+            rest = parts[1:] if repo_type == "dataset" else parts
+            if (
+                method == "POST"
+                and len(rest) == 6
+                and rest[1].endswith(".git")
+                and rest[2:5] == ["info", "lfs", "objects"]
+            ):
+                self._authorize()
+                repo_id = f"{rest[0]}/{rest[1][:-4]}"
+                return self._lfs_batch(repo_type, repo_id) if rest[5] == "batch" else self._lfs_verify()
+            if method in ("GET", "HEAD") and len(rest) >= 5 and rest[2] == "resolve":
+                return self._resolve(repo_type, f"{rest[0]}/{rest[1]}", rest[3], "/".join(rest[4:]), head)
+        raise HttpError(404, f"no such endpoint: {method} {self.path}")
+
+    # ------------------------------------------------------------------ downloads
+
+    def _read_api(self, repo_type, repo_id, action, revision, rest, head):
+        repo, sha = self._repo(repo_type, repo_id, revision)
+        tree = repo["commits"][sha]
+        if action == "tree":
             body = [_entry(p, d) for p, d in sorted(tree.items()) if not rest or p.startswith(rest.rstrip("/") + "/")]
-        self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"}, head=head)
+        else:
+            siblings = [{"rfilename": p} for p in sorted(tree)]
+            body = {"id": repo_id, "sha": sha, "private": repo["private"], "siblings": siblings}
+        self._json(body, head=head)
 
     def _resolve(self, repo_type, repo_id, revision, path, head):
-        repo, sha = self._lookup(repo_type, repo_id, revision, head)
-        if sha is None:
-            return
+        repo, sha = self._repo(repo_type, repo_id, revision)
         data = repo["commits"][sha].get(path)
         if data is None:
-            return self._error("EntryNotFound", f"{path} does not exist on {revision}", head, commit=sha)
+            raise HttpError(404, f"{path} does not exist on {revision}", "EntryNotFound", commit=sha)
+        etag = _remote_oid(path, data)
+        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": sha, "Content-Type": "application/octet-stream"}
+        self._send(200, data, headers, head=head)
+
+    # ------------------------------------------------------------------ repos, branches, listings
+
+    def _create_repo(self):
+        self._authorize()
+        body = json.loads(self._body())
+        self.hub.created.append(body)
+        repo_type = body.get("type") or "model"
+        repo_id = f"{body['organization']}/{body['name']}"
+        prefix = "" if repo_type == "model" else f"{repo_type}s/"
+        url = f"{self._base()}/{prefix}{repo_id}"
+        if (repo_type, repo_id) in self.hub.repos:
+            return self._json({"error": "You already created this repo", "url": url}, 409)
+        self.hub.create(repo_id, repo_type, private=body.get("visibility") == "private")
+        self.hub.commit(repo_id, {".gitattributes": GITATTRIBUTES}, repo_type=repo_type, message="initial commit")
+        self._json({"url": url, "name": repo_id})
+
+    def _branch(self, repo_type, repo_id, branch):
+        repo, _ = self._repo(repo_type, repo_id)
+        start = json.loads(self._body() or b"{}").get("startingPoint") or "main"
+        if branch in repo["branches"]:
+            raise HttpError(409, "Reference already exists")
+        _, sha = self._repo(repo_type, repo_id, start)
+        with self.hub._lock:
+            repo["branches"][branch] = sha
+        self._json({})
+
+    def _paths_info(self, repo_type, repo_id, revision):
+        form = parse_qs(self._body().decode())
+        repo, sha = self._repo(repo_type, repo_id, revision)
+        tree = repo["commits"][sha]
+        out = []
+        for p in form.get("paths", []):
+            if p in tree:
+                out.append(_entry(p, tree[p]))
+            elif any(q.startswith(p.rstrip("/") + "/") for q in tree):
+                out.append({"type": "directory", "path": p, "oid": hashlib.sha1(p.encode()).hexdigest()})
+        self._json(out)
+
+    def _validate_yaml(self):
+        import yaml
+
+        content = json.loads(self._body()).get("content", "")
+        if content.startswith("---"):
+            try:
+                yaml.safe_load(content.split("---", 2)[1])
+            except yaml.YAMLError as e:
+                return self._json({"errors": [{"message": str(e).splitlines()[0]}], "warnings": []}, 400)
+        self._json({"errors": [], "warnings": []})
+
+    # ------------------------------------------------------------------ uploads
+
+    def _preupload(self, repo_type, repo_id, revision):
+        files = json.loads(self._body())["files"]
+        repo, sha = self._repo(repo_type, repo_id, revision)
+        tree = repo["commits"][sha]
+        out = []
+        for f in files:
+            lfs = is_lfs(f["path"], f["size"], base64.b64decode(f["sample"]))
+            there = tree.get(f["path"])
+            oid = _remote_oid(f["path"], there) if there is not None else None
+            out.append(
+                {"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
+        self._json({"files": out, "commitOid": sha})
+
+    def _lfs_batch(self, repo_type, repo_id):
+        body = json.loads(self._body())
+        self._repo(repo_type, repo_id)
+        if body.get("operation") != "upload" or "basic" not in body.get("transfers", ["basic"]):
+            raise HttpError(400, "only basic uploads are served here")
+        base, prefix = self._base(), "" if repo_type == "model" else f"{repo_type}s/"
+        objects = []
+        for obj in body["objects"]:
+            oid, size = obj["oid"], obj["size"]
+            entry = {"oid": oid, "size": size, "authenticated": True}
+            stored = self.hub.lfs_object(oid)
+            if stored is None or stored.stat().st_size != size:
+                sig = hashlib.sha256(f"{oid}:{size}:{self.hub.lfs_dir}".encode()).hexdigest()
+                entry["actions"] = {
+                    "upload": {"href": f"{base}/lfs-objects/{oid}?sig={sig}&size={size}", "header": {}},
+                    "verify": {"href": f"{base}/{prefix}{repo_id}.git/info/lfs/objects/verify", "header": {}},
+                }
+            objects.append(entry)
         self._send(
             200,
-            data,
-            {"ETag": f'"{_etag(path, data)}"', "X-Repo-Commit": sha, "Content-Type": "application/octet-stream"},
-            head=head,
+            json.dumps({"transfer": "basic", "objects": objects}).encode(),
+            {"Content-Type": "application/vnd.git-lfs+json"},
         )
+
+    def _lfs_put(self, oid: str, sig: str):
+        size = int((parse_qs(urlsplit(self.path).query).get("size") or ["-1"])[0])
+        if sig != hashlib.sha256(f"{oid}:{size}:{self.hub.lfs_dir}".encode()).hexdigest():
+            raise HttpError(403, "bad or missing upload signature")
+        hold = self.hub.holds.pop(oid, None)
+        fd, tmp = tempfile.mkstemp(dir=self.hub.lfs_dir, prefix=f".{oid}.", suffix=".incomplete")
+        h, received = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in self._body_chunks(max(1, size // 4) if hold else 1 << 16):
+                    f.write(chunk)
+                    f.flush()
+                    h.update(chunk)
+                    received += len(chunk)
+                    if hold is not None and not hold.reached.is_set() and received >= size // 2:
+                        hold.received = received
+                        hold.reached.set()
+                        hold.release.wait(HOLD_TIMEOUT)
+            if received != size or h.hexdigest() != oid:
+                raise HttpError(400, f"object {oid}: got {received} bytes hashing to {h.hexdigest()}")
+            os.replace(tmp, self.hub.lfs_dir / oid)
+            self._send(200)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            if hold is not None:
+                hold.stored = self.hub.lfs_object(oid) is not None
+                hold.done.set()
+
+    def _lfs_verify(self):
+        body = json.loads(self._body())
+        stored = self.hub.lfs_object(body["oid"])
+        if stored is None or stored.stat().st_size != body["size"]:
+            raise HttpError(404, f"object {body['oid']} of {body['size']} bytes was not uploaded")
+        self._json({"message": "ok"})
+
+    def _commit(self, repo_type, repo_id, revision):
+        lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
+        repo, parent = self._repo(repo_type, repo_id, revision)
+        header = lines[0]["value"] if lines and lines[0]["key"] == "header" else {}
+        changes: dict[str, bytes] = {}
+        deleted: list[tuple[str, bool]] = []
+        for line in lines[1:]:
+            key, value = line["key"], line["value"]
+            if key == "file":
+                data = base64.b64decode(value["content"])
+                if _is_lfs_data(value["path"], data):
+                    raise HttpError(400, f"{value['path']} is a binary file: upload it with LFS")
+                changes[value["path"]] = data
+            elif key == "lfsFile":
+                stored = self.hub.lfs_object(value["oid"])
+                if stored is None or ("size" in value and stored.stat().st_size != value["size"]):
+                    raise HttpError(422, f"LFS object {value['oid']} for {value['path']} was not uploaded")
+                changes[value["path"]] = stored.read_bytes()
+            elif key in ("deletedFile", "deletedFolder"):
+                deleted.append((value["path"].rstrip("/"), key == "deletedFolder"))
+            else:
+                raise HttpError(400, f"unknown commit operation {key!r}")
+        with self.hub._lock:
+            if repo["branches"].get(revision, revision) != parent:
+                raise HttpError(412, "the branch moved while committing: retry")
+            if header.get("parentCommit") not in (None, parent):
+                raise HttpError(412, f"parent commit {header['parentCommit']} is not the head of {revision}")
+            tree = dict(repo["commits"][parent])
+            for path, folder in deleted:
+                for p in [p for p in tree if p == path or (folder and p.startswith(path + "/"))]:
+                    del tree[p]
+            tree.update(changes)
+            branch = revision if revision in repo["branches"] else None
+            if branch is None:
+                raise HttpError(400, f"cannot commit to {revision}: not a branch")
+            message = header.get("summary", "") + ("\n\n" + header["description"] if header.get("description") else "")
+            sha = self.hub._publish(repo, branch, parent, tree, message)
+        prefix = "" if repo_type == "model" else f"{repo_type}s/"
+        self._json({"success": True, "commitOid": sha, "commitUrl": f"{self._base()}/{prefix}{repo_id}/commit/{sha}"})
+
+    # ------------------------------------------------------------------ verbs
 
     def do_GET(self):
-        self._route(head=False)
+        self._dispatch()
 
     def do_HEAD(self):
-        self._route(head=True)
+        self._dispatch(head=True)
 
+    def do_POST(self):
+        self._dispatch()
 
-class RecordingApi:
-    """What ``cifar10_fgs.publish.upload.hub_api`` returns in the tests: records calls, commits into a LocalHub."""
-
-    def __init__(self, hub: LocalHub):
-        self.hub = hub
-        self.calls: list[tuple[str, dict]] = []
-
-    def names(self) -> list[str]:
-        return [c[0] for c in self.calls]
-
-    def create_repo(self, repo_id, repo_type="model", exist_ok=False, private=False):
-        self.calls.append(("create_repo", {"repo_id": repo_id, "repo_type": repo_type, "private": private}))
-        self.hub.create(repo_id, repo_type)
-        return f"hub://{repo_type}s/{repo_id}"
-
-    def repo_info(self, repo_id, repo_type="model", **kwargs):
-        self.calls.append(("repo_info", {"repo_id": repo_id}))
-        return SimpleNamespace(private=False)
-
-    def create_branch(self, repo_id, branch, repo_type="model", exist_ok=False):
-        self.calls.append(("create_branch", {"repo_id": repo_id, "branch": branch}))
-        repo = self.hub.create(repo_id, repo_type)
-        if branch not in repo["branches"] and "main" in repo["branches"]:
-            repo["branches"][branch] = repo["branches"]["main"]
-
-    def get_paths_info(self, repo_id, paths, repo_type="model", revision=None):
-        from huggingface_hub.hf_api import RepoFile
-
-        self.calls.append(("get_paths_info", {"repo_id": repo_id, "paths": tuple(paths)}))
-        repo, sha = self.hub.resolve(repo_type, repo_id, revision or "main")
-        tree = repo["commits"][sha] if sha else {}
-        return [RepoFile(**_entry(p, tree[p])) for p in paths if p in tree]
-
-    def upload_folder(
-        self, *, repo_id, folder_path, repo_type, revision=None, allow_patterns=None, ignore_patterns=None, **kwargs
-    ):
-        from huggingface_hub.utils import filter_repo_objects
-
-        self.calls.append(("upload_folder", {"repo_id": repo_id, "revision": revision, **kwargs}))
-        root = Path(folder_path)
-        local = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
-        chosen = filter_repo_objects(local, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns)
-        sha = self.hub.commit(
-            repo_id, {p: (root / p).read_bytes() for p in chosen}, repo_type=repo_type, branch=revision or "main"
-        )
-        return SimpleNamespace(oid=sha)
-
-    def create_commit(self, *, repo_id, repo_type, operations, revision=None, **kwargs):
-        self.calls.append(("create_commit", {"repo_id": repo_id, "paths": [op.path_in_repo for op in operations]}))
-        files = {op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in operations}
-        return SimpleNamespace(oid=self.hub.commit(repo_id, files, repo_type=repo_type, branch=revision or "main"))
+    def do_PUT(self):
+        self._dispatch()
