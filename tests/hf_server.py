@@ -91,6 +91,7 @@ class LocalHub:
         self.lfs_dir = Path(root or tempfile.mkdtemp(prefix="localhub-")) / "lfs"
         self.lfs_dir.mkdir(parents=True, exist_ok=True)
         self.holds: dict[str, Hold] = {}
+        self.endpoint: str | None = None  # while serving: the URL it is served at
         self._lock = threading.Lock()
 
     def create(self, repo_id: str, repo_type: str = "dataset", private: bool = False) -> dict:
@@ -164,14 +165,34 @@ class LocalHub:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
+        self.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
         try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
+            yield self.endpoint
         finally:
+            self.endpoint = None
             for hold in self.holds.values():
                 hold.release.set()
             server.shutdown()
             server.server_close()
             thread.join()
+
+
+def point_client_at(monkeypatch, endpoint: str, token: str | None = None) -> None:
+    """This process's huggingface_hub talks to ``endpoint``, online, on the LFS path (Xet off), with ``token``.
+
+    ``HfApi()`` and ``hf_hub_url`` read ``constants.ENDPOINT`` / the URL template (fixed at import from
+    ``HF_ENDPOINT``), :func:`cifar10_fgs.hub.endpoint` reads ``HF_ENDPOINT``: all three are set.
+    """
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    if token is not None:
+        monkeypatch.setenv("HF_TOKEN", token)
 
 
 def _entry(path: str, data: bytes) -> dict:

@@ -25,7 +25,7 @@ from cifar10_fgs.dataset.manifest import FILE as MANIFEST
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.publish.card import write_card
 
-from hf_server import GITATTRIBUTES, LocalHub, is_lfs
+from hf_server import GITATTRIBUTES, LocalHub, is_lfs, point_client_at
 
 REPO = "someone/adv-cifar10"
 TOKEN = "hf_NotARealTokenForTheLocalHub0123456789"
@@ -71,17 +71,8 @@ def hub(tmp_path, monkeypatch):
     h = LocalHub(tmp_path / "hub", token=TOKEN)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
     with h.serve() as endpoint:
-        monkeypatch.setattr(constants, "ENDPOINT", endpoint)  # what HfApi() and hf_hub_url use by default
-        monkeypatch.setattr(
-            constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-        monkeypatch.setenv("HF_ENDPOINT", endpoint)
-        h.endpoint = endpoint
+        point_client_at(monkeypatch, endpoint, TOKEN)
         yield h
 
 
