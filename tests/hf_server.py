@@ -149,6 +149,10 @@ class LocalHub:
         repo, sha = self.resolve(repo_type, repo_id, revision)
         return dict(repo["commits"][sha])
 
+    def calls(self, since: int = 0) -> list[str]:
+        """What each request since ``since`` was, by the endpoint's name (``commit``, ``lfs-put``, ...)."""
+        return [request_kind(method, path) for method, path in self.requests[since:]]
+
     def lfs_object(self, oid: str) -> Path | None:
         path = self.lfs_dir / oid
         return path if path.is_file() else None
@@ -193,6 +197,21 @@ def point_client_at(monkeypatch, endpoint: str, token: str | None = None) -> Non
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     if token is not None:
         monkeypatch.setenv("HF_TOKEN", token)
+
+
+def request_kind(method: str, path: str) -> str:
+    """``create``, ``validate-yaml``, ``repo-info``, ``revision``, ``tree``, ``branch``, ``paths-info``, ``preupload``,
+    ``commit``, ``lfs-batch``, ``lfs-put``, ``lfs-verify`` or ``resolve`` for one request."""
+    parts = path.strip("/").split("/")
+    if method == "PUT":
+        return "lfs-put"
+    if parts[-3:-1] == ["lfs", "objects"]:
+        return f"lfs-{parts[-1]}"
+    if parts[:3] == ["api", "repos", "create"] or parts[:2] == ["api", "validate-yaml"]:
+        return parts[-1]
+    if parts[0] == "api":
+        return parts[4] if len(parts) > 4 else "repo-info"
+    return "resolve"
 
 
 def _entry(path: str, data: bytes) -> dict:
