@@ -30,6 +30,7 @@ from hf_server import GITATTRIBUTES, LocalHub, is_lfs, point_client_at
 REPO = "someone/adv-cifar10"
 TOKEN = "hf_NotARealTokenForTheLocalHub0123456789"
 WAIT = 60.0  # seconds any wait on the client or the server may take at most
+BIG_BYTES = 24 * 1024 * 1024  # more than loopback TCP buffers hold (a few MiB each way)
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,7 @@ def _client_env(hub, tmp_path) -> dict[str, str]:
     return env
 
 
-def _upload_killed_at(hub, args, env, oid: str, size: int) -> None:
+def _upload_killed_at(hub, args, env, oid: str, size: int):
     """Run `upload` in a subprocess, SIGKILL it while the server holds the LFS PUT of ``oid`` half-way."""
     hold = hub.hold_lfs_put(oid)
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -201,6 +202,7 @@ def _upload_killed_at(hub, args, env, oid: str, size: int) -> None:
         hold.release.set()
     assert hold.done.wait(WAIT), "the server never finished the held PUT"
     assert 0 < hold.received < size  # it was killed mid-transfer
+    return hold
 
 
 def _assert_store_holds_only_whole_objects(hub) -> None:
@@ -211,15 +213,24 @@ def _assert_store_holds_only_whole_objects(hub) -> None:
 
 
 def test_an_upload_killed_mid_transfer_and_run_again_leaves_only_complete_files(hub, workspace, tmp_path):
-    want = expected_repo(workspace)
+    import numpy as np
+
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws)
+    # a results file larger than the loopback socket buffers hold, so a kill really cuts its transfer short
+    big = "results/predictions.npy"
+    np.save(ws / "dataset" / big, np.random.default_rng(0).random((BIG_BYTES // 4,), dtype=np.float32))
+    want = expected_repo(ws)
     oids = lfs_oids(want)
+    assert big in oids  # LFS by size, not by name
     env = _client_env(hub, tmp_path)
-    args = [sys.executable, "-m", "cifar10_fgs.cli.main", "upload", str(workspace / "dataset"), "--repo-id", REPO]
-    shards = sorted(p for p in oids if p.startswith("data/"))
+    args = [sys.executable, "-m", "cifar10_fgs.cli.main", "upload", str(ws / "dataset"), "--repo-id", REPO]
     data_files = {p: b for p, b in want.items() if not p.startswith("source_model/")}
 
-    # 1. killed while a shard is half-way up: nothing but the repo's first commit exists
-    _upload_killed_at(hub, args, env, oids[shards[1]], len(want[shards[1]]))
+    # 1. killed while the large file is half-way up: nothing but the repo's first commit exists, and the
+    #    bytes of it that reached the hub were thrown away, not stored
+    hold = _upload_killed_at(hub, args, env, oids[big], len(want[big]))
+    assert hold.stored is False
     assert [hub.repos[("dataset", REPO)]["messages"][c] for c in commits(hub)] == ["initial commit"]
     _assert_store_holds_only_whole_objects(hub)
 
