@@ -92,6 +92,7 @@ class LocalHub:
         self.lfs_dir.mkdir(parents=True, exist_ok=True)
         self.holds: dict[str, Hold] = {}
         self.endpoint: str | None = None  # while serving: the URL it is served at
+        self.refuse_lfs_puts: int | None = None  # an HTTP status every LFS PUT gets instead (e.g. 403, expired URL)
         self._lock = threading.Lock()
 
     def create(self, repo_id: str, repo_type: str = "dataset", private: bool = False) -> dict:
@@ -457,6 +458,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         size = int((parse_qs(urlsplit(self.path).query).get("size") or ["-1"])[0])
         if sig != hashlib.sha256(f"{oid}:{size}:{self.hub.lfs_dir}".encode()).hexdigest():
             raise HttpError(403, "bad or missing upload signature")
+        if self.hub.refuse_lfs_puts:
+            self._body()
+            raise HttpError(self.hub.refuse_lfs_puts, "Request has expired")
         hold = self.hub.holds.pop(oid, None)
         fd, tmp = tempfile.mkstemp(dir=self.hub.lfs_dir, prefix=f".{oid}.", suffix=".incomplete")
         h, received = hashlib.sha256(), 0

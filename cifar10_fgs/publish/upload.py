@@ -229,6 +229,20 @@ def _hub_errors(repo_id: str, endpoint: str, revision: str | None, token: str | 
                 f"retry later or check the repo on {endpoint}"
             )
         raise HubError(_scrub(msg, token)) from None
+    except RuntimeError as exc:  # huggingface_hub wraps a failed LFS transfer: "Error while uploading 'x' to the Hub."
+        cause = exc.__cause__
+        if not isinstance(cause, (E.HTTPError, ConnectionError, TimeoutError)):
+            raise
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        why = f"HTTP {status}" if status else type(cause).__name__
+        what = str(exc).removeprefix("Error while uploading ").removesuffix(" to the Hub.")
+        raise HubError(
+            _scrub(
+                f"uploading {what} to dataset repo {repo_id} failed ({why}): rerun the same command to resume "
+                "(files already on the hub are not sent again)",
+                token,
+            )
+        ) from None
     except (E.HTTPError, ConnectionError, TimeoutError) as exc:
         raise HubError(
             f"cannot reach the hub at {endpoint} ({type(exc).__name__}): check the network connection (and HF_ENDPOINT)"

@@ -166,6 +166,22 @@ def test_a_wrong_token_is_refused_by_the_hub_in_one_line(hub, workspace, monkeyp
     assert ("dataset", REPO) not in hub.repos
 
 
+def test_a_refused_lfs_transfer_is_a_one_line_error_and_a_rerun_completes(hub, workspace, capsys):
+    args = ["upload", str(workspace / "dataset"), "--repo-id", REPO]
+    hub.refuse_lfs_puts = 403  # as storage answers an expired upload URL
+    assert run_with_friendly_errors(cli, args) == 2
+    err = capsys.readouterr().err  # huggingface_hub's progress bars, then the one error line
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and err.endswith(errors[0] + "\n") and TOKEN not in err
+    assert errors[0].startswith("Error: uploading '") and f"to dataset repo {REPO} failed (HTTP 403)" in errors[0]
+    assert "rerun the same command to resume" in errors[0]
+    assert [hub.repos[("dataset", REPO)]["messages"][c] for c in commits(hub)] == ["initial commit"]
+
+    hub.refuse_lfs_puts = None
+    assert run_with_friendly_errors(cli, args) == 0
+    assert hub.files(REPO) == expected_repo(workspace)
+
+
 # --------------------------------------------------------------------------- killed mid-upload, run again
 
 
