@@ -9,10 +9,11 @@ found at the given path, else beside the dataset folder (``../models/<name>``, t
 or ``../<name>``); one whose sha256 differs from ``generation.json`` is refused before anything is sent.
 Before uploading, the remote files are compared with the local ones (git blob sha1, or the
 LFS sha256) and unchanged files are skipped, so a rerun uploads nothing twice; an interrupted
-upload is resumed by rerunning. ``huggingface_hub.upload_folder`` splits very large folders into
-several commits on its own (``upload_large_folder`` no longer exists in huggingface_hub 2.x).
+upload is resumed by rerunning. With ``hf_xet`` installed (the default) ``huggingface_hub.upload_folder``
+splits very large folders into several commits on its own (``upload_large_folder`` no longer exists in
+huggingface_hub 2.x); with ``HF_HUB_DISABLE_XET=1`` it sends LFS files and makes one commit.
 
-Every hub call goes through :func:`hub_api`, so tests can substitute a recording fake. The token
+Every hub call goes through :func:`hub_api` (the one place an ``HfApi`` is made). The token
 comes from huggingface_hub's usual places (``HF_TOKEN``, the token saved by ``hf auth login``) and is
 never printed, logged or written; failures become one-line :class:`HubError` messages.
 """
@@ -228,6 +229,20 @@ def _hub_errors(repo_id: str, endpoint: str, revision: str | None, token: str | 
                 f"retry later or check the repo on {endpoint}"
             )
         raise HubError(_scrub(msg, token)) from None
+    except RuntimeError as exc:  # huggingface_hub wraps a failed LFS transfer: "Error while uploading 'x' to the Hub."
+        cause = exc.__cause__
+        if not isinstance(cause, (E.HTTPError, ConnectionError, TimeoutError)):
+            raise
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        why = f"HTTP {status}" if status else type(cause).__name__
+        what = str(exc).removeprefix("Error while uploading ").removesuffix(" to the Hub.")
+        raise HubError(
+            _scrub(
+                f"uploading {what} to dataset repo {repo_id} failed ({why}): rerun the same command to resume "
+                "(files already on the hub are not sent again)",
+                token,
+            )
+        ) from None
     except (E.HTTPError, ConnectionError, TimeoutError) as exc:
         raise HubError(
             f"cannot reach the hub at {endpoint} ({type(exc).__name__}): check the network connection (and HF_ENDPOINT)"

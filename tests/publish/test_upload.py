@@ -1,4 +1,4 @@
-"""`upload`: dry run, refusals, token handling, hub errors, and the calls made (through a recording fake)."""
+"""`upload`: dry run, refusals, token handling, hub errors, and the requests the real client sends a local hub."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import logging
 import shutil
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -21,6 +20,8 @@ from cifar10_fgs.errors import ConfigError, HubError, ValidationError
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.publish import upload
 from cifar10_fgs.publish.card import write_card
+
+from hf_server import GITATTRIBUTES, LocalHub, point_client_at
 
 REPO = "someone/adv-cifar10"
 SECRET = "hf_ThisIsNotARealTokenButMustNeverLeak123"
@@ -224,138 +225,91 @@ def _real_api(endpoint, token):
     return HfApi(endpoint=endpoint, token=token)
 
 
-# --------------------------------------------------------------------------- calls made, reruns, no token leaks
+# --------------------------------------------------------------------------- requests made, reruns, no token leaks
 
 
-class FakeApi:
-    """Records every call and keeps the uploaded files, like a tiny hub (arrow files stored as LFS)."""
-
-    def __init__(self, private_repo: bool = False):
-        self.calls: list[tuple[str, tuple, dict]] = []
-        self.files: dict[str, bytes] = {}
-        self.private_repo = private_repo
-        self.commits = 0
-
-    def _rec(self, name, args, kwargs):
-        self.calls.append((name, args, kwargs))
-
-    def names(self):
-        return [c[0] for c in self.calls]
-
-    def create_repo(self, *args, **kwargs):
-        self._rec("create_repo", args, kwargs)
-        return f"https://hub.example/datasets/{args[0]}"
-
-    def repo_info(self, *args, **kwargs):
-        self._rec("repo_info", args, kwargs)
-        return SimpleNamespace(private=self.private_repo)
-
-    def create_branch(self, *args, **kwargs):
-        self._rec("create_branch", args, kwargs)
-
-    def get_paths_info(self, repo_id, paths, **kwargs):
-        from huggingface_hub.hf_api import RepoFile
-
-        self._rec("get_paths_info", (repo_id, tuple(paths)), kwargs)
-        out = []
-        for p in paths:
-            if p in self.files:
-                data = self.files[p]
-                sha1 = hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
-                lfs = (
-                    {"size": len(data), "oid": hashlib.sha256(data).hexdigest(), "pointerSize": 130}
-                    if p.endswith((".arrow", ".keras"))
-                    else None
-                )
-                out.append(RepoFile(path=p, size=len(data), oid=sha1, lfs=lfs))
-        return out
-
-    def upload_folder(self, **kwargs):
-        from huggingface_hub.utils import filter_repo_objects
-
-        self._rec("upload_folder", (), kwargs)
-        root = Path(kwargs["folder_path"])
-        local = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
-        for rel in filter_repo_objects(
-            local, allow_patterns=kwargs["allow_patterns"], ignore_patterns=kwargs["ignore_patterns"]
-        ):
-            self.files[rel] = (root / rel).read_bytes()
-        self.commits += 1
-        return SimpleNamespace(oid=f"{self.commits:040x}")
-
-    def create_commit(self, **kwargs):
-        self._rec("create_commit", (), kwargs)
-        for op in kwargs["operations"]:
-            self.files[op.path_in_repo] = Path(op.path_or_fileobj).read_bytes()
-        self.commits += 1
-        return SimpleNamespace(oid=f"{self.commits:040x}")
+@pytest.fixture
+def local_hub(tmp_path, monkeypatch):
+    """A local hub over HTTP that demands SECRET for writes; the real huggingface_hub client pointed at it."""
+    h = LocalHub(tmp_path / "hub", token=SECRET)
+    with h.serve() as endpoint:
+        point_client_at(monkeypatch, endpoint, SECRET)
+        yield h
 
 
-def test_upload_calls_reruns_and_the_token_never_leaks(carded, tmp_path, tiny_keras_path, monkeypatch, capsys, caplog):
+def test_upload_requests_reruns_and_the_token_never_leaks(carded, tmp_path, tiny_keras_path, local_hub, capsys, caplog):
     d = copy_folder(carded, tmp_path)
-    fake = FakeApi()
-    made_with = []
-
-    def factory(endpoint=None, token=None):
-        made_with.append(token)
-        return fake
-
-    monkeypatch.setattr(upload, "hub_api", factory)
-    monkeypatch.setenv("HF_TOKEN", SECRET)
     caplog.set_level(logging.DEBUG)
+    model = f"source_model/{tiny_keras_path.name}"
 
     args = ["upload", str(d), "--repo-id", REPO]
     assert run_with_friendly_errors(cli, [*args, "--source-model", str(tiny_keras_path), "-v"]) == 0
     first = capsys.readouterr()
-    assert made_with == [SECRET]  # the token from HF_TOKEN reached the API object
-    assert fake.names() == ["create_repo", "get_paths_info", "upload_folder", "create_commit"]
-    name, args0, kw = fake.calls[0]
-    assert args0 == (REPO,) and kw == {"repo_type": "dataset", "exist_ok": True, "private": False}
-    up = fake.calls[2][2]
-    sha = hashlib.sha256((d / MANIFEST).read_bytes()).hexdigest()
-    assert up["repo_id"] == REPO and up["repo_type"] == "dataset" and up["folder_path"] == str(d)
-    assert sha in up["commit_message"] and up["revision"] is None
+    calls = local_hub.calls()  # the token from HF_TOKEN reached the hub: it refuses writes without it
+    assert calls[:2] == ["create", "paths-info"] and calls.count("commit") == 2
+    assert calls.count("lfs-put") == sum(
+        1 for p in [*expected_files(d), model] if p.endswith((".arrow", ".png", ".keras"))
+    )
+    assert local_hub.created == [
+        {"name": REPO.split("/")[1], "organization": "someone", "visibility": "public", "type": "dataset"}
+    ]
     want = expected_files(d)
-    assert set(fake.files) == set(want) | {f"source_model/{tiny_keras_path.name}"}
+    files = local_hub.files(REPO)
+    assert set(files) == set(want) | {model, ".gitattributes"}
     for rel in want:
-        assert fake.files[rel] == (d / rel).read_bytes()
-    commit = fake.calls[3][2]
-    assert [op.path_in_repo for op in commit["operations"]] == [f"source_model/{tiny_keras_path.name}"]
+        assert files[rel] == (d / rel).read_bytes()
+    assert files[model] == tiny_keras_path.read_bytes()
+    history = list(local_hub.repos[("dataset", REPO)]["commits"].values())
+    assert set(history[-1]) - set(history[-2]) == {model}  # the model in a commit of its own, after the data
+    sha = hashlib.sha256((d / MANIFEST).read_bytes()).hexdigest()
+    data_message = list(local_hub.repos[("dataset", REPO)]["messages"].values())[1]
+    assert sha in data_message.splitlines()[0] and "Rows: " in data_message
     assert f"uploaded {len(want) + 1} files" in first.out
 
     # rerun: everything is already there, nothing is sent
-    fake.calls.clear()
+    before = len(local_hub.requests)
     assert run_with_friendly_errors(cli, [*args, "--source-model", str(tiny_keras_path), "--json"]) == 0
     second = capsys.readouterr()
-    assert fake.names() == ["create_repo", "get_paths_info"]
+    assert local_hub.calls(before) == ["create", "paths-info"]
     assert json.loads(second.out)["uploaded"] == []
 
-    # one changed file: only it is sent
+    # one changed file, to a new branch: only it is sent, inline (a small text file needs no LFS)
     (d / "results" / "transfer.json").write_text(json.dumps({"accuracy": 0.75}))
-    fake.calls.clear()
+    before, main = len(local_hub.requests), local_hub.files(REPO)
     assert run_with_friendly_errors(cli, [*args, "--revision", "v2", "--no-source-model"]) == 0
     third = capsys.readouterr()
-    assert fake.names() == ["create_repo", "create_branch", "get_paths_info", "upload_folder"]
-    assert fake.calls[1][2] == {"branch": "v2", "repo_type": "dataset", "exist_ok": True}
-    assert fake.calls[3][2]["revision"] == "v2"
-    assert fake.files["results/transfer.json"] == (d / "results" / "transfer.json").read_bytes()
+    calls = local_hub.calls(before)
+    assert calls[:3] == ["create", "branch", "paths-info"] and calls[-1] == "commit" and "lfs-put" not in calls
+    assert local_hub.requests[before + 2][1].endswith("/paths-info/v2")
+    assert local_hub.requests[-1][1] == f"/api/datasets/{REPO}/commit/v2"
+    v2 = local_hub.files(REPO, "v2")
+    assert v2["results/transfer.json"] == (d / "results" / "transfer.json").read_bytes()
+    assert {p for p in v2 if v2[p] != main.get(p)} == {"results/transfer.json"}
+    assert local_hub.files(REPO) == main  # main untouched
     assert "uploaded 1 files" in third.out and "unchanged" in third.out
 
-    # the token appears in no output, log record or file of the folder
+    # the token appears in no output, log record, file of the folder or anything the hub stores
     texts = [first.out, first.err, second.out, second.err, third.out, third.err, caplog.text]
     assert all(SECRET not in t for t in texts)
     for p in d.rglob("*"):
         if p.is_file():
             assert SECRET.encode() not in p.read_bytes(), p
+    repo = local_hub.repos[("dataset", REPO)]
+    assert not any(SECRET in m for m in repo["messages"].values())
+    assert not any(SECRET.encode() in b for tree in repo["commits"].values() for b in tree.values())
 
 
-def test_private_flag_refuses_an_existing_public_repo(carded, monkeypatch):
-    fake = FakeApi(private_repo=False)
-    monkeypatch.setattr(upload, "hub_api", lambda endpoint=None, token=None: fake)
+def test_private_flag_refuses_an_existing_public_repo(carded, local_hub):
+    local_hub.create(REPO, private=False)
+    local_hub.commit(REPO, {".gitattributes": GITATTRIBUTES}, message="initial commit")
     with pytest.raises(HubError, match="public"):
-        upload.upload_dataset(carded, REPO, private=True, token=SECRET, ship_model=False)
-    assert fake.names() == ["create_repo", "repo_info"]
-    assert fake.calls[0][2]["private"] is True
-    fake = FakeApi(private_repo=True)
-    result = upload.upload_dataset(carded, REPO, private=True, token=SECRET, ship_model=False)
+        upload.upload_dataset(carded, REPO, private=True, ship_model=False)
+    assert local_hub.calls() == ["create", "repo-info"]  # refused before anything was sent
+    assert local_hub.created[0]["visibility"] == "private"
+    assert list(local_hub.files(REPO)) == [".gitattributes"]
+
+    new = "someone/adv-cifar10-private"  # a new repo is created private and filled
+    result = upload.upload_dataset(carded, new, private=True, ship_model=False)
     assert set(result.uploaded) == set(expected_files(carded)) and result.private
+    assert local_hub.repos[("dataset", new)]["private"] is True
+    assert set(local_hub.files(new)) == set(expected_files(carded)) | {".gitattributes"}

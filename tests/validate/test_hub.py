@@ -1,9 +1,9 @@
 """Publishing and re-proving from the hub alone, through a real local HTTP hub (tests/hf_server.py).
 
-A generated, carded folder is uploaded by the real ``upload_dataset`` (the hub API replaced by a
-recording stand-in that commits into the local hub), then downloaded by the real
-``huggingface_hub.snapshot_download`` over HTTP (``HF_ENDPOINT`` pointed at the local server, an
-isolated cache per test) for ``validate hub:...`` and ``evaluate transfer hub:...``.
+A generated, carded folder is uploaded by ``cifar10-fgs upload`` with the real huggingface_hub client
+over HTTP (LFS path, Xet off), then downloaded by the real ``huggingface_hub.snapshot_download``
+(``HF_ENDPOINT`` pointed at the local server, an isolated cache per test) for ``validate hub:...``
+and ``evaluate transfer hub:...``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cifar10_fgs.hub import parse_hub_ref  # noqa: E402
 from cifar10_fgs.publish import upload  # noqa: E402
 from cifar10_fgs.publish.card import write_card  # noqa: E402
 
-from hf_server import LocalHub, RecordingApi  # noqa: E402
+from hf_server import LocalHub, point_client_at  # noqa: E402
 
 REPO = "someone/adv-cifar10"
 NO_MODEL_REPO = "someone/adv-cifar10-data-only"
@@ -49,24 +49,20 @@ def workspace(tmp_path_factory, tiny_keras_path, image_folder_source):
 
 
 @pytest.fixture(scope="module")
-def hub(workspace):
-    """The local hub after `cifar10-fgs upload` of the workspace's dataset: REPO with, NO_MODEL_REPO without the model."""
-    h = LocalHub()
-    api = RecordingApi(h)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(upload, "hub_api", lambda endpoint=None, token=None: api)
-        mp.setenv("HF_TOKEN", TOKEN)
-        assert run_with_friendly_errors(cli, ["upload", str(workspace / "dataset"), "--repo-id", REPO]) == 0
-        assert api.names() == ["create_repo", "get_paths_info", "upload_folder", "create_commit"]
-        assert api.calls[-1][1]["paths"] == ["source_model/tiny.keras", "source_model/tiny.json"]
-        write_card(workspace / "dataset", NO_MODEL_REPO)
-        assert (
-            run_with_friendly_errors(
-                cli, ["upload", str(workspace / "dataset"), "--repo-id", NO_MODEL_REPO, "--no-source-model"]
-            )
-            == 0
-        )
-        write_card(workspace / "dataset", REPO)
+def hub(workspace, tmp_path_factory):
+    """The local hub after `cifar10-fgs upload` over HTTP: REPO with, NO_MODEL_REPO without the model."""
+    h = LocalHub(tmp_path_factory.mktemp("hub"), token=TOKEN)
+    d = workspace / "dataset"
+    with pytest.MonkeyPatch.context() as mp, h.serve() as endpoint:
+        point_client_at(mp, endpoint, TOKEN)
+        assert run_with_friendly_errors(cli, ["upload", str(d), "--repo-id", REPO]) == 0
+        messages = list(h.repos[("dataset", REPO)]["messages"].values())
+        assert messages[0] == "initial commit" and messages[2].startswith("Upload source model")
+        data, with_model = list(h.repos[("dataset", REPO)]["commits"].values())[1:]
+        assert set(with_model) - set(data) == {"source_model/tiny.keras", "source_model/tiny.json"}
+        write_card(d, NO_MODEL_REPO)
+        assert run_with_friendly_errors(cli, ["upload", str(d), "--repo-id", NO_MODEL_REPO, "--no-source-model"]) == 0
+        write_card(d, REPO)
     return h
 
 
@@ -399,10 +395,7 @@ def test_run_upload_ships_the_source_model_and_the_copy_reproves(
     root, _ = image_folder_source
     target = tmp_path / "target.keras"
     tiny_model(seed=9, hidden=4).save(target)
-    h = LocalHub()
-    api = RecordingApi(h)
-    monkeypatch.setattr(upload, "hub_api", lambda endpoint=None, token=None: api)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    h = LocalHub(tmp_path / "hub", token=TOKEN)
     options = RunOptions(
         source=str(root),
         source_model=str(tiny_keras_path),
@@ -411,7 +404,9 @@ def test_run_upload_ships_the_source_model_and_the_copy_reproves(
         attack=AttackConfig(batch_size=32),
         upload="someone/run-copy",
     )
-    result = run_pipeline(tmp_path / "ws", options)
+    with h.serve() as endpoint:
+        point_client_at(monkeypatch, endpoint, TOKEN)
+        result = run_pipeline(tmp_path / "ws", options)
     assert {s.stage: s.status for s in result.stages}["upload"] == "done"
     files = h.files("someone/run-copy")
     assert files["source_model/tiny.keras"] == tiny_keras_path.read_bytes()
@@ -420,9 +415,8 @@ def test_run_upload_ships_the_source_model_and_the_copy_reproves(
     )
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with h.serve() as endpoint:
-        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        point_client_at(monkeypatch, endpoint)
         assert run_with_friendly_errors(cli, ["validate", "hub:someone/run-copy", "--cifar10", str(root), "-q"]) == 0
     out = capsys.readouterr().out
     assert f"checked commit {h.repos[('dataset', 'someone/run-copy')]['branches']['main']}" in out
