@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cifar10_fgs.config import ATTACK_MAX_ITERATIONS, ATTACK_STEP, PIXEL_RANGE, ROWS_PER_SHARD, Method
+from cifar10_fgs.config import ATTACK_MAX_ITERATIONS, ATTACK_STEP, PIXEL_RANGE, ROWS_PER_SHARD, SOURCE_CHECK, Method
 
 from ._cli_utils import (
     allow_failures_option,
@@ -96,6 +96,11 @@ from ._cli_utils import (
     show_default=True,
     help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit).",
 )
+@click.option(
+    "--no-source-check",
+    is_flag=True,
+    help="Attack the model even if it is near chance or calls most images one class (checked before attacking).",
+)
 @allow_failures_option()
 @unsafe_model_option
 @overwrite_option()
@@ -118,6 +123,7 @@ def command(
     num_workers,
     worker_index,
     method,
+    no_source_check,
     allow_failures,
     unsafe_model,
     overwrite,
@@ -138,6 +144,7 @@ def command(
         num_workers=num_workers,
         worker_index=worker_index,
         method=Method(method),
+        source_check=None if no_source_check else SOURCE_CHECK,
     )
     result = generate_dataset(
         model_path,
