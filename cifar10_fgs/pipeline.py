@@ -10,6 +10,9 @@ Stages: load CIFAR-10 -> train source -> train target -> generate -> validate ->
 evaluate retrain (adversarial, then mixed) -> evaluate gaussian (every filter variant) -> paper comparison
 (results/paper.md) -> card -> (upload). Training and generation resume from their
 own checkpoints and shards, so a run killed anywhere continues where it stopped.
+
+``quick`` (``run --quick``) is the quick trial: the models train with ``config.QUICK_RECIPES`` and the limits
+not given come from ``config.QUICK_TRIAL`` (class-balanced subsets, so every class is in every stage).
 """
 
 from __future__ import annotations
