@@ -10,10 +10,14 @@ Stages: load CIFAR-10 -> train source -> train target -> generate -> validate ->
 evaluate retrain (adversarial, then mixed) -> evaluate gaussian (every filter variant) -> paper comparison
 (results/paper.md) -> card -> (upload). Training and generation resume from their
 own checkpoints and shards, so a run killed anywhere continues where it stopped.
+
+``quick`` (``run --quick``) is the quick trial: the models train with ``config.QUICK_RECIPES`` and the limits
+not given come from ``config.QuickTrial()`` (class-balanced subsets, so every class is in every stage).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -41,8 +45,9 @@ class RunOptions:
     target_epochs: int | None = None
     retrain_epochs: int | None = None
     retrain_modes: tuple[RetrainMode, ...] = tuple(RetrainMode)  # retrained in turn: adversarial (the paper), mixed
-    limit: int | None = None  # attack only the first N images of each split (a quick run)
-    train_limit: int | None = None  # train on a seeded random subset of N training images (a quick run)
+    limit: int | None = None  # attack a seeded class-balanced subset of N images of each split (a quick run)
+    train_limit: int | None = None  # train on the seeded class-balanced subset of N training images (a quick run)
+    quick: bool = False  # the quick trial (config.QuickTrial()): its recipes, and its limits where none are given
     attack: AttackConfig | None = None  # None: generate.attack_config() (the batch size follows the device)
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
@@ -80,8 +85,9 @@ def run_pipeline(
     ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
     """
     modes = parse_choices(RetrainMode, options.retrain_modes, "retrain mode")  # a bad mode fails before any work
-    _recipe(Arch.SOURCE, options.source_epochs)  # and so does a bad --source-epochs or --target-epochs
-    _recipe(Arch.TARGET, options.target_epochs)
+    options = quick_options(options)
+    _recipe(Arch.SOURCE, options.source_epochs, options.quick)  # and so does a bad --source-epochs or --target-epochs
+    _recipe(Arch.TARGET, options.target_epochs, options.quick)
     run = _Run(Path(out), options, progress, on_stage)
     data = run.load()
     source_model = run.model(Arch.SOURCE, options.source_model, options.source_epochs, data)
@@ -147,8 +153,8 @@ class _Run:
             self.finish(name, "skipped", t0, f"given: {given}")
             return Path(given)
         path = self.models / f"{arch.value}.keras"
-        train = data["train"].sample(o.train_limit, seed=o.seed)
-        recipe = _recipe(arch, epochs)
+        train = data["train"].balanced(o.train_limit, seed=o.seed)
+        recipe = _recipe(arch, epochs, o.quick)
         if trained_model_matches(path, train, recipe, o.seed):
             self.finish(name, "skipped", t0, f"{path} was trained with these data, recipe and seed")
             return path
@@ -182,7 +188,7 @@ class _Run:
             o.source,
             self.dataset,
             o.attack,
-            GenerateOptions(limit=o.limit),
+            GenerateOptions(limit=o.limit, seed=o.seed),
             progress=self.progress,
             data=data,
             overwrite=overwrite,
@@ -349,7 +355,18 @@ class _Run:
             )
 
 
-def _recipe(arch: Arch, epochs: int | None):
-    from cifar10_fgs.config import RECIPES
+def quick_options(options: RunOptions) -> RunOptions:
+    """``options`` with the quick trial's limits and retrain epochs (``config.QuickTrial()``) where none are given."""
+    if not options.quick:
+        return options
+    from cifar10_fgs.config import QuickTrial
 
-    return RECIPES[arch].with_epochs(epochs)
+    given = {k: getattr(options, k) for k in ("limit", "train_limit", "retrain_epochs")}
+    preset = {k: getattr(QuickTrial(), k) for k in given}
+    return dataclasses.replace(options, **{k: preset[k] if v is None else v for k, v in given.items()})
+
+
+def _recipe(arch: Arch, epochs: int | None, quick: bool = False):
+    from cifar10_fgs.config import QUICK_RECIPES, RECIPES
+
+    return (QUICK_RECIPES if quick else RECIPES)[arch].with_epochs(epochs)

@@ -117,13 +117,16 @@ def overwrite_option(text: str = "Replace existing output made with other settin
 
 
 limit_option = click.option(
-    "--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N images of each split."
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Attack a seeded class-balanced subset of N images of each split (N/10 per class).",
 )
 train_limit_option = click.option(
     "--train-limit",
     type=click.IntRange(min=1),
     default=None,
-    help="Train on a seeded random subset of N training images.",
+    help="Train on a seeded class-balanced subset of N training images.",
 )
 batch_size_option = click.option(  # the attack's batch
     "--batch-size",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method
+from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method, SourceCheck
 from cifar10_fgs.data import SPLITS
 
 from ._cli_utils import (
@@ -110,6 +110,11 @@ DEFAULT = AttackConfig()  # the defaults the options show
     show_default=True,
     help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit).",
 )
+@click.option(
+    "--no-source-check",
+    is_flag=True,
+    help="Attack the model even if it is near chance or calls most images one class (checked before attacking).",
+)
 @allow_failures_option()
 @unsafe_model_option
 @overwrite_option()
@@ -130,6 +135,7 @@ def command(
     num_workers,
     worker_index,
     method,
+    no_source_check,
     allow_failures,
     unsafe_model,
     overwrite,
@@ -150,6 +156,7 @@ def command(
         num_workers=num_workers,
         worker_index=worker_index,
         method=Method(method),
+        source_check=None if no_source_check else SourceCheck(),
     )
     result = generate_dataset(
         source_model,

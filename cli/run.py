@@ -68,6 +68,12 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
     show_default=True,
     help="adversarial: retrain on the adversarial train split (the paper); mixed: original + adversarial; both: each in turn.",
 )
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="The quick trial, minutes on a CPU: short recipes and class-balanced limits (config.QuickTrial(); "
+    "--limit, --train-limit, --*-epochs still win).",
+)
 @limit_option
 @train_limit_option
 @batch_size_option
@@ -88,6 +94,7 @@ def command(
     target_epochs,
     retrain_epochs,
     retrain_mode,
+    quick,
     limit,
     train_limit,
     batch_size,
@@ -112,6 +119,7 @@ def command(
         retrain_modes=tuple(RetrainMode) if retrain_mode == BOTH else (RetrainMode(retrain_mode),),
         limit=limit,
         train_limit=train_limit,
+        quick=quick,
         attack=attack_config(batch_size),
         upload=repo_id,
         private=private,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from cifar10_fgs.config import AttackConfig
@@ -107,3 +108,44 @@ def test_source_epochs_that_cut_a_cycle_to_its_warmup_fail_before_any_work(tmp_p
     with pytest.raises(ConfigError, match=r"the last cycle \(30..31\) is no longer than its warm-up"):
         run_pipeline(out, RunOptions(source=str(tmp_path / "unread"), source_epochs=31))
     assert not out.exists()
+
+
+def test_quick_gives_its_limits_and_recipes_where_none_are_given():
+    from cifar10_fgs.config import QUICK_SOURCE_RECIPE, QUICK_TARGET_RECIPE, SOURCE_RECIPE, Arch, QuickTrial
+    from cifar10_fgs.pipeline import _recipe, quick_options
+
+    quick = quick_options(RunOptions(quick=True))
+    assert (quick.limit, quick.train_limit, quick.retrain_epochs) == (
+        QuickTrial().limit,
+        QuickTrial().train_limit,
+        QuickTrial().retrain_epochs,
+    )
+    given = quick_options(RunOptions(quick=True, limit=30, train_limit=40, retrain_epochs=3))
+    assert (given.limit, given.train_limit, given.retrain_epochs) == (30, 40, 3)
+    assert quick_options(RunOptions()) == RunOptions()  # no --quick: nothing changes
+    assert _recipe(Arch.SOURCE, None, quick=True) == QUICK_SOURCE_RECIPE != SOURCE_RECIPE
+    assert _recipe(Arch.TARGET, None, quick=True) == QUICK_TARGET_RECIPE
+    assert _recipe(Arch.SOURCE, 2, quick=True).epochs == 2  # --source-epochs still wins
+    assert QuickTrial().limit % 10 == 0 and QuickTrial().train_limit % 10 == 0  # N/10 per class exactly
+
+
+def test_cli_run_quick_attacks_a_balanced_subset_of_a_class_sorted_folder(options, tmp_path, capsys):
+    from cifar10_fgs.cli._errors import run_with_friendly_errors
+    from cifar10_fgs.cli.main import cli
+    from cifar10_fgs.data import load_cifar10
+
+    out = tmp_path / "ws"
+    args = ["run", "--quick", "--source", options.source, "--out", str(out)]
+    args += ["--source-model", options.source_model, "--target-model", options.target_model]
+    args += ["--limit", "20", "--retrain-epochs", "1", "--batch-size", "32", "--json"]
+    assert run_with_friendly_errors(cli, args) == 0, capsys.readouterr().err
+    manifest = json.loads((out / "dataset" / "generation.json").read_text())
+    for split in ("train", "test"):
+        full = load_cifar10(options.source, split)  # an image folder: sorted by class
+        subset = manifest["config"]["splits"][split]["subset"]
+        assert (subset["limit"], subset["seed"]) == (20, 0)
+        rows = np.asarray(subset["original_rows"])
+        present = np.unique(full.labels)
+        assert set(full.labels[rows].tolist()) == set(present.tolist())  # every class the split has
+        assert set(full.labels[:20].tolist()) < set(present.tolist())  # which the first 20 rows are not
+    assert manifest["summary"]["test"]["failures"] == [] and manifest["summary"]["train"]["failures"] == []

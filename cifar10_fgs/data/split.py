@@ -53,20 +53,41 @@ class Cifar10Split:
         return h.hexdigest()
 
     def head(self, limit: int | None) -> Cifar10Split:
-        """The first ``limit`` rows (keeps row ``i`` = source row ``i``; for an image folder these are
-        sorted by class, so use :meth:`sample` for a representative subset)."""
+        """The first ``limit`` rows (keeps row ``i`` = source row ``i``; how ``--limit`` worked before it was
+        class-balanced, so folders generated then are read with it)."""
         if limit is None or limit >= len(self):
             return self
-        return Cifar10Split(self.images[:limit], self.labels[:limit], self.source, self.split)
+        return self.take(np.arange(limit))
 
-    def sample(self, limit: int | None, seed: int = 0) -> Cifar10Split:
-        """A seeded random subset of ``limit`` rows, kept in source order (all rows if ``limit`` is None)."""
+    def take(self, rows: np.ndarray) -> Cifar10Split:
+        """The rows at the positions ``rows``, in that order."""
+        return Cifar10Split(self.images[rows], self.labels[rows], self.source, self.split)
+
+    def balanced(self, limit: int | None, seed: int = 0) -> Cifar10Split:
+        """The class-balanced subset of ``limit`` rows (:func:`balanced_rows`); all rows if ``limit`` is None."""
         if limit is None or limit >= len(self):
             return self
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        pick = np.sort(np.random.default_rng(seed).choice(len(self), limit, replace=False))
-        return Cifar10Split(self.images[pick], self.labels[pick], self.source, self.split)
+        return self.take(balanced_rows(self.labels, limit, seed))
+
+
+def balanced_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Positions of a seeded, class-balanced subset of ``limit`` rows, ascending (so in source order).
+
+    The rule (``--limit``, ``--train-limit``): the rows of each class are put in a seeded random order
+    (one ``numpy.random.default_rng(seed)`` permutation of the whole split); then they are dealt round-robin,
+    one per class in class order 0-9, the first ``limit`` dealt are taken. So every class gets
+    ``limit // 10`` rows, classes 0, 1, ... one more each for the remainder, and when a class runs out its
+    share goes on to the classes that still have rows, in the same order. Deterministic in (labels, limit, seed).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if not 1 <= limit <= len(labels):
+        raise ValueError(f"limit must be in 1..{len(labels)}, got {limit}")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    by_class = order[np.argsort(labels[order], kind="stable")]  # each class's rows, in the seeded order
+    starts = np.searchsorted(labels[by_class], labels[by_class], side="left")
+    rank = np.arange(len(labels)) - starts  # position of each row within its class's seeded order
+    deal = np.lexsort((labels[by_class], rank))  # round-robin: rank first, then class
+    return np.sort(by_class[deal[:limit]])
 
 
 def check_split(split: str) -> str:

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord
-from cifar10_fgs.config import AttackConfig, Method, check_attack_config
+from cifar10_fgs.config import AttackConfig, Method, SourceCheck, check_attack_config
 from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10
+from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_out_dir, shard_done
 from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
@@ -42,6 +43,7 @@ from cifar10_fgs.dataset.shards import (
 )
 from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
 from cifar10_fgs.errors import Cifar10FgsError, ConfigError
+from cifar10_fgs.generate.check import check_source_model
 from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
 from cifar10_fgs.provenance import library_versions, sha256_file
 from cifar10_fgs.training.train import read_model_metadata
@@ -58,12 +60,14 @@ class AttackFailuresError(Cifar10FgsError):
 @dataclass(frozen=True)
 class GenerateOptions:
     splits: tuple[str, ...] = SPLITS
-    limit: int | None = None  # first N rows of each split
+    limit: int | None = None  # a class-balanced subset of N rows of each split (data.split.balanced_rows)
+    seed: int = 0  # seeds that subset
     rows_per_shard: int = ROWS_PER_SHARD
     with_originals: bool = False
     num_workers: int = 1  # machines sharing the work (CLI: --num-workers)
     worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
     method: Method = Method.FGS
+    source_check: SourceCheck | None = SourceCheck()  # None: attack the source even if near chance (--no-source-check)
 
 
 def parse_splits(split: str) -> tuple[str, ...]:
@@ -180,16 +184,10 @@ def generate_dataset(
         )
     model, model_info = _load_model_info(model_path, unsafe_model, strategy)
 
-    splits: dict[str, Cifar10Split] = {}
-    for split in options.splits:
-        full = data[split] if data and split in data else load_cifar10(source, split)
-        if options.limit is not None and options.limit > len(full):
-            raise ConfigError(
-                f"--limit {options.limit} is larger than the {split} split ({len(full)} images): pass --limit {len(full)} or less"
-            )
-        splits[split] = full.head(options.limit)
+    splits, subsets = _limited_splits(source, options, data)
+    check_source_model(model, model_path, next(iter(splits.values())), options.source_check)
 
-    key = _settings(config, options, model_info.sha256, replicas, splits)
+    key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
     resume = prepare_out_dir(out_dir, key, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -210,7 +208,29 @@ def generate_dataset(
         return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy)
 
 
-def _settings(config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits) -> mf.Config:
+def _limited_splits(source, options: GenerateOptions, data) -> tuple[dict[str, Cifar10Split], dict[str, mf.Subset]]:
+    """The rows each split is generated from: all of them, or with ``--limit`` the recorded balanced subset."""
+    splits: dict[str, Cifar10Split] = {}
+    subsets: dict[str, mf.Subset] = {}
+    for split in options.splits:
+        full = data[split] if data and split in data else load_cifar10(source, split)
+        if options.limit is None:
+            splits[split] = full
+            continue
+        if options.limit > len(full):
+            raise ConfigError(
+                f"--limit {options.limit} is larger than the {split} split ({len(full)} images): pass --limit {len(full)} or less"
+            )
+        rows = balanced_rows(full.labels, options.limit, options.seed)
+        splits[split] = full.take(rows)
+        subsets[split] = mf.Subset(options.limit, options.seed, tuple(rows.tolist()))
+        log.info("%s: %d rows, per class %s", split, len(rows), np.bincount(full.labels[rows], minlength=10).tolist())
+    return splits, subsets
+
+
+def _settings(
+    config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits, subsets
+) -> mf.Config:
     """The manifest's ``config``: what a folder must have been made with to be resumed."""
     onepixel = None
     if options.method == Method.ONEPIXEL:
@@ -219,7 +239,7 @@ def _settings(config: AttackConfig, options: GenerateOptions, model_sha256: str,
         onepixel = _jsonable(dataclasses.asdict(OnePixelConfig()))
     return mf.Config(
         splits={
-            s: mf.SplitConfig(len(d), d.fingerprint(), num_shards(len(d), options.rows_per_shard))
+            s: mf.SplitConfig(len(d), d.fingerprint(), num_shards(len(d), options.rows_per_shard), subsets.get(s))
             for s, d in splits.items()
         },
         rows_per_shard=options.rows_per_shard,

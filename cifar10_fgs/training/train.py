@@ -369,11 +369,12 @@ def _save_final(
 ) -> TrainResult:
     """Save a clean model of ``weights`` (no optimizer state) to ``out`` with its metadata beside it.
 
-    ``averaged``: the epochs ``weights`` average; the batch-norm statistics are then recomputed first.
+    ``averaged``: the epochs ``weights`` average; the batch-norm statistics are then recomputed first (and
+    always with ``recipe.recompute_batchnorm``).
     """
     final = build_model(recipe)
     final.set_weights(weights)
-    if averaged:
+    if averaged or recipe.recompute_batchnorm:
         recompute_batchnorm(final, train.images, seed=seed)
     network = {}
     if recipe.flip_average:  # the network's own scores too: what the mirror adds stays visible
@@ -448,7 +449,7 @@ def train_from_source(
     init_from: str | Path | None = None,
     start_epoch: int = 0,
 ) -> TrainResult:
-    """Load CIFAR-10 from ``source`` and train ``arch`` on it (``limit``: seeded random subset).
+    """Load CIFAR-10 from ``source`` and train ``arch`` on it (``limit``: the seeded class-balanced subset).
 
     ``init_from``, ``start_epoch``: see ``train_model``.
     """
@@ -465,7 +466,7 @@ def train_from_source(
     _check_init(init_from, start_epoch, recipe, out)  # before the data is read
     train = load_cifar10(source, "train")
     test = load_cifar10(source, "test")
-    train = train.sample(limit, seed)  # seeded random subset in source order (image folders are sorted by class)
+    train = train.balanced(limit, seed)  # the seeded class-balanced subset, in source order (as --limit)
     return train_model(
         train,
         test,

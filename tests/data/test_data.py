@@ -339,20 +339,19 @@ def test_fingerprint_depends_on_pixels_and_labels_only(tmp_path, arrays):
     assert Cifar10Split(x2, y, "s", "test").fingerprint() != a.fingerprint()
 
 
-def test_sample_is_a_seeded_random_subset_in_source_order():
+def test_balanced_is_a_seeded_class_balanced_subset_in_source_order():
     n = 100
     images = np.zeros((n, 32, 32, 3), np.uint8)
     images[:, 0, 0, 0] = np.arange(n)  # row id in the pixels
     labels = np.repeat(np.arange(10), 10)  # sorted by class, like an image folder
     split = Cifar10Split(images, labels, "s", "train")
-    a, b, c = split.sample(20, seed=3), split.sample(20, seed=3), split.sample(20, seed=4)
+    a, b, c = split.balanced(20, seed=3), split.balanced(20, seed=3), split.balanced(20, seed=4)
     rows = a.images[:, 0, 0, 0].astype(int)
     assert len(a) == 20 and len(set(rows)) == 20 and np.all(np.diff(rows) > 0)
     np.testing.assert_array_equal(a.labels, labels[rows])
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
-    assert rows.tolist() != list(range(20))
-    assert len(set(a.labels.tolist())) >= 5 > len(set(split.head(20).labels.tolist()))
-    assert split.sample(None) is split and split.sample(n + 5) is split
+    assert np.bincount(a.labels).tolist() == [2] * 10 and len(set(split.head(20).labels.tolist())) == 2
+    assert split.balanced(None) is split and split.balanced(n + 5) is split
 
 
 # --------------------------------------------------------------------------- bad sources

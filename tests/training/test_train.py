@@ -195,7 +195,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(splits, tmp_path):
     assert not Path(f"{out}.ckpt").exists() and out.is_file()
 
 
-def test_cli_train_with_limit_uses_a_seeded_random_subset(image_folder_source, tmp_path, capsys):
+def test_cli_train_with_limit_uses_the_seeded_balanced_subset(image_folder_source, tmp_path, capsys):
     """Also: --overwrite replaces an old model and its stale history; without it a rerun is refused."""
     from cifar10_fgs.cli._errors import run_with_friendly_errors
     from cifar10_fgs.cli.main import cli
@@ -227,7 +227,7 @@ def test_cli_train_with_limit_uses_a_seeded_random_subset(image_folder_source, t
     meta = read_model_metadata(out)
     full = load_cifar10(root, "train")  # an image folder: rows sorted by class
     assert meta["train_data"]["num_images"] == 20 and meta["epochs"] == 1 and meta["seed"] == 5
-    assert meta["train_data"]["fingerprint"] == full.sample(20, seed=5).fingerprint()
+    assert meta["train_data"]["fingerprint"] == full.balanced(20, seed=5).fingerprint()
     assert meta["train_data"]["fingerprint"] != full.head(20).fingerprint()
     assert meta["test_data"]["num_images"] == len(load_cifar10(root, "test"))  # the test split is not limited
     assert _history_epochs(out) == [1]  # the old run's rows are gone

@@ -5,7 +5,7 @@
     config          the settings that made the folder (a folder resumes only with equal settings)
       format_version, method ("fgs" | "onepixel"), attack {AttackConfig fields}, onepixel {..} (onepixel only),
       model_sha256, rows_per_shard, replicas, with_originals,
-      splits {<split>: {fingerprint, num_rows, num_shards}}
+      splits {<split>: {fingerprint, num_rows, num_shards, subset (``--limit`` only: rule, limit, seed, original_rows)}}
     source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy, network
     data_source     source (as given), splits {<split>: how that split was read}
     library_versions {package: version}
@@ -36,6 +36,7 @@ from cifar10_fgs.dataset.manifest.records import (
     ShardEntry,
     SourceModel,
     SplitConfig,
+    Subset,
     Timing,
     Worker,
     extra_keys,
@@ -57,6 +58,7 @@ __all__ = [
     "SourceMismatchError",
     "SourceModel",
     "SplitConfig",
+    "Subset",
     "Timing",
     "Worker",
     "exists",
@@ -156,7 +158,8 @@ class Manifest:
         return self.config.splits[split]
 
     def check_source(self, split: str, data):
-        """The first ``num_rows`` rows of ``data`` (a ``Cifar10Split``), checked against the recorded fingerprint.
+        """The rows of ``data`` (a whole source split, ``Cifar10Split``) the split was generated from, checked
+        against the recorded fingerprint: the first ``num_rows``, or the ``--limit`` subset the config records.
 
         Raises DataSourceError (one line, naming the recorded source) if they are not the rows generated from.
         """
@@ -168,14 +171,15 @@ class Manifest:
                 f"{data.source} has {len(data)} {split} images, fewer than the {n} rows the dataset was generated "
                 f"from: pass the source recorded in {FILE} ({recorded})"
             )
-        head = data.head(n)
-        fingerprint = head.fingerprint()
+        rows = spec.rows_of(data)
+        fingerprint = rows.fingerprint()
         if fingerprint != spec.fingerprint:
+            which = f"the first {n}" if spec.subset is None else f"the balanced subset of {n} (seed {spec.subset.seed})"
             raise SourceMismatchError(
-                f"the first {n} {split} images of {data.source} have fingerprint {fingerprint[:12]}..., {FILE} records "
+                f"{which} {split} images of {data.source} have fingerprint {fingerprint[:12]}..., {FILE} records "
                 f"{str(spec.fingerprint)[:12]}...: pass the source the dataset was made from ({recorded})"
             )
-        return head
+        return rows
 
 
 # --------------------------------------------------------------------------- files

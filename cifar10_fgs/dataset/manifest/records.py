@@ -65,12 +65,46 @@ def to_object(record) -> dict:
 
 
 @dataclass(frozen=True)
+class Subset:
+    """How ``--limit`` chose a split's rows: ``data.split.balanced_rows(labels, limit, seed)`` of the source split.
+
+    ``original_rows[i]`` is the source row of generated row ``i`` (the shards' ``index``), ascending.
+    """
+
+    limit: int
+    seed: int
+    original_rows: tuple[int, ...]
+    rule: str = "balanced"  # the only rule; folders whose split has no subset took the first num_rows rows
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj, where: str) -> Subset:
+        obj = _obj(obj, where)
+        if obj.get("rule") != "balanced":
+            raise ManifestError(f"{where}.rule {obj.get('rule')!r} is unknown (expected 'balanced')")
+        limit, seed, rows = obj.get("limit"), obj.get("seed"), obj.get("original_rows")
+        if not isinstance(limit, int) or limit < 1 or not isinstance(seed, int):
+            raise ManifestError(f"{where} lacks a positive integer 'limit' and an integer 'seed'")
+        if not isinstance(rows, list) or len(rows) != limit or not all(isinstance(i, int) for i in rows):
+            raise ManifestError(f"{where}.original_rows is not a list of {limit} integers")
+        return cls(limit, seed, tuple(rows), "balanced", extra_keys(obj, cls))
+
+    def to_json(self) -> dict:
+        return to_object(self)
+
+
+@dataclass(frozen=True)
 class SplitConfig:
-    """One split as generated: the first ``num_rows`` rows of the source split, in ``num_shards`` shards."""
+    """One split as generated: ``num_rows`` rows of the source split, in ``num_shards`` shards.
+
+    Without ``subset`` (no ``--limit``, or a folder from before ``--limit`` was class-balanced) they are the
+    first ``num_rows`` rows; with it, the rows ``subset`` names.
+    """
 
     num_rows: int
     fingerprint: str | None = None  # Cifar10Split.fingerprint() of those rows
     num_shards: int | None = None
+    subset: Subset | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -79,10 +113,21 @@ class SplitConfig:
         n = obj.get("num_rows")
         if not isinstance(n, int) or n < 1:
             raise ManifestError(f"{where}.num_rows is missing or not a positive integer")
-        return cls(n, obj.get("fingerprint"), obj.get("num_shards"), extra_keys(obj, cls))
+        subset = obj.get("subset")
+        if subset is not None:
+            subset = Subset.from_json(subset, f"{where}.subset")
+            if subset.limit != n:
+                raise ManifestError(f"{where}.subset.limit {subset.limit} differs from num_rows {n}")
+        return cls(n, obj.get("fingerprint"), obj.get("num_shards"), subset, extra_keys(obj, cls))
 
     def to_json(self) -> dict:
         return to_object(self)
+
+    def rows_of(self, data):
+        """The rows of ``data`` (a whole source split, ``Cifar10Split``) this split was generated from."""
+        if self.subset is None:
+            return data.head(self.num_rows)
+        return data.balanced(self.subset.limit, self.subset.seed)
 
 
 @dataclass(frozen=True)
