@@ -85,7 +85,8 @@ def paper_way(model, images, labels, max_iterations: int = 200) -> dict:
     """One image and one gradient at a time, as the paper's loop did."""
     import tensorflow as tf
 
-    from cifar10_fgs.attack.fgs import fgs_step, make_gradient_fn, quantize
+    from cifar10_fgs.attack.fgs import fgs_step, quantize
+    from cifar10_fgs.attack.gradient import make_gradient_fn
 
     fn = make_gradient_fn(model)
     fn(tf.zeros((1, 32, 32, 3)), tf.zeros((1,), tf.int32))
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.gradient import make_gradient_fn
     from cifar10_fgs.attack.onepixel import OnePixelConfig, iterate_onepixel
     from cifar10_fgs.config import SOURCE_RECIPE
     from cifar10_fgs.models.inference import predict_logits

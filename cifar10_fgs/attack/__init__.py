@@ -1,6 +1,7 @@
 """The attack: a pure function over a batch, with the pixel range explicit (see docs/attack.md).
 
-* ``fgs``: the iterative fast gradient sign loop, its settings and its gradient function;
+* ``fgs``: the iterative fast gradient sign loop and its settings;
+* ``gradient``: its input-gradient function, one trace per batch size, and the batch sizes of the drain;
 * ``ladder``: what an image that stalls on the plain path tries next (the stall ladder);
 * ``onepixel``: the one-pixel differential-evolution attack (``--method onepixel``).
 """

@@ -10,9 +10,9 @@ from cifar10_fgs.attack.fgs import (
     attack_arrays,
     fgs_step,
     iterate_attack,
-    make_gradient_fn,
     quantize,
 )
+from cifar10_fgs.attack.gradient import make_gradient_fn
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.inference import predict_logits
 
