@@ -86,7 +86,7 @@ def paper_way(model, images, labels, max_iterations: int = 200) -> dict:
     """One image and one gradient at a time, as the paper's loop did."""
     import tensorflow as tf
 
-    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.gradient import make_gradient_fn
     from cifar10_fgs.attack.step import fgs_step, quantize
 
     fn = make_gradient_fn(model)
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.gradient import make_gradient_fn
     from cifar10_fgs.attack.onepixel import iterate_onepixel
     from cifar10_fgs.config import SOURCE_RECIPE, OnePixelConfig
     from cifar10_fgs.models.inference import predict_logits

@@ -27,7 +27,7 @@ def main(argv=None) -> None:
 
     from bench import ceiling
 
-    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.gradient import make_gradient_fn
     from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset
     from cifar10_fgs.models.inference import device_strategy
     from cifar10_fgs.models.networks import architecture, load_model

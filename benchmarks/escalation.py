@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(HERE / "escalation.json"))
     args = ap.parse_args(argv)
 
-    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.gradient import make_gradient_fn
     from cifar10_fgs.data import load_cifar10
     from cifar10_fgs.dataset import manifest as mf
     from cifar10_fgs.models.inference import predict_logits

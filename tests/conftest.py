@@ -6,14 +6,16 @@ Nothing here needs the network or ../shared: every file is made by the tests.
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 if "HF_DATASETS_CACHE" not in os.environ:  # keep the user's cache clean: tests write their own
-    import tempfile
-
     os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="cifar10-fgs-tests-hf-")
+# decoded CIFAR-10 (data/cache.py): never the user's ~/.cache; session fixtures share this one,
+# each test gets its own (the autouse fixture below)
+os.environ["CIFAR10_FGS_CACHE"] = tempfile.mkdtemp(prefix="cifar10-fgs-tests-decoded-")
 
 from pathlib import Path  # noqa: E402
 
@@ -22,6 +24,12 @@ import pytest  # noqa: E402
 from cifar10_fgs.data import load_cifar10  # noqa: E402
 
 from helpers import labels_the_model_gets_right, synthetic_images, tiny_model, write_image_folder  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _own_decode_cache(tmp_path_factory, monkeypatch):
+    """Each test decodes into a cache of its own: no test sees another's entries."""
+    monkeypatch.setenv("CIFAR10_FGS_CACHE", str(tmp_path_factory.mktemp("decoded")))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The attack: a pure function over a batch, with the pixel range explicit (see docs/attack.md).
 
 * ``step``: one fast gradient sign step and the quantisation to stored bytes (pure functions);
-* ``fgs``: the iterative fast gradient sign loop and its gradient function (settings: ``config.AttackConfig``);
+* ``fgs``: the iterative fast gradient sign loop (settings: ``config.AttackConfig``);
+* ``gradient``: its input-gradient function, one trace per batch size, and the batch sizes of the drain;
 * ``ladder``: what an image that stalls on the plain path tries next (the stall ladder);
 * ``onepixel``: the one-pixel differential-evolution attack (``--method onepixel``).
 """

@@ -22,9 +22,11 @@ alone; images the first path fools are byte-identical either way.
 
 Batching: a fixed-size batch of slots; an image leaves its slot the moment it is fooled (or runs
 out of budget) and the next image takes the slot, so the batch stays full to the end of the split.
-The batch size is fixed (the tail is zero-padded) because on CPU a row's logits depend on the batch
-*size* in the last bits but not on the other rows: fixed size makes every image's result
-independent of what it was batched with, hence resumable and deterministic.
+The batch size is fixed (a part-filled batch is zero-padded) because a row's bits may depend on how the
+gradient function was traced but never on the other rows: every round runs at the full size, except in
+the drain at the end, which shrinks only to sizes proven to give the full size's bits
+(``gradient.DrainSizes``). So every image's result is independent of what it was batched with, hence
+resumable and deterministic.
 """
 
 from __future__ import annotations
@@ -35,64 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cifar10_fgs.attack.ladder import LOSS_LOGSUMEXP, LOSS_RUNNER_UP, Slots
+from cifar10_fgs.attack.gradient import DrainSizes, make_gradient_fn
+from cifar10_fgs.attack.ladder import LOSS_LOGSUMEXP, Slots
 from cifar10_fgs.attack.step import quantize
 from cifar10_fgs.config import AttackConfig, check_attack_config
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.inference import softmax
 
 log = logging.getLogger(__name__)
-
-
-def make_gradient_fn(model, strategy=None) -> Callable:
-    """``fn(images float32 (B,32,32,3), labels int32 (B,), codes int32 (B,) = all LOSS_LOGSUMEXP)``
-    ``-> (logits, sign of input gradient)``, the loss chosen per row by its code (see ``LOSS_*``).
-
-    Rows with the paper's code get bit-for-bit the gradient of the paper's loss alone (``tf.where``
-    routes an exact zero to the other losses' branches). With a ``tf.distribute.MirroredStrategy`` of
-    n replicas (several GPUs; the model must have been loaded under ``strategy.scope()``), replica i
-    computes rows ``[i*B/n, (i+1)*B/n)`` of the batch.
-    """
-    import tensorflow as tf
-
-    def grad_sign(x, y, code):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            z = model(x, training=False)
-            true = tf.gather(z, y, axis=1, batch_dims=1)
-            others = z + tf.one_hot(y, tf.shape(z)[1], on_value=-np.inf, off_value=0.0, dtype=z.dtype)
-            paper = tf.reduce_logsumexp(others, axis=1) - true
-            runner_up = tf.reduce_max(others, axis=1) - true
-            toward = tf.gather(z, tf.maximum(code, 0), axis=1, batch_dims=1) - true
-            loss = tf.where(code == LOSS_LOGSUMEXP, paper, tf.where(code == LOSS_RUNNER_UP, runner_up, toward))
-        g = tape.gradient(loss, x)
-        return z, tf.sign(g)
-
-    if strategy is None or strategy.num_replicas_in_sync == 1:
-        traced = tf.function(grad_sign, reduce_retracing=True)
-    else:
-        n = strategy.num_replicas_in_sync
-
-        def replica_share(x, y, code):
-            i = tf.distribute.get_replica_context().replica_id_in_sync_group
-            per = tf.shape(x)[0] // n
-            part = slice(i * per, (i + 1) * per)
-            return grad_sign(x[part], y[part], code[part])
-
-        @tf.function(reduce_retracing=True)
-        def traced(x, y, code):
-            z, g = strategy.run(replica_share, args=(x, y, code))
-            return (
-                tf.concat(strategy.experimental_local_results(z), axis=0),
-                tf.concat(strategy.experimental_local_results(g), axis=0),
-            )
-
-    def fn(x, y, code=None):
-        if code is None:
-            code = tf.fill(tf.shape(y), LOSS_LOGSUMEXP)
-        return traced(x, y, tf.cast(code, tf.int32))
-
-    return fn
 
 
 @dataclass
@@ -130,32 +82,6 @@ def perturbation_norms(adv: np.ndarray, orig: np.ndarray, pixel_range: float) ->
     return np.abs(d).max(axis=1, initial=0.0), np.sqrt((d * d).sum(axis=1))
 
 
-def equivalent_batch_sizes(fn: Callable, batch_size: int, shape=(32, 32, 3), smallest: int = 8) -> tuple[int, ...]:
-    """Smaller batch sizes (ascending) whose per-row logits and gradient signs equal the full batch's bit for bit.
-
-    Checked on a seeded random probe batch. The drain at the end of a run uses only these sizes, so an image's
-    result still does not depend on how it was batched (runs stay resumable to the byte). Sizes are halvings of
-    ``batch_size`` down to ``smallest``; the first size that differs stops the search.
-    """
-    import tensorflow as tf
-
-    rng = np.random.default_rng(12345)
-    x = rng.integers(0, 256, (batch_size, *shape)).astype(np.float32)
-    y = rng.integers(0, 10, batch_size).astype(np.int32)
-    code = rng.integers(LOSS_RUNNER_UP, 10, batch_size).astype(np.int32)  # every loss the ladder uses
-    z_full, g_full = (t.numpy() for t in fn(tf.constant(x), tf.constant(y), tf.constant(code)))
-    ok = []
-    size = batch_size // 2
-    while size >= smallest and batch_size % size == 0:
-        z, g = (t.numpy() for t in fn(tf.constant(x[:size]), tf.constant(y[:size]), tf.constant(code[:size])))
-        if not (np.array_equal(z, z_full[:size]) and np.array_equal(g, g_full[:size])):
-            break
-        ok.append(size)
-        size //= 2
-    log.info("drain batch sizes equivalent to %d: %s", batch_size, ok or "none")
-    return tuple(sorted(ok))
-
-
 def iterate_attack(
     model,
     images: np.ndarray,
@@ -164,12 +90,13 @@ def iterate_attack(
     *,
     indices: np.ndarray | None = None,
     gradient_fn: Callable | None = None,
-    tail_buckets: bool = True,
+    drain: DrainSizes | bool = True,
 ) -> Iterator[AttackRecord]:
     """Attack ``images`` (uint8) and yield small records as images finish (in finishing order).
 
     ``indices`` (default ``arange(N)``) name the rows in the original split and seed their restarts.
     Every input row is yielded exactly once: fooled, or not fooled after ``config.max_iterations`` steps.
+    ``drain``: the batch sizes of the drain (``gradient.DrainSizes``); False runs every round at the full size.
     """
     check_attack_config(config)
     images = np.asarray(images)
@@ -180,7 +107,8 @@ def iterate_attack(
     indices = np.arange(n_total, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
     fn = gradient_fn or make_gradient_fn(model)
     B = int(config.batch_size)
-    tail_sizes = equivalent_batch_sizes(fn, B, images.shape[1:]) if tail_buckets else ()
+    if drain is True:
+        drain = DrainSizes(fn, B, images.shape[1:])
     lo, hi = config.pixel_min, config.pixel_max
     slots = Slots(B, images.shape[1:], config)
     orig_pred = np.zeros(B, np.int64)
@@ -197,7 +125,7 @@ def iterate_attack(
         if not len(idx):
             return
         q = quantize(slots.acc[idx], lo, hi)
-        size = next((t for t in tail_sizes if t >= len(idx)), B) if next_row >= n_total else B
+        size = drain.size_for(len(idx)) if drain and next_row >= n_total else B
         z, gsign = _evaluate(fn, q, slots.label[idx], slots.code[idx], size)  # size < B: a proven-equivalent drain
         slots.evaluated[idx] += 1
         pred = z.argmax(axis=1)

@@ -11,12 +11,15 @@
 * a path to a folder written by ``datasets`` (``save_to_disk``) or holding parquet/arrow files
   whose names start with the split (``train-*.parquet``, ``data/test-00000-of-00001.arrow``).
 
+Decoded splits are cached by the source's content fingerprint (``cache``: ``~/.cache/cifar10-fgs``,
+``CIFAR10_FGS_CACHE`` to move it or ``=off``), so only the first command on a source decodes it.
+
 Rows keep the source's order (for an image folder: class, then file name in natural order), so
 row ``i`` of an adversarial split always joins back to row ``i`` of the original split.
 
 Modules: ``split`` (the ``Cifar10Split`` type, constants and array checks), ``files`` (folders, image
 folders, tar archives, keras), ``pickles`` (the restricted unpickler), ``tables`` (``datasets``:
-save_to_disk, parquet/arrow, the hub).
+save_to_disk, parquet/arrow, the hub), ``cache`` (decoded splits by source fingerprint).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from cifar10_fgs.data.files import load_keras, load_path
+from cifar10_fgs.data.cache import cached_split, path_fingerprint
+from cifar10_fgs.data.files import keras_archive, load_path
 from cifar10_fgs.data.pickles import restricted_loads
 from cifar10_fgs.data.split import (
     CLASS_NAMES,
@@ -66,18 +70,18 @@ def load_cifar10(source: str | Path = DEFAULT_SOURCE, split: str = "train") -> C
     """Load one CIFAR-10 split from ``source`` (see the module docstring for what it may be)."""
     check_split(split)
     source_str = str(source)
-    if source_str == "keras":
-        images, labels = load_keras(split)
-    elif source_str.startswith("hub:"):
-        images, labels = load_hub(source_str[len("hub:") :], split)
+    if source_str.startswith("hub:"):
+        images, labels = load_hub(source_str[len("hub:") :], split)  # cached by datasets' fingerprint
     else:
-        path = Path(source_str).expanduser()
+        path = keras_archive() if source_str == "keras" else Path(source_str).expanduser()
         if not path.exists():
             raise DataSourceError(
                 f"CIFAR-10 source {source_str!r} does not exist: pass an existing path, "
                 f"'hub:<repo_id>' (e.g. {DEFAULT_SOURCE}) or 'keras'"
             )
-        images, labels = load_path(path, split)
+        table_file = path.is_file() and path.suffix in (".parquet", ".arrow")  # its name says its split
+        key = {"path_fingerprint": path_fingerprint(path), "name": path.name if table_file else None, "split": split}
+        images, labels = cached_split(key, lambda: load_path(path, split), f"{source_str} ({split})")
     images, labels = check_arrays(images, labels, source_str, split)
     log.info("loaded %d %s images from %s", len(labels), split, source_str)
     return Cifar10Split(images, labels, source_str, split)

@@ -128,15 +128,14 @@ def load_tarball(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, np.array([e[0] for e in entries], np.int64)
 
 
-def load_keras(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of ``split`` from ``cifar-10-python.tar.gz`` fetched (and cached) by keras."""
+def keras_archive() -> Path:
+    """``cifar-10-python.tar.gz`` fetched (and cached) by keras."""
     try:
         import keras
 
-        archive = keras.utils.get_file("cifar-10-python.tar.gz", origin=KERAS_CIFAR10_URL)
+        return Path(keras.utils.get_file("cifar-10-python.tar.gz", origin=KERAS_CIFAR10_URL))
     except Exception as exc:  # noqa: BLE001 - network failures come in many types
         raise DataSourceError(
             f"cannot download CIFAR-10 through keras ({type(exc).__name__}): connect to the internet "
             "or pass a local cifar-10-python.tar.gz with --cifar10 PATH"
         ) from None
-    return load_tarball(Path(archive), split)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10_fgs.data.cache import cached_split
 from cifar10_fgs.data.split import CLASS_NAMES, DEFAULT_SOURCE, IMAGE_SHAPE, decode_image
 from cifar10_fgs.errors import DataSourceError, one_line
 
@@ -153,4 +154,6 @@ def load_hub(repo_id: str, split: str) -> tuple[np.ndarray, np.ndarray]:
             f"cannot load {repo_id!r} from the Hugging Face hub ({one_line(exc, 160)}): connect to the "
             "internet (and unset HF_HUB_OFFLINE) or pass a local copy with --cifar10 PATH"
         ) from None
-    return _from_dataset(ds, f"hub:{repo_id} ({split})")
+    where = f"hub:{repo_id} ({split})"
+    key = {"hub": repo_id, "split": split, "arrow_fingerprint": ds._fingerprint}  # the downloaded revision's content
+    return cached_split(key, lambda: _from_dataset(ds, where), where)

@@ -303,7 +303,7 @@ def _gradient_fn(model, strategy):
     """The attack's gradient function, with deterministic ops on a GPU (cuDNN backward passes are otherwise not)."""
     import tensorflow as tf
 
-    from cifar10_fgs.attack.fgs import make_gradient_fn
+    from cifar10_fgs.attack.gradient import make_gradient_fn
 
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()

@@ -31,18 +31,27 @@ def device_strategy():
     return tf.distribute.MirroredStrategy([d.name for d in gpus]) if len(gpus) > 1 else None
 
 
-_FORWARD_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FORWARD_FNS: weakref.WeakKeyDictionary = (
+    weakref.WeakKeyDictionary()
+)  # model -> {(batch size, image shape): traced graph}
 
 
-def _forward_fn(model):
-    """One traced inference function per model (a new tf.function per call would retrace)."""
+def _forward_fn(model, batch_size: int, shape: tuple):
+    """The model's inference graph on ``batch_size`` rows of ``shape``, traced once per (model, size) and kept.
+
+    Traced with ``get_concrete_function`` on a static shape: one graph per size on purpose, never a
+    retrace (a ``tf.function`` per model would share one code object across models, and TensorFlow
+    counts their first traces as retracing of one function).
+    """
     import tensorflow as tf
 
-    fn = _FORWARD_FNS.get(model)
+    traced = _FORWARD_FNS.setdefault(model, {})
+    fn = traced.get((batch_size, shape))
     if fn is None:
         ref = weakref.ref(model)  # no strong reference from the value back to its key
-        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
-        _FORWARD_FNS[model] = fn
+        spec = tf.TensorSpec([batch_size, *shape], tf.float32)
+        fn = tf.function(lambda x: ref()(x, training=False), autograph=False).get_concrete_function(spec)
+        traced[(batch_size, shape)] = fn
     return fn
 
 
@@ -50,7 +59,7 @@ def predict_logits(model, images: np.ndarray, batch_size: int = PREDICT_BATCH_SI
     """Logits of ``model`` on uint8 images in fixed-size batches (tail zero-padded), inference mode."""
     import tensorflow as tf
 
-    fn = _forward_fn(model)
+    fn = _forward_fn(model, batch_size, tuple(images.shape[1:]))
     out = np.zeros((len(images), NUM_LOGITS), np.float32)
     buf = np.zeros((batch_size, *images.shape[1:]), np.float32)
     for i in range(0, len(images), batch_size):

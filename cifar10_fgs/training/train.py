@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.config import RECIPES, Arch, TrainRecipe
-from cifar10_fgs.data import Cifar10Split
+from cifar10_fgs.data import NUM_CLASSES, Cifar10Split
 from cifar10_fgs.errors import ConfigError, OutputError, one_line
 from cifar10_fgs.models.networks import (
     architecture,
@@ -203,18 +203,16 @@ def train_model(
         train.images, train.labels, recipe.batch_size, augment=recipe.augment, shuffle=True, seed=seed
     )
     train_ds = train_ds.map(lambda x, y: (x, _one_hot(y)))
-    test_ds = make_dataset(test.images, test.labels, 512, augment=False, shuffle=False, seed=seed)
-    test_ds = test_ds.map(lambda x, y: (x, _one_hot(y)))
 
     t0 = time.time()
     model.fit(
         train_ds,
         epochs=recipe.epochs,
-        validation_data=test_ds,
         verbose=verbose,
         shuffle=False,
         initial_epoch=start_epoch,
         callbacks=[
+            _validation_callback(test),  # first: the callbacks after it see val_loss and val_accuracy
             *snapshot_callbacks(model, recipe, ckpt_dir, start_epoch),
             _backup_callback(ckpt_dir / "backup"),
             history_callback(history_path),
@@ -427,6 +425,29 @@ def _backup_callback(backup_dir: Path):
         return keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False, double_checkpoint=True)
     except TypeError:  # Keras < 3.4
         return keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)
+
+
+def _validation_callback(test: Cifar10Split):
+    """``val_loss`` (the compiled loss) and ``val_accuracy`` on ``test`` into each epoch's logs.
+
+    What ``fit(validation_data=...)`` reports, computed through ``inference.predict_logits``: the model's
+    inference graph traced once, where Keras would trace a test function of its own for every model
+    (all sharing one code object, so a few short fits in a row count as retracing to TensorFlow).
+    """
+    import keras
+
+    from cifar10_fgs.models.inference import predict_logits
+
+    class Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is None:
+                return
+            logits = predict_logits(self.model, test.images, batch_size=512)
+            targets = keras.ops.one_hot(test.labels, NUM_CLASSES)
+            logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(targets, logits)))
+            logs["val_accuracy"] = float((logits.argmax(axis=1) == test.labels).mean())
+
+    return Validation()
 
 
 def _one_hot(y):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifar10_fgs.attack.fgs import attack_arrays, iterate_attack, make_gradient_fn
+from cifar10_fgs.attack.fgs import attack_arrays, iterate_attack
+from cifar10_fgs.attack.gradient import make_gradient_fn
 from cifar10_fgs.attack.step import fgs_step, quantize
 from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.errors import ConfigError

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifar10_fgs.attack.fgs import attack_arrays, make_gradient_fn
+from cifar10_fgs.attack.fgs import attack_arrays
+from cifar10_fgs.attack.gradient import make_gradient_fn
 from cifar10_fgs.attack.ladder import LOSS_RUNNER_UP, Slots, image_digest
 from cifar10_fgs.config import PHASES, AttackConfig, Phase
 from cifar10_fgs.errors import ConfigError

@@ -18,7 +18,8 @@ def test_mirrored_strategy_gives_the_single_device_results_at_the_per_replica_ba
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from cifar10_fgs.attack.fgs import attack_arrays, make_gradient_fn, iterate_attack, AttackRecord
+        from cifar10_fgs.attack.fgs import attack_arrays, iterate_attack, AttackRecord
+        from cifar10_fgs.attack.gradient import make_gradient_fn
         from cifar10_fgs.config import AttackConfig
         from cifar10_fgs.data import load_cifar10
         from cifar10_fgs.models.networks import load_model
