@@ -25,6 +25,7 @@ from ._cli_utils import (
     unsafe_model_option,
     verbose_option,
 )
+from ._model_input import model_input_options
 
 dataset_option = click.option(
     "--dataset",
@@ -142,6 +143,7 @@ def command() -> None:
     help="Leaderboard only: where NAME.json and NAME.md go (default: DIR/results, or . for hub:).",
 )
 @unsafe_model_option
+@model_input_options
 @overwrite_option()
 @json_option
 @quiet_option
@@ -162,6 +164,7 @@ def transfer(
     as_json,
     quiet,
     verbose,
+    model_input,
 ):
     """Accuracy and loss of a target model on the original and the adversarial split (paper section IV).
 
@@ -186,6 +189,7 @@ def transfer(
             overwrite,
             as_json,
             quiet,
+            model_input,
         )
         return
     if out_dir is not None:
@@ -204,6 +208,7 @@ def transfer(
         overwrite=overwrite,
         unsafe_model=unsafe_model,
         progress=not (quiet or as_json),
+        model_input=model_input,
     )
     if as_json:
         emit_json(r)
@@ -239,6 +244,7 @@ def _leaderboard(
     overwrite,
     as_json,
     quiet,
+    model_input,
 ) -> None:
     from cifar10_fgs.evaluate.leaderboard import DEFAULT_NAME, evaluate_leaderboard
 
@@ -255,6 +261,7 @@ def _leaderboard(
         unsafe_model=unsafe_model,
         overwrite=overwrite,
         progress=not (quiet or as_json),
+        model_input=model_input,
     )
     if as_json:
         emit_json(board)
@@ -414,6 +421,7 @@ _VARIANT_CHOICES = ("spatial-uint8", "spatial-float", "paper-scalar-float", "all
 @batch_size_option
 @_name_option("gaussian", "gaussian")
 @unsafe_model_option
+@model_input_options
 @overwrite_option()
 @json_option
 @quiet_option
@@ -432,6 +440,7 @@ def gaussian(
     as_json,
     quiet,
     verbose,
+    model_input,
 ):
     """Gaussian filtering as a defence: accuracy per variant, std, model and test set (paper section VI)."""
     _setup(verbose)
@@ -451,6 +460,7 @@ def gaussian(
         overwrite=overwrite,
         unsafe_model=unsafe_model,
         progress=not (quiet or as_json),
+        model_input=model_input,
     )
     if as_json:
         emit_json(r)

@@ -27,12 +27,13 @@ from cifar10_fgs.evaluate.filters import (
 )
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import DEFAULT_BATCH_SIZE, SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.results import classifier_info as _classifier_info
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
-from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
+from cifar10_fgs.models.forward import check_declared_used
 
 DEFAULT_VARIANTS: tuple[GaussianVariant, ...] = (GaussianVariant.SPATIAL_UINT8,)  # `run` sweeps every variant
 
@@ -109,8 +110,13 @@ def evaluate_gaussian(
     unsafe_model: bool = False,
     progress: bool = False,
     cache_dir: str | None = None,
+    model_input=None,
 ) -> GaussianResult:
-    """Accuracy of each model on both sets after the Gaussian filter, per variant and std (paper section VI)."""
+    """Accuracy of each model on both sets after the Gaussian filter, per variant and std (paper section VI).
+
+    Each model is a ``.keras`` or an ``.onnx`` file; ``model_input`` (a ``convention.Declared``) declares how
+    the ONNX ones take their pixels (see ``models.convention``).
+    """
     stds = check_stds(stds)
     variants = tuple(v.value for v in check_variants(variants))
     model_paths = list(model_paths)
@@ -118,7 +124,8 @@ def evaluate_gaussian(
         raise ConfigError("no models given: pass --models TARGET.keras[,RETRAINED.keras]")
     ev = begin("gaussian", dataset_dir, name, [split], batch_size)
     labels = model_labels(model_paths)
-    loaded = [_model_info(p, unsafe_model) for p in model_paths]
+    loaded = [_classifier_info(p, unsafe_model, model_input) for p in model_paths]
+    check_declared_used([m for m, _ in loaded], model_input)
     settings = {
         "split": split,
         "stds": list(stds),

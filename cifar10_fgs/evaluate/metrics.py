@@ -75,8 +75,8 @@ class SetMetrics:
 
 
 def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> Classification:
-    """Run ``model`` (logits out) on uint8 ``images`` through ``inference.predict_logits``."""
-    from cifar10_fgs.models.inference import predict_logits
+    """Run ``model`` (a Keras model or any ``models.forward`` classifier, logits out) on uint8 ``images``."""
+    from cifar10_fgs.models.forward import as_classifier
 
     labels = np.asarray(labels, np.int64)
     if len(images) != len(labels):
@@ -84,7 +84,8 @@ def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = DE
     if len(labels) == 0:
         raise ConfigError("no images to classify: expected at least one row")
     # a set smaller than one batch runs as one batch of its own size rather than padded to ``batch_size``
-    return Classification(predict_logits(model, np.asarray(images), batch_size=min(batch_size, len(labels))), labels)
+    logits = as_classifier(model).predict_logits(np.asarray(images), min(batch_size, len(labels)))
+    return Classification(logits, labels)
 
 
 def per_class_accuracy(correct: np.ndarray, labels: np.ndarray) -> list[float | None]:

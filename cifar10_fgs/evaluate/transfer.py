@@ -26,12 +26,13 @@ from cifar10_fgs.evaluate.metrics import (
     per_class_accuracy,
     random_sign_control,
 )
+from cifar10_fgs.evaluate.results import classifier_info as _classifier_info
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
-from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluationFiles, begin
+from cifar10_fgs.models.forward import check_declared_used
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,23 @@ def evaluate_transfer(
     unsafe_model: bool = False,
     progress: bool = False,
     cache_dir: str | None = None,
+    model_input=None,
 ) -> TransferResult:
     """The target model on the original split and its adversarial copy (paper section IV).
 
     Also: per-class accuracy, a random-sign control (each original plus random +-1 signs at the
     same per-image L-infinity as its adversarial copy, seeded by ``seed`` and the row index), and
-    the source model's white-box numbers when ``source_model_path`` is given.
+    the source model's white-box numbers when ``source_model_path`` is given. ``model_path`` may be a
+    ``.keras`` or an ``.onnx`` file; ``model_input`` (a ``convention.Declared``) declares how an ONNX
+    target takes its pixels (see ``models.convention``).
     """
     ev = begin("transfer", dataset_dir, name, [split], batch_size)
-    target, target_info = _model_info(model_path, unsafe_model)
+    target, target_info = _classifier_info(model_path, unsafe_model, model_input)
+    check_declared_used([target], model_input)
     models = {"target": target_info}
     source_model = None
     if source_model_path is not None:
-        source_model, info = _model_info(source_model_path, unsafe_model)
+        source_model, info = _classifier_info(source_model_path, unsafe_model)
         info["generated_the_dataset"] = info["sha256"] == ev.generation.source_model_sha256
         models["source"] = info
     ev = ev.claim({"split": split, "control_seed": seed, "batch_size": batch_size}, models, overwrite)
