@@ -95,6 +95,14 @@ def nchw01(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
 
 
+def accuracy_and_loss(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy, in float64 numpy."""
+    z = logits.astype(np.float64)
+    top = z.max(1)
+    loss = np.log(np.exp(z - top[:, None]).sum(1)) + top - z[np.arange(len(z)), labels]
+    return float((z.argmax(1) == labels).mean()), float(loss.mean())
+
+
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -117,9 +125,12 @@ def folder(tmp_path_factory, tiny_keras_path, image_folder_source) -> Path:
 
 @pytest.fixture(scope="module")
 def nets(tmp_path_factory) -> dict[str, Path]:
-    """A Keras transfer target and its graph in ONNX twice: NCHW/[0, 1] (defaults) and NHWC/[0, 255] (a sidecar)."""
+    """A Keras transfer target (the source's weights plus noise: right on most originals, fooled by some copies)
+    and its graph in ONNX: NCHW/[0, 1] (the defaults), NHWC/[0, 255] (a sidecar), NCHW with a softmax."""
     d = tmp_path_factory.mktemp("nets")
-    model = tiny_model(seed=1, hidden=16)
+    model = tiny_model()
+    rng = np.random.default_rng(1)
+    model.set_weights([w + 0.05 * np.abs(w).mean() * rng.standard_normal(w.shape) for w in tiny_model().get_weights()])
     model.save(d / "target.keras")
     nhwc = tiny_onnx(model, d / "nhwc" / "target_nhwc.onnx", layout="NHWC", scale=255.0, name="tiny_nhwc")
     (nhwc.parent / SIDECAR).write_text(json.dumps({"scale": 255}))
@@ -176,10 +187,15 @@ def test_onnx_entries_match_onnxruntime_called_directly(board, folder, nets, ima
     control = random_sign_control(original, linf_levels(adversarial, original), 0, keys=index)
     for key, prepare in (("nchw", nchw01), ("nhwc", lambda x: x.astype(np.float32))):
         e = by[str(nets[key])]
-        clean = (ort_logits(nets[key], prepare(original)).argmax(1) == labels).mean()
-        adv = (ort_logits(nets[key], prepare(adversarial)).argmax(1) == labels).mean()
-        ctrl = (ort_logits(nets[key], prepare(control)).argmax(1) == labels).mean()
+        clean, clean_loss = accuracy_and_loss(ort_logits(nets[key], prepare(original)), labels)
+        adv, adv_loss = accuracy_and_loss(ort_logits(nets[key], prepare(adversarial)), labels)
+        ctrl, _ = accuracy_and_loss(ort_logits(nets[key], prepare(control)), labels)
         assert (e.clean_acc, e.adversarial_acc) == (clean, adv)
+        assert clean > 0.5 and adv < clean  # a target worth scoring: right on most originals, fooled by copies
+        assert (e.clean_loss, e.adversarial_loss) == (
+            pytest.approx(clean_loss, rel=1e-5),
+            pytest.approx(adv_loss, rel=1e-5),
+        )
         assert e.random_sign_control_drop == pytest.approx(clean - ctrl)
         assert e.accuracy_drop == pytest.approx(clean - adv)
         assert e.sha256 == hashlib.sha256(nets[key].read_bytes()).hexdigest()
@@ -189,7 +205,7 @@ def test_onnx_entries_match_onnxruntime_called_directly(board, folder, nets, ima
             "onnx.helper test",
             "CPUExecutionProvider",
         )
-        assert e.parameters == 16 * 3 * 3 * 3 + 16 + 16 * 10 + 10 == int(tiny_model(1, 16).count_params())
+        assert e.parameters == 8 * 3 * 3 * 3 + 8 + 8 * 10 + 10 == int(tiny_model().count_params())
         assert e.runtime == f"onnxruntime {ort.__version__}" and not e.generated_the_dataset
     assert len(labels) == written["rows"]["num_rows_used"] > 0
 
@@ -255,14 +271,11 @@ def test_the_declared_convention_reaches_the_runtime(folder, nets, image_folder_
     right, wrong = scores["1"], scores["255"]
     assert wrong["input_convention"]["scale"] == 255.0
     assert wrong["input_convention"]["declared_by"]["scale"] == "the command line"
-    x255 = original.astype(np.float32).transpose(0, 3, 1, 2)
-    logits = ort_logits(nets["nchw"], x255)
-    assert wrong["clean_acc"] == (logits.argmax(1) == labels).mean()
-    z = logits.astype(np.float64)
-    loss = (np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1) - z[np.arange(len(z)), labels]).mean()
-    assert wrong["clean_loss"] == pytest.approx(loss, rel=1e-5)
+    acc, loss = accuracy_and_loss(ort_logits(nets["nchw"], original.astype(np.float32).transpose(0, 3, 1, 2)), labels)
+    assert (wrong["clean_acc"], wrong["clean_loss"]) == (acc, pytest.approx(loss, rel=1e-5))
+    acc, loss = accuracy_and_loss(ort_logits(nets["nchw"], nchw01(original)), labels)
+    assert (right["clean_acc"], right["clean_loss"]) == (acc, pytest.approx(loss, rel=1e-5))
     assert wrong["clean_loss"] != pytest.approx(right["clean_loss"], rel=0.01)
-    assert right["clean_acc"] == (ort_logits(nets["nchw"], nchw01(original)).argmax(1) == labels).mean()
 
     # mean / std: (x / 255 - mean) / std per channel, fed to the same graph
     mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
@@ -275,7 +288,8 @@ def test_the_declared_convention_reaches_the_runtime(folder, nets, image_folder_
     assert code == 0
     (entry,) = json.loads(stdout)["entries"]
     x = (adversarial.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std)
-    assert entry["adversarial_acc"] == (ort_logits(nets["nchw"], x.transpose(0, 3, 1, 2)).argmax(1) == labels).mean()
+    acc, loss = accuracy_and_loss(ort_logits(nets["nchw"], x.transpose(0, 3, 1, 2)), labels)
+    assert (entry["adversarial_acc"], entry["adversarial_loss"]) == (acc, pytest.approx(loss, rel=1e-5))
     assert entry["input_convention"]["mean"] == list(mean) and entry["input_convention"]["std"] == list(std)
 
 
@@ -309,7 +323,7 @@ def test_gaussian_scores_onnx_models_like_the_keras_one(folder, nets):
 
 
 def test_a_fixed_batch_model_runs_in_its_own_batch_size(nets, tmp_path):
-    single = tiny_onnx(tiny_model(seed=1, hidden=16), tmp_path / "b1.onnx", batch=1)
+    single = tiny_onnx(load_classifier(nets["keras"]).model, tmp_path / "b1.onnx", batch=1)
     images = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3)).astype(np.uint8)
     fixed, dynamic = load_onnx(single), load_onnx(nets["nchw"])
     assert fixed.fixed_batch == 1 and dynamic.fixed_batch is None
@@ -350,7 +364,7 @@ def test_an_hf_onnx_repo_is_scored_with_its_sidecar(folder, nets, board, tmp_pat
 def test_bad_models_and_conflicting_declarations_are_one_line_errors(folder, nets, tmp_path, capsys):
     garbage = tmp_path / "broken.onnx"
     garbage.write_bytes(b"this is not a protobuf \x00\xff" * 10)
-    mnist = tiny_onnx(tiny_model(seed=1, hidden=16), tmp_path / "gray.onnx", shape=["N", 1, 28, 28])
+    mnist = tiny_onnx(tiny_model(), tmp_path / "gray.onnx", shape=["N", 1, 28, 28])
     conflict = tmp_path / "conflict"
     conflict.mkdir()
     (conflict / "m.onnx").write_bytes(nets["nchw"].read_bytes())
