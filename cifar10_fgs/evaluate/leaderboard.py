@@ -233,7 +233,7 @@ METRIC_DEFINITIONS = {
     "adversarial copy's L-infinity (seeded by control_seed and the row index)",
     "images_per_second": "adversarial rows / seconds of inference on them (batch_size per call, after warm-up)",
     "sha256": "of the .keras or .onnx file; for a Keras hf:// folder, of the lines 'name sha256' of config.json and "
-    "model.weights.h5",
+    "model.weights.h5; for an ONNX file with external data, of the lines 'name sha256' of the file and its data files",
     "framework": "keras (run by TensorFlow) or onnx (run by onnxruntime)",
     "input_convention": "how the model was fed: layout NCHW|NHWC, pixels scaled to [0, scale], then (x - mean) / std "
     "per channel; output logits or probabilities (turned into log-probabilities); declared_by: where each was set",

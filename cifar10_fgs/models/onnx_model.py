@@ -30,7 +30,7 @@ from cifar10_fgs.models.convention import (
     merge,
     read_sidecar,
 )
-from cifar10_fgs.provenance import sha256_file
+from cifar10_fgs.provenance import sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class OnnxClassifier:
     """An ONNX CIFAR-10 classifier: uint8 NHWC images in, logits out (``predict_logits``), whatever its convention."""
 
     path: str
-    sha256: str
+    sha256: str  # of the file; with external data (torch's model.onnx.data), over "name sha256" of every file
     session: object  # onnxruntime.InferenceSession
     input_name: str
     output_name: str  # the first output: the class scores
@@ -70,7 +70,7 @@ class OnnxClassifier:
     origin: dict  # field -> where it was declared: the command line, a sidecar, "input shape" or "default"
     provider: str  # the onnxruntime execution provider that runs it
     architecture: str  # the graph's name
-    parameters: int  # elements of the graph's initializers, scalars left out
+    parameters: int  # elements of the graph's floating-point initializers (weights and buffers; no scalars)
     opset: int | None  # of the default ("ai.onnx") domain
     producer: str  # producer name and version recorded in the file
     runtime: str
@@ -148,6 +148,39 @@ def _read(onnx, path: Path):
         ) from None
 
 
+def _external_files(onnx, proto, path: Path) -> list[str]:
+    """The files the graph keeps tensors in (torch.onnx.export writes MODEL.onnx.data), each checked to exist."""
+    names = sorted(
+        {
+            entry.value
+            for t in proto.graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL
+            for entry in t.external_data
+            if entry.key == "location"
+        }
+    )
+    for name in names:
+        if not (path.parent / name).is_file():
+            raise ModelError(
+                f"{path} keeps its weights in {name}, which is not beside it: copy {name} next to {path.name}"
+            )
+    return names
+
+
+def _sha256(path: Path, external: list[str]) -> str:
+    if not external:
+        return sha256_file(path)
+    names = [path.name, *external]
+    return sha256_bytes("".join(f"{n} {sha256_file(path.parent / n)}\n" for n in names).encode())
+
+
+def _parameters(onnx, proto) -> int:
+    """Elements of the non-scalar floating-point initializers: weights, not shape constants or folded scalars."""
+    tp = onnx.TensorProto
+    floats = {tp.FLOAT, tp.FLOAT16, tp.DOUBLE, tp.BFLOAT16}
+    return int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer if t.data_type in floats and len(t.dims)))
+
+
 def _session(ort, path: Path):
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
@@ -198,6 +231,7 @@ def load_onnx(path: str | Path, declared: Sequence[Declared | None] = ()) -> Onn
         raise ModelError(f"model file {path} does not exist: pass the path of an exported .onnx file")
     onnx, ort = import_runtime()
     proto = _read(onnx, path)
+    external = _external_files(onnx, proto, path)
     session = _session(ort, path)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1:
@@ -215,7 +249,7 @@ def load_onnx(path: str | Path, declared: Sequence[Declared | None] = ()) -> Onn
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     model = OnnxClassifier(
         path=str(path),
-        sha256=sha256_file(path),
+        sha256=_sha256(path, external),
         session=session,
         input_name=inp.name,
         output_name=outputs[0].name,
@@ -225,7 +259,7 @@ def load_onnx(path: str | Path, declared: Sequence[Declared | None] = ()) -> Onn
         origin=origin,
         provider=session.get_providers()[0],
         architecture=proto.graph.name or path.stem,
-        parameters=int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer if len(t.dims))),
+        parameters=_parameters(onnx, proto),
         opset=opset,
         producer=" ".join(x for x in (proto.producer_name, proto.producer_version) if x) or "unknown",
         runtime=f"onnxruntime {ort.__version__}",

@@ -38,7 +38,16 @@ from helpers import tiny_model
 
 
 def tiny_onnx(
-    model, path: Path, *, layout="NCHW", scale=1.0, softmax=False, batch="N", name="tiny_onnx", shape=None
+    model,
+    path: Path,
+    *,
+    layout="NCHW",
+    scale=1.0,
+    softmax=False,
+    batch="N",
+    name="tiny_onnx",
+    shape=None,
+    external=False,
 ) -> Path:
     """``helpers.tiny_model``'s network as an ONNX graph taking ``layout`` pixels in [0, ``scale``]."""
     from onnx import TensorProto, helper, numpy_helper
@@ -81,7 +90,10 @@ def tiny_onnx(
     proto.ir_version = 9
     onnx.checker.check_model(proto)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    if external:  # the weights in PATH.data, as torch.onnx.export writes them
+        onnx.save(proto, str(path), save_as_external_data=True, location=f"{path.name}.data", size_threshold=0)
+    else:
+        onnx.save(proto, str(path))
     return path
 
 
@@ -330,6 +342,21 @@ def test_a_fixed_batch_model_runs_in_its_own_batch_size(nets, tmp_path):
     np.testing.assert_allclose(fixed.predict_logits(images, 4), dynamic.predict_logits(images, 4), rtol=1e-5, atol=1e-6)
 
 
+def test_weights_in_an_external_data_file_are_read_and_hashed(nets, tmp_path, capsys):
+    model = load_classifier(nets["keras"]).model
+    split = tiny_onnx(model, tmp_path / "split" / "m.onnx", external=True)
+    data = split.parent / "m.onnx.data"
+    assert data.stat().st_size > split.stat().st_size  # the weights are outside the graph file
+    images = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3)).astype(np.uint8)
+    loaded = load_onnx(split)
+    np.testing.assert_array_equal(loaded.predict_logits(images, 4), load_onnx(nets["nchw"]).predict_logits(images, 4))
+    lines = "".join(f"{p.name} {hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in (split, data))
+    assert loaded.sha256 == hashlib.sha256(lines.encode()).hexdigest()  # a change to the weights changes it
+    data.unlink()
+    with pytest.raises(ModelError, match="keeps its weights in m.onnx.data, which is not beside it"):
+        load_onnx(split)
+
+
 # --------------------------------------------------------------------------- an ONNX model on the hub
 
 
@@ -418,6 +445,20 @@ def test_a_missing_extra_is_named_in_one_line(folder, nets, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and EXTRA in proc.stderr and "onnxruntime is not installed" in proc.stderr
     assert not out.exists()
+
+
+def test_onnx_models_are_scored_without_tensorflow(folder, nets, board, tmp_path):
+    """A leaderboard of ONNX models alone never imports TensorFlow or Keras (a fresh process)."""
+    code = (
+        "import json, sys\n"
+        "from cifar10_fgs.evaluate.leaderboard import evaluate_leaderboard\n"
+        f"b = evaluate_leaderboard([{str(nets['nchw'])!r}], {str(folder)!r}, out_dir={str(tmp_path / 'b')!r})\n"
+        "print(json.dumps([b.entries[0].adversarial_acc, 'tensorflow' in sys.modules, 'keras' in sys.modules]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    accuracy, tensorflow, keras = json.loads(proc.stdout.splitlines()[-1])
+    assert accuracy == board[1][str(nets["nchw"])].adversarial_acc and not tensorflow and not keras
 
 
 # --------------------------------------------------------------------------- the convention, as data
