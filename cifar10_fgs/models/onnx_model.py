@@ -42,15 +42,16 @@ _FLOATS = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(fl
 PROBABILITY_TOLERANCE = 1e-3  # |row sum - 1| allowed for outputs declared to be probabilities
 
 
-def import_runtime():
-    """(onnx, onnxruntime), or a one-line ConfigError naming the extra that installs them."""
+def import_runtime(path: Path):
+    """(onnx, onnxruntime) to run ``path``, or a one-line ConfigError naming the extra that installs them."""
     try:
         import onnx
         import onnxruntime
     except ImportError as exc:
         missing = getattr(exc, "name", None) or "onnxruntime"
         raise ConfigError(
-            f"ONNX models need onnx and onnxruntime, and {missing} is not installed ({one_line(exc)}): {EXTRA}"
+            f"{path} is an ONNX model, which needs onnx and onnxruntime, and {missing} is not installed "
+            f"({one_line(exc)}): {EXTRA}"
         ) from None
     return onnx, onnxruntime
 
@@ -91,7 +92,12 @@ class OnnxClassifier:
             buf[:n] = images[i : i + n]
             buf[n:] = 0
             (y,) = self.session.run([self.output_name], {self.input_name: self._prepare(buf)})
-            out[i : i + n] = self._logits(np.asarray(y), size)[:n]
+            y = np.asarray(y)
+            if y.shape != (size, NUM_LOGITS):
+                raise ModelError(
+                    f"{self.path} returned shape {y.shape} for {size} images: expected ({size}, {NUM_LOGITS}) scores"
+                )
+            out[i : i + n] = self._logits(y[:n])  # the padding rows are not checked
         return out
 
     def _prepare(self, pixels: np.ndarray) -> np.ndarray:
@@ -103,11 +109,8 @@ class OnnxClassifier:
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x, dtype=self.input_dtype)
 
-    def _logits(self, y: np.ndarray, size: int) -> np.ndarray:
-        if y.shape != (size, NUM_LOGITS):
-            raise ModelError(
-                f"{self.path} returned shape {y.shape} for {size} images: expected ({size}, {NUM_LOGITS}) class scores"
-            )
+    def _logits(self, y: np.ndarray) -> np.ndarray:
+        """The model's outputs as logits (probabilities checked, then their log)."""
         y = y.astype(np.float32)
         if not np.isfinite(y).all():
             raise ModelError(f"{self.path} returned non-finite outputs: check the input convention ({OPTION['scale']})")
@@ -132,10 +135,6 @@ class OnnxClassifier:
             "provider": self.provider,
             "runtime": self.runtime,
         }
-
-
-def _providers(ort) -> list[str]:
-    return [CUDA, CPU] if CUDA in ort.get_available_providers() else [CPU]
 
 
 def _read(onnx, path: Path):
@@ -182,10 +181,18 @@ def _parameters(onnx, proto) -> int:
 
 
 def _session(ort, path: Path):
+    """An inference session on the CUDA provider when onnxruntime offers it and it starts, else on the CPU."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
+    if CUDA in ort.get_available_providers():
+        try:
+            return ort.InferenceSession(str(path), options, providers=[CUDA, CPU])
+        except Exception as exc:  # noqa: BLE001 - no GPU, or CUDA libraries missing: the CPU decides below
+            log.warning(
+                "onnxruntime's CUDA provider did not start for %s (%s): running on the CPU", path, one_line(exc)
+            )
     try:
-        return ort.InferenceSession(str(path), options, providers=_providers(ort))
+        return ort.InferenceSession(str(path), options, providers=[CPU])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad graphs
         raise ModelError(
             f"{path} does not load in onnxruntime ({one_line(exc)}): expected a valid ONNX model"
@@ -229,7 +236,7 @@ def load_onnx(path: str | Path, declared: Sequence[Declared | None] = ()) -> Onn
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: pass the path of an exported .onnx file")
-    onnx, ort = import_runtime()
+    onnx, ort = import_runtime(path)
     proto = _read(onnx, path)
     external = _external_files(onnx, proto, path)
     session = _session(ort, path)
