@@ -14,7 +14,7 @@ import click
 
 from cifar10_fgs.models.convention import COMMAND_LINE, OPTION, SIDECAR, Layout, Output, parse_declared
 
-_NOTE = f"ONNX models only; default: the model's {SIDECAR}, else PyTorch's convention."
+_NOTE = f"ONNX models only (a {SIDECAR} beside the model may declare it instead)."
 _OPTIONS = (
     click.option(
         OPTION["layout"],
