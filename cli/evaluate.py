@@ -27,6 +27,7 @@ from ._cli_utils import (
     table,
     unsafe_model_option,
 )
+from ._model_input import model_input_options
 
 ALL_VARIANTS = "all"  # --variant all: every GaussianVariant
 
@@ -71,7 +72,7 @@ def _quiet_inference(output: Output) -> None:
         warnings.filterwarnings("ignore", message=".*shuffle=True. was passed.*")  # keras, on tf.data input
 
 
-def _common(output: Output, cifar10, batch_size, name, overwrite, unsafe_model) -> dict:
+def _common(output: Output, cifar10, batch_size, name, overwrite, unsafe_model, model_input=None) -> dict:
     """The ``EvaluateOptions`` fields every subcommand sets (``name`` only when given: each has its default).
 
     Also silences TensorFlow's per-call warnings (``_quiet_inference``), as every subcommand starts here.
@@ -79,6 +80,8 @@ def _common(output: Output, cifar10, batch_size, name, overwrite, unsafe_model) 
     _quiet_inference(output)
     common = {"cifar10": cifar10, "batch_size": batch_size, "overwrite": overwrite, "unsafe_model": unsafe_model}
     common["progress"] = output.progress
+    if model_input is not None:
+        common["model_input"] = model_input
     return common if name is None else {**common, "name": name}
 
 
@@ -140,6 +143,7 @@ def command() -> None:
     help="Leaderboard only: where NAME.json and NAME.md go (default: DIR/results, or . for hub:).",
 )
 @unsafe_model_option
+@model_input_options
 @overwrite_option()
 @output_options
 def transfer(
@@ -154,6 +158,7 @@ def transfer(
     as_leaderboard,
     out_dir,
     unsafe_model,
+    model_input,
     overwrite,
     output: Output,
 ):
@@ -164,7 +169,7 @@ def transfer(
     """
     from cifar10_fgs.hub import is_hub_ref, is_model_uri
 
-    common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model)
+    common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model, model_input)
     if as_leaderboard or len(models) > 1 or is_hub_ref(dataset_dir) or any(is_model_uri(m) for m in models):
         from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
 
@@ -335,10 +340,22 @@ def _retrain_text(r, dataset_dir) -> list[str]:
 @batch_size_option
 @_name_option("gaussian")
 @unsafe_model_option
+@model_input_options
 @overwrite_option()
 @output_options
 def gaussian(
-    dataset_dir, models, cifar10, stds, variants, split, batch_size, name, unsafe_model, overwrite, output: Output
+    dataset_dir,
+    models,
+    cifar10,
+    stds,
+    variants,
+    split,
+    batch_size,
+    name,
+    unsafe_model,
+    model_input,
+    overwrite,
+    output: Output,
 ):
     """Gaussian filtering as a defence: accuracy per variant, std, model and test set (paper section VI)."""
     from cifar10_fgs.config import GAUSSIAN_VARIANTS
@@ -346,7 +363,7 @@ def gaussian(
 
     if ALL_VARIANTS in variants:
         variants = tuple(GaussianVariant)
-    common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model)
+    common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model, model_input)
     options = GaussianOptions(**common, split=split, stds=stds, variants=variants or GAUSSIAN_VARIANTS)
     r = evaluate_gaussian(list(models), dataset_dir, options)
     output.result(r, lambda: _gaussian_text(r, dataset_dir))

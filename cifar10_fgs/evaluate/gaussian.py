@@ -25,12 +25,13 @@ from cifar10_fgs.evaluate.filters import (
 )
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
+from cifar10_fgs.evaluate.results import classifier_info as _classifier_info
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
-from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
+from cifar10_fgs.models.forward import check_declared_used
 
 
 def cost_key(variant: str, std: float) -> str:
@@ -102,7 +103,11 @@ class GaussianOptions(EvaluateOptions):
 def evaluate_gaussian(
     model_paths: Sequence[str | Path], dataset_dir: str | Path, options: GaussianOptions = GaussianOptions()
 ) -> GaussianResult:
-    """Accuracy of each model on both sets after the Gaussian filter, per variant and std (paper section VI)."""
+    """Accuracy of each model on both sets after the Gaussian filter, per variant and std (paper section VI).
+
+    Each model is a ``.keras`` or an ``.onnx`` file; ``options.model_input`` (a ``convention.Declared``) declares
+    how the ONNX ones take their pixels (see ``models.convention``).
+    """
     o = options
     name, split, batch_size = o.name, o.split, o.batch_size
     stds = check_stds(o.stds)
@@ -112,7 +117,8 @@ def evaluate_gaussian(
         raise ConfigError("no models given: pass --model TARGET.keras (repeat --model for more)")
     ev = begin("gaussian", dataset_dir, name, [split], batch_size)
     labels = model_labels(model_paths)
-    loaded = [_model_info(p, o.unsafe_model) for p in model_paths]
+    loaded = [_classifier_info(p, o.unsafe_model, o.model_input) for p in model_paths]
+    check_declared_used([m for m, _ in loaded], o.model_input)
     settings = {
         "split": split,
         "stds": list(stds),

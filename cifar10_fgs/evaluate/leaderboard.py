@@ -4,9 +4,11 @@
 downloaded by :mod:`cifar10_fgs.hub`), joins the split to its originals with the transfer
 evaluation's own functions (:func:`cifar10_fgs.evaluate.load_joined`, ``classify``,
 ``random_sign_control``) and scores every model on the original images, their adversarial copies
-and the random-sign control. Each model is a local ``.keras`` file or a Keras ``hf://USER/NAME[@REVISION]``
-model repo (``config.json`` + ``model.weights.h5``, as ``model.save("hf://...")`` writes it), loaded
-in Keras safe mode unless ``unsafe_model``.
+and the random-sign control. Each model is a local ``.keras`` or ``.onnx`` file or an
+``hf://USER/NAME[@REVISION]`` model repo holding a Keras model (``config.json`` + ``model.weights.h5``,
+as ``model.save("hf://...")`` writes it) or one ``.onnx`` file (:mod:`cifar10_fgs.models.forward`).
+Keras models load in safe mode unless ``unsafe_model``; ONNX models run in onnxruntime with the input
+convention ``model_input`` and their ``cifar10-fgs.json`` declare (:mod:`cifar10_fgs.models.convention`).
 
 It writes ``NAME.json`` (one entry per model in the style of RobustBench's per-model JSON, plus the
 dataset, settings and library versions) and ``NAME.md`` (the table) into ``out_dir``, entries sorted
@@ -22,31 +24,31 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cifar10_fgs.errors import ConfigError, DataSourceError, ModelError, OutputError, one_line
+from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
+from cifar10_fgs.models.forward import check_declared_used, model_key
 from cifar10_fgs.provenance import (
     atomic_write_bytes,
     dumps_sorted,
     library_versions,
     read_json,
     sha256_bytes,
-    sha256_file,
     write_json,
 )
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "leaderboard"
-KERAS_DIR_FILES = ("config.json", "model.weights.h5")  # what identifies a Keras hf:// model folder (sha256 over both)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     spec: str  # as given: a path or hf://USER/NAME[@REVISION]
     path: str  # the local file or downloaded folder
-    sha256: str  # of the .keras file; for a folder, over "name sha256" lines of KERAS_DIR_FILES
+    sha256: str  # of the .keras or .onnx file; for a Keras folder, over "name sha256" lines of its two files
     commit: str | None  # the hub commit of an hf:// model
-    model: object
+    model: object  # a models.forward classifier (Keras or ONNX)
+    info: dict  # model.describe(): framework, input convention, opset, producer, provider, runtime
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,12 @@ class LeaderboardEntry:
     commit: str | None
     architecture: str
     parameters: int
+    framework: str  # keras | onnx
+    input_convention: dict  # layout, scale, mean, std, output, and where each was declared
+    opset: int | None  # ONNX opset of the default domain (None for Keras)
+    producer: str  # what wrote the file (e.g. "pytorch 2.5.1", "keras 3.15.1")
+    provider: str  # what ran it (an onnxruntime execution provider, or "tensorflow CPU|GPU")
+    runtime: str  # the libraries that ran it, with versions
     clean_acc: float  # accuracy on the original images of the joined rows (fraction)
     adversarial_acc: float  # accuracy on their adversarial copies
     accuracy_drop: float  # clean_acc - adversarial_acc
@@ -84,47 +92,19 @@ class Leaderboard:
 # --------------------------------------------------------------------------- models
 
 
-def _tree_sha256(folder: Path) -> str:
-    lines = "".join(f"{name} {sha256_file(folder / name)}\n" for name in KERAS_DIR_FILES)
-    return sha256_bytes(lines.encode())
-
-
-def _load_keras_dir(folder: Path, spec: str, unsafe: bool):
-    import keras
-
-    from cifar10_fgs.models.networks import check_model
-
-    missing = [n for n in KERAS_DIR_FILES if not (folder / n).is_file()]
-    if missing:
-        raise ModelError(
-            f"{spec} holds no {missing[0]}: expected a Keras model saved with model.save('hf://USER/NAME')"
-        )
-    try:
-        model = keras.saving.load_model(str(folder), compile=False, safe_mode=not unsafe)
-    except ValueError as exc:
-        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
-            raise ModelError(
-                f"{spec} contains a Lambda layer (arbitrary code): refused in safe mode; pass "
-                "--unsafe-model only if you trust it"
-            ) from None
-        raise ModelError(f"{spec} is not a loadable Keras model ({one_line(exc)}): expected a Keras 3 model") from None
-    except Exception as exc:  # noqa: BLE001 - h5 and deserialisation errors of every kind
-        raise ModelError(f"{spec} is not a Keras model ({one_line(exc)}): expected a Keras 3 model") from None
-    return check_model(model, spec)
-
-
-def load_candidate(spec: str, *, unsafe: bool = False, progress: bool = False) -> LoadedModel:
-    """A local ``.keras`` file or an ``hf://`` Keras model repo, loaded (safe mode) and identified."""
+def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: bool = False) -> LoadedModel:
+    """A local ``.keras`` / ``.onnx`` file or an ``hf://`` model repo, loaded and identified."""
     from cifar10_fgs.hub import download, is_model_uri, parse_hub_ref
-    from cifar10_fgs.models.networks import load_model
+    from cifar10_fgs.models.forward import load_classifier, load_hub_folder
 
+    commit = None
     if is_model_uri(spec):
         snapshot = download(parse_hub_ref(spec, repo_type="model"), progress=progress)
-        folder = Path(snapshot.path)
-        model = _load_keras_dir(folder, spec, unsafe)
-        return LoadedModel(spec, str(folder), _tree_sha256(folder), snapshot.commit, model)
-    model = load_model(spec, unsafe=unsafe)
-    return LoadedModel(spec, str(spec), sha256_file(spec), None, model)
+        model = load_hub_folder(snapshot.path, spec, declared=declared, unsafe=unsafe)
+        commit = snapshot.commit
+    else:
+        model = load_classifier(spec, declared=declared, unsafe=unsafe)
+    return LoadedModel(spec, model.path, model.sha256, commit, model, model.describe())
 
 
 # --------------------------------------------------------------------------- dataset
@@ -171,7 +151,6 @@ def _claim(json_path: Path, key: str, overwrite: bool) -> None:
 
 def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | None) -> dict:
     from cifar10_fgs.evaluate import classify
-    from cifar10_fgs.models.networks import architecture, network_of
 
     clean = classify(loaded.model, j.original, j.labels, batch_size)  # also warms the model up
     t0 = time.perf_counter()
@@ -185,8 +164,9 @@ def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | N
         "model": loaded.spec,
         "sha256": loaded.sha256,
         "commit": loaded.commit,
-        "architecture": architecture(loaded.model),
-        "parameters": int(network_of(loaded.model).count_params()),
+        "architecture": loaded.model.architecture,
+        "parameters": loaded.model.parameters,
+        **loaded.info,
         "clean_acc": c.accuracy,
         "adversarial_acc": a.accuracy,
         "accuracy_drop": c.accuracy - a.accuracy,
@@ -206,6 +186,7 @@ def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
         "rank",
         "model",
         "architecture",
+        "framework",
         "parameters",
         "clean acc",
         "adversarial acc",
@@ -224,6 +205,7 @@ def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
                     str(e["rank"]),
                     who,
                     f"`{e['architecture']}`",
+                    e["framework"],
                     f"{e['parameters']:,}",
                     f(e["clean_acc"]),
                     f(e["adversarial_acc"]),
@@ -251,7 +233,14 @@ METRIC_DEFINITIONS = {
     "random_sign_control_drop": "clean_acc - accuracy on each original plus random +-1 signs times its "
     "adversarial copy's L-infinity (seeded by control_seed and the row index)",
     "images_per_second": "adversarial rows / seconds of inference on them (batch_size per call, after warm-up)",
-    "sha256": "of the .keras file; for an hf:// folder, of the lines 'name sha256' of config.json and model.weights.h5",
+    "sha256": "of the .keras or .onnx file; for a Keras hf:// folder, of the lines 'name sha256' of config.json and "
+    "model.weights.h5; for an ONNX file with external data, of the lines 'name sha256' of the file and its data files",
+    "framework": "keras (run by TensorFlow) or onnx (run by onnxruntime)",
+    "input_convention": "how the model was fed: layout NCHW|NHWC, pixels scaled to [0, scale], then (x - mean) / std "
+    "per channel; output logits or probabilities (turned into log-probabilities); declared_by: where each was set",
+    "opset": "the ONNX file's opset of the default domain (null for Keras)",
+    "producer": "the tool that wrote the file, as recorded in it",
+    "provider": "the onnxruntime execution provider that ran it, or tensorflow CPU|GPU",
 }
 
 
@@ -266,7 +255,8 @@ class LeaderboardOptions(EvaluateOptions):
 def evaluate_leaderboard(
     models: Sequence[str], dataset: str | Path, options: LeaderboardOptions = LeaderboardOptions()
 ) -> Leaderboard:
-    """Score ``models`` on ``dataset`` (see the module docstring)."""
+    """Score ``models`` on ``dataset`` (see the module docstring); ``options.model_input`` (a
+    ``convention.Declared``) declares how every ONNX model takes its pixels."""
     from cifar10_fgs.evaluate import dataset_identity, linf_levels, load_joined, random_sign_control, read_generation
 
     t0 = time.time()
@@ -278,7 +268,8 @@ def evaluate_leaderboard(
     source = _source_for(dataset_dir, generation, o.cifar10, label)
     out = Path(o.out_dir) if o.out_dir is not None else (Path.cwd() if commit else dataset_dir / "results")
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    loaded = [load_candidate(m, unsafe=o.unsafe_model, progress=progress) for m in models]
+    loaded = [load_candidate(m, declared=o.model_input, unsafe=o.unsafe_model, progress=progress) for m in models]
+    check_declared_used([m.model for m in loaded], o.model_input)
     identity = dataset_identity(dataset_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     key = sha256_bytes(
@@ -288,7 +279,7 @@ def evaluate_leaderboard(
                 "settings": settings,
                 "dataset": identity.get("config_sha256"),
                 "commit": commit,
-                "models": sorted(m.sha256 for m in loaded),
+                "models": sorted((model_key({"sha256": m.sha256, **m.info}) for m in loaded), key=str),
             }
         ).encode()
     )

@@ -13,7 +13,7 @@ import numpy as np
 from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, PREDICT_BATCH_SIZE
 from cifar10_fgs.data import NUM_CLASSES
 from cifar10_fgs.errors import ConfigError
-from cifar10_fgs.models.inference import log_softmax, predict_logits
+from cifar10_fgs.models.inference import log_softmax
 
 SETS = ("original", "adversarial")  # the two test sets every evaluation compares
 
@@ -74,7 +74,8 @@ class SetMetrics:
 
 
 def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> Classification:
-    """Run ``model`` (logits out) on uint8 ``images`` through ``inference.predict_logits``."""
+    """Run ``model`` (a Keras model or any ``models.forward`` classifier, logits out) on uint8 ``images``."""
+    from cifar10_fgs.models.forward import as_classifier
 
     labels = np.asarray(labels, np.int64)
     if len(images) != len(labels):
@@ -82,7 +83,8 @@ def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = PR
     if len(labels) == 0:
         raise ConfigError("no images to classify: expected at least one row")
     # a set smaller than one batch runs as one batch of its own size rather than padded to ``batch_size``
-    return Classification(predict_logits(model, np.asarray(images), batch_size=min(batch_size, len(labels))), labels)
+    logits = as_classifier(model).predict_logits(np.asarray(images), min(batch_size, len(labels)))
+    return Classification(logits, labels)
 
 
 def per_class_accuracy(correct: np.ndarray, labels: np.ndarray) -> list[float | None]:

@@ -32,6 +32,7 @@ from cifar10_fgs.evaluate.joined import (
 )
 from cifar10_fgs.evaluate.metrics import check_batch_size
 from cifar10_fgs.evaluate.results import check_name, claim_results, settings_key, write_results
+from cifar10_fgs.models.convention import Declared
 from cifar10_fgs.provenance import library_versions
 
 METRIC_DEFINITIONS = {
@@ -53,6 +54,7 @@ class EvaluateOptions:
     unsafe_model: bool = False  # allow models with Lambda layers (runs code from the file)
     progress: bool = False  # progress bars
     cache_dir: str | None = None  # the datasets cache for the adversarial shards (None: the usual one)
+    model_input: Declared | None = None  # how ONNX models take their pixels (models.convention); None: as they declare
 
 
 @dataclass(frozen=True)

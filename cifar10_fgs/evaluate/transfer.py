@@ -25,12 +25,13 @@ from cifar10_fgs.evaluate.metrics import (
     per_class_accuracy,
     random_sign_control,
 )
+from cifar10_fgs.evaluate.results import classifier_info as _classifier_info
 from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
-from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
+from cifar10_fgs.models.forward import check_declared_used
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,19 @@ def evaluate_transfer(
 
     Also: per-class accuracy, a random-sign control (each original plus random +-1 signs at the
     same per-image L-infinity as its adversarial copy, seeded by ``options.seed`` and the row index),
-    and the source model's white-box numbers when ``options.source_model`` is given.
+    and the source model's white-box numbers when ``options.source_model`` is given. ``model_path`` may be a
+    ``.keras`` or an ``.onnx`` file; ``options.model_input`` (a ``convention.Declared``) declares how an ONNX
+    target takes its pixels (see ``models.convention``).
     """
     o = options
     name, split, seed, batch_size = o.name, o.split, o.seed, o.batch_size
     ev = begin("transfer", dataset_dir, name, [split], batch_size)
-    target, target_info = _model_info(model_path, o.unsafe_model)
+    target, target_info = _classifier_info(model_path, o.unsafe_model, o.model_input)
+    check_declared_used([target], o.model_input)
     models = {"target": target_info}
     source_model = None
     if o.source_model is not None:
-        source_model, info = _model_info(o.source_model, o.unsafe_model)
+        source_model, info = _classifier_info(o.source_model, o.unsafe_model)
         info["generated_the_dataset"] = info["sha256"] == ev.generation.source_model_sha256
         models["source"] = info
     ev = ev.claim({"split": split, "control_seed": seed, "batch_size": batch_size}, models, o.overwrite)

@@ -169,6 +169,11 @@ def load_model(path: str | Path, *, unsafe: bool = False):
         raise ModelError(f"{path} is a folder (a SavedModel?): expected a .keras file saved by Keras 3")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: train one with `cifar10-fgs train` or pass a .keras path")
+    if path.suffix.lower() == ".onnx":
+        raise ModelError(
+            f"{path} is an ONNX model: this command needs a Keras model (.keras) to take gradients or train; "
+            "ONNX models can be scored with `evaluate transfer` and `evaluate gaussian`"
+        )
     if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
         raise ModelError(f"{path} is not a .keras file: expected a model saved by Keras 3 as MODEL.keras")
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):

@@ -1,0 +1,173 @@
+"""Models that are only run forward (transfer, its leaderboard, the Gaussian defence): Keras or ONNX, one interface.
+
+A *classifier* here is anything with ``predict_logits(images, batch_size)`` (uint8 (N, 32, 32, 3)
+images in, float32 (N, 10) logits out), ``describe()`` (what ran: framework, input convention, opset,
+producer, provider, runtime) and ``path``, ``sha256``, ``architecture``, ``parameters``, ``framework``.
+:class:`KerasClassifier` wraps this project's Keras models (see ``networks``); ONNX models are
+:class:`~cifar10_fgs.models.onnx_model.OnnxClassifier`. :func:`load_classifier` picks by the file,
+:func:`load_hub_folder` by what an ``hf://`` repo holds. Commands that take gradients or train
+(generate, validate, retrain) load Keras models with ``networks.load_model`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cifar10_fgs.errors import ConfigError, ModelError, one_line
+from cifar10_fgs.models.convention import KERAS_CONVENTION, OPTION, Declared
+from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
+
+log = logging.getLogger(__name__)
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+KERAS_DIR_FILES = ("config.json", "model.weights.h5")  # what identifies a Keras hf:// model folder (sha256 over both)
+
+
+@dataclass(frozen=True, eq=False)
+class KerasClassifier:
+    """A Keras model of this project's convention (NHWC uint8-range pixels, logits), run by TensorFlow."""
+
+    model: object
+    path: str
+    sha256: str  # of the .keras file; for a folder, over "name sha256" lines of KERAS_DIR_FILES
+    framework: str = "keras"
+
+    def predict_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:
+        from cifar10_fgs.models.inference import predict_logits
+
+        return predict_logits(self.model, images, batch_size=batch_size)
+
+    @property
+    def architecture(self) -> str:
+        from cifar10_fgs.models.networks import architecture
+
+        return architecture(self.model)
+
+    @property
+    def parameters(self) -> int:
+        from cifar10_fgs.models.networks import network_of
+
+        return int(network_of(self.model).count_params())
+
+    def describe(self) -> dict:
+        import keras
+        import tensorflow as tf
+
+        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+        return {
+            "framework": self.framework,
+            "input_convention": {**KERAS_CONVENTION.to_json(), "declared_by": "keras"},
+            "opset": None,
+            "producer": _keras_producer(Path(self.path)),
+            "provider": f"tensorflow {device}",
+            "runtime": f"keras {keras.__version__}, tensorflow {tf.__version__}",
+        }
+
+
+def _keras_producer(path: Path) -> str:
+    """``keras <version>`` that saved the file or folder (its metadata.json), or "keras" when not recorded."""
+    try:
+        if path.is_dir():
+            meta = json.loads((path / "metadata.json").read_text())
+        else:
+            with zipfile.ZipFile(path) as z:
+                meta = json.loads(z.read("metadata.json"))
+        return f"keras {meta['keras_version']}"
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return "keras"
+
+
+def as_classifier(model):
+    """``model`` as a classifier: a classifier unchanged, a bare Keras model wrapped (no file: no sha256)."""
+    if hasattr(model, "predict_logits"):
+        return model
+    return KerasClassifier(model, getattr(model, "name", "model"), "")
+
+
+def load_classifier(path: str | Path, *, declared: Declared | None = None, unsafe: bool = False):
+    """A local ``.keras`` (or ``.h5``) or ``.onnx`` file, loaded and checked; ``declared`` applies to ONNX only."""
+    from cifar10_fgs.models.networks import load_model
+    from cifar10_fgs.models.onnx_model import SUFFIX, load_onnx
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == SUFFIX:
+        return load_onnx(path, [declared])
+    if path.is_file() and suffix not in KERAS_SUFFIXES:
+        raise ModelError(
+            f"{path} is neither a .keras nor an .onnx file: pass a model saved by Keras 3 (MODEL.keras) or "
+            "exported to ONNX (MODEL.onnx)"
+        )
+    model = load_model(path, unsafe=unsafe)
+    return KerasClassifier(model, str(path), sha256_file(path))
+
+
+def load_hub_folder(folder: str | Path, spec: str, *, declared: Declared | None = None, unsafe: bool = False):
+    """A downloaded ``hf://`` model repo: a Keras model (config.json + model.weights.h5) or one ``.onnx`` file.
+
+    A repo holding both is read as Keras (the leaderboard entry's ``framework`` says which ran).
+    """
+    folder = Path(folder)
+    if all((folder / n).is_file() for n in KERAS_DIR_FILES):
+        return _load_keras_dir(folder, spec, unsafe)
+    onnx_files = sorted(p for p in folder.glob("*.onnx") if p.is_file())
+    if len(onnx_files) == 1:
+        from cifar10_fgs.models.onnx_model import load_onnx
+
+        return load_onnx(onnx_files[0], [declared])
+    if len(onnx_files) > 1:
+        names = ", ".join(p.name for p in onnx_files)
+        raise ModelError(f"{spec} holds several ONNX files ({names}): expected one model per repo")
+    missing = next(n for n in KERAS_DIR_FILES if not (folder / n).is_file())
+    raise ModelError(
+        f"{spec} holds no {missing} and no .onnx file: expected a Keras model saved with "
+        "model.save('hf://USER/NAME') or one MODEL.onnx"
+    )
+
+
+def _tree_sha256(folder: Path) -> str:
+    lines = "".join(f"{name} {sha256_file(folder / name)}\n" for name in KERAS_DIR_FILES)
+    return sha256_bytes(lines.encode())
+
+
+def _load_keras_dir(folder: Path, spec: str, unsafe: bool) -> KerasClassifier:
+    import keras
+
+    from cifar10_fgs.models.networks import check_model
+
+    try:
+        model = keras.saving.load_model(str(folder), compile=False, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
+            raise ModelError(
+                f"{spec} contains a Lambda layer (arbitrary code): refused in safe mode; pass "
+                "--unsafe-model only if you trust it"
+            ) from None
+        raise ModelError(f"{spec} is not a loadable Keras model ({one_line(exc)}): expected a Keras 3 model") from None
+    except Exception as exc:  # noqa: BLE001 - h5 and deserialisation errors of every kind
+        raise ModelError(f"{spec} is not a Keras model ({one_line(exc)}): expected a Keras 3 model") from None
+    return KerasClassifier(check_model(model, spec), str(folder), _tree_sha256(folder))
+
+
+def check_declared_used(classifiers: Sequence, declared: Declared | None) -> None:
+    """A convention given on the command line with no ONNX model to apply to is refused (it would do nothing)."""
+    if declared and not any(c.framework == "onnx" for c in classifiers):
+        options = ", ".join(OPTION[k] for k in declared.values())
+        raise ConfigError(
+            f"{options} describe ONNX models, and no --model is one: drop them (Keras models take uint8 pixels)"
+        )
+
+
+def model_key(info: dict) -> object:
+    """What of a model enters a results file's settings key: its sha256, and for ONNX also its input convention."""
+    if info.get("framework", "keras") == "keras":
+        return info.get("sha256")
+    convention = {k: v for k, v in info["input_convention"].items() if k != "declared_by"}
+    return [info["sha256"], dumps_sorted(convention)]
