@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cifar10_fgs.attack.fgs import AttackConfig
-from cifar10_fgs.evaluate import evaluate_retrain, evaluate_transfer
+from cifar10_fgs.evaluate import RetrainOptions, TransferOptions, evaluate_retrain, evaluate_transfer
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 
 from helpers import tiny_model
@@ -44,9 +44,13 @@ def results(tmp_path_factory, tiny_keras_path, image_folder_source):
     target.save(target_path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(datasets.config, "HF_DATASETS_CACHE", work / "hf_cache")
-        tr = evaluate_transfer(target_path, folder, root, source_model_path=tiny_keras_path)
+        tr = evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path))
         retrained = [
-            evaluate_retrain(folder, work / f"{name}.keras", root, mode=mode, epochs=1, target_model_path=target_path)
+            evaluate_retrain(
+                folder,
+                work / f"{name}.keras",
+                RetrainOptions(cifar10=root, mode=mode, epochs=1, target_model=target_path),
+            )
             for mode, name in (("mixed", "retrained_mixed"), ("adversarial", "retrained"))
         ]
     return folder / "results", tr, retrained[::-1]
