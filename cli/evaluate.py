@@ -118,9 +118,9 @@ def command() -> None:
 )
 @dataset_argument(hub=True)
 @_model_option(
-    "TARGET.keras|hf://USER/NAME",
-    "A model to test the adversarial images on (the paper's simple deep CNN); repeat for a "
-    "leaderboard. A local .keras file or a Keras hub model hf://USER/NAME[@REVISION].",
+    "MODEL.keras|MODEL.onnx|hf://USER/NAME",
+    "A model to test the adversarial images on (the paper's simple deep CNN); repeat for a leaderboard. "
+    "A local .keras or .onnx file, or a hub model hf://USER/NAME[@REVISION] holding either.",
 )
 @eval_cifar10_option
 @source_model_option("Also report the attacked model's own (white-box) numbers (with a leaderboard: one more entry).")
@@ -211,6 +211,7 @@ def _leaderboard_text(board) -> list[str]:
         (
             e.rank,
             e.name,
+            e.framework,
             fmt(e.clean_acc),
             fmt(e.adversarial_acc),
             fmt(e.accuracy_drop),
@@ -221,7 +222,17 @@ def _leaderboard_text(board) -> list[str]:
         )
         for e in board.entries
     ]
-    headers = ("rank", "model", "clean acc", "adversarial acc", "drop", "random-sign drop", "parameters", "images/s")
+    headers = (
+        "rank",
+        "model",
+        "framework",
+        "clean acc",
+        "adversarial acc",
+        "drop",
+        "random-sign drop",
+        "parameters",
+        "images/s",
+    )
     return [
         f"{board.dataset}: {board.num_rows_used} of {board.num_rows_split} {board.split} rows",
         table(rows, (*headers, "sha256")),
@@ -316,7 +327,8 @@ def _retrain_text(r, dataset_dir) -> list[str]:
 )
 @dataset_argument()
 @_model_option(
-    "A.keras", "A model to score after the filter; repeat for several (e.g. the target and a retrained one)."
+    "MODEL.keras|MODEL.onnx",
+    "A model (.keras or .onnx) to score after the filter; repeat for several (e.g. the target and a retrained one).",
 )
 @eval_cifar10_option
 @click.option(
