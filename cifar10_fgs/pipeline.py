@@ -24,12 +24,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import Arch, AttackConfig, RetrainMode, parse_choices
+from cifar10_fgs.config import QUICK_RECIPES, RECIPES, Arch, AttackConfig, QuickTrial, RetrainMode, parse_choices
 from cifar10_fgs.data import DEFAULT_SOURCE, SPLITS, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import CARD, RESULTS_DIR
 from cifar10_fgs.errors import ValidationError
+from cifar10_fgs.evaluate import (
+    ALL_VARIANTS,
+    GaussianOptions,
+    RetrainOptions,
+    TransferOptions,
+    evaluate_gaussian,
+    evaluate_retrain,
+    evaluate_transfer,
+    write_paper_comparison,
+)
+from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.provenance import read_json, sha256_file, write_json
+from cifar10_fgs.publish.card import write_card
+from cifar10_fgs.publish.upload import upload_dataset
+from cifar10_fgs.training.train import train_model, trained_model_matches
+from cifar10_fgs.validate import validate_dataset
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +161,6 @@ class _Run:
 
     def model(self, arch: Arch, given: str | None, epochs: int | None, data: dict) -> Path:
         """2-3. a model: the one given, the one already trained with these data and recipe, or a new one."""
-        from cifar10_fgs.training.train import train_model, trained_model_matches
 
         t0, name, o = time.time(), f"train_{arch.value}", self.options
         if given:
@@ -180,7 +194,6 @@ class _Run:
 
     def generate(self, source_model: Path, data: dict, overwrite: bool) -> tuple[str, dict]:
         """4. generate (resumes from its shards; a finished folder is a no-op): (manifest sha256, fooled %)."""
-        from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 
         t0, o = time.time(), self.options
         gen = generate_dataset(
@@ -215,7 +228,6 @@ class _Run:
         if self.unchanged("validate", manifest_sha):
             self.finish("validate", "skipped", t0, "already validated")
             return
-        from cifar10_fgs.validate import validate_dataset
 
         report = validate_dataset(self.dataset, source_model, self.options.source, progress=self.progress)
         if not report.ok:
@@ -228,14 +240,6 @@ class _Run:
         self, source_model: Path, target_model: Path, manifest_sha: str, modes: tuple[RetrainMode, ...]
     ) -> None:
         """6-8. transfer, retrain (each mode), gaussian: each skipped when its inputs are unchanged and its output exists."""
-        from cifar10_fgs.evaluate import (
-            ALL_VARIANTS,
-            GaussianOptions,
-            TransferOptions,
-            evaluate_gaussian,
-            evaluate_transfer,
-        )
-
         o, d, results = self.options, self.dataset, self.dataset / RESULTS_DIR
         target_sha = sha256_file(target_model)
         t0 = time.time()
@@ -273,7 +277,6 @@ class _Run:
 
     def retrain(self, mode: RetrainMode, target_model: Path, target_sha: str, manifest_sha: str) -> Path:
         """7. retrain the target architecture in ``mode`` (stage ``retrain`` or ``retrain_<mode>``): the model's path."""
-        from cifar10_fgs.evaluate import RetrainOptions, evaluate_retrain
 
         t0, o = time.time(), self.options
         adversarial = mode is RetrainMode.ADVERSARIAL
@@ -315,7 +318,6 @@ class _Run:
 
     def paper(self, manifest_sha: str) -> None:
         """9. the paper beside our numbers (cheap: always rewritten from the results files)."""
-        from cifar10_fgs.evaluate import write_paper_comparison
 
         t0 = time.time()
         paper = write_paper_comparison(self.dataset)
@@ -330,14 +332,11 @@ class _Run:
 
     def card_and_upload(self, source_model: Path, manifest_sha: str) -> None:
         """10. the card (cheap and deterministic: always rewritten, so it shows the latest results); 11. upload."""
-        from cifar10_fgs.publish.card import write_card
 
         t0, o = time.time(), self.options
         write_card(self.dataset, o.upload, source=o.source)
         self.finish("card", "done", t0, f"{self.dataset / CARD}", key=manifest_sha)
         if o.upload:
-            from cifar10_fgs.publish.upload import upload_dataset
-
             t0 = time.time()
             up = upload_dataset(
                 self.dataset,
@@ -359,7 +358,6 @@ def quick_options(options: RunOptions) -> RunOptions:
     """``options`` with the quick trial's limits and retrain epochs (``config.QuickTrial()``) where none are given."""
     if not options.quick:
         return options
-    from cifar10_fgs.config import QuickTrial
 
     given = {k: getattr(options, k) for k in ("limit", "train_limit", "retrain_epochs")}
     preset = {k: getattr(QuickTrial(), k) for k in given}
@@ -367,6 +365,5 @@ def quick_options(options: RunOptions) -> RunOptions:
 
 
 def _recipe(arch: Arch, epochs: int | None, quick: bool = False):
-    from cifar10_fgs.config import QUICK_RECIPES, RECIPES
 
     return (QUICK_RECIPES if quick else RECIPES)[arch].with_epochs(epochs)

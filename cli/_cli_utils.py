@@ -20,6 +20,8 @@ from cifar10_fgs import config
 from cifar10_fgs.data import DEFAULT_SOURCE
 from cifar10_fgs.provenance import dumps_sorted
 
+from ._errors import debug_enabled
+
 CIFAR10_HELP = (
     "CIFAR-10: a path (cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its .tar.gz, "
     "a save_to_disk folder, parquet/arrow files), 'hub:<repo_id>' or 'keras'."
@@ -204,8 +206,6 @@ def output_options(func=None, *, tensorflow: bool = True):
 
 def setup(verbose: bool = False, tensorflow: bool = True) -> None:
     """Logging for the library; TensorFlow's start-up chatter silenced unless --verbose or debug."""
-    from ._errors import debug_enabled
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cifar10_fgs.config import CARD_EXAMPLES, CARD_MAX_EXAMPLES
+from cifar10_fgs.publish.card import write_card
 
 from ._cli_utils import Output, cifar10_option, dataset_argument, examples, output_options, overwrite_option, setup
 
@@ -35,7 +36,6 @@ def command(dataset_dir, repo_id, cifar10, examples, overwrite, output: Output):
     """Write DIR/README.md (a Hugging Face dataset card generated from the shards) and DIR/figures/."""
     if cifar10 == "keras":  # keras.datasets: TensorFlow's start-up lines silenced as in the other commands
         setup(output.verbose)
-    from cifar10_fgs.publish.card import write_card
 
     result = write_card(dataset_dir, repo_id, source=cifar10, examples=examples, overwrite=overwrite)
     output.result(result, lambda: _text(result))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from cifar10_fgs.generate.combine import combine_workers
+
 from ._cli_utils import Output, examples, output_options, overwrite_option
 
 
@@ -14,7 +16,6 @@ from ._cli_utils import Output, examples, output_options, overwrite_option
 @output_options(tensorflow=False)
 def command(parts, out_dir, overwrite, output: Output):
     """Combine worker folders (same settings, disjoint shards) into one dataset folder with one manifest."""
-    from cifar10_fgs.generate.combine import combine_workers
 
     result = combine_workers(list(parts), out_dir, overwrite=overwrite)
     output.result(

@@ -8,8 +8,21 @@ from pathlib import Path
 
 import click
 
-from cifar10_fgs.config import GAUSSIAN_STDS, GaussianVariant, RetrainMode
+from cifar10_fgs.config import GAUSSIAN_STDS, GAUSSIAN_VARIANTS, GaussianVariant, RetrainMode
 from cifar10_fgs.data import SPLITS
+from cifar10_fgs.evaluate import (
+    SETS,
+    GaussianOptions,
+    RetrainOptions,
+    TransferOptions,
+    cost_key,
+    evaluate_gaussian,
+    evaluate_retrain,
+    evaluate_transfer,
+)
+from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
+from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
+from cifar10_fgs.hub import is_hub_ref, is_model_uri
 
 from ._cli_utils import (
     Output,
@@ -167,12 +180,9 @@ def transfer(
     With several --model (or an hf:// model, a hub: dataset, or --leaderboard): one leaderboard of all
     of them, sorted by adversarial accuracy, as NAME.json (RobustBench-style entries) and NAME.md.
     """
-    from cifar10_fgs.hub import is_hub_ref, is_model_uri
 
     common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model, model_input)
     if as_leaderboard or len(models) > 1 or is_hub_ref(dataset_dir) or any(is_model_uri(m) for m in models):
-        from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
-
         board = evaluate_leaderboard(
             [*models, *([source_model] if source_model else [])],
             dataset_dir,
@@ -182,7 +192,6 @@ def transfer(
         return
     if out_dir is not None:
         raise click.UsageError("--out applies to a leaderboard: add --leaderboard, or omit --out")
-    from cifar10_fgs.evaluate import TransferOptions, evaluate_transfer
 
     r = evaluate_transfer(
         models[0], dataset_dir, TransferOptions(**common, split=split, seed=seed, source_model=source_model)
@@ -293,7 +302,6 @@ def retrain(
     output: Output,
 ):
     """Adversarial training of the target architecture, then both test sets for both networks (section V)."""
-    from cifar10_fgs.evaluate import RetrainOptions, evaluate_retrain
 
     common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model)
     options = RetrainOptions(**common, mode=RetrainMode(mode), epochs=epochs, target_model=target_model, seed=seed)
@@ -370,8 +378,6 @@ def gaussian(
     output: Output,
 ):
     """Gaussian filtering as a defence: accuracy per variant, std, model and test set (paper section VI)."""
-    from cifar10_fgs.config import GAUSSIAN_VARIANTS
-    from cifar10_fgs.evaluate import GaussianOptions, evaluate_gaussian
 
     if ALL_VARIANTS in variants:
         variants = tuple(GaussianVariant)
@@ -382,7 +388,6 @@ def gaussian(
 
 
 def _gaussian_text(r, dataset_dir) -> list[str]:
-    from cifar10_fgs.evaluate import SETS, cost_key
 
     headers = ("variant", "std", *(f"{m}/{s}" for m in r.models for s in SETS), "ms/img")
     rows = [
@@ -416,7 +421,6 @@ def _gaussian_text(r, dataset_dir) -> list[str]:
 def paper(dataset_dir, readme, output: Output):
     """The paper's numbers beside ours: DIR/results/paper.md and paper.json from the results present."""
     _quiet_inference(output)
-    from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
 
     r = write_paper_comparison(dataset_dir)
     if readme:

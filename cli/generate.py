@@ -6,6 +6,7 @@ import click
 
 from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method, SourceCheck
 from cifar10_fgs.data import SPLITS
+from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset, parse_splits
 
 from ._cli_utils import (
     Output,
@@ -145,7 +146,6 @@ def command(
 
     Writes DIR/data/<split>-<i>-of-<n>.arrow and DIR/generation.json; rerun the same command to resume.
     """
-    from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset, parse_splits
 
     config = attack_config(batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate)
     options = GenerateOptions(

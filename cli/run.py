@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from cifar10_fgs.config import RetrainMode
+from cifar10_fgs.generate.core import attack_config
+from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
 from ._cli_utils import (
     Output,
@@ -106,8 +108,6 @@ def command(
     output: Output,
 ):
     """Everything, resumable: rerun the same command after an interruption to continue."""
-    from cifar10_fgs.generate.core import attack_config
-    from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
     options = RunOptions(
         source=cifar10,

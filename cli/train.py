@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cifar10_fgs.config import Arch
+from cifar10_fgs.training.train import train_from_source
 
 from ._cli_utils import (
     Output,
@@ -65,7 +66,6 @@ from ._cli_utils import (
 @output_options
 def command(arch, cifar10, out, epochs, train_limit, seed, init_from, start_epoch, imagenet, overwrite, output: Output):
     """Train a model; rerunning the same command after an interruption resumes from the last epoch."""
-    from cifar10_fgs.training.train import train_from_source
 
     result = train_from_source(
         cifar10,

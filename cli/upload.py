@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from cifar10_fgs.publish.upload import upload_dataset
+
 from ._cli_utils import (
     Output,
     dataset_argument,
@@ -45,7 +47,6 @@ def command(dataset_dir, repo_id, private, revision, dry_run, source_model, no_s
 
     The token comes from HF_TOKEN or `hf auth login`.
     """
-    from cifar10_fgs.publish.upload import upload_dataset
 
     result = upload_dataset(
         dataset_dir,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from cifar10_fgs.hub import is_hub_ref
+from cifar10_fgs.validate import validate_dataset
+from cifar10_fgs.validate.hub import validate_hub
+
 from ._cli_utils import (
     Output,
     cifar10_option,
@@ -48,9 +52,6 @@ def command(dataset_dir, source_model, cifar10, unsafe_model, output: Output):
     covering each split (with the listed failures); with --source-model: misclassified and predicted as
     stored; with --cifar10: linf/l2 and the linf bound; README.md dataset_info counts if present.
     """
-    from cifar10_fgs.hub import is_hub_ref
-    from cifar10_fgs.validate import validate_dataset
-    from cifar10_fgs.validate.hub import validate_hub
 
     check = validate_hub if is_hub_ref(dataset_dir) else validate_dataset
     report = check(dataset_dir, source_model, cifar10, unsafe_model=unsafe_model, progress=output.progress)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10_fgs import __version__
 from cifar10_fgs.data.split import IMAGE_SHAPE
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,6 @@ def _entry(key: dict) -> tuple[Path, str] | None:
     if where is None:
         return None
     import PIL
-
-    from cifar10_fgs import __version__
 
     full = {**key, "cache_version": CACHE_VERSION, "cifar10_fgs": __version__, "pillow": PIL.__version__}
     digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()

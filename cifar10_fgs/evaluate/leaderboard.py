@@ -25,8 +25,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError
+from cifar10_fgs.evaluate import (
+    check_name,
+    classify,
+    dataset_identity,
+    linf_levels,
+    load_joined,
+    random_sign_control,
+    read_generation,
+)
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
-from cifar10_fgs.models.forward import check_declared_used, model_key
+from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
+from cifar10_fgs.models.forward import check_declared_used, load_classifier, load_hub_folder, model_key
 from cifar10_fgs.provenance import (
     atomic_write_bytes,
     dumps_sorted,
@@ -94,8 +104,6 @@ class Leaderboard:
 
 def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: bool = False) -> LoadedModel:
     """A local ``.keras`` / ``.onnx`` file or an ``hf://`` model repo, loaded and identified."""
-    from cifar10_fgs.hub import download, is_model_uri, parse_hub_ref
-    from cifar10_fgs.models.forward import load_classifier, load_hub_folder
 
     commit = None
     if is_model_uri(spec):
@@ -112,7 +120,6 @@ def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: 
 
 def _resolve_dataset(dataset: str | Path, progress: bool):
     """(local folder, label, commit) of a folder or a hub:USER/NAME[@REVISION] reference."""
-    from cifar10_fgs.hub import download, is_hub_ref, parse_hub_ref
 
     if is_hub_ref(str(dataset)):
         snapshot = download(parse_hub_ref(str(dataset)), progress=progress)
@@ -150,7 +157,6 @@ def _claim(json_path: Path, key: str, overwrite: bool) -> None:
 
 
 def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | None) -> dict:
-    from cifar10_fgs.evaluate import classify
 
     clean = classify(loaded.model, j.original, j.labels, batch_size)  # also warms the model up
     t0 = time.perf_counter()
@@ -257,7 +263,6 @@ def evaluate_leaderboard(
 ) -> Leaderboard:
     """Score ``models`` on ``dataset`` (see the module docstring); ``options.model_input`` (a
     ``convention.Declared``) declares how every ONNX model takes its pixels."""
-    from cifar10_fgs.evaluate import dataset_identity, linf_levels, load_joined, random_sign_control, read_generation
 
     t0 = time.time()
     o = options
@@ -333,7 +338,6 @@ def evaluate_leaderboard(
 
 def _check_arguments(models: Sequence[str], name: str, batch_size: int) -> int:
     """The batch size, after checking it, ``name`` and ``models``."""
-    from cifar10_fgs.evaluate import check_name
 
     check_name(name)
     if int(batch_size) != batch_size or batch_size < 1:

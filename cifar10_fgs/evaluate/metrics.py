@@ -13,6 +13,7 @@ import numpy as np
 from cifar10_fgs.config import PIXEL_MAX, PIXEL_MIN, PIXEL_RANGE, PREDICT_BATCH_SIZE
 from cifar10_fgs.data import NUM_CLASSES
 from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.models.forward import as_classifier
 from cifar10_fgs.models.inference import log_softmax
 
 SETS = ("original", "adversarial")  # the two test sets every evaluation compares
@@ -75,7 +76,6 @@ class SetMetrics:
 
 def classify(model, images: np.ndarray, labels: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> Classification:
     """Run ``model`` (a Keras model or any ``models.forward`` classifier, logits out) on uint8 ``images``."""
-    from cifar10_fgs.models.forward import as_classifier
 
     labels = np.asarray(labels, np.int64)
     if len(images) != len(labels):

@@ -17,7 +17,7 @@ from cifar10_fgs.dataset.shards import RESULTS_DIR
 from cifar10_fgs.dataset_card.render import md_table as card_table
 from cifar10_fgs.errors import ConfigError, OutputError
 from cifar10_fgs.evaluate.figures import save_png
-from cifar10_fgs.models.forward import model_key
+from cifar10_fgs.models.forward import load_classifier, model_key
 from cifar10_fgs.models.networks import architecture, load_model
 from cifar10_fgs.provenance import atomic_write_bytes, dumps_sorted, read_json, sha256_bytes, sha256_file, write_json
 
@@ -84,7 +84,6 @@ def model_info(path: str | Path, unsafe: bool):
 
 def classifier_info(path: str | Path, unsafe: bool, declared=None):
     """(a model only run forward, Keras or ONNX: ``models.forward.load_classifier``, its identity and what runs it)."""
-    from cifar10_fgs.models.forward import load_classifier
 
     model = load_classifier(path, declared=declared, unsafe=unsafe)
     info = {"path": str(path), "file": Path(path).name, "sha256": model.sha256, "architecture": model.architecture}

@@ -16,6 +16,7 @@ import numpy as np
 from cifar10_fgs.config import PREDICT_BATCH_SIZE, SourceCheck
 from cifar10_fgs.data import CLASS_NAMES, Cifar10Split
 from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.models.inference import predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ def check_source_model(
     if n < check.min_images:
         log.info("source check skipped: %d %s originals, fewer than %d to judge by", n, data.split, check.min_images)
         return
-    from cifar10_fgs.models.inference import predict_logits
 
     pred = predict_logits(model, sample.images, batch_size).argmax(axis=1)
     accuracy = float(np.mean(pred == sample.labels))

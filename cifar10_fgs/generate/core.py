@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord
-from cifar10_fgs.config import AttackConfig, Method, SourceCheck, check_attack_config
+from cifar10_fgs.attack.gradient import make_gradient_fn
+from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config
 from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
@@ -45,7 +46,9 @@ from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
 from cifar10_fgs.errors import Cifar10FgsError, ConfigError
 from cifar10_fgs.generate.check import check_source_model
 from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
-from cifar10_fgs.provenance import library_versions, sha256_file
+from cifar10_fgs.models.inference import default_batch_size, device_strategy
+from cifar10_fgs.models.networks import architecture, load_model
+from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
 from cifar10_fgs.training.train import read_model_metadata
 
 log = logging.getLogger(__name__)
@@ -97,8 +100,6 @@ def check_options(opts: GenerateOptions) -> None:
 def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
     from contextlib import nullcontext
 
-    from cifar10_fgs.models.networks import architecture, load_model
-
     with strategy.scope() if strategy is not None else nullcontext():
         model = load_model(model_path, unsafe=unsafe)
     meta = read_model_metadata(model_path)
@@ -145,7 +146,6 @@ class GenerateResult:
 
 def attack_config(batch_size: int | None = None, **settings) -> AttackConfig:
     """An ``AttackConfig`` whose batch size, unless given, follows the device (``inference.default_batch_size``)."""
-    from cifar10_fgs.models.inference import default_batch_size
 
     return AttackConfig(batch_size=batch_size or default_batch_size(), **settings)
 
@@ -174,7 +174,6 @@ def generate_dataset(
     out_dir = Path(out_dir)
     model_path = Path(model_path)
     check_writable(out_dir)
-    from cifar10_fgs.models.inference import device_strategy
 
     strategy = device_strategy() if options.method == Method.FGS else None
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
@@ -234,8 +233,6 @@ def _settings(
     """The manifest's ``config``: what a folder must have been made with to be resumed."""
     onepixel = None
     if options.method == Method.ONEPIXEL:
-        from cifar10_fgs.config import OnePixelConfig
-
         onepixel = _jsonable(dataclasses.asdict(OnePixelConfig()))
     return mf.Config(
         splits={
@@ -255,8 +252,6 @@ def _settings(
 
 def _jsonable(obj):
     import json
-
-    from cifar10_fgs.provenance import dumps_sorted
 
     return json.loads(dumps_sorted(obj))
 
@@ -302,8 +297,6 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
 def _gradient_fn(model, strategy):
     """The attack's gradient function, with deterministic ops on a GPU (cuDNN backward passes are otherwise not)."""
     import tensorflow as tf
-
-    from cifar10_fgs.attack.gradient import make_gradient_fn
 
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()

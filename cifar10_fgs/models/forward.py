@@ -22,6 +22,9 @@ import numpy as np
 
 from cifar10_fgs.errors import ConfigError, ModelError, one_line
 from cifar10_fgs.models.convention import KERAS_CONVENTION, OPTION, Declared
+from cifar10_fgs.models.inference import predict_logits
+from cifar10_fgs.models.networks import architecture, check_model, load_model, network_of
+from cifar10_fgs.models.onnx_model import SUFFIX, load_onnx
 from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
@@ -40,19 +43,16 @@ class KerasClassifier:
     framework: str = "keras"
 
     def predict_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:
-        from cifar10_fgs.models.inference import predict_logits
 
         return predict_logits(self.model, images, batch_size=batch_size)
 
     @property
     def architecture(self) -> str:
-        from cifar10_fgs.models.networks import architecture
 
         return architecture(self.model)
 
     @property
     def parameters(self) -> int:
-        from cifar10_fgs.models.networks import network_of
 
         return int(network_of(self.model).count_params())
 
@@ -93,8 +93,6 @@ def as_classifier(model):
 
 def load_classifier(path: str | Path, *, declared: Declared | None = None, unsafe: bool = False):
     """A local ``.keras`` (or ``.h5``) or ``.onnx`` file, loaded and checked; ``declared`` applies to ONNX only."""
-    from cifar10_fgs.models.networks import load_model
-    from cifar10_fgs.models.onnx_model import SUFFIX, load_onnx
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -119,8 +117,6 @@ def load_hub_folder(folder: str | Path, spec: str, *, declared: Declared | None 
         return _load_keras_dir(folder, spec, unsafe)
     onnx_files = sorted(p for p in folder.glob("*.onnx") if p.is_file())
     if len(onnx_files) == 1:
-        from cifar10_fgs.models.onnx_model import load_onnx
-
         return load_onnx(onnx_files[0], [declared])
     if len(onnx_files) > 1:
         names = ", ".join(p.name for p in onnx_files)
@@ -139,8 +135,6 @@ def _tree_sha256(folder: Path) -> str:
 
 def _load_keras_dir(folder: Path, spec: str, unsafe: bool) -> KerasClassifier:
     import keras
-
-    from cifar10_fgs.models.networks import check_model
 
     try:
         model = keras.saving.load_model(str(folder), compile=False, safe_mode=not unsafe)

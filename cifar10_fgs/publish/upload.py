@@ -33,10 +33,12 @@ from cifar10_fgs.config import UPLOAD_MODEL_SEARCH
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
 from cifar10_fgs.dataset.manifest import Manifest
-from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR
+from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR, features
 from cifar10_fgs.errors import ConfigError, HubError, ValidationError
 from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.publish.repo_id import check_repo_id
+from cifar10_fgs.training.train import model_metadata_path
+from cifar10_fgs.validate.card_check import check_card
 
 README = CARD
 
@@ -98,8 +100,6 @@ def _listed_files(dataset_dir: Path, manifest: Manifest) -> list[str]:
 
 def _check_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> list[str]:
     """The README must describe these shards (else the hub's load_dataset fails); warn if it shows another repo id."""
-    from cifar10_fgs.dataset.shards import features
-    from cifar10_fgs.validate.card_check import check_card
 
     path = dataset_dir / README
     if not path.is_file():
@@ -152,7 +152,6 @@ def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path |
 
 def _model_files(model_path: Path, manifest: Manifest) -> list[tuple[str, Path]]:
     """(path in repo, local file) of the model and its provenance JSON, named as ``generation.json`` names it."""
-    from cifar10_fgs.training.train import model_metadata_path
 
     in_repo = shipped_model_paths(manifest) or (f"{MODEL_DIR}/{model_path.name}", f"{MODEL_DIR}/{model_path.stem}.json")
     files = [(in_repo[0], model_path)]

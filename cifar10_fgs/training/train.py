@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.config import RECIPES, Arch, TrainRecipe
-from cifar10_fgs.data import NUM_CLASSES, Cifar10Split
+from cifar10_fgs.config import RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
+from cifar10_fgs.data import NUM_CLASSES, Cifar10Split, load_cifar10
 from cifar10_fgs.errors import ConfigError, OutputError, one_line
+from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import (
     architecture,
     build_model,
@@ -140,7 +141,6 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of a logits model on uint8 images."""
-    from cifar10_fgs.models.inference import predict_logits
 
     logits = predict_logits(model, images, batch_size=batch_size)
     z = logits - logits.max(axis=1, keepdims=True)
@@ -436,8 +436,6 @@ def _validation_callback(test: Cifar10Split):
     """
     import keras
 
-    from cifar10_fgs.models.inference import predict_logits
-
     class Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if logs is None:
@@ -474,14 +472,12 @@ def train_from_source(
 
     ``init_from``, ``start_epoch``: see ``train_model``.
     """
-    from cifar10_fgs.data import load_cifar10
 
     arch = Arch(arch)
     out = Path(out)
     _check_out(out, overwrite)
     if imagenet and arch != Arch.SOURCE:
         raise ConfigError("--imagenet applies to the source model only: drop it or use --arch source")
-    from cifar10_fgs.config import SOURCE_IMAGENET_RECIPE
 
     recipe = (SOURCE_IMAGENET_RECIPE if imagenet else RECIPES[arch]).with_epochs(epochs)
     _check_init(init_from, start_epoch, recipe, out)  # before the data is read
