@@ -135,7 +135,7 @@ def test_cli_run_quick_attacks_a_balanced_subset_of_a_class_sorted_folder(option
     from cifar10_fgs.data import load_cifar10
 
     out = tmp_path / "ws"
-    args = ["run", "--quick", "--source", options.source, "--out", str(out)]
+    args = ["run", "--quick", "--cifar10", options.source, "--out", str(out)]
     args += ["--source-model", options.source_model, "--target-model", options.target_model]
     args += ["--limit", "20", "--retrain-epochs", "1", "--batch-size", "32", "--json"]
     assert run_with_friendly_errors(cli, args) == 0, capsys.readouterr().err
