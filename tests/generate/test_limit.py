@@ -27,7 +27,19 @@ CFG = AttackConfig(batch_size=32)
 
 def generate_args(model, data, out, *more):
     """The CLI's generate command (one place for its option names)."""
-    return ["generate", "--source-model", str(model), "--cifar10", str(data), "--out", str(out), "--split", "test", "-q", *more]
+    return [
+        "generate",
+        "--source-model",
+        str(model),
+        "--cifar10",
+        str(data),
+        "--out",
+        str(out),
+        "--split",
+        "test",
+        "-q",
+        *more,
+    ]
 
 
 def stored(out):
