@@ -115,10 +115,20 @@ def _limitations(inputs: CardInputs) -> list[str]:
                 "it is not a class-balanced sample of CIFAR-10 (e.g. the first rows of a source sorted by class)."
             )
     partial = [s for s, st in stats.items() if st.num_images < inputs.full_split_sizes.get(s, st.num_images)]
-    if partial:
+    splits = inputs.manifest.config.splits
+    sampled = [s for s in partial if s in splits and splits[s].subset is not None]
+    first = [s for s in partial if s not in sampled]
+    if sampled:
+        out.append(
+            "A seeded class-balanced subset of "
+            + ", ".join(f"{stats[s].num_images} {s}" for s in sampled)
+            + " images was attacked (a `--limit` run), not whole CIFAR-10 splits. `index` is the row within that "
+            "subset; `generation.json`'s `config.splits.<split>.subset.original_rows[index]` is its CIFAR-10 row."
+        )
+    if first:
         out.append(
             "Only the first "
-            + ", ".join(f"{stats[s].num_images} {s}" for s in partial)
+            + ", ".join(f"{stats[s].num_images} {s}" for s in first)
             + " images were attacked (a `--limit` run), not whole CIFAR-10 splits."
         )
     out.append(

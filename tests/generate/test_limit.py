@@ -18,6 +18,7 @@ from cifar10_fgs.dataset.shards import decode_images, read_shard
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.generate.check import check_source_model
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
+from cifar10_fgs.publish.card import write_card
 from cifar10_fgs.validate import validate_dataset
 
 from helpers import labels_the_model_gets_right, synthetic_images, write_image_folder
@@ -132,6 +133,11 @@ def test_limit_on_a_class_sorted_folder_covers_every_class_and_joins_back(sorted
     generate_dataset(tiny_keras_path, sorted_folder, again, CFG, options, allow_failures=True)
     for p in sorted((out / "data").iterdir()):
         assert (again / "data" / p.name).read_bytes() == p.read_bytes()
+    # the card says how `index` joins back for a subset
+    write_card(out, source=sorted_folder)
+    card = (out / "README.md").read_text()
+    assert "class-balanced subset of 30 test images" in card and "original_rows[index]" in card
+    assert "Only the first" not in card
 
 
 def test_a_manifest_without_a_subset_still_reads_as_the_first_rows(sorted_folder, tiny_keras_path, tmp_path):
