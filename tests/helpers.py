@@ -59,3 +59,23 @@ def write_image_folder(root: Path, split: str, images: np.ndarray, labels: np.nd
         counters[lab] = i + 1
         Image.fromarray(img).save(d / f"{i:04d}.{ext}")
     return root
+
+
+def make_workspace(ws: Path, model_file: Path, cifar10: Path, repo_id: str) -> Path:
+    """A `run`-like workspace in ``ws``: models/<model> (+ provenance) and dataset/ (generated, carded for repo_id)."""
+    import json
+    import shutil
+
+    from cifar10_fgs.config import AttackConfig
+    from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
+    from cifar10_fgs.publish.card import write_card
+
+    (ws / "models").mkdir()
+    model = ws / "models" / model_file.name
+    shutil.copy(model_file, model)
+    model.with_suffix(".json").write_text(json.dumps({"arch": "tiny", "test_accuracy": None}))
+    d = ws / "dataset"
+    options = GenerateOptions(rows_per_shard=25)
+    generate_dataset(model, cifar10, d, AttackConfig(batch_size=32), options, allow_failures=True)
+    write_card(d, repo_id)
+    return ws

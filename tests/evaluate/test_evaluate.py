@@ -42,24 +42,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def datasets_cache(tmp_path_factory):
-    """Keep datasets' Arrow cache of the test folders out of the user's ~/.cache."""
-    import datasets
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_cache"))
-        yield
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory, tiny_keras_path, image_folder_source) -> Path:
-    root, _ = image_folder_source
-    out = tmp_path_factory.mktemp("ev") / "ds"
-    generate_dataset(tiny_keras_path, root, out, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25))
-    return out
-
-
 @pytest.fixture(scope="module")
 def target_path(tmp_path_factory, tiny_keras_path) -> Path:
     """The source's weights plus a little noise: it gets most originals right and is fooled by some copies."""

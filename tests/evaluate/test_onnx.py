@@ -19,7 +19,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.data import load_cifar10
@@ -27,7 +26,6 @@ from cifar10_fgs.dataset.shards import decode_images, read_shard
 from cifar10_fgs.errors import ConfigError, ModelError
 from cifar10_fgs.evaluate import GaussianOptions, classify, evaluate_gaussian, linf_levels, random_sign_control
 from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
-from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.models.convention import SIDECAR, Declared, Layout, Output, merge, parse_declared
 from cifar10_fgs.models.forward import load_classifier
 from cifar10_fgs.models.onnx_model import EXTRA, load_onnx
@@ -116,23 +114,6 @@ def accuracy_and_loss(logits: np.ndarray, labels: np.ndarray) -> tuple[float, fl
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module", autouse=True)
-def datasets_cache(tmp_path_factory):
-    import datasets
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_cache"))
-        yield
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory, tiny_keras_path, image_folder_source) -> Path:
-    root, _ = image_folder_source
-    out = tmp_path_factory.mktemp("onnx-ev") / "ds"
-    generate_dataset(tiny_keras_path, root, out, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from cifar10_fgs.attack.fgs import AttackConfig
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
-from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.publish.card import write_card
 
+from helpers import make_workspace
 from hf_server import GITATTRIBUTES, LocalHub, is_lfs, point_client_at
 
 REPO = "someone/adv-cifar10"
@@ -49,20 +48,12 @@ HOLD_AFTER = 0.25
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_keras_path, image_folder_source):
-    """A `run`-like workspace: models/tiny.keras (+ provenance) and dataset/ (generated, carded for REPO)."""
-    root, _ = image_folder_source
-    ws = tmp_path_factory.mktemp("ws")
-    (ws / "models").mkdir()
-    model = ws / "models" / tiny_keras_path.name
-    shutil.copy(tiny_keras_path, model)
-    model.with_suffix(".json").write_text(json.dumps({"arch": "tiny", "test_accuracy": None}))
+    """A `run`-like workspace (helpers.make_workspace) whose dataset also holds a results file."""
+    ws = make_workspace(tmp_path_factory.mktemp("ws"), tiny_keras_path, image_folder_source[0], REPO)
     d = ws / "dataset"
-    generate_dataset(
-        model, root, d, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25), allow_failures=True
-    )
     (d / "results").mkdir()
     (d / "results" / "transfer.json").write_text(json.dumps({"accuracy": 0.5}))
-    write_card(d, REPO)
+    write_card(d, REPO, overwrite=True)
     return ws
 
 

@@ -19,11 +19,11 @@ from cifar10_fgs.cli.main import cli  # noqa: E402
 from cifar10_fgs.config import AttackConfig  # noqa: E402
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST  # noqa: E402
 from cifar10_fgs.errors import ConfigError, HubError  # noqa: E402
-from cifar10_fgs.generate.core import GenerateOptions, generate_dataset  # noqa: E402
 from cifar10_fgs.hub import parse_hub_ref  # noqa: E402
 from cifar10_fgs.publish import upload  # noqa: E402
 from cifar10_fgs.publish.card import write_card  # noqa: E402
 
+from helpers import make_workspace  # noqa: E402
 from hf_server import LocalHub, point_client_at  # noqa: E402
 
 REPO = "someone/adv-cifar10"
@@ -33,19 +33,8 @@ TOKEN = "hf_NotARealTokenForTheLocalHub0123456789"
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_keras_path, image_folder_source):
-    """A `run`-like workspace: models/tiny.keras (+ provenance) and dataset/ (generated, carded for REPO)."""
-    root, _ = image_folder_source
-    ws = tmp_path_factory.mktemp("ws")
-    (ws / "models").mkdir()
-    model = ws / "models" / tiny_keras_path.name
-    shutil.copy(tiny_keras_path, model)
-    model.with_suffix(".json").write_text(json.dumps({"arch": "tiny", "test_accuracy": None}))
-    d = ws / "dataset"
-    generate_dataset(
-        model, root, d, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25), allow_failures=True
-    )
-    write_card(d, REPO)
-    return ws
+    """A `run`-like workspace (helpers.make_workspace), carded for REPO."""
+    return make_workspace(tmp_path_factory.mktemp("ws"), tiny_keras_path, image_folder_source[0], REPO)
 
 
 @pytest.fixture(scope="module")
