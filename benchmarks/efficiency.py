@@ -38,7 +38,12 @@ def main(argv=None) -> None:
     p.add_argument(
         "--cifar10", dest="source", required=True, help="CIFAR-10 input, as for `cifar10-fgs generate --cifar10`"
     )
-    p.add_argument("--limit", type=int, default=None, help="first N images of each split (default: all)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="a seeded class-balanced subset of N images of each split (default: all)",
+    )
     p.add_argument("--reps", type=int, default=3, help="ceiling repetitions (median)")
     p.add_argument("--out", type=Path, default=None, help="a new dataset folder to write (default: a temporary one)")
     p.add_argument("--json", type=Path, default=HERE / "efficiency.json")

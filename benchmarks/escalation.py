@@ -7,7 +7,7 @@ whose ``phase`` is not ``unchanged`` or ``fgs`` (the ladder escalated them), plu
 ladder never fooled (absent from the shards, listed in ``generation.json``). ``--source-model`` and
 ``--cifar10`` are checked against the dataset's manifest. Each candidate escalation is then run
 *alone* on every stuck image, from the original, with the dataset's step, the attack's quantization
-(round to uint8 before every forward pass) and its losses (``attack.make_gradient_fn``), for up to
+(round to uint8 before every forward pass) and its losses (``attack.gradient.make_gradient_fn``), for up to
 ``--steps`` steps with no stall cut:
 
   fgs          the paper's loss, logsumexp_{j!=y} z_j - z_y (what stalled; the control)

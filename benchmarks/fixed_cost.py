@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     p.add_argument("--source-model", required=True, type=Path)
     p.add_argument("--cifar10", required=True, help="CIFAR-10 data, as for `cifar10-fgs generate --cifar10`")
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="a seeded class-balanced subset of N images (default: all)")
     p.add_argument("--cold", action="store_true", help="an empty decode cache: the data are decoded")
     p.add_argument("--reps", type=int, default=3, help="ceiling repetitions (median)")
     p.add_argument("--json", type=Path, default=HERE / "fixed_cost.json")

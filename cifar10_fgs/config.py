@@ -370,9 +370,8 @@ QUICK_TARGET_RECIPE = TARGET_RECIPE.with_epochs(5)
 QUICK_RECIPES = {Arch.SOURCE: QUICK_SOURCE_RECIPE, Arch.TARGET: QUICK_TARGET_RECIPE}
 
 
-# Measured (`run --quick` on the JPEG copy of CIFAR-10, 2-core CPU shared with other jobs, load 8-10): source
-# test accuracy 0.4295 (all 10,000 test images), target 0.4787; 20 images per class per split, all 400 fooled,
-# exit 0; 26 min wall for 777 s of CPU, of which the source's 4 epochs took 823 s wall (394, 182, 139, 108).
+# Measured (`run --quick` on the JPEG copy of CIFAR-10, idle 2-core CPU): 8 min 41 s wall, source test accuracy
+# 0.4295 on all 10,000 test images, target 0.4789; 20 images per class per split, all fooled (docs/models.md).
 @dataclass(frozen=True)
 class QuickTrial:
     """What ``run --quick`` limits (options given explicitly win); its models train with ``QUICK_RECIPES``."""

@@ -232,7 +232,8 @@ class _Run:
         report = validate_dataset(self.dataset, source_model, self.options.source, progress=self.progress)
         if not report.ok:
             raise ValidationError(
-                f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset}` for the list"
+                f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset} --source-model "
+                f"{source_model} --cifar10 {self.options.source}` for the list"
             )
         self.finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
 

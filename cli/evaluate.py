@@ -133,7 +133,8 @@ def command() -> None:
 @_model_option(
     "MODEL.keras|MODEL.onnx|hf://USER/NAME",
     "A model to test the adversarial images on (the paper's simple deep CNN); repeat for a leaderboard. "
-    "A local .keras or .onnx file, or a hub model hf://USER/NAME[@REVISION] holding either.",
+    "A local .keras or .onnx file, or a hub model hf://USER/NAME[@REVISION] (a Keras config.json + "
+    "model.weights.h5, or one .onnx file).",
 )
 @eval_cifar10_option
 @source_model_option("Also report the attacked model's own (white-box) numbers (with a leaderboard: one more entry).")

@@ -108,7 +108,9 @@ def command(
     output: Output,
 ):
     """Everything, resumable: rerun the same command after an interruption to continue."""
-
+    if repo_id is None and (private or no_source_model):
+        given = "--private" if private else "--no-source-model"
+        raise click.UsageError(f"{given} applies to an upload: add --upload USER/NAME, or omit {given}")
     options = RunOptions(
         source=cifar10,
         source_model=source_model,

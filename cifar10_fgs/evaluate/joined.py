@@ -36,7 +36,7 @@ class SplitGeneration:
 
     num_rows: int  # rows of the original split the generation covered
     num_shards: int  # shards the finished split has
-    fingerprint: str  # of the first num_rows original images and labels
+    fingerprint: str  # of the original images and labels generated from (the first num_rows, or the subset)
     config: dict  # the split's entry of the generation config, as recorded (for the dataset identity)
     shards_sha256: dict  # shard file -> sha256, for the shards written so far
     failures: tuple[int, ...]  # indices the attack did not fool (absent from the shards), ascending
@@ -99,7 +99,7 @@ class JoinedSplit:
     columns: dict  # stored per-row columns (iterations, linf, original/adversarial_prediction), aligned
     num_rows_split: int  # rows the generation covered (config.splits[split].num_rows)
     failures: tuple[int, ...]  # indices absent because the attack did not fool the source on them
-    original_split: Cifar10Split  # the first num_rows rows of the original split (all of them)
+    original_split: Cifar10Split  # the rows the split was generated from (all, or the --limit subset)
 
     def __len__(self) -> int:
         return int(self.index.shape[0])

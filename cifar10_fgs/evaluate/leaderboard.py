@@ -343,7 +343,7 @@ def _check_arguments(models: Sequence[str], name: str, batch_size: int) -> int:
     if int(batch_size) != batch_size or batch_size < 1:
         raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
     if not models:
-        raise ConfigError("no --model given: pass one or more .keras files or hf://USER/NAME models")
+        raise ConfigError("no --model given: pass one or more .keras or .onnx files or hf://USER/NAME models")
     if len(set(models)) != len(models):
         raise ConfigError("a --model is given twice: pass each model once")
     return batch_size

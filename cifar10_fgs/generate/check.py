@@ -20,7 +20,7 @@ from cifar10_fgs.models.inference import predict_logits
 
 log = logging.getLogger(__name__)
 
-FIX = "train it longer or pass a better --source-model (--no-source-check attacks it anyway)"
+FIX = "train it longer or pass a better --source-model (`generate --no-source-check` attacks it anyway)"
 
 
 def check_source_model(

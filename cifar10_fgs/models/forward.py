@@ -100,7 +100,7 @@ def load_classifier(path: str | Path, *, declared: Declared | None = None, unsaf
         return load_onnx(path, [declared])
     if path.is_file() and suffix not in KERAS_SUFFIXES:
         raise ModelError(
-            f"{path} is neither a .keras nor an .onnx file: pass a model saved by Keras 3 (MODEL.keras) or "
+            f"{path} is neither a Keras (.keras, .h5) nor an .onnx file: pass a model saved by Keras 3 (MODEL.keras) or "
             "exported to ONNX (MODEL.onnx)"
         )
     model = load_model(path, unsafe=unsafe)

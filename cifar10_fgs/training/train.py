@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.config import RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
+from cifar10_fgs.config import PREDICT_BATCH_SIZE, RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
 from cifar10_fgs.data import NUM_CLASSES, Cifar10Split, load_cifar10
 from cifar10_fgs.errors import ConfigError, OutputError, one_line
 from cifar10_fgs.models.inference import predict_logits
@@ -139,7 +139,9 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def evaluate_model(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> tuple[float, float]:
+def evaluate_model(
+    model, images: np.ndarray, labels: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE
+) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of a logits model on uint8 images."""
 
     logits = predict_logits(model, images, batch_size=batch_size)
@@ -440,7 +442,7 @@ def _validation_callback(test: Cifar10Split):
         def on_epoch_end(self, epoch, logs=None):
             if logs is None:
                 return
-            logits = predict_logits(self.model, test.images, batch_size=512)
+            logits = predict_logits(self.model, test.images, batch_size=PREDICT_BATCH_SIZE)
             targets = keras.ops.one_hot(test.labels, NUM_CLASSES)
             logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(targets, logits)))
             logs["val_accuracy"] = float((logits.argmax(axis=1) == test.labels).mean())

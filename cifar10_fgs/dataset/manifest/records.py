@@ -30,6 +30,18 @@ def _obj(x, where: str) -> dict:
     return x
 
 
+def _int(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManifestError(f"{where} is {value!r}, not an integer")
+    return value
+
+
+def _bool(value, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ManifestError(f"{where} is {value!r}, not true or false")
+    return value
+
+
 def extra_keys(obj: dict, cls) -> dict:
     known = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in obj.items() if k not in known}
@@ -177,8 +189,8 @@ class Config:
             method=method,
             format_version=obj.get("format_version"),
             model_sha256=obj.get("model_sha256"),
-            replicas=int(obj.get("replicas", 1)),
-            with_originals=bool(obj.get("with_originals", False)),
+            replicas=_int(obj.get("replicas", 1), "config.replicas"),
+            with_originals=_bool(obj.get("with_originals", False), "config.with_originals"),
             onepixel=onepixel,
             extra=extra_keys(obj, cls),
         )
