@@ -149,3 +149,14 @@ def test_cli_run_quick_attacks_a_balanced_subset_of_a_class_sorted_folder(option
         assert set(full.labels[rows].tolist()) == set(present.tolist())  # every class the split has
         assert set(full.labels[:20].tolist()) < set(present.tolist())  # which the first 20 rows are not
     assert manifest["summary"]["test"]["failures"] == [] and manifest["summary"]["train"]["failures"] == []
+
+
+@pytest.mark.parametrize("flag", ["--private", "--no-source-model"])
+def test_an_upload_option_without_upload_is_one_line_and_writes_nothing(tmp_path, capsys, flag):
+    from cifar10_fgs.cli._errors import run_with_friendly_errors
+    from cifar10_fgs.cli.main import cli
+
+    assert run_with_friendly_errors(cli, ["run", "--out", str(tmp_path / "ws"), flag]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag} applies to an upload" in err
+    assert not (tmp_path / "ws").exists()

@@ -139,3 +139,12 @@ def test_complete_requires_every_listed_shard_with_its_size(tmp_path):
     write(tmp_path, obj)
     with pytest.raises(ValidationError, match="incomplete"):
         mf.read(tmp_path, complete=True)
+
+
+@pytest.mark.parametrize(("key", "value"), [("with_originals", "false"), ("replicas", "2"), ("replicas", True)])
+def test_a_flag_or_count_of_the_wrong_json_type_is_refused_not_coerced(tmp_path, key, value):
+    obj = written_by_generate()
+    obj["config"][key] = value  # "false" would read as True through bool()
+    write(tmp_path, obj)
+    with pytest.raises(mf.ManifestError, match=f"config.{key} is"):
+        mf.read(tmp_path)
