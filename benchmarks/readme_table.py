@@ -19,7 +19,7 @@ import click
 
 from cifar10_fgs.cli._errors import exit_with_friendly_errors
 from cifar10_fgs.errors import ConfigError, DataSourceError
-from cifar10_fgs.provenance import atomic_write_bytes
+from cifar10_fgs.provenance import splice_marked
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -108,20 +108,7 @@ def render_table(transfer: dict, retrains: list[dict]) -> str:
 
 def splice(readme: str | Path, block: str) -> bool:
     """Put ``block`` between the markers of ``readme``; False (file untouched) when it is already there."""
-    readme = Path(readme)
-    try:
-        text = readme.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {readme} ({type(exc).__name__}): pass an existing README.md") from None
-    head, sep, rest = text.partition(START)
-    _, sep2, tail = rest.partition(END)
-    if not sep or not sep2:
-        raise ConfigError(f"{readme} has no results markers: add the lines {START} and {END}")
-    new = f"{head}{START}\n{block}\n{END}{tail}"
-    if new == text:
-        return False
-    atomic_write_bytes(readme, new.encode("utf-8"))
-    return True
+    return splice_marked(readme, START, END, f"\n{block}\n", "results")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cifar10_fgs.errors import ConfigError
+
 _LIBRARIES = (
     "cifar10-fgs",
     "tensorflow",
@@ -112,3 +114,25 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def splice_marked(path: str | Path, begin: str, end: str, inner: str, what: str) -> bool:
+    """Replace the text between the marker lines ``begin`` and ``end`` of ``path`` with ``inner``, atomically.
+
+    False (file untouched) when it already holds ``inner`` there; a one-line ConfigError when the file cannot be
+    read or lacks the markers (``what`` names them, e.g. "results").
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({type(exc).__name__}): pass an existing README.md") from None
+    head, sep, rest = text.partition(begin)
+    _, sep2, tail = rest.partition(end)
+    if not sep or not sep2:
+        raise ConfigError(f"{path} has no {what} markers: add the lines {begin} and {end}")
+    new = f"{head}{begin}{inner}{end}{tail}"
+    if new == text:
+        return False
+    atomic_write_bytes(path, new.encode("utf-8"))
+    return True

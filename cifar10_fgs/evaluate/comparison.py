@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate.joined import Generation, read_generation
 from cifar10_fgs.evaluate.paper import PAPER, PAPER_STD
 from cifar10_fgs.evaluate.results import RESULTS_DIR, fmt, md_table, write_results
-from cifar10_fgs.provenance import atomic_write_bytes
+from cifar10_fgs.provenance import splice_marked
 
 log = logging.getLogger(__name__)
 
@@ -397,22 +396,12 @@ README_END = "<!-- paper-comparison:end -->"
 
 def splice_into_readme(readme: str | Path, comparison: PaperComparison, dataset_dir: str | Path) -> None:
     """Replace the text between the README's paper-comparison markers with the generated comparison."""
-
-    readme = Path(readme)
-    try:
-        text = readme.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {readme} ({type(exc).__name__}): pass an existing README.md") from None
-    head, sep, rest = text.partition(README_BEGIN)
-    _, sep2, tail = rest.partition(README_END)
-    if not sep or not sep2:
-        raise ConfigError(f"{readme} has no paper-comparison markers: add the lines {README_BEGIN} and {README_END}")
     body = (
         f"\n\nGenerated from `{Path(dataset_dir).name}/results/paper.json` "
         f"(inputs: {', '.join(f'`{n}.json`' for n in comparison.report['inputs']) or 'none'}).\n\n"
         f"{comparison.report['markdown'].strip()}\n\n"
     )
-    atomic_write_bytes(readme, (head + README_BEGIN + body + README_END + tail).encode("utf-8"))
+    splice_marked(readme, README_BEGIN, README_END, body, "paper-comparison")
 
 
 def _num(x: float | None, unit: str) -> str:
