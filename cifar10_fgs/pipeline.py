@@ -53,7 +53,7 @@ RUN_FILE = "run.json"
 
 @dataclass(frozen=True)
 class RunOptions:
-    source: str = DEFAULT_SOURCE
+    cifar10: str = DEFAULT_SOURCE
     source_model: str | None = None  # use this .keras instead of training EfficientNetB0
     target_model: str | None = None  # use this .keras instead of training the simple deep CNN
     source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
@@ -148,7 +148,7 @@ class _Run:
 
     def load(self) -> dict:
         """1. the data, loaded once and handed to every stage that needs it."""
-        t0, source = time.time(), self.options.source
+        t0, source = time.time(), self.options.cifar10
         data = {s: load_cifar10(source, s) for s in SPLITS}
         self.finish(
             "load",
@@ -198,7 +198,7 @@ class _Run:
         t0, o = time.time(), self.options
         gen = generate_dataset(
             source_model,
-            o.source,
+            o.cifar10,
             self.dataset,
             o.attack,
             GenerateOptions(limit=o.limit, seed=o.seed),
@@ -229,11 +229,11 @@ class _Run:
             self.finish("validate", "skipped", t0, "already validated")
             return
 
-        report = validate_dataset(self.dataset, source_model, self.options.source, progress=self.progress)
+        report = validate_dataset(self.dataset, source_model, self.options.cifar10, progress=self.progress)
         if not report.ok:
             raise ValidationError(
                 f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset} --source-model "
-                f"{source_model} --cifar10 {self.options.source}` for the list"
+                f"{source_model} --cifar10 {self.options.cifar10}` for the list"
             )
         self.finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
 
@@ -252,7 +252,7 @@ class _Run:
                 target_model,
                 d,
                 TransferOptions(
-                    cifar10=o.source, source_model=source_model, seed=o.seed, overwrite=True, progress=self.progress
+                    cifar10=o.cifar10, source_model=source_model, seed=o.seed, overwrite=True, progress=self.progress
                 ),
             )
             self.finish(
@@ -272,7 +272,7 @@ class _Run:
             evaluate_gaussian(
                 [target_model, *retrained],
                 d,
-                GaussianOptions(cifar10=o.source, variants=ALL_VARIANTS, overwrite=True, progress=self.progress),
+                GaussianOptions(cifar10=o.cifar10, variants=ALL_VARIANTS, overwrite=True, progress=self.progress),
             )
             self.finish("gaussian", "done", t0, f"std sweep written ({len(ALL_VARIANTS)} filter variants)", key=key)
 
@@ -291,7 +291,7 @@ class _Run:
             self.dataset,
             path,
             RetrainOptions(
-                cifar10=o.source,
+                cifar10=o.cifar10,
                 mode=mode,
                 epochs=o.retrain_epochs,
                 target_model=target_model,
@@ -335,7 +335,7 @@ class _Run:
         """10. the card (cheap and deterministic: always rewritten, so it shows the latest results); 11. upload."""
 
         t0, o = time.time(), self.options
-        write_card(self.dataset, o.upload, source=o.source)
+        write_card(self.dataset, o.upload, source=o.cifar10)
         self.finish("card", "done", t0, f"{self.dataset / CARD}", key=manifest_sha)
         if o.upload:
             t0 = time.time()

@@ -112,7 +112,7 @@ def command(
         given = "--private" if private else "--no-source-model"
         raise click.UsageError(f"{given} applies to an upload: add --upload USER/NAME, or omit {given}")
     options = RunOptions(
-        source=cifar10,
+        cifar10=cifar10,
         source_model=source_model,
         target_model=target_model,
         source_epochs=source_epochs,

@@ -22,7 +22,7 @@ def options(tiny_keras_path, image_folder_source, tmp_path):
     tiny_model(seed=9, hidden=4).save(target)
     keras.backend.clear_session()
     return RunOptions(
-        source=str(root),
+        cifar10=str(root),
         source_model=str(tiny_keras_path),
         target_model=str(target),
         retrain_epochs=1,
@@ -106,7 +106,7 @@ def test_source_epochs_that_cut_a_cycle_to_its_warmup_fail_before_any_work(tmp_p
 
     out = tmp_path / "ws"
     with pytest.raises(ConfigError, match=r"the last cycle \(30..31\) is no longer than its warm-up"):
-        run_pipeline(out, RunOptions(source=str(tmp_path / "unread"), source_epochs=31))
+        run_pipeline(out, RunOptions(cifar10=str(tmp_path / "unread"), source_epochs=31))
     assert not out.exists()
 
 
@@ -135,13 +135,13 @@ def test_cli_run_quick_attacks_a_balanced_subset_of_a_class_sorted_folder(option
     from cifar10_fgs.data import load_cifar10
 
     out = tmp_path / "ws"
-    args = ["run", "--quick", "--cifar10", options.source, "--out", str(out)]
+    args = ["run", "--quick", "--cifar10", options.cifar10, "--out", str(out)]
     args += ["--source-model", options.source_model, "--target-model", options.target_model]
     args += ["--limit", "20", "--retrain-epochs", "1", "--batch-size", "32", "--json"]
     assert run_with_friendly_errors(cli, args) == 0, capsys.readouterr().err
     manifest = json.loads((out / "dataset" / "generation.json").read_text())
     for split in ("train", "test"):
-        full = load_cifar10(options.source, split)  # an image folder: sorted by class
+        full = load_cifar10(options.cifar10, split)  # an image folder: sorted by class
         subset = manifest["config"]["splits"][split]["subset"]
         assert (subset["limit"], subset["seed"]) == (20, 0)
         rows = np.asarray(subset["original_rows"])

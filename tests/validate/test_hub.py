@@ -386,7 +386,7 @@ def test_run_upload_ships_the_source_model_and_the_copy_reproves(
     tiny_model(seed=9, hidden=4).save(target)
     h = LocalHub(tmp_path / "hub", token=TOKEN)
     options = RunOptions(
-        source=str(root),
+        cifar10=str(root),
         source_model=str(tiny_keras_path),
         target_model=str(target),
         retrain_epochs=1,
