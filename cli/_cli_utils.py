@@ -113,6 +113,11 @@ def epochs_option(recipe: str = "the recipe's"):
     )
 
 
+def out_dir_option(text: str):
+    """``--out DIR``, required: the folder the command writes; ``text`` says what goes there."""
+    return click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help=text)
+
+
 def overwrite_option(text: str = "Replace existing output made with other settings."):
     """``--overwrite``; ``text`` says what it replaces."""
     return click.option("--overwrite", is_flag=True, help=text)

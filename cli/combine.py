@@ -6,12 +6,12 @@ import click
 
 from cifar10_fgs.generate.combine import combine_workers
 
-from ._cli_utils import Output, examples, output_options, overwrite_option
+from ._cli_utils import Output, examples, out_dir_option, output_options, overwrite_option
 
 
 @click.command("combine", epilog=examples("cifar10-fgs combine part0 part1 --out adv/dataset"))
 @click.argument("parts", nargs=-1, required=True, metavar="PART...", type=click.Path(file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="The combined dataset folder.")
+@out_dir_option("The combined dataset folder.")
 @overwrite_option()
 @output_options(tensorflow=False)
 def command(parts, out_dir, overwrite, output: Output):

@@ -17,6 +17,7 @@ from ._cli_utils import (
     examples,
     fmt,
     limit_option,
+    out_dir_option,
     output_options,
     overwrite_option,
     source_model_option,
@@ -37,13 +38,7 @@ DEFAULT = AttackConfig()  # the defaults the options show
 )
 @source_model_option("The source model (.keras) to attack.", required=True)
 @cifar10_option()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="Dataset folder to write (resumes if it exists).",
-)
+@out_dir_option("Dataset folder to write (resumes if it exists).")
 @click.option(
     "--split",
     type=click.Choice([*SPLITS, ALL_SPLITS]),

@@ -17,6 +17,7 @@ from ._cli_utils import (
     examples,
     limit_option,
     no_source_model_option,
+    out_dir_option,
     output_options,
     overwrite_option,
     private_option,
@@ -36,13 +37,7 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
     ),
 )
 @cifar10_option()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="Workspace: models/, dataset/ (the publishable folder) and run.json.",
-)
+@out_dir_option("Workspace: models/, dataset/ (the publishable folder) and run.json.")
 @source_model_option("Attack this source model instead of training one.")
 @click.option(
     "--target-model",

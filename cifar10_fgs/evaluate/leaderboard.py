@@ -34,6 +34,7 @@ from cifar10_fgs.evaluate import (
     random_sign_control,
     read_generation,
 )
+from cifar10_fgs.evaluate.results import settings_key_of
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
 from cifar10_fgs.models.forward import check_declared_used, load_classifier, load_hub_folder, model_key
@@ -41,7 +42,6 @@ from cifar10_fgs.provenance import (
     atomic_write_bytes,
     dumps_sorted,
     library_versions,
-    read_json,
     sha256_bytes,
     write_json,
 )
@@ -141,16 +141,11 @@ def _source_for(dataset_dir: Path, generation, source, label: str):
 
 
 def _claim(json_path: Path, key: str, overwrite: bool) -> None:
-    if json_path.exists() and not overwrite:
-        try:
-            old = read_json(json_path).get("settings_sha256")
-        except (OSError, ValueError, AttributeError):
-            old = None
-        if old != key:
-            raise OutputError(
-                f"{json_path} holds a leaderboard made with other settings or models: pass --overwrite "
-                "to replace it, or another --name / --out"
-            )
+    if json_path.exists() and not overwrite and settings_key_of(json_path) != key:
+        raise OutputError(
+            f"{json_path} holds a leaderboard made with other settings or models: pass --overwrite "
+            "to replace it, or another --name / --out"
+        )
 
 
 # --------------------------------------------------------------------------- scoring

@@ -47,6 +47,14 @@ def settings_key(kind: str, settings: dict, models: dict, dataset: dict) -> str:
     return sha256_bytes(dumps_sorted(key).encode())
 
 
+def settings_key_of(json_path: Path) -> str | None:
+    """The ``settings_sha256`` an existing results or leaderboard file was made with (None if unreadable)."""
+    try:
+        return read_json(json_path).get("settings_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> None:
     """Refuse to replace results made with other settings (same settings: recomputed and replaced)."""
     json_path, _ = results_paths(dataset_dir, name)
@@ -57,13 +65,7 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
             )
     elif not os.access(dataset_dir / RESULTS_DIR, os.W_OK | os.X_OK):
         raise OutputError(f"{dataset_dir / RESULTS_DIR} is not writable: make it writable or copy the dataset folder")
-    if overwrite or not json_path.exists():
-        return
-    try:
-        previous = read_json(json_path).get("settings_sha256")
-    except (OSError, ValueError, AttributeError):
-        previous = None
-    if previous != key:
+    if not overwrite and json_path.exists() and settings_key_of(json_path) != key:
         raise OutputError(
             f"{json_path} holds results made with other settings (models, data or options): pass --overwrite "
             "to replace them, or --name NAME to keep both"
