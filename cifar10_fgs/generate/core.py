@@ -184,10 +184,10 @@ def generate_dataset(
     model, model_info = _load_model_info(model_path, unsafe_model, strategy)
 
     splits, subsets = _limited_splits(source, options, data)
-    check_source_model(model, model_path, next(iter(splits.values())), options.source_check)
-
     key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
     resume = prepare_out_dir(out_dir, key, overwrite)
+    if resume is None:  # a folder resumed with the same settings was checked, with this model, when it was begun
+        check_source_model(model, model_path, next(iter(splits.values())), options.source_check)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with folder_lock(out_dir):
