@@ -91,12 +91,15 @@ def iterate_attack(
     indices: np.ndarray | None = None,
     gradient_fn: Callable | None = None,
     drain: DrainSizes | bool = True,
+    order: np.ndarray | None = None,
 ) -> Iterator[AttackRecord]:
     """Attack ``images`` (uint8) and yield small records as images finish (in finishing order).
 
     ``indices`` (default ``arange(N)``) name the rows in the original split and seed their restarts.
     Every input row is yielded exactly once: fooled, or not fooled after ``config.max_iterations`` steps.
     ``drain``: the batch sizes of the drain (``gradient.DrainSizes``); False runs every round at the full size.
+    ``order``: the order rows enter the slots (a permutation of ``range(N)``, default row order; see
+    ``attack.schedule``). It changes how long the drain is, never a result.
     """
     check_attack_config(config)
     images = np.asarray(images)
@@ -105,6 +108,9 @@ def iterate_attack(
         raise ConfigError(f"images have dtype {images.dtype}: expected uint8 pixels")
     n_total = len(images)
     indices = np.arange(n_total, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    order = np.arange(n_total) if order is None else np.asarray(order, np.int64)
+    if not np.array_equal(np.sort(order), np.arange(n_total)):
+        raise ConfigError(f"the entry order is not a permutation of the {n_total} rows")
     fn = gradient_fn or make_gradient_fn(model)
     B = int(config.batch_size)
     if drain is True:
@@ -119,7 +125,7 @@ def iterate_attack(
         empty = np.flatnonzero(slots.row < 0)
         take = min(len(empty), n_total - next_row)
         if take:
-            slots.load(empty[:take], np.arange(next_row, next_row + take), images, labels, indices)
+            slots.load(empty[:take], order[next_row : next_row + take], images, labels, indices)
             next_row += take
         idx = np.flatnonzero(slots.row >= 0)
         if not len(idx):

@@ -16,11 +16,13 @@ import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord, iterate_attack
 from cifar10_fgs.attack.onepixel import iterate_onepixel
-from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig
+from cifar10_fgs.attack.schedule import entry_order, tail_rows
+from cifar10_fgs.config import RANKED_TAIL_ROWS, AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.dataset.folder import shard_done
 from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import num_shards, shard_name
+from cifar10_fgs.models.inference import predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,8 @@ def attack_stream(
     if method == Method.ONEPIXEL:
         records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
     else:
-        records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn)
+        order = _entry_order(model, images, labels)
+        records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn, order=order)
     for rec in records:
         router.add(rec)
         attacked += len(rec)
@@ -146,3 +149,12 @@ def attack_stream(
         after_record()
     bar.close()
     return attacked, grad_evals
+
+
+def _entry_order(model, images: np.ndarray, labels: np.ndarray, ranked: int = RANKED_TAIL_ROWS) -> np.ndarray:
+    """The stream's entry order: its last ``ranked`` rows by the model's margin on them (``attack.schedule``)."""
+    t0 = time.perf_counter()
+    tail = tail_rows(len(images), ranked)
+    order = entry_order(len(images), predict_logits(model, images[tail]), labels[tail])
+    log.info("ranked the last %d of %d rows by margin in %.1fs", len(tail), len(images), time.perf_counter() - t0)
+    return order
