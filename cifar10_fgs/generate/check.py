@@ -13,36 +13,47 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.config import PREDICT_BATCH_SIZE, SourceCheck
+from cifar10_fgs.config import SourceCheck
 from cifar10_fgs.data import CLASS_NAMES, Cifar10Split
+from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.errors import ConfigError
-from cifar10_fgs.models.inference import predict_logits
+from cifar10_fgs.generate.originals import OriginalLogits
 
 log = logging.getLogger(__name__)
 
 FIX = "train it longer or pass a better --source-model (`generate --no-source-check` attacks it anyway)"
 
 
-def check_source_model(
-    model, model_path: Path, data: Cifar10Split, check: SourceCheck | None, batch_size: int = PREDICT_BATCH_SIZE
-) -> None:
-    """Raise a one-line ConfigError if ``model`` is near chance or one-class on a balanced sample of ``data``.
+def sample_rows(data: Cifar10Split, check: SourceCheck | None) -> np.ndarray:
+    """The rows of ``data`` the check predicts: a class-balanced sample (none if ``check`` is None)."""
+    if check is None:
+        return np.zeros(0, np.int64)
+    n = min(check.sample_images, len(data))
+    return balanced_rows(data.labels, n, seed=0) if n < len(data) else np.arange(len(data))
 
-    ``check`` None skips it; so does a split of fewer than ``check.min_images`` originals (logged).
+
+def check_source_model(
+    originals: OriginalLogits, model_path: Path, data: Cifar10Split, check: SourceCheck | None
+) -> None:
+    """Raise a one-line ConfigError if the model is near chance or one-class on a balanced sample of ``data``.
+
+    ``originals`` holds (or computes) the model's logits on the originals. ``check`` None skips the
+    check; so does a split of fewer than ``check.min_images`` originals (logged).
     """
+    rows = sample_rows(data, check)
+    n = len(rows)
     if check is None:
         return
-    sample = data.balanced(min(check.sample_images, len(data)), seed=0)
-    n = len(sample)
     if n < check.min_images:
         log.info("source check skipped: %d %s originals, fewer than %d to judge by", n, data.split, check.min_images)
         return
 
-    pred = predict_logits(model, sample.images, batch_size).argmax(axis=1)
-    accuracy = float(np.mean(pred == sample.labels))
+    labels = data.labels[rows]
+    pred = originals.of(data, rows).argmax(axis=1)
+    accuracy = float(np.mean(pred == labels))
     top = int(np.bincount(pred, minlength=len(CLASS_NAMES)).argmax())
     share = float(np.mean(pred == top))
-    label_share = float(np.mean(sample.labels == top))
+    label_share = float(np.mean(labels == top))
     log.info("source check on %d %s originals: accuracy %.3f, %.3f called %s", n, data.split, accuracy, share, top)
     where = f"on {n} {data.split} originals"
     if accuracy <= check.min_accuracy:

@@ -36,6 +36,7 @@ from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
 from cifar10_fgs.dataset.shards import (
     ROWS_PER_SHARD,
     TMP_DIR,
+    features,
     num_shards,
     read_columns,
     record_table,
@@ -44,8 +45,9 @@ from cifar10_fgs.dataset.shards import (
 )
 from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
 from cifar10_fgs.errors import Cifar10FgsError, ConfigError
-from cifar10_fgs.generate.check import check_source_model
-from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
+from cifar10_fgs.generate.check import check_source_model, sample_rows
+from cifar10_fgs.generate.originals import OriginalLogits
+from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards, plan_tail
 from cifar10_fgs.models.inference import default_batch_size, device_strategy
 from cifar10_fgs.models.networks import architecture, load_model
 from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
@@ -186,8 +188,16 @@ def generate_dataset(
     splits, subsets = _limited_splits(source, options, data)
     key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
     resume = prepare_out_dir(out_dir, key, overwrite)
-    if resume is None:  # a folder resumed with the same settings was checked, with this model, when it was begun
-        check_source_model(model, model_path, next(iter(splits.values())), options.source_check)
+    gradient_fn = _gradient_fn(model, strategy) if options.method == Method.FGS else None
+    originals = OriginalLogits(model)
+    first = next(iter(splits.values()))
+    check = options.source_check if resume is None else None  # a resumed folder was checked when it was begun
+    wanted = [(first, sample_rows(first, check))]
+    if gradient_fn is not None:
+        plan = plan_shards(splits, out_dir, resume, options.rows_per_shard, options.num_workers, options.worker_index)
+        wanted += [(splits[s], rows) for s, rows in plan_tail(plan)]
+    _trace_while_predicting(gradient_fn, config.batch_size, originals, wanted)
+    check_source_model(originals, model_path, first, check)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with folder_lock(out_dir):
@@ -204,7 +214,19 @@ def generate_dataset(
         else:
             manifest = resume.replace(complete=False)
         mf.write(out_dir, manifest)
-        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy)
+        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, gradient_fn, originals)
+
+
+def _trace_while_predicting(gradient_fn, batch_size: int, originals: OriginalLogits, wanted) -> None:
+    """Trace the attack's gradient function while a thread predicts the originals the check and entry order need.
+
+    The trace is Python on one core; the forward pass releases the GIL in TensorFlow's kernels, so they overlap.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="original-logits") as pool:
+        pending = pool.submit(originals.prefetch, wanted)
+        if gradient_fn is not None:
+            gradient_fn.trace(batch_size)
+        pending.result()
 
 
 def _limited_splits(source, options: GenerateOptions, data) -> tuple[dict[str, Cifar10Split], dict[str, mf.Subset]]:
@@ -272,10 +294,11 @@ class _ManifestWriter:
             mf.write(self.out_dir, self.manifest)
 
 
-def _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy=None) -> GenerateResult:
+def _run(
+    model, splits, out_dir, manifest, config, options, allow_failures, progress, gradient_fn, originals
+) -> GenerateResult:
     """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
     record = _ManifestWriter(out_dir, manifest)
-    gradient_fn = _gradient_fn(model, strategy)
     t_start = time.time()
     attacked = grad_evals = 0
     writer = _ShardWriter(out_dir, options, record)
@@ -284,7 +307,16 @@ def _run(model, splits, out_dir, manifest, config, options, allow_failures, prog
         if plan.streams:
             router = ShardRouter(splits, plan, options.rows_per_shard, writer.submit)
             attacked, grad_evals = attack_stream(
-                model, splits, plan, config, options.method, gradient_fn, router, writer.raise_errors, progress
+                model,
+                splits,
+                plan,
+                config,
+                options.method,
+                gradient_fn,
+                originals,
+                router,
+                writer.raise_errors,
+                progress,
             )
             log.info("attacked %d images in %.1fs", sum(len(r) for _, r in plan.streams), time.time() - t_start)
         writer.wait()
@@ -313,6 +345,7 @@ class _ShardWriter:
         self.record = record
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
         self._futures: list[Future] = []
+        self._pool.submit(features, self.with_originals)  # imports `datasets` while the attack runs, not after it
 
     def submit(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
         """Queue shard ``k`` of ``n`` of ``split`` from its records and its original ``images``."""

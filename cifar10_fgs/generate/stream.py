@@ -17,12 +17,12 @@ import numpy as np
 from cifar10_fgs.attack.fgs import AttackRecord, iterate_attack
 from cifar10_fgs.attack.onepixel import iterate_onepixel
 from cifar10_fgs.attack.schedule import entry_order, tail_rows
-from cifar10_fgs.config import RANKED_TAIL_ROWS, AttackConfig, Method, OnePixelConfig
+from cifar10_fgs.config import NUM_LOGITS, RANKED_TAIL_ROWS, AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.dataset.folder import shard_done
 from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import num_shards, shard_name
-from cifar10_fgs.models.inference import predict_logits
+from cifar10_fgs.generate.originals import OriginalLogits
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,18 @@ class Plan:
 
 
 def plan_shards(
-    splits: dict[str, Cifar10Split], out_dir: Path, manifest: Manifest, rps: int, num_workers: int, worker_index: int
+    splits: dict[str, Cifar10Split],
+    out_dir: Path,
+    manifest: Manifest | None,
+    rps: int,
+    num_workers: int,
+    worker_index: int,
 ) -> Plan:
-    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``out_dir``."""
+    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``out_dir``.
+
+    ``manifest`` None plans a new folder: every shard of the worker.
+    """
+    shards = manifest.shards if manifest is not None else {}
     offsets, streams, pending = {}, [], {}
     base = 0
     for split, data in splits.items():
@@ -52,7 +61,7 @@ def plan_shards(
         todo = [
             k
             for k in mine
-            if not shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))
+            if manifest is None or not shard_done(out_dir, shard_name(split, k, n), shards.get(shard_name(split, k, n)))
         ]
         if not todo:
             log.info("%s: all %d shards present, nothing to do", split, len(mine))
@@ -62,6 +71,19 @@ def plan_shards(
             pending[(split, k)] = len(rows)
         base += len(data)
     return Plan(offsets, streams, pending)
+
+
+def plan_tail(plan: Plan, ranked: int = RANKED_TAIL_ROWS) -> list[tuple[str, np.ndarray]]:
+    """``(split, rows)`` of the plan's last ``ranked`` rows, in stream order: the rows the entry order ranks."""
+    left = max(0, int(ranked))
+    tail: list[tuple[str, np.ndarray]] = []
+    for split, rows in reversed(plan.streams):
+        if not left:
+            break
+        part = rows[max(0, len(rows) - left) :]
+        tail.insert(0, (split, part))
+        left -= len(part)
+    return tail
 
 
 class ShardRouter:
@@ -111,11 +133,15 @@ def attack_stream(
     config: AttackConfig,
     method: Method,
     gradient_fn,
+    originals: OriginalLogits,
     router: ShardRouter,
     after_record: Callable[[], None],
     progress: bool,
 ) -> tuple[int, int]:
     """Attack the plan's rows as one stream, routing each record to its shard and calling ``after_record``.
+
+    The stream's last rows enter the attack by the model's margin on them (``attack.schedule``), read from
+    ``originals``.
 
     Returns (images attacked, gradient evaluations).
     """
@@ -135,7 +161,7 @@ def attack_stream(
     if method == Method.ONEPIXEL:
         records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
     else:
-        order = _entry_order(model, images, labels)
+        order = _entry_order(originals, splits, plan, labels)
         records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn, order=order)
     for rec in records:
         router.add(rec)
@@ -151,10 +177,12 @@ def attack_stream(
     return attacked, grad_evals
 
 
-def _entry_order(model, images: np.ndarray, labels: np.ndarray, ranked: int = RANKED_TAIL_ROWS) -> np.ndarray:
-    """The stream's entry order: its last ``ranked`` rows by the model's margin on them (``attack.schedule``)."""
-    t0 = time.perf_counter()
-    tail = tail_rows(len(images), ranked)
-    order = entry_order(len(images), predict_logits(model, images[tail]), labels[tail])
-    log.info("ranked the last %d of %d rows by margin in %.1fs", len(tail), len(images), time.perf_counter() - t0)
-    return order
+def _entry_order(originals: OriginalLogits, splits: dict[str, Cifar10Split], plan: Plan, labels: np.ndarray):
+    """The stream's entry order: its tail (``plan_tail``) by the model's margin on the originals."""
+    tail = plan_tail(plan)
+    logits = [originals.of(splits[split], rows) for split, rows in tail]
+    n_tail = sum(len(rows) for _, rows in tail)
+    positions = tail_rows(len(labels), n_tail)
+    z = np.concatenate(logits) if logits else np.zeros((0, NUM_LOGITS), np.float32)
+    log.info("the last %d of %d rows enter by margin, largest first", n_tail, len(labels))
+    return entry_order(len(labels), z, labels[positions])

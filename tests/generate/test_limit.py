@@ -18,6 +18,7 @@ from cifar10_fgs.dataset.shards import decode_images, read_shard
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.generate.check import check_source_model
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
+from cifar10_fgs.generate.originals import OriginalLogits
 from cifar10_fgs.publish.card import write_card
 from cifar10_fgs.validate import validate_dataset
 
@@ -192,7 +193,7 @@ def test_a_source_calling_most_images_one_class_is_refused_even_above_chance(con
     data = Cifar10Split(images, labels.astype(np.int64), "s", "test")
     assert np.mean(labels == 3) == 0.5  # above chance, and the labels do not make 'cat' most images
     with pytest.raises(ConfigError, match=r"calls 100% of 200 test originals 'cat' \(accuracy 0\.5"):
-        check_source_model(model, constant_model_path, data, GenerateOptions().source_check)
+        check_source_model(OriginalLogits(model), constant_model_path, data, GenerateOptions().source_check)
 
 
 def test_a_good_source_passes_on_a_class_sorted_split_whose_first_batch_is_one_class(tiny_keras_path):
@@ -204,10 +205,10 @@ def test_a_good_source_passes_on_a_class_sorted_split_whose_first_batch_is_one_c
     labels = labels_the_model_gets_right(model, images)
     order = np.argsort(labels, kind="stable")
     data = Cifar10Split(images[order], labels[order], "s", "test")
-    check_source_model(model, tiny_keras_path, data, GenerateOptions().source_check)  # no error
+    check_source_model(OriginalLogits(model), tiny_keras_path, data, GenerateOptions().source_check)  # no error
     wrong = Cifar10Split(data.images, (data.labels + 1) % 10, "s", "test")  # the same model, now always wrong
     with pytest.raises(ConfigError, match="near chance"):
-        check_source_model(model, tiny_keras_path, wrong, GenerateOptions().source_check)
+        check_source_model(OriginalLogits(model), tiny_keras_path, wrong, GenerateOptions().source_check)
 
 
 def test_too_few_originals_are_not_judged_and_no_source_check_attacks_anyway(constant_model_path, tmp_path, capsys):
