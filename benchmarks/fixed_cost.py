@@ -135,7 +135,7 @@ def main(argv=None) -> None:
     if hasattr(core, "_trace_while_predicting"):
         timers.wrap(core, "_trace_while_predicting", "trace_and_predict")
         timers.wrap(importlib.import_module("cifar10_fgs.generate.stream"), "_entry_order", "predict")
-    timers.wrap(core._ShardWriter, "_write", "write")
+    timers.wrap(getattr(core, "ShardWriter", None) or core._ShardWriter, "_write", "write")  # or: before the split
     timers.wrap(core, "_finish", "write")
     if gradient is not None:
         timers.wrap(gradient.DrainSizes, "_prove", "probe", probe=True)

@@ -17,37 +17,33 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.attack.fgs import AttackRecord
 from cifar10_fgs.attack.gradient import make_gradient_fn
 from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config
 from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_out_dir, shard_done
-from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
+from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import (
     ROWS_PER_SHARD,
     TMP_DIR,
-    features,
     num_shards,
     read_columns,
-    record_table,
     shard_name,
-    write_table_atomic,
 )
 from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
 from cifar10_fgs.errors import Cifar10FgsError, ConfigError
 from cifar10_fgs.generate.check import check_source_model, sample_rows
 from cifar10_fgs.generate.originals import OriginalLogits
 from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards, plan_tail
+from cifar10_fgs.generate.writer import ManifestWriter, ShardWriter
 from cifar10_fgs.models.inference import default_batch_size, device_strategy
 from cifar10_fgs.models.networks import architecture, load_model
 from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
@@ -278,30 +274,14 @@ def _jsonable(obj):
     return json.loads(dumps_sorted(obj))
 
 
-class _ManifestWriter:
-    """The manifest of the folder being written: replaced and rewritten after every shard (thread-safe)."""
-
-    def __init__(self, out_dir: Path, manifest: Manifest):
-        self.out_dir = out_dir
-        self.manifest = manifest
-        self.lock = threading.Lock()
-
-    def add_shard(self, name: str, entry: ShardEntry, seconds: float) -> None:
-        with self.lock:
-            m = self.manifest
-            timing = dataclasses.replace(m.timing, shard_seconds={**m.timing.shard_seconds, name: round(seconds, 3)})
-            self.manifest = m.replace(shards={**m.shards, name: entry}, timing=timing)
-            mf.write(self.out_dir, self.manifest)
-
-
 def _run(
     model, splits, out_dir, manifest, config, options, allow_failures, progress, gradient_fn, originals
 ) -> GenerateResult:
     """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
-    record = _ManifestWriter(out_dir, manifest)
+    record = ManifestWriter(out_dir, manifest)
     t_start = time.time()
     attacked = grad_evals = 0
-    writer = _ShardWriter(out_dir, options, record)
+    writer = ShardWriter(out_dir, options.rows_per_shard, options.with_originals, record)
     try:
         plan = plan_shards(splits, out_dir, manifest, options.rows_per_shard, options.num_workers, options.worker_index)
         if plan.streams:
@@ -333,58 +313,6 @@ def _gradient_fn(model, strategy):
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()
     return make_gradient_fn(model, strategy)
-
-
-class _ShardWriter:
-    """Writes finished shards on one background thread, recording each in the manifest."""
-
-    def __init__(self, out_dir: Path, options: GenerateOptions, record: _ManifestWriter):
-        self.out_dir = out_dir
-        self.rps = options.rows_per_shard
-        self.with_originals = options.with_originals
-        self.record = record
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
-        self._futures: list[Future] = []
-        self._pool.submit(features, self.with_originals)  # imports `datasets` while the attack runs, not after it
-
-    def submit(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
-        """Queue shard ``k`` of ``n`` of ``split`` from its records and its original ``images``."""
-        self._futures.append(self._pool.submit(self._write, split, k, n, parts, images, seconds))
-
-    def raise_errors(self) -> None:
-        """Surface the errors of shards already written (disk full, ...) early."""
-        for f in [f for f in self._futures if f.done()]:
-            f.result()
-
-    def wait(self) -> None:
-        for f in self._futures:
-            f.result()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _write(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
-        rps = self.rps
-        rec = AttackRecord.concat(parts)
-        rec = rec.take(np.argsort(rec.index, kind="stable"))
-        keep = rec.fooled
-        kept = rec.take(np.flatnonzero(keep))
-        originals = images[kept.index - k * rps] if self.with_originals else None
-        table = record_table(kept, originals)
-        name = shard_name(split, k, n)
-        digest, size = write_table_atomic(table, self.out_dir / name, self.out_dir / TMP_DIR)
-        entry = ShardEntry(
-            split,
-            k,
-            int(table.num_rows),
-            digest,
-            size,
-            (k * rps, k * rps + len(rec)),
-            tuple(rec.index[~keep].tolist()),
-            gradient_evaluations=int(rec.evaluations.sum()),
-        )
-        self.record.add_shard(name, entry, seconds)
-        log.info("wrote %s (%d rows)", name, table.num_rows)
 
 
 @dataclass(frozen=True)

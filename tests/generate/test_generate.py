@@ -122,14 +122,14 @@ def test_resume_after_a_crash_is_byte_identical(generated, tiny_keras_path, imag
             raise OSError(28, "No space left on device", str(path))
         return real(table, path, tmp_dir)
 
-    monkeypatch.setattr("cifar10_fgs.generate.core.write_table_atomic", crash_on_third)
+    monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", crash_on_third)
     target = tmp_path / "crashed"
     with pytest.raises(OSError):
         generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
     kept = sorted(p.name for p in (target / "data").iterdir())
     assert 2 <= len(kept) < 5  # finished shards kept (one queued behind the failure may finish too)
     assert all(p.endswith(".arrow") for p in kept)  # no partial shard visible
-    monkeypatch.setattr("cifar10_fgs.generate.core.write_table_atomic", real)
+    monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", real)
     resumed = generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
     assert 0 < resumed.images_attacked < 100
     assert folder_bytes(target) == folder_bytes(out)
@@ -244,7 +244,7 @@ def test_cli_refuses_a_model_of_the_wrong_shape(image_folder_source, tmp_path, c
 def test_disk_full_is_one_line_and_keeps_finished_shards(
     tiny_keras_path, image_folder_source, tmp_path, monkeypatch, capsys
 ):
-    import cifar10_fgs.generate.core as gen
+    import cifar10_fgs.generate.writer as gen
 
     root, _ = image_folder_source
     real = gen.write_table_atomic
