@@ -72,7 +72,7 @@ def main(argv=None) -> None:
         "| run | wall s | ceiling img/s | gradient work s | fixed cost s | " + " | ".join(PARTS) + " | rows evaluated |"
     )
     print(header)
-    print("|" + "---|" * (len(PARTS) + 7))
+    print("|" + "---|" * (len(PARTS) + 6))
     for side in ("before", "after"):
         for i, r in enumerate(runs[side]):
             print(row(f"{side} {i + 1}", r))
