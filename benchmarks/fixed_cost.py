@@ -11,10 +11,8 @@ generate's return. The fixed cost is broken into:
   import      TensorFlow and the package
   model_load  reading the .keras file
   data        loading (decoding, or reading the decode cache) the CIFAR-10 split
-  trace       tracing the gradient function at the full batch size, plus its first call beyond a steady call
-              (graph optimisation, kernels built)
-  predict     the forward pass on originals for the source check and the entry order, where it does not
-              hide behind the trace (it runs on a thread while the gradient function is traced)
+  trace       the first call at the full batch size beyond a steady call (trace, graph optimisation, kernels)
+  predict     the forward pass on originals: the source check's sample and the entry order's tail
   probe       proving drain batch sizes equivalent (with the traces of those sizes)
   write       shards, manifest and summary (the shard writer runs on its own thread)
   padding     rows evaluated beyond the images' own evaluations (zero-padded batches), at the ceiling
@@ -132,9 +130,11 @@ def main(argv=None) -> None:
     timers.wrap(core, "_load_model_info", "model_load")
     timers.wrap(core, "load_cifar10", "data")
     timers.wrap(core, "check_source_model", "predict")
-    if hasattr(core, "_trace_while_predicting"):
-        timers.wrap(core, "_trace_while_predicting", "trace_and_predict")
-        timers.wrap(importlib.import_module("cifar10_fgs.generate.stream"), "_entry_order", "predict")
+    stream = importlib.util.find_spec("cifar10_fgs.generate.stream") and importlib.import_module(
+        "cifar10_fgs.generate.stream"
+    )
+    if stream and hasattr(stream, "_entry_order"):
+        timers.wrap(stream, "_entry_order", "predict")
     timers.wrap(getattr(core, "ShardWriter", None) or core._ShardWriter, "_write", "write")  # or: before the split
     timers.wrap(core, "_finish", "write")
     if gradient is not None:
@@ -165,9 +165,8 @@ def main(argv=None) -> None:
     s = timers.seconds
     first_B, first_in_probe = fn.first[B]
     steady_B = fn.steady.get(B, B / ceil)
-    pre_traced = getattr(fn.fn, "trace_seconds", {}).get(B, 0.0)  # traced ahead of the first call
-    trace = pre_traced + first_B - steady_B
-    predict = s.get("predict", 0.0) + max(0.0, s.get("trace_and_predict", 0.0) - pre_traced)
+    trace = first_B - steady_B
+    predict = s.get("predict", 0.0)
     if first_in_probe:  # the old probe made the first call: its trace is counted once, under trace
         s["probe"] = s.get("probe", 0.0) - trace
     padding = (fn.rows - gen.gradient_evaluations) / ceil

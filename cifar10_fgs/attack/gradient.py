@@ -83,9 +83,8 @@ class GradientFn:
     ``tf.distribute.MirroredStrategy`` of n replicas (several GPUs; the model loaded under
     ``strategy.scope()``), replica i computes rows ``[i*B/n, (i+1)*B/n)`` of the batch.
 
-    ``trace(size)`` traces a size ahead of its first call. ``first_call_seconds[size]`` is the time of a
-    size's trace and first call (trace, compile and one evaluation), ``call_seconds[size]`` that of its
-    latest call: what :class:`DrainSizes` weighs.
+    ``first_call_seconds[size]`` is the time of a size's first call (trace, compile and one
+    evaluation), ``call_seconds[size]`` that of its latest call: what :class:`DrainSizes` weighs.
     """
 
     def __init__(self, model, strategy=None):
@@ -97,23 +96,8 @@ class GradientFn:
             fn = _mirrored(fn, strategy)
         self._function = tf.function(fn, autograph=False)  # no Python control flow to convert
         self._traced: dict[int, Callable] = {}
-        self.trace_seconds: dict[int, float] = {}
         self.first_call_seconds: dict[int, float] = {}
         self.call_seconds: dict[int, float] = {}
-
-    def trace(self, size: int, shape: tuple = (32, 32, 3)) -> None:
-        """Trace batch size ``size`` now, if not yet (Python only: its first call still builds its kernels)."""
-        import tensorflow as tf
-
-        if size in self._traced:
-            return
-        t0 = time.perf_counter()
-        self._traced[size] = self._function.get_concrete_function(
-            tf.TensorSpec([size, *shape], tf.float32),
-            tf.TensorSpec([size], tf.int32),
-            tf.TensorSpec([size], tf.int32),
-        )
-        self.trace_seconds[size] = time.perf_counter() - t0
 
     def __call__(self, x, y, code=None):
         import tensorflow as tf
@@ -121,15 +105,20 @@ class GradientFn:
         size = int(x.shape[0])
         if code is None:
             code = tf.fill(tf.shape(y), LOSS_LOGSUMEXP)
-        first = size not in self.first_call_seconds
-        earlier = self.trace_seconds.get(size, 0.0) if size in self._traced else 0.0  # traced before this call
         t0 = time.perf_counter()
-        self.trace(size, tuple(x.shape[1:]))
-        z, g = self._traced[size](tf.cast(x, tf.float32), tf.cast(y, tf.int32), tf.cast(code, tf.int32))
+        traced = self._traced.get(size)
+        first = traced is None
+        if first:
+            traced = self._traced[size] = self._function.get_concrete_function(
+                tf.TensorSpec([size, *x.shape[1:]], tf.float32),
+                tf.TensorSpec([size], tf.int32),
+                tf.TensorSpec([size], tf.int32),
+            )
+        z, g = traced(tf.cast(x, tf.float32), tf.cast(y, tf.int32), tf.cast(code, tf.int32))
         seconds = time.perf_counter() - t0
         if first:
-            self.first_call_seconds[size] = seconds + earlier
-            log.info("gradient function at batch size %d: traced and first called in %.1fs", size, seconds + earlier)
+            self.first_call_seconds[size] = seconds
+            log.info("gradient function traced at batch size %d in %.1fs", size, seconds)
         self.call_seconds[size] = seconds
         return z, g
 

@@ -24,10 +24,8 @@ log = logging.getLogger(__name__)
 FIX = "train it longer or pass a better --source-model (`generate --no-source-check` attacks it anyway)"
 
 
-def sample_rows(data: Cifar10Split, check: SourceCheck | None) -> np.ndarray:
-    """The rows of ``data`` the check predicts: a class-balanced sample (none if ``check`` is None)."""
-    if check is None:
-        return np.zeros(0, np.int64)
+def _sample_rows(data: Cifar10Split, check: SourceCheck) -> np.ndarray:
+    """The rows of ``data`` the check predicts: a class-balanced sample."""
     n = min(check.sample_images, len(data))
     return balanced_rows(data.labels, n, seed=0) if n < len(data) else np.arange(len(data))
 
@@ -40,10 +38,10 @@ def check_source_model(
     ``originals`` holds (or computes) the model's logits on the originals. ``check`` None skips the
     check; so does a split of fewer than ``check.min_images`` originals (logged).
     """
-    rows = sample_rows(data, check)
-    n = len(rows)
     if check is None:
         return
+    rows = _sample_rows(data, check)
+    n = len(rows)
     if n < check.min_images:
         log.info("source check skipped: %d %s originals, fewer than %d to judge by", n, data.split, check.min_images)
         return

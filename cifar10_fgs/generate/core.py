@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +39,9 @@ from cifar10_fgs.dataset.shards import (
 )
 from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
 from cifar10_fgs.errors import Cifar10FgsError, ConfigError
-from cifar10_fgs.generate.check import check_source_model, sample_rows
+from cifar10_fgs.generate.check import check_source_model
 from cifar10_fgs.generate.originals import OriginalLogits
-from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards, plan_tail
+from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
 from cifar10_fgs.generate.writer import ManifestWriter, ShardWriter
 from cifar10_fgs.models.inference import default_batch_size, device_strategy
 from cifar10_fgs.models.networks import architecture, load_model
@@ -184,16 +183,9 @@ def generate_dataset(
     splits, subsets = _limited_splits(source, options, data)
     key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
     resume = prepare_out_dir(out_dir, key, overwrite)
-    gradient_fn = _gradient_fn(model, strategy) if options.method == Method.FGS else None
-    originals = OriginalLogits(model)
-    first = next(iter(splits.values()))
-    check = options.source_check if resume is None else None  # a resumed folder was checked when it was begun
-    wanted = [(first, sample_rows(first, check))]
-    if gradient_fn is not None:
-        plan = plan_shards(splits, out_dir, resume, options.rows_per_shard, options.num_workers, options.worker_index)
-        wanted += [(splits[s], rows) for s, rows in plan_tail(plan)]
-    _trace_while_predicting(gradient_fn, config.batch_size, originals, wanted)
-    check_source_model(originals, model_path, first, check)
+    originals = OriginalLogits(model)  # the check's rows, then the entry order's: each predicted once
+    if resume is None:  # a folder resumed with the same settings was checked, with this model, when it was begun
+        check_source_model(originals, model_path, next(iter(splits.values())), options.source_check)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with folder_lock(out_dir):
@@ -210,19 +202,7 @@ def generate_dataset(
         else:
             manifest = resume.replace(complete=False)
         mf.write(out_dir, manifest)
-        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, gradient_fn, originals)
-
-
-def _trace_while_predicting(gradient_fn, batch_size: int, originals: OriginalLogits, wanted) -> None:
-    """Trace the attack's gradient function while a thread predicts the originals the check and entry order need.
-
-    The trace is Python on one core; the forward pass releases the GIL in TensorFlow's kernels, so they overlap.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="original-logits") as pool:
-        pending = pool.submit(originals.prefetch, wanted)
-        if gradient_fn is not None:
-            gradient_fn.trace(batch_size)
-        pending.result()
+        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy, originals)
 
 
 def _limited_splits(source, options: GenerateOptions, data) -> tuple[dict[str, Cifar10Split], dict[str, mf.Subset]]:
@@ -275,10 +255,11 @@ def _jsonable(obj):
 
 
 def _run(
-    model, splits, out_dir, manifest, config, options, allow_failures, progress, gradient_fn, originals
+    model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy, originals
 ) -> GenerateResult:
     """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
     record = ManifestWriter(out_dir, manifest)
+    gradient_fn = _gradient_fn(model, strategy) if options.method == Method.FGS else None
     t_start = time.time()
     attacked = grad_evals = 0
     writer = ShardWriter(out_dir, options.rows_per_shard, options.with_originals, record)

@@ -40,18 +40,9 @@ class Plan:
 
 
 def plan_shards(
-    splits: dict[str, Cifar10Split],
-    out_dir: Path,
-    manifest: Manifest | None,
-    rps: int,
-    num_workers: int,
-    worker_index: int,
+    splits: dict[str, Cifar10Split], out_dir: Path, manifest: Manifest, rps: int, num_workers: int, worker_index: int
 ) -> Plan:
-    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``out_dir``.
-
-    ``manifest`` None plans a new folder: every shard of the worker.
-    """
-    shards = manifest.shards if manifest is not None else {}
+    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``out_dir``."""
     offsets, streams, pending = {}, [], {}
     base = 0
     for split, data in splits.items():
@@ -61,7 +52,7 @@ def plan_shards(
         todo = [
             k
             for k in mine
-            if manifest is None or not shard_done(out_dir, shard_name(split, k, n), shards.get(shard_name(split, k, n)))
+            if not shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))
         ]
         if not todo:
             log.info("%s: all %d shards present, nothing to do", split, len(mine))

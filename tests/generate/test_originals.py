@@ -1,0 +1,37 @@
+"""The source's logits on the originals: each row predicted once, shared by the source check and the entry order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import cifar10_fgs.generate.originals as originals_module
+from cifar10_fgs.data import Cifar10Split
+from cifar10_fgs.generate.originals import OriginalLogits
+from cifar10_fgs.models.inference import predict_logits
+
+from helpers import synthetic_images, tiny_model
+
+
+def test_each_row_is_predicted_once_and_equals_a_direct_prediction(monkeypatch):
+    model = tiny_model(seed=1)
+    images, labels = synthetic_images(40, seed=3)
+    data = Cifar10Split(images, labels, "synthetic", "test")
+    asked = []
+
+    def counting(m, x, batch_size):
+        asked.append(len(x))
+        return predict_logits(m, x, batch_size)
+
+    monkeypatch.setattr(originals_module, "predict_logits", counting)
+    originals = OriginalLogits(model, batch_size=16)
+    first = originals.of(data, np.array([5, 1, 5, 30]))
+    assert asked == [3]  # rows 1, 5 and 30, once each
+    assert np.allclose(first, predict_logits(model, images[[5, 1, 5, 30]], 16), atol=1e-6)
+    again = originals.of(data, np.array([30, 1]))
+    assert asked == [3] and np.array_equal(again, first[[3, 1]])  # read back, bit for bit, nothing predicted
+    whole = originals.of(data, np.arange(40))
+    assert asked == [3, 37]
+    assert np.allclose(whole, predict_logits(model, images, 16), atol=1e-6)
+    other = Cifar10Split(images[:10], labels[:10], "synthetic", "train")  # another split: its own rows
+    originals.of(other, np.arange(10))
+    assert asked == [3, 37, 10]
