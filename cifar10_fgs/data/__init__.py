@@ -25,10 +25,13 @@ save_to_disk, parquet/arrow, the hub), ``cache`` (decoded splits by source finge
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from cifar10_fgs.data.cache import cached_split, path_fingerprint
-from cifar10_fgs.data.files import keras_archive, load_path
+import numpy as np
+
+from cifar10_fgs.data.cache import cached_split, path_fingerprint, read_cached
+from cifar10_fgs.data.files import image_listing, keras_archive, load_path
 from cifar10_fgs.data.pickles import restricted_loads
 from cifar10_fgs.data.split import (
     CLASS_NAMES,
@@ -59,6 +62,7 @@ __all__ = [
     "datasets_progress",
     "decode_image",
     "load_cifar10",
+    "load_cifar10_rows",
     "one_line",
     "restricted_loads",
 ]
@@ -73,15 +77,56 @@ def load_cifar10(source: str | Path = DEFAULT_SOURCE, split: str = "train") -> C
     if source_str.startswith("hub:"):
         images, labels = load_hub(source_str[len("hub:") :], split)  # cached by datasets' fingerprint
     else:
-        path = keras_archive() if source_str == "keras" else Path(source_str).expanduser()
-        if not path.exists():
-            raise DataSourceError(
-                f"CIFAR-10 source {source_str!r} does not exist: pass an existing path, "
-                f"'hub:<repo_id>' (e.g. {DEFAULT_SOURCE}) or 'keras'"
-            )
-        table_file = path.is_file() and path.suffix in (".parquet", ".arrow")  # its name says its split
-        key = {"path_fingerprint": path_fingerprint(path), "name": path.name if table_file else None, "split": split}
-        images, labels = cached_split(key, lambda: load_path(path, split), f"{source_str} ({split})")
+        path = _local_path(source_str)
+        images, labels = cached_split(
+            _cache_key(path, split), lambda: load_path(path, split), f"{source_str} ({split})"
+        )
     images, labels = check_arrays(images, labels, source_str, split)
     log.info("loaded %d %s images from %s", len(labels), split, source_str)
     return Cifar10Split(images, labels, source_str, split)
+
+
+def load_cifar10_rows(
+    source: str | Path, split: str, choose: Callable[[np.ndarray], np.ndarray]
+) -> tuple[Cifar10Split, np.ndarray, int]:
+    """The rows ``choose(labels)`` of one split, decoding only those where the source allows it.
+
+    ``choose`` maps the split's labels (all of them) to the positions wanted, e.g. a ``--limit`` subset.
+    An image folder or a tarball of images whose split is not in the decode cache decodes only those
+    rows (and caches nothing: the cache keeps whole splits); any other source, or a cached split, is
+    loaded whole and the rows taken. Returns the rows as a split, their positions, and the split's size.
+    """
+    check_split(split)
+    source_str = str(source)
+    full = None
+    if not source_str.startswith("hub:"):
+        path = _local_path(source_str)
+        where = f"{source_str} ({split})"
+        hit = read_cached(_cache_key(path, split), where)
+        listing = image_listing(path, split) if hit is None else None
+        if listing is not None:
+            rows = np.asarray(choose(listing.labels), np.int64)
+            images, labels = check_arrays(listing.decode(rows), listing.labels[rows], source_str, split)
+            log.info("decoded %d of the %d images of %s: the rows asked for", len(rows), len(listing.labels), where)
+            return Cifar10Split(images, labels, source_str, split), rows, len(listing.labels)
+        if hit is not None:
+            full = Cifar10Split(*check_arrays(*hit, source_str, split), source_str, split)
+    if full is None:
+        full = load_cifar10(source, split)
+    rows = np.asarray(choose(full.labels), np.int64)
+    return full.take(rows), rows, len(full)
+
+
+def _local_path(source: str) -> Path:
+    path = keras_archive() if source == "keras" else Path(source).expanduser()
+    if not path.exists():
+        raise DataSourceError(
+            f"CIFAR-10 source {source!r} does not exist: pass an existing path, "
+            f"'hub:<repo_id>' (e.g. {DEFAULT_SOURCE}) or 'keras'"
+        )
+    return path
+
+
+def _cache_key(path: Path, split: str) -> dict:
+    table_file = path.is_file() and path.suffix in (".parquet", ".arrow")  # its name says its split
+    return {"path_fingerprint": path_fingerprint(path), "name": path.name if table_file else None, "split": split}

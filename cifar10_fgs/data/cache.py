@@ -118,18 +118,25 @@ def _write(path: Path, digest: str, images: np.ndarray, labels: np.ndarray) -> N
         Path(tmp).unlink(missing_ok=True)
 
 
+def read_cached(key: dict, where: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays of ``key``, or None (not cached, unreadable, or the cache is off)."""
+    entry = _entry(key)
+    hit = _read(*entry) if entry is not None else None
+    if hit is not None:
+        log.info("read %d decoded images of %s from the cache %s", len(hit[1]), where, entry[0])
+    return hit
+
+
 def cached_split(
     key: dict, decode: Callable[[], tuple[np.ndarray, np.ndarray]], where: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """``decode()`` once per ``key`` (a JSON-able fingerprint of the source and split); later calls read the cache."""
-    entry = _entry(key)
-    if entry is not None:
-        hit = _read(*entry)
-        if hit is not None:
-            log.info("read %d decoded images of %s from the cache %s", len(hit[1]), where, entry[0])
-            return hit
+    hit = read_cached(key, where)
+    if hit is not None:
+        return hit
     images, labels = decode()
     log.info("decoded %d images of %s", len(labels), where)
+    entry = _entry(key)
     if entry is not None:
         _write(entry[0], entry[1], np.ascontiguousarray(images), np.asarray(labels))
     return images, labels

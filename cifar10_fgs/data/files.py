@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,17 +75,62 @@ def _split_files(path: Path, split: str) -> list[Path]:
 
 
 def _load_image_dir(split_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    listing = _image_dir_listing(split_dir)
+    return listing.decode(np.arange(len(listing.labels))), listing.labels
+
+
+@dataclass(frozen=True)
+class ImageListing:
+    """An image folder's or image tarball's files of one split, listed and sorted but not decoded.
+
+    ``labels`` come from the class folders' names, so a subset of rows can be chosen before any decode;
+    ``decode(rows)`` decodes only those rows.
+    """
+
+    labels: np.ndarray  # int64, one per image, in row order (class, then file name in natural order)
+    names: tuple[str, ...]  # where each image is, for error messages
+    read: Callable[[int], bytes]  # row -> its file's bytes
+
+    def decode(self, rows: np.ndarray) -> np.ndarray:
+        images = np.empty((len(rows), *IMAGE_SHAPE), np.uint8)
+        for i, row in enumerate(np.asarray(rows, np.int64).tolist()):
+            images[i] = decode_image(self.read(row), self.names[row])
+        return images
+
+
+def _listing(entries: list, read: Callable) -> ImageListing:
+    """``entries`` of (label, sort key, name, handle) sorted into rows; ``read(handle)`` gives a file's bytes."""
+    entries.sort(key=lambda e: (e[0], e[1]))
+    handles = [e[3] for e in entries]
+    return ImageListing(
+        np.array([e[0] for e in entries], np.int64), tuple(e[2] for e in entries), lambda row: read(handles[row])
+    )
+
+
+def _image_dir_listing(split_dir: Path) -> ImageListing:
     entries = []
     for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
         label = _class_index(class_dir.name, str(split_dir))
         for f in class_dir.iterdir():
             if f.suffix.lower() in _IMAGE_SUFFIXES and not f.name.startswith("."):  # skip ._* / hidden files
-                entries.append((label, _natural_key(f.name), f))
-    entries.sort(key=lambda e: (e[0], e[1]))
-    images = np.empty((len(entries), *IMAGE_SHAPE), np.uint8)
-    for i, (_, _, f) in enumerate(entries):
-        images[i] = decode_image(f.read_bytes(), str(f))
-    return images, np.array([e[0] for e in entries], np.int64)
+                entries.append((label, _natural_key(f.name), str(f), f))
+    return _listing(entries, Path.read_bytes)
+
+
+def image_listing(path: Path, split: str) -> ImageListing | None:
+    """The undecoded listing of ``split`` if ``path`` is an image folder or a tarball of one, else None."""
+    if path.is_dir():
+        if any(
+            (path / n).exists() for n in ("data_batch_1", "test_batch", "cifar-10-batches-py", "cifar-10-python.tar.gz")
+        ):
+            return None
+        if (path / split).is_dir() and any(p.is_dir() for p in (path / split).iterdir()):
+            return _image_dir_listing(path / split)
+        return None
+    if path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+        pickles, listing = _read_tarball(path, split)
+        return None if pickles else listing
+    return None
 
 
 _TAR_IMAGE = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/([^/]+)$")
@@ -91,6 +138,14 @@ _TAR_IMAGE = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/([^/]+)$")
 
 def load_tarball(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of ``split`` from a tar of the python pickles or of an image folder."""
+    pickles, listing = _read_tarball(path, split)
+    if pickles:
+        return from_pickles([(name, pickles[name]) for name in PICKLE_FILES[split]], str(path))
+    return listing.decode(np.arange(len(listing.labels))), listing.labels
+
+
+def _read_tarball(path: Path, split: str) -> tuple[dict[str, bytes], ImageListing | None]:
+    """The split's pickles (complete), or the listing of its images (bytes read, nothing decoded)."""
     entries = []
     pickles: dict[str, bytes] = {}
     try:
@@ -105,7 +160,7 @@ def load_tarball(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                 m = _TAR_IMAGE.match(member.name)
                 if m and m.group(1) == split and base.lower().endswith(_IMAGE_SUFFIXES) and not base.startswith("."):
                     label = _class_index(m.group(2), str(path))
-                    entries.append((label, _natural_key(base), member.name, tar.extractfile(member).read()))
+                    entries.append((label, _natural_key(base), f"{path}:{member.name}", tar.extractfile(member).read()))
     except (tarfile.TarError, EOFError, OSError, Exception) as exc:  # zlib.error, gzip.BadGzipFile, ...
         if isinstance(exc, DataSourceError):
             raise
@@ -116,16 +171,12 @@ def load_tarball(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         missing = [f for f in PICKLE_FILES[split] if f not in pickles]
         if missing:
             raise DataSourceError(f"{path} lacks {', '.join(missing)}: expected a complete cifar-10-python.tar.gz")
-        return from_pickles([(name, pickles[name]) for name in PICKLE_FILES[split]], str(path))
+        return pickles, None
     if not entries:
         raise DataSourceError(
             f"{path} holds no {split} images: expected cifar-10-batches-py/ or {split}/<class>/*.png|jpg inside"
         )
-    entries.sort(key=lambda e: (e[0], e[1]))
-    images = np.empty((len(entries), *IMAGE_SHAPE), np.uint8)
-    for i, (_, _, name, data) in enumerate(entries):
-        images[i] = decode_image(data, f"{path}:{name}")
-    return images, np.array([e[0] for e in entries], np.int64)
+    return {}, _listing(entries, lambda data: data)
 
 
 def keras_archive() -> Path:

@@ -25,7 +25,7 @@ import numpy as np
 
 from cifar10_fgs.attack.gradient import make_gradient_fn
 from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config
-from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10
+from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_out_dir, shard_done
@@ -206,23 +206,40 @@ def generate_dataset(
 
 
 def _limited_splits(source, options: GenerateOptions, data) -> tuple[dict[str, Cifar10Split], dict[str, mf.Subset]]:
-    """The rows each split is generated from: all of them, or with ``--limit`` the recorded balanced subset."""
+    """The rows each split is generated from: all of them, or with ``--limit`` the recorded balanced subset.
+
+    With ``--limit``, an image folder or tarball decodes only the subset's rows (``load_cifar10_rows``).
+    """
     splits: dict[str, Cifar10Split] = {}
     subsets: dict[str, mf.Subset] = {}
     for split in options.splits:
-        full = data[split] if data and split in data else load_cifar10(source, split)
+        given = data.get(split) if data else None
         if options.limit is None:
-            splits[split] = full
+            splits[split] = given if given is not None else load_cifar10(source, split)
             continue
-        if options.limit > len(full):
-            raise ConfigError(
-                f"--limit {options.limit} is larger than the {split} split ({len(full)} images): pass --limit {len(full)} or less"
-            )
-        rows = balanced_rows(full.labels, options.limit, options.seed)
-        splits[split] = full.take(rows)
+        choose = _balanced_subset(split, options.limit, options.seed)
+        if given is not None:
+            rows = choose(given.labels)
+            splits[split] = given.take(rows)
+        else:
+            splits[split], rows, _ = load_cifar10_rows(source, split, choose)
         subsets[split] = mf.Subset(options.limit, options.seed, tuple(rows.tolist()))
-        log.info("%s: %d rows, per class %s", split, len(rows), np.bincount(full.labels[rows], minlength=10).tolist())
+        counts = np.bincount(splits[split].labels, minlength=10).tolist()
+        log.info("%s: %d rows, per class %s", split, len(rows), counts)
     return splits, subsets
+
+
+def _balanced_subset(split: str, limit: int, seed: int):
+    """labels -> the seeded class-balanced rows of ``--limit``, or a one-line error if the split is smaller."""
+
+    def choose(labels: np.ndarray) -> np.ndarray:
+        if limit > len(labels):
+            raise ConfigError(
+                f"--limit {limit} is larger than the {split} split ({len(labels)} images): pass --limit {len(labels)} or less"
+            )
+        return balanced_rows(labels, limit, seed)
+
+    return choose
 
 
 def _settings(

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.config import PREDICT_BATCH_SIZE, RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
-from cifar10_fgs.data import NUM_CLASSES, Cifar10Split, load_cifar10
+from cifar10_fgs.data import NUM_CLASSES, Cifar10Split, load_cifar10, load_cifar10_rows
+from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.errors import ConfigError, OutputError, one_line
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import (
@@ -483,9 +484,13 @@ def train_from_source(
 
     recipe = (SOURCE_IMAGENET_RECIPE if imagenet else RECIPES[arch]).with_epochs(epochs)
     _check_init(init_from, start_epoch, recipe, out)  # before the data is read
-    train = load_cifar10(source, "train")
+    if limit is None:
+        train = load_cifar10(source, "train")
+    else:  # the seeded class-balanced subset, in source order (as --limit); an image folder decodes only it
+        train, _, _ = load_cifar10_rows(
+            source, "train", lambda labels: balanced_rows(labels, min(limit, len(labels)), seed)
+        )
     test = load_cifar10(source, "test")
-    train = train.balanced(limit, seed)  # the seeded class-balanced subset, in source order (as --limit)
     return train_model(
         train,
         test,

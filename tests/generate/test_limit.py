@@ -141,6 +141,19 @@ def test_limit_on_a_class_sorted_folder_covers_every_class_and_joins_back(sorted
     assert "Only the first" not in card
 
 
+def test_limit_on_an_image_folder_decodes_only_the_subset(sorted_folder, tiny_keras_path, tmp_path, monkeypatch):
+    from PIL import Image
+
+    opened = []
+    real = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    options = GenerateOptions(splits=("test",), limit=20, seed=2)
+    generate_dataset(tiny_keras_path, sorted_folder, tmp_path / "lim", CFG, options, allow_failures=True)
+    assert len(opened) == 20  # of the folder's 100 images
+    subset = json.loads((tmp_path / "lim" / MANIFEST).read_text())["config"]["splits"]["test"]["subset"]
+    assert subset["original_rows"] == balanced_rows(load_cifar10(sorted_folder, "test").labels, 20, 2).tolist()
+
+
 def test_a_manifest_without_a_subset_still_reads_as_the_first_rows(sorted_folder, tiny_keras_path, tmp_path):
     """generation.json files from before --limit was balanced record no subset: their rows are the first num_rows."""
     out = tmp_path / "lim"
