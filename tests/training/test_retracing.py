@@ -28,7 +28,12 @@ class _Records(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_four_short_trainings_and_predictions_warn_of_no_retracing(tmp_path):
+def test_four_short_trainings_and_predictions_warn_of_no_retracing(tmp_path, monkeypatch):
+    """As in a fresh process (the quick trial's): TensorFlow keeps its recent-tracing history per code object
+    for the whole process, so the short fits of earlier tests would count against this one; start it anew."""
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function as pf
+
+    monkeypatch.setattr(pf, "_frequent_tracing_detector_manager", pf._FrequentTracingDetectorManager())
 
     train = Cifar10Split(*synthetic_images(100, seed=31), source="synthetic", split="train")  # 2 steps: 64 + 36
     test = Cifar10Split(*synthetic_images(40, seed=32), source="synthetic", split="test")
