@@ -64,13 +64,11 @@ def test_a_cached_split_is_read_not_decoded(sources, decodes):
 
 
 def test_a_source_that_cannot_be_read_by_row_is_loaded_whole(tmp_path):
-    import datasets
-
-    from cifar10_fgs.dataset.shards import encode_png  # noqa: F401 - a datasets folder: loaded whole, then taken
+    import datasets  # a save_to_disk folder: loaded whole, then its rows taken
 
     images, labels = synthetic_images(30, seed=2)
-    ds = datasets.Dataset.from_dict({"img": list(images), "label": labels.tolist()})
-    ds = ds.cast_column("img", datasets.Image())
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.Value("int64")})
+    ds = datasets.Dataset.from_dict({"img": [Image.fromarray(i) for i in images], "label": labels.tolist()}, features)
     datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "saved"))
     sub, rows, total = load_cifar10_rows(tmp_path / "saved", "train", lambda lab: balanced_rows(lab, 10, 0))
     whole = load_cifar10(tmp_path / "saved", "train")
