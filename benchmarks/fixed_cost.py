@@ -129,6 +129,8 @@ def main(argv=None) -> None:
     timers.seconds["import"] = time.perf_counter() - t
     timers.wrap(core, "_load_model_info", "model_load")
     timers.wrap(core, "load_cifar10", "data")
+    if hasattr(core, "load_cifar10_rows"):  # --limit: only the subset is decoded
+        timers.wrap(core, "load_cifar10_rows", "data")
     timers.wrap(core, "check_source_model", "predict")
     stream = importlib.util.find_spec("cifar10_fgs.generate.stream") and importlib.import_module(
         "cifar10_fgs.generate.stream"
