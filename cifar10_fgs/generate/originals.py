@@ -1,8 +1,8 @@
 """The source model's logits on the originals, computed once per ``generate`` and shared by who needs them.
 
-The source check (``generate.check``: a class-balanced sample) and the stream's entry order
-(``attack.schedule``: the stream's last rows) both need the model's forward pass on originals; each row is
-computed once (the check's sample lies inside the tail of a small run).
+The source check (``generate.check``: a class-balanced sample) and a short stream's entry order
+(``attack.schedule``: every row of the stream) both need the model's forward pass on originals; each row
+is computed once (a short stream holds the check's sample).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord, iterate_attack
 from cifar10_fgs.attack.onepixel import iterate_onepixel
-from cifar10_fgs.attack.schedule import entry_order, tail_rows
-from cifar10_fgs.config import NUM_LOGITS, RANKED_TAIL_ROWS, AttackConfig, Method, OnePixelConfig
+from cifar10_fgs.attack.schedule import entry_order
+from cifar10_fgs.config import RANKED_STREAM_ROWS, AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.dataset.folder import shard_done
 from cifar10_fgs.dataset.manifest import Manifest
@@ -62,19 +62,6 @@ def plan_shards(
             pending[(split, k)] = len(rows)
         base += len(data)
     return Plan(offsets, streams, pending)
-
-
-def plan_tail(plan: Plan, ranked: int = RANKED_TAIL_ROWS) -> list[tuple[str, np.ndarray]]:
-    """``(split, rows)`` of the plan's last ``ranked`` rows, in stream order: the rows the entry order ranks."""
-    left = max(0, int(ranked))
-    tail: list[tuple[str, np.ndarray]] = []
-    for split, rows in reversed(plan.streams):
-        if not left:
-            break
-        part = rows[max(0, len(rows) - left) :]
-        tail.insert(0, (split, part))
-        left -= len(part)
-    return tail
 
 
 class ShardRouter:
@@ -131,8 +118,8 @@ def attack_stream(
 ) -> tuple[int, int]:
     """Attack the plan's rows as one stream, routing each record to its shard and calling ``after_record``.
 
-    The stream's last rows enter the attack by the model's margin on them (``attack.schedule``), read from
-    ``originals``.
+    A short stream enters the attack by the model's margin on its originals (``attack.schedule``), read
+    from ``originals``.
 
     Returns (images attacked, gradient evaluations).
     """
@@ -169,11 +156,9 @@ def attack_stream(
 
 
 def _entry_order(originals: OriginalLogits, splits: dict[str, Cifar10Split], plan: Plan, labels: np.ndarray):
-    """The stream's entry order: its tail (``plan_tail``) by the model's margin on the originals."""
-    tail = plan_tail(plan)
-    logits = [originals.of(splits[split], rows) for split, rows in tail]
-    n_tail = sum(len(rows) for _, rows in tail)
-    positions = tail_rows(len(labels), n_tail)
-    z = np.concatenate(logits) if logits else np.zeros((0, NUM_LOGITS), np.float32)
-    log.info("the last %d of %d rows enter by margin, largest first", n_tail, len(labels))
-    return entry_order(len(labels), z, labels[positions])
+    """A short stream's entry order: by the model's margin on its originals (``attack.schedule``); else row order."""
+    if len(labels) > RANKED_STREAM_ROWS:
+        return None
+    logits = np.concatenate([originals.of(splits[split], rows) for split, rows in plan.streams])
+    log.info("the %d rows enter by margin, largest first", len(labels))
+    return entry_order(logits, labels)

@@ -8,7 +8,7 @@ import pytest
 from cifar10_fgs.attack.fgs import AttackConfig, AttackRecord, iterate_attack
 from cifar10_fgs.attack.gradient import make_gradient_fn
 from cifar10_fgs.attack.ladder import margin
-from cifar10_fgs.attack.schedule import entry_order, tail_rows
+from cifar10_fgs.attack.schedule import entry_order
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.inference import predict_logits
 
@@ -46,22 +46,13 @@ def _attack(model, images, labels, order=None):
     return rec.take(np.argsort(rec.index, kind="stable")), fn.rows
 
 
-def test_the_tail_is_ranked_by_margin_largest_first_and_the_head_keeps_its_order():
-    z = np.array([[0, 5, 0], [3, 0, 0], [0, 0, 9], [1, 0, 0], [0, 2, 0]], np.float32)
-    y = np.array([1, 0, 2, 1, 1])  # margins 5, 3, 9, -1, 2
-    tail = tail_rows(7, 5)
-    assert tail.tolist() == [2, 3, 4, 5, 6]
-    order = entry_order(7, z, y)
-    assert order.tolist() == [0, 1, 4, 2, 3, 6, 5]  # tail rows 4 (margin 9), 2 (5), 3 (3), 6 (2), 5 (-1: already wrong)
-    assert entry_order(3, z[:0], y[:0]).tolist() == [0, 1, 2]
-    assert tail_rows(3, 10).tolist() == [0, 1, 2] and tail_rows(3, 0).tolist() == []
+def test_rows_enter_by_margin_largest_first_ties_in_row_order():
+    z = np.array([[0, 5, 0], [3, 0, 0], [0, 0, 9], [1, 0, 0], [0, 2, 0], [0, 5, 0]], np.float32)
+    y = np.array([1, 0, 2, 1, 1, 1])  # margins 5, 3, 9, -1 (already wrong), 2, 5
+    assert entry_order(z, y).tolist() == [2, 0, 5, 1, 4, 3]
+    assert entry_order(np.zeros((4, 10), np.float32), np.zeros(4, int)).tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError):
-        entry_order(2, z, y)
-
-
-def test_ties_keep_row_order():
-    z = np.zeros((4, 10), np.float32)
-    assert entry_order(4, z, np.zeros(4, int)).tolist() == [0, 1, 2, 3]
+        entry_order(z, y[:2])
 
 
 def test_any_entry_order_gives_the_same_records(setup):
@@ -73,13 +64,13 @@ def test_any_entry_order_gives_the_same_records(setup):
             assert np.array_equal(getattr(other, field), getattr(plain, field)), field
 
 
-def test_the_ranked_tail_evaluates_fewer_padded_rows(setup):
+def test_entering_by_margin_evaluates_fewer_padded_rows(setup):
     """Entering the hardest images first ends the run with fewer part-empty batches (here, of 16 slots)."""
     model, images, labels = setup
     plain, plain_rows = _attack(model, images, labels)
     z = predict_logits(model, images, 32)
     assert np.corrcoef(margin(z, labels), plain.evaluations)[0, 1] > 0.5  # the margin does stand for the work
-    ranked, ranked_rows = _attack(model, images, labels, entry_order(len(images), z, labels))
+    ranked, ranked_rows = _attack(model, images, labels, entry_order(z, labels))
     needed = int(plain.evaluations.sum())
     assert int(ranked.evaluations.sum()) == needed
     assert sum(ranked_rows) < sum(plain_rows), (sum(ranked_rows), sum(plain_rows), needed)

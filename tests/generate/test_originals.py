@@ -35,3 +35,23 @@ def test_each_row_is_predicted_once_and_equals_a_direct_prediction(monkeypatch):
     other = Cifar10Split(images[:10], labels[:10], "synthetic", "train")  # another split: its own rows
     originals.of(other, np.arange(10))
     assert asked == [3, 37, 10]
+
+
+def test_a_short_stream_enters_by_margin_a_long_one_in_row_order_and_the_shards_agree(
+    tiny_keras_path, image_folder_source, tmp_path, monkeypatch, caplog
+):
+    import cifar10_fgs.generate.stream as stream
+    from cifar10_fgs.config import AttackConfig
+    from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
+
+    root, _ = image_folder_source
+    options = GenerateOptions(rows_per_shard=16)  # both splits, 100 rows, one stream
+    digests = {}
+    for name, ranked_up_to in (("ranked", 100), ("row order", 99)):
+        monkeypatch.setattr(stream, "RANKED_STREAM_ROWS", ranked_up_to)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="cifar10_fgs.generate.stream"):
+            generate_dataset(tiny_keras_path, root, tmp_path / name, AttackConfig(batch_size=8), options)
+        assert ("enter by margin" in caplog.text) == (name == "ranked")
+        digests[name] = sorted((p.name, p.read_bytes()) for p in (tmp_path / name / "data").iterdir())
+    assert len(digests["ranked"]) == 7 and digests["ranked"] == digests["row order"]
