@@ -43,7 +43,7 @@ def row(name: str, r: dict) -> str:
     cells = [f"{parts.get(p, 0.0):.1f}" for p in PARTS]
     return (
         f"| {name} | {r['wall_s']:.1f} | {r['ceiling_img_per_s']:.0f} | {r['gradient_work_s']:.1f} | "
-        f"**{r['fixed_cost_s']:.1f}** | " + " | ".join(cells) + f" | {r['rows_evaluated']:,} |"
+        f"**{r['fixed_cost_s']:.1f}** | " + " | ".join(cells) + f" | {int(r['rows_evaluated']):,} |"
     )
 
 
