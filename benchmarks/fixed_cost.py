@@ -12,7 +12,7 @@ generate's return. The fixed cost is broken into:
   model_load  reading the .keras file
   data        loading (decoding, or reading the decode cache) the CIFAR-10 split
   trace       the first call at the full batch size beyond a steady call (trace, graph optimisation, kernels)
-  predict     the forward pass on originals: the source check's sample and the entry order's tail
+  predict     the forward pass on originals: the source check's sample and a short stream's entry order
   probe       proving drain batch sizes equivalent (with the traces of those sizes)
   write       shards, manifest and summary (the shard writer runs on its own thread)
   padding     rows evaluated beyond the images' own evaluations (zero-padded batches), at the ceiling
@@ -131,11 +131,10 @@ def main(argv=None) -> None:
     timers.wrap(core, "load_cifar10", "data")
     if hasattr(core, "load_cifar10_rows"):  # --limit: only the subset is decoded
         timers.wrap(core, "load_cifar10_rows", "data")
-    timers.wrap(core, "check_source_model", "predict")
-    stream = importlib.util.find_spec("cifar10_fgs.generate.stream") and importlib.import_module(
-        "cifar10_fgs.generate.stream"
-    )
-    if stream and hasattr(stream, "_entry_order"):
+    if hasattr(core, "check_source_model"):  # absent before the source check existed
+        timers.wrap(core, "check_source_model", "predict")
+    stream = sys.modules.get("cifar10_fgs.generate.stream")  # imported with generate.core; absent before the split
+    if stream is not None and hasattr(stream, "_entry_order"):
         timers.wrap(stream, "_entry_order", "predict")
     timers.wrap(getattr(core, "ShardWriter", None) or core._ShardWriter, "_write", "write")  # or: before the split
     timers.wrap(core, "_finish", "write")

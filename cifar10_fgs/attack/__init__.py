@@ -3,6 +3,7 @@
 * ``step``: one fast gradient sign step and the quantisation to stored bytes (pure functions);
 * ``fgs``: the iterative fast gradient sign loop (settings: ``config.AttackConfig``);
 * ``gradient``: its input-gradient function, one trace per batch size, and the batch sizes of the drain;
+* ``schedule``: the order images enter the slots (a short stream by margin, so its drain is short);
 * ``ladder``: what an image that stalls on the plain path tries next (the stall ladder);
 * ``onepixel``: the one-pixel differential-evolution attack (``--method onepixel``).
 """

@@ -108,9 +108,13 @@ def iterate_attack(
         raise ConfigError(f"images have dtype {images.dtype}: expected uint8 pixels")
     n_total = len(images)
     indices = np.arange(n_total, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
-    order = np.arange(n_total) if order is None else np.asarray(order, np.int64)
-    if not np.array_equal(np.sort(order), np.arange(n_total)):
-        raise ConfigError(f"the entry order is not a permutation of the {n_total} rows")
+    order = np.arange(n_total) if order is None else np.asarray(order)
+    if (
+        order.ndim != 1
+        or not np.issubdtype(order.dtype, np.integer)
+        or not np.array_equal(np.sort(order), np.arange(n_total))
+    ):
+        raise ConfigError(f"the entry order is not a permutation of the {n_total} rows: expected each row index once")
     fn = gradient_fn or make_gradient_fn(model)
     B = int(config.batch_size)
     if drain is True:

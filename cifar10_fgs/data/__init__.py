@@ -1,6 +1,7 @@
 """CIFAR-10 from every source a user has, as uint8 arrays in the source's own order.
 
-``load_cifar10(source, split)`` is the one entry point. ``source`` is one of
+``load_cifar10(source, split)`` loads a split, ``load_cifar10_rows(source, split, choose)`` some of its
+rows (a ``--limit`` subset: an image folder or tarball decodes only those). ``source`` is one of
 
 * ``hub:<repo_id>`` (default ``hub:uoft-cs/cifar10``): a Hugging Face hub dataset with an image
   column (``img`` or ``image``) and a ``label`` column;
@@ -93,28 +94,36 @@ def load_cifar10_rows(
 
     ``choose`` maps the split's labels (all of them) to the positions wanted, e.g. a ``--limit`` subset.
     An image folder or a tarball of images whose split is not in the decode cache decodes only those
-    rows (and caches nothing: the cache keeps whole splits); any other source, or a cached split, is
-    loaded whole and the rows taken. Returns the rows as a split, their positions, and the split's size.
+    rows (and caches nothing: the cache keeps whole splits), so a damaged image outside them goes
+    unnoticed until the whole split is loaded; any other source, or a cached split, is loaded whole and
+    the rows taken. Returns the rows as a split, their positions, and the split's size.
     """
     check_split(split)
     source_str = str(source)
-    full = None
-    if not source_str.startswith("hub:"):
+    if source_str.startswith("hub:"):
+        full = load_cifar10(source_str, split)
+    else:
         path = _local_path(source_str)
         where = f"{source_str} ({split})"
-        hit = read_cached(_cache_key(path, split), where)
+        key = _cache_key(path, split)
+        hit = read_cached(key, where)
         listing = image_listing(path, split) if hit is None else None
         if listing is not None:
-            rows = np.asarray(choose(listing.labels), np.int64)
-            images, labels = check_arrays(listing.decode(rows), listing.labels[rows], source_str, split)
-            log.info("decoded %d of the %d images of %s: the rows asked for", len(rows), len(listing.labels), where)
-            return Cifar10Split(images, labels, source_str, split), rows, len(listing.labels)
-        if hit is not None:
-            full = Cifar10Split(*check_arrays(*hit, source_str, split), source_str, split)
-    if full is None:
-        full = load_cifar10(source, split)
+            return _decode_rows(listing, choose, source_str, split)
+        images, labels = hit if hit is not None else cached_split(key, lambda: load_path(path, split), where)
+        full = Cifar10Split(*check_arrays(images, labels, source_str, split), source_str, split)
+        log.info("loaded %d %s images from %s", len(full), split, source_str)
     rows = np.asarray(choose(full.labels), np.int64)
     return full.take(rows), rows, len(full)
+
+
+def _decode_rows(listing, choose, source: str, split: str) -> tuple[Cifar10Split, np.ndarray, int]:
+    if not len(listing.labels):  # the same one-line "is empty" error as a whole load
+        check_arrays(np.zeros((0, *IMAGE_SHAPE), np.uint8), listing.labels, source, split)
+    rows = np.asarray(choose(listing.labels), np.int64)
+    images, labels = check_arrays(listing.decode(rows), listing.labels[rows], source, split)
+    log.info("decoded %d of the %d %s images of %s: the rows asked for", len(rows), len(listing.labels), split, source)
+    return Cifar10Split(images, labels, source, split), rows, len(listing.labels)
 
 
 def _local_path(source: str) -> Path:

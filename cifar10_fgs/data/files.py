@@ -127,10 +127,19 @@ def image_listing(path: Path, split: str) -> ImageListing | None:
         if (path / split).is_dir() and any(p.is_dir() for p in (path / split).iterdir()):
             return _image_dir_listing(path / split)
         return None
-    if path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+    if path.name.lower().endswith((".tar.gz", ".tgz", ".tar")) and _TAR_IMAGE.match(_first_file(path) or ""):
         pickles, listing = _read_tarball(path, split)
         return None if pickles else listing
-    return None
+    return None  # pickles (cheap to read whole), tables, or not an image tarball as far as its first file says
+
+
+def _first_file(path: Path) -> str | None:
+    """The name of a tar archive's first regular file (None if it has none or cannot be read)."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            return next((m.name for m in tar if m.isfile()), None)
+    except Exception:  # noqa: BLE001 - unreadable: the whole-split reader reports it in one line
+        return None
 
 
 _TAR_IMAGE = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/([^/]+)$")

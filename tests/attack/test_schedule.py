@@ -78,5 +78,7 @@ def test_entering_by_margin_evaluates_fewer_padded_rows(setup):
 
 def test_an_order_that_is_not_a_permutation_is_refused(setup):
     model, images, labels = setup
-    with pytest.raises(ConfigError, match="permutation"):
-        next(iterate_attack(model, images[:4], labels[:4], AttackConfig(batch_size=4), order=np.array([0, 0, 1, 2])))
+    cfg = AttackConfig(batch_size=4)
+    for order in ([0, 0, 1, 2], [0.2, 1.9, 2.5, 3.0], [[0, 1], [2, 3]], [True, False, True, True], [0, 1, 2]):
+        with pytest.raises(ConfigError, match="permutation"):
+            next(iterate_attack(model, images[:4], labels[:4], cfg, order=np.array(order)))

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar10_fgs.data import CLASS_NAMES, Cifar10Split, load_cifar10
+from cifar10_fgs.data import CLASS_NAMES, Cifar10Split, load_cifar10, load_cifar10_rows
+from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.errors import DataSourceError
 
 from helpers import synthetic_images, write_image_folder
@@ -259,6 +260,20 @@ def test_every_lossless_format_round_trips_pixels_labels_and_order(kind, tmp_pat
         np.testing.assert_array_equal(loaded.images, x)
         images, labels = loaded  # unpacks like a tuple
         assert images is loaded.images and labels is loaded.labels
+
+
+@pytest.mark.parametrize("kind", LOSSLESS)
+def test_every_lossless_format_gives_a_subset_equal_to_its_whole_split_taken(kind, tmp_path, arrays, monkeypatch):
+    """``load_cifar10_rows`` (``--limit``) reads a cache-less source by rows where it can, whole where not."""
+    monkeypatch.setenv("CIFAR10_FGS_CACHE", "off")
+    source, _ = _build(kind, tmp_path / kind, arrays)
+    for split in arrays:
+        sub, rows, total = load_cifar10_rows(source, split, lambda labels: balanced_rows(labels, 10, seed=5))
+        whole = load_cifar10(source, split)
+        assert total == len(whole) and np.array_equal(rows, balanced_rows(whole.labels, 10, seed=5))
+        np.testing.assert_array_equal(sub.images, whole.images[rows])
+        np.testing.assert_array_equal(sub.labels, whole.labels[rows])
+        assert sub.split == split and sub.source == str(source)
 
 
 def test_jpeg_folder_keeps_labels_and_approximate_pixels(tmp_path, arrays):

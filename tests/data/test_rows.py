@@ -82,3 +82,14 @@ def test_an_error_of_choose_reaches_the_caller_before_any_decode(sources, decode
     with pytest.raises(ValueError, match="only 60 rows"):
         load_cifar10_rows(sources["tarball"], "train", refuse)
     assert decodes["n"] == 0
+
+
+def test_an_empty_image_folder_is_the_same_one_line_error_as_a_whole_load(tmp_path):
+    from cifar10_fgs.errors import DataSourceError
+
+    (tmp_path / "src" / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(DataSourceError) as whole:
+        load_cifar10(tmp_path / "src", "train")
+    with pytest.raises(DataSourceError) as rows:
+        load_cifar10_rows(tmp_path / "src", "train", choose)
+    assert str(rows.value) == str(whole.value) and "is empty" in str(rows.value)

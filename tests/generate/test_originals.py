@@ -55,3 +55,33 @@ def test_a_short_stream_enters_by_margin_a_long_one_in_row_order_and_the_shards_
         assert ("enter by margin" in caplog.text) == (name == "ranked")
         digests[name] = sorted((p.name, p.read_bytes()) for p in (tmp_path / name / "data").iterdir())
     assert len(digests["ranked"]) == 7 and digests["ranked"] == digests["row order"]
+
+
+def test_the_order_given_to_the_attack_ranks_the_streams_own_rows_also_on_resume(
+    tiny_keras_path, image_folder_source, tmp_path, monkeypatch
+):
+    """Two splits in one stream, then a resume holding one shard of each: the order ranks exactly those rows."""
+    import cifar10_fgs.generate.stream as stream
+    from cifar10_fgs.attack.schedule import entry_order
+    from cifar10_fgs.config import AttackConfig
+    from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
+    from cifar10_fgs.models.networks import load_model
+
+    captured = []
+    real = stream.iterate_attack
+
+    def spy(model, images, labels, config, **kwargs):
+        captured.append((images.copy(), labels.copy(), kwargs["order"]))
+        return real(model, images, labels, config, **kwargs)
+
+    monkeypatch.setattr(stream, "iterate_attack", spy)
+    root, _ = image_folder_source
+    out, options, cfg = tmp_path / "g", GenerateOptions(rows_per_shard=16), AttackConfig(batch_size=8)
+    generate_dataset(tiny_keras_path, root, out, cfg, options)
+    for name in ("train-00001-of-00004.arrow", "test-00002-of-00003.arrow"):  # 16 and 8 rows
+        (out / "data" / name).unlink()
+    generate_dataset(tiny_keras_path, root, out, cfg, options)
+    assert [len(labels) for _, labels, _ in captured] == [100, 24]
+    model = load_model(tiny_keras_path)
+    for images, labels, order in captured:
+        assert np.array_equal(order, entry_order(predict_logits(model, images), labels))
