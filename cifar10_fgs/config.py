@@ -370,8 +370,9 @@ QUICK_TARGET_RECIPE = TARGET_RECIPE.with_epochs(5)
 QUICK_RECIPES = {Arch.SOURCE: QUICK_SOURCE_RECIPE, Arch.TARGET: QUICK_TARGET_RECIPE}
 
 
-# Measured (`run --quick` on the JPEG copy of CIFAR-10, idle 2-core CPU): 8 min 41 s wall, source test accuracy
-# 0.4295 on all 10,000 test images, target 0.4789; 20 images per class per split, all fooled (docs/models.md).
+# Measured (`run --quick` on the JPEG copy of CIFAR-10, idle 2-core CPU): 7 min 15 s to 8 min 41 s wall, source
+# test accuracy 0.4295 on all 10,000 test images, target 0.4787; 20 images per class per split, all fooled
+# (docs/models.md).
 @dataclass(frozen=True)
 class QuickTrial:
     """What ``run --quick`` limits (options given explicitly win); its models train with ``QUICK_RECIPES``."""
