@@ -16,20 +16,6 @@ from helpers import synthetic_images, write_image_folder
 
 
 @pytest.fixture
-def decodes(monkeypatch):
-    """How many images PIL opened (every decode of a PNG/JPEG goes through ``PIL.Image.open``)."""
-    count = {"n": 0}
-    real = Image.open
-
-    def counting(*args, **kwargs):
-        count["n"] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(Image, "open", counting)
-    return count
-
-
-@pytest.fixture
 def sources(tmp_path):
     images, labels = synthetic_images(60, seed=8)
     root = write_image_folder(tmp_path / "src", "train", images, labels)
