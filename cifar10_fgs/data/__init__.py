@@ -79,12 +79,8 @@ def load_cifar10(source: str | Path = DEFAULT_SOURCE, split: str = "train") -> C
         images, labels = load_hub(source_str[len("hub:") :], split)  # cached by datasets' fingerprint
     else:
         path = _local_path(source_str)
-        images, labels = cached_split(
-            _cache_key(path, split), lambda: load_path(path, split), f"{source_str} ({split})"
-        )
-    images, labels = check_arrays(images, labels, source_str, split)
-    log.info("loaded %d %s images from %s", len(labels), split, source_str)
-    return Cifar10Split(images, labels, source_str, split)
+        images, labels = _decoded_once(path, split, _cache_key(path, split), source_str)
+    return _checked_split(images, labels, source_str, split)
 
 
 def load_cifar10_rows(
@@ -110,11 +106,21 @@ def load_cifar10_rows(
         listing = image_listing(path, split) if hit is None else None
         if listing is not None:
             return _decode_rows(listing, choose, source_str, split)
-        images, labels = hit if hit is not None else cached_split(key, lambda: load_path(path, split), where)
-        full = Cifar10Split(*check_arrays(images, labels, source_str, split), source_str, split)
-        log.info("loaded %d %s images from %s", len(full), split, source_str)
+        images, labels = hit if hit is not None else _decoded_once(path, split, key, source_str)
+        full = _checked_split(images, labels, source_str, split)
     rows = np.asarray(choose(full.labels), np.int64)
     return full.take(rows), rows, len(full)
+
+
+def _decoded_once(path: Path, split: str, key: dict, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The whole split, decoded on the first command and read from the decode cache on every later one."""
+    return cached_split(key, lambda: load_path(path, split), f"{source} ({split})")
+
+
+def _checked_split(images, labels, source: str, split: str) -> Cifar10Split:
+    images, labels = check_arrays(images, labels, source, split)
+    log.info("loaded %d %s images from %s", len(labels), split, source)
+    return Cifar10Split(images, labels, source, split)
 
 
 def _decode_rows(listing, choose, source: str, split: str) -> tuple[Cifar10Split, np.ndarray, int]:
