@@ -48,6 +48,11 @@ def labels_the_model_gets_right(model, images: np.ndarray, wrong: int = 0, batch
     return labels
 
 
+def generate_cli(model, data, out, *more) -> list[str]:
+    """The CLI's ``generate`` arguments, quiet (one place for its option names)."""
+    return ["generate", "--source-model", str(model), "--cifar10", str(data), "--out", str(out), "-q", *more]
+
+
 def write_image_folder(root: Path, split: str, images: np.ndarray, labels: np.ndarray, ext: str = "png") -> Path:
     from PIL import Image
 

@@ -25,7 +25,7 @@ from cifar10_fgs.errors import ConfigError, OutputError
 from cifar10_fgs.generate.core import AttackFailuresError, GenerateOptions, generate_dataset
 from cifar10_fgs.models.inference import predict_logits
 
-from helpers import labels_the_model_gets_right, synthetic_images, tiny_model, write_image_folder
+from helpers import generate_cli, labels_the_model_gets_right, synthetic_images, tiny_model, write_image_folder
 
 CFG = AttackConfig(batch_size=32)
 OPTS = GenerateOptions(rows_per_shard=25)
@@ -210,17 +210,7 @@ def test_cli_bad_settings_are_one_line_exit_2(args, needle, tiny_keras_path, ima
     root, _ = image_folder_source
     code = run_with_friendly_errors(
         cli,
-        [
-            "generate",
-            "--source-model",
-            str(tiny_keras_path),
-            "--cifar10",
-            str(root),
-            "--out",
-            str(tmp_path / "o"),
-            "-q",
-            *args,
-        ],
+        generate_cli(tiny_keras_path, root, tmp_path / "o", *args),
     )
     err = capsys.readouterr().err.strip()
     assert code == 2
@@ -260,20 +250,7 @@ def test_disk_full_is_one_line_and_keeps_finished_shards(
     out = tmp_path / "full"
     code = run_with_friendly_errors(
         cli,
-        [
-            "generate",
-            "--source-model",
-            str(tiny_keras_path),
-            "--cifar10",
-            str(root),
-            "--out",
-            str(out),
-            "--rows-per-shard",
-            "25",
-            "--batch-size",
-            "32",
-            "-q",
-        ],
+        generate_cli(tiny_keras_path, root, out, "--rows-per-shard", "25", "--batch-size", "32"),
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no space left" in err and len(err.splitlines()) == 1
@@ -402,7 +379,7 @@ def test_read_only_output_folder_is_one_line_exit_2(tiny_keras_path, image_folde
     try:
         code = run_with_friendly_errors(
             cli,
-            ["generate", "--source-model", str(tiny_keras_path), "--cifar10", str(root), "--out", str(ro / "ds"), "-q"],
+            generate_cli(tiny_keras_path, root, ro / "ds"),
         )
         err = capsys.readouterr().err.strip()
         assert code == 2 and "not writable" in err and len(err.splitlines()) == 1

@@ -22,26 +22,9 @@ from cifar10_fgs.generate.originals import OriginalLogits
 from cifar10_fgs.publish.card import write_card
 from cifar10_fgs.validate import validate_dataset
 
-from helpers import labels_the_model_gets_right, synthetic_images, write_image_folder
+from helpers import generate_cli, labels_the_model_gets_right, synthetic_images, write_image_folder
 
 CFG = AttackConfig(batch_size=32)
-
-
-def generate_args(model, data, out, *more):
-    """The CLI's generate command (one place for its option names)."""
-    return [
-        "generate",
-        "--source-model",
-        str(model),
-        "--cifar10",
-        str(data),
-        "--out",
-        str(out),
-        "--split",
-        "test",
-        "-q",
-        *more,
-    ]
 
 
 def stored(out):
@@ -189,7 +172,7 @@ def test_a_constant_source_is_refused_in_one_line_before_any_shard(constant_mode
     images, labels = synthetic_images(200, seed=6)  # 20 per class: the constant class is 10% right
     root = write_image_folder(tmp_path / "src", "test", images, labels)
     out = tmp_path / "out"
-    code = run_with_friendly_errors(cli, generate_args(constant_model_path, root, out))
+    code = run_with_friendly_errors(cli, generate_cli(constant_model_path, root, out, "--split", "test"))
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "near chance" in err and "accuracy 0.100" in err and "--source-model" in err and "train it longer" in err
@@ -229,10 +212,10 @@ def test_too_few_originals_are_not_judged_and_no_source_check_attacks_anyway(con
     root = write_image_folder(tmp_path / "src", "test", images, labels)
     few = tmp_path / "few"
     args = ["--limit", "99", "--max-iterations", "2", "--allow-failures"]
-    assert run_with_friendly_errors(cli, generate_args(constant_model_path, root, few, *args)) == 0
+    assert run_with_friendly_errors(cli, generate_cli(constant_model_path, root, few, "--split", "test", *args)) == 0
     out = tmp_path / "out"
     more = ["--no-source-check", "--max-iterations", "2", "--allow-failures"]
-    assert run_with_friendly_errors(cli, generate_args(constant_model_path, root, out, *more)) == 0
+    assert run_with_friendly_errors(cli, generate_cli(constant_model_path, root, out, "--split", "test", *more)) == 0
     manifest = json.loads((out / MANIFEST).read_text())
     # the constant model has no gradient: its 'cat' images are not fooled, the rest were already wrong
     assert len(manifest["summary"]["test"]["failures"]) == 20 and len(stored(out)["index"]) == 180
