@@ -26,8 +26,7 @@ FIX = "train it longer or pass a better --source-model (`generate --no-source-ch
 
 def _sample_rows(data: Cifar10Split, check: SourceCheck) -> np.ndarray:
     """The rows of ``data`` the check predicts: a class-balanced sample."""
-    n = min(check.sample_images, len(data))
-    return balanced_rows(data.labels, n, seed=0) if n < len(data) else np.arange(len(data))
+    return balanced_rows(data.labels, min(check.sample_images, len(data)), seed=0)  # all rows, if fewer
 
 
 def check_source_model(
