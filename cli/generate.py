@@ -118,7 +118,7 @@ DEFAULT = AttackConfig()  # the defaults the options show
 def command(
     source_model,
     cifar10,
-    out_dir,
+    dataset_dir,
     split,
     limit,
     step,
@@ -144,6 +144,8 @@ def command(
 
     config = attack_config(batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate)
     options = GenerateOptions(
+        cifar10=cifar10,
+        attack=config,
         splits=parse_splits(split),
         limit=limit,
         rows_per_shard=rows_per_shard,
@@ -154,10 +156,8 @@ def command(
         source_check=None if no_source_check else SourceCheck(),
     )
     result = generate_dataset(
+        dataset_dir,
         source_model,
-        cifar10,
-        out_dir,
-        config,
         options,
         overwrite=overwrite,
         allow_failures=allow_failures,

@@ -5,6 +5,7 @@ Nothing here needs the network or ../shared: every file is made by the tests.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,8 @@ def make_workspace(ws: Path, model_file: Path, cifar10: Path, repo_id: str) -> P
     model.with_suffix(".json").write_text(json.dumps({"arch": "tiny", "test_accuracy": None}))
     d = ws / "dataset"
     options = GenerateOptions(rows_per_shard=25)
-    generate_dataset(model, cifar10, d, AttackConfig(batch_size=32), options, allow_failures=True)
+    generate_dataset(
+        d, model, replace(options, cifar10=cifar10, attack=AttackConfig(batch_size=32)), allow_failures=True
+    )
     write_card(d, repo_id)
     return ws

@@ -2,7 +2,7 @@
 
 Every evaluation reads the adversarial split back through ``datasets.load_dataset(DIR)`` and joins
 each row to the original split by its ``index`` column. The original comes from
-``load_cifar10(source, split)`` (``source`` defaults to the one recorded in ``generation.json``);
+``load_cifar10(cifar10, split)`` (``cifar10`` defaults to the one recorded in ``generation.json``);
 its first ``num_rows`` rows must have the fingerprint recorded at generation time. Rows the attack
 did not fool are absent from the shards (listed as failures in ``generation.json``): evaluations
 run on the joined rows, sorted by index, and report how many were used.
@@ -49,7 +49,7 @@ class Generation:
     config_sha256: str  # sha256 of the sorted JSON of the whole generation config
     source_model_sha256: str | None
     attack: dict | None
-    data_source: str | None  # the CIFAR-10 source the folder was generated from
+    cifar10: str | None  # the CIFAR-10 input the folder was generated from (generation.json's data_source)
     splits: dict  # split -> SplitGeneration
     attack_step: float | None = None  # FGS step, fraction of the pixel range
     attack_seconds: float | None = None  # wall time of every generate run that attacked images
@@ -149,9 +149,9 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
         ) from None
 
 
-def load_original(source: str | Path, split: str, generation: Generation) -> Cifar10Split:
-    """The first ``num_rows`` rows of the original split, checked against the generation fingerprint."""
-    return generation.manifest.check_source(split, load_cifar10(source, split))
+def load_original(cifar10: str | Path, split: str, generation: Generation) -> Cifar10Split:
+    """The rows of the original split generated from, checked against the generation fingerprint."""
+    return generation.manifest.check_cifar10_fingerprint(split, load_cifar10(cifar10, split))
 
 
 def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, original: Cifar10Split) -> JoinedSplit:
@@ -225,18 +225,18 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
 def load_joined(
     dataset_dir: str | Path,
     splits: Sequence[str],
-    source: str | Path | None = None,
+    cifar10: str | Path | None = None,
     *,
     cache_dir: str | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, JoinedSplit], Generation, str]:
-    """Load ``splits`` of the folder and join them to ``source``: (joined by split, generation record, source used)."""
+    """Load ``splits`` of the folder and join them to ``cifar10``: (joined by split, generation record, CIFAR-10 used)."""
     dataset_dir = Path(dataset_dir)
     generation = read_generation(dataset_dir)
     for s in splits:
         check_split_generated(dataset_dir, generation, s)
-    source = str(source) if source is not None else _recorded_source(dataset_dir, generation)
-    originals = {s: load_original(source, s, generation) for s in splits}
+    cifar10 = str(cifar10) if cifar10 is not None else _recorded_cifar10(dataset_dir, generation)
+    originals = {s: load_original(cifar10, s, generation) for s in splits}
     dsd = load_adversarial(dataset_dir, cache_dir=cache_dir, progress=progress)
     joined = {s: join_split(dsd, dataset_dir, generation, s, originals[s]) for s in splits}
     for s, j in joined.items():
@@ -247,16 +247,16 @@ def load_joined(
             j.num_rows_split,
             len(j.failures),
         )
-    return joined, generation, source
+    return joined, generation, cifar10
 
 
-def _recorded_source(dataset_dir: Path, generation: Generation) -> str:
-    src = generation.data_source
-    if not src:
+def _recorded_cifar10(dataset_dir: Path, generation: Generation) -> str:
+    recorded = generation.cifar10
+    if not recorded:
         raise DataSourceError(
             f"{dataset_dir}/{mf.FILE} records no data source: pass --cifar10 DATA (the original CIFAR-10)"
         )
-    return str(src)
+    return str(recorded)
 
 
 # =========================================================================== results files

@@ -40,9 +40,14 @@ class Plan:
 
 
 def plan_shards(
-    splits: dict[str, Cifar10Split], out_dir: Path, manifest: Manifest, rps: int, num_workers: int, worker_index: int
+    splits: dict[str, Cifar10Split],
+    dataset_dir: Path,
+    manifest: Manifest,
+    rps: int,
+    num_workers: int,
+    worker_index: int,
 ) -> Plan:
-    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``out_dir``."""
+    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``dataset_dir``."""
     offsets, streams, pending = {}, [], {}
     base = 0
     for split, data in splits.items():
@@ -52,7 +57,7 @@ def plan_shards(
         todo = [
             k
             for k in mine
-            if not shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))
+            if not shard_done(dataset_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))
         ]
         if not todo:
             log.info("%s: all %d shards present, nothing to do", split, len(mine))

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 class ManifestWriter:
     """The manifest of the folder being written: replaced and rewritten after every shard (thread-safe)."""
 
-    def __init__(self, out_dir: Path, manifest: Manifest):
-        self.out_dir = out_dir
+    def __init__(self, dataset_dir: Path, manifest: Manifest):
+        self.dataset_dir = dataset_dir
         self.manifest = manifest
         self.lock = threading.Lock()
 
@@ -35,14 +35,14 @@ class ManifestWriter:
             m = self.manifest
             timing = dataclasses.replace(m.timing, shard_seconds={**m.timing.shard_seconds, name: round(seconds, 3)})
             self.manifest = m.replace(shards={**m.shards, name: entry}, timing=timing)
-            mf.write(self.out_dir, self.manifest)
+            mf.write(self.dataset_dir, self.manifest)
 
 
 class ShardWriter:
     """Writes finished shards on one background thread, recording each in the manifest."""
 
-    def __init__(self, out_dir: Path, rows_per_shard: int, with_originals: bool, record: ManifestWriter):
-        self.out_dir = out_dir
+    def __init__(self, dataset_dir: Path, rows_per_shard: int, with_originals: bool, record: ManifestWriter):
+        self.dataset_dir = dataset_dir
         self.rps = rows_per_shard
         self.with_originals = with_originals
         self.record = record
@@ -75,7 +75,7 @@ class ShardWriter:
         originals = images[kept.index - k * rps] if self.with_originals else None
         table = record_table(kept, originals)
         name = shard_name(split, k, n)
-        digest, size = write_table_atomic(table, self.out_dir / name, self.out_dir / TMP_DIR)
+        digest, size = write_table_atomic(table, self.dataset_dir / name, self.dataset_dir / TMP_DIR)
         entry = ShardEntry(
             split,
             k,

@@ -76,16 +76,16 @@ class SplitState:
         self.unverified: list[ShardSpec] = []  # missing or unreadable shards: rows unknown
 
 
-def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None:
+def check_files(dataset_dir: Path, specs: list[ShardSpec], col: Collector) -> None:
 
     expected = {s.name for s in specs}
-    data_dir = directory / DATA_DIR
+    data_dir = dataset_dir / DATA_DIR
     present = set()
     if data_dir.is_dir():
         for p in sorted(data_dir.rglob("*")):
             if p.is_dir():
                 continue
-            rel = p.relative_to(directory).as_posix()
+            rel = p.relative_to(dataset_dir).as_posix()
             present.add(rel)
             col.checked("shard_files")
             if rel not in expected:
@@ -346,10 +346,10 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
             )
 
 
-def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
+def check_against_originals(d: ShardData, cfg: Config, col: Collector) -> None:
     """linf/l2, the linf bound, unchanged rows and original_image against the original split."""
 
-    originals = d.source
+    originals = d.original_split
     spec = d.spec
     where = {"split": spec.split, "shard": spec.name}
     table = d.table

@@ -15,10 +15,10 @@ from PIL import Image
 
 from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.dataset.shards import encode_png, read_shard, write_table_atomic
-from cifar10_fgs.errors import ValidationError
+from cifar10_fgs.errors import NotADatasetError, ValidationError
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.provenance import read_json, write_json
-from cifar10_fgs.validate import CHECKS, NotADatasetError, validate_dataset
+from cifar10_fgs.validate import CHECKS, validate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,9 @@ def generated(tmp_path_factory, tiny_keras_path, image_folder_source):
     """A real folder written by generate: train 60 rows in shards of 25 (3), test 40 (2)."""
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("gen") / "ds"
-    generate_dataset(tiny_keras_path, root, out, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25))
+    generate_dataset(
+        out, tiny_keras_path, GenerateOptions(cifar10=root, attack=AttackConfig(batch_size=32), rows_per_shard=25)
+    )
     return out
 
 
@@ -42,11 +44,11 @@ def generated_with_originals(tmp_path_factory, tiny_keras_path, image_folder_sou
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("gen_orig") / "ds"
     generate_dataset(
-        tiny_keras_path,
-        root,
         out,
-        AttackConfig(batch_size=32),
-        GenerateOptions(splits=("test",), rows_per_shard=25, with_originals=True),
+        tiny_keras_path,
+        GenerateOptions(
+            cifar10=root, attack=AttackConfig(batch_size=32), splits=("test",), rows_per_shard=25, with_originals=True
+        ),
     )
     return out
 
@@ -110,7 +112,7 @@ def only(report, check):
 
 
 def test_clean_folder_passes_every_check(ds, tiny_keras_path, image_folder_source):
-    report = validate_dataset(ds, tiny_keras_path, image_folder_source[0])
+    report = validate_dataset(ds, tiny_keras_path, cifar10=image_folder_source[0])
     assert report.ok, report.failures
     status = {c.name: c.status for c in report.checks}
     assert set(status) == set(CHECKS)
@@ -198,7 +200,7 @@ def test_duplicated_row_is_named(ds, tiny_keras_path, image_folder_source):
     table = read_shard(ds / name)
     n = table.num_rows
     rewrite_shard(ds, name, pa.concat_tables([table, table.slice(3, 1)]))
-    report = validate_dataset(ds, tiny_keras_path, image_folder_source[0])
+    report = validate_dataset(ds, tiny_keras_path, cifar10=image_folder_source[0])
     assert report.failed_checks == ("indices",), report.failures
     (fail,) = report.failures
     dup = table.column("index")[3].as_py()
@@ -229,7 +231,7 @@ def test_edited_distance_is_caught_against_the_source(ds, tiny_keras_path, image
     linf = table.column("linf")[row].as_py()
     rewrite_shard(ds, name, replace_cell(table, "linf", row, linf / 2))
     assert validate_dataset(ds, tiny_keras_path).ok  # only the source can tell
-    report = validate_dataset(ds, tiny_keras_path, image_folder_source[0])
+    report = validate_dataset(ds, tiny_keras_path, cifar10=image_folder_source[0])
     assert report.failed_checks == ("perturbation",)
     (fail,) = report.failures
     assert (fail.shard, fail.row) == (name, row) and "linf" in fail.message
@@ -288,7 +290,7 @@ def test_onepixel_folder_bounds_changed_pixels_not_linf(ds, image_folder_source)
         changed = (adv != orig).any(axis=-1).reshape(len(adv), -1).sum(axis=1)
         expected |= {(name, int(r)) for r in np.flatnonzero(changed > 1)}
     assert expected  # the FGS rows change many pixels
-    report = validate_dataset(ds, source=root)
+    report = validate_dataset(ds, cifar10=root)
     assert report.failed_checks == ("perturbation_bound",)
     assert {(f.shard, f.row) for f in report.failures} == expected
     assert all("one-pixel" in f.message for f in report.failures)
@@ -315,7 +317,7 @@ def test_wrong_source_is_named(ds, tmp_path, image_folder_source):
     root = tmp_path / "other_src"
     for split, (_images, labels) in data.items():
         write_image_folder(root, split, synthetic_images(len(labels), seed=9)[0], labels)
-    report = validate_dataset(ds, source=root)
+    report = validate_dataset(ds, cifar10=root)
     fails = only(report, "source_fingerprint")
     assert {f.split for f in fails} == {"train", "test"}
     assert report.failed_checks == ("source_fingerprint",)
@@ -416,7 +418,7 @@ def test_original_image_column_is_checked_against_the_source(
 ):
     root, data = image_folder_source
     ds = Path(shutil.copytree(generated_with_originals, tmp_path / "ds"))
-    report = validate_dataset(ds, tiny_keras_path, root)
+    report = validate_dataset(ds, tiny_keras_path, cifar10=root)
     assert report.ok, report.failures
     assert report.check("original_image").status == "passed"
     assert report.check("original_image").checked == stored_counts(ds)["test"]
@@ -425,7 +427,7 @@ def test_original_image_column_is_checked_against_the_source(
     table = read_shard(ds / name)
     other = data["test"][0][table.column("index")[1].as_py()]
     rewrite_shard(ds, name, replace_cell(table, "original_image", 0, {"bytes": encode_png(other), "path": None}))
-    report = validate_dataset(ds, tiny_keras_path, root)
+    report = validate_dataset(ds, tiny_keras_path, cifar10=root)
     assert report.failed_checks == ("original_image",)
     (fail,) = report.failures
     assert (fail.shard, fail.row) == (name, 0)

@@ -342,12 +342,11 @@ class Worker:
     @classmethod
     def from_json(cls, obj) -> Worker:
         obj = obj if isinstance(obj, dict) else {}
-        legacy = {"num_shards", "shard_index"}  # written before "shard" meant only a file
         return cls(
-            int(obj.get("num_workers", obj.get("num_shards", 1))),
-            int(obj.get("worker_index", obj.get("shard_index", 0))),
+            int(obj.get("num_workers", 1)),
+            int(obj.get("worker_index", 0)),
             obj.get("combined_from"),
-            {k: v for k, v in extra_keys(obj, cls).items() if k not in legacy},
+            extra_keys(obj, cls),
         )
 
     def to_json(self) -> dict:
