@@ -167,6 +167,7 @@ class Manifest:
         against the recorded fingerprint: the first ``num_rows``, or the ``--limit`` subset the config records.
 
         Raises DataSourceError (one line, naming the recorded source) if they are not the rows generated from.
+        A stored row joins ``data`` itself at its ``index`` (the CIFAR-10 row, also for a subset: ``rows``).
         """
         spec = self.split_config(split)
         n = spec.num_rows

@@ -127,7 +127,7 @@ class SplitConfig:
     """One split as generated: ``num_rows`` rows of the source split, in ``num_shards`` shards.
 
     Without ``subset`` (no ``--limit``, or a folder from before ``--limit`` was class-balanced) they are the
-    first ``num_rows`` rows; with it, the rows ``subset`` names.
+    first ``num_rows`` rows; with it, the rows ``subset`` names. Either way the shards' ``index`` is the CIFAR-10 row.
     """
 
     num_rows: int
