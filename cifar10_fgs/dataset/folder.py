@@ -54,6 +54,10 @@ def prepare_dataset_dir(dataset_dir: Path, key: mf.Config, overwrite: bool) -> M
     if mf.exists(dataset_dir):
         try:
             manifest = mf.read(dataset_dir)
+        except mf.StaleIndexError as exc:  # an old --limit folder: replaced only with --overwrite, and said why
+            if not overwrite:
+                raise OutputError(str(exc)) from None
+            manifest = None
         except mf.ManifestError:
             manifest = None
         if manifest is not None and manifest.config.to_json() == key.to_json():

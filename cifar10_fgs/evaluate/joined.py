@@ -1,10 +1,11 @@
 """The adversarial rows of a dataset folder joined to the original split by their ``index`` column.
 
 Every evaluation reads the adversarial split back through ``datasets.load_dataset(DIR)`` and joins
-each row to the original split by its ``index`` column. The original comes from
-``load_cifar10(cifar10, split)`` (``cifar10`` defaults to the one recorded in ``generation.json``);
-its first ``num_rows`` rows must have the fingerprint recorded at generation time. Rows the attack
-did not fool are absent from the shards (listed as failures in ``generation.json``): evaluations
+each row to the original split by its ``index`` column, the row of the CIFAR-10 split (also for a
+``--limit`` subset): ``original[index]``. The original comes from ``load_cifar10(cifar10, split)``
+(``cifar10`` defaults to the one recorded in ``generation.json``); the rows generated from (the first
+``num_rows``, or the ``--limit`` subset) must have the fingerprint recorded at generation time. Rows the
+attack did not fool are absent from the shards (listed as failures in ``generation.json``): evaluations
 run on the joined rows, sorted by index, and report how many were used.
 
 ``read_generation`` is the only place in this package that reads ``generation.json``.
@@ -39,7 +40,8 @@ class SplitGeneration:
     fingerprint: str  # of the original images and labels generated from (the first num_rows, or the subset)
     config: dict  # the split's entry of the generation config, as recorded (for the dataset identity)
     shards_sha256: dict  # shard file -> sha256, for the shards written so far
-    failures: tuple[int, ...]  # indices the attack did not fool (absent from the shards), ascending
+    failures: tuple[int, ...]  # CIFAR-10 rows the attack did not fool (absent from the shards), ascending
+    rows: mf.SplitRows  # the CIFAR-10 rows generated from: all, or the --limit subset (``index`` is one of them)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ def read_generation(dataset_dir: str | Path) -> Generation:
             config["splits"][s],
             {n: e.sha256 for n, e in m.shards_of(s)},
             m.failures(s),
+            c.rows(),
         )
         for s, c in m.config.splits.items()
     }
@@ -150,12 +153,14 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
 
 
 def load_original(cifar10: str | Path, split: str, generation: Generation) -> Cifar10Split:
-    """The rows of the original split generated from, checked against the generation fingerprint."""
-    return generation.manifest.check_cifar10_fingerprint(split, load_cifar10(cifar10, split))
+    """The whole original split, whose rows generated from (all, or the subset) have the generation fingerprint."""
+    original = load_cifar10(cifar10, split)
+    generation.manifest.check_cifar10_fingerprint(split, original)
+    return original
 
 
 def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, original: Cifar10Split) -> JoinedSplit:
-    """Join the rows of ``dsd[split]`` (a loaded DatasetDict) to ``original`` by ``index``, with checks."""
+    """Join the rows of ``dsd[split]`` (a loaded DatasetDict) to ``original`` (the whole split) by ``index``."""
     import datasets
 
     record = check_split_generated(dataset_dir, generation, split)
@@ -182,7 +187,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
         raise ValidationError(
             f"index {dup} appears twice in the {split} split of {dataset_dir}: generate the folder again"
         )
-    expected = np.setdiff1d(np.arange(n), np.asarray(failures, np.int64))
+    expected = np.setdiff1d(record.rows.rows, np.asarray(failures, np.int64))
     if len(index) != len(expected) or not np.array_equal(np.sort(index), expected):
         extra = np.setdiff1d(index, expected)
         lost = np.setdiff1d(expected, index)
@@ -219,7 +224,8 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
             f"{split} row index {bad} of {dataset_dir}: the stored linf does not match the image's distance "
             "to its original: the shards were altered; regenerate the folder"
         )
-    return JoinedSplit(split, index, labels, orig_images, adversarial, columns, n, failures, original)
+    generated = original if len(record.rows) == len(original) else original.take(record.rows.rows)
+    return JoinedSplit(split, index, labels, orig_images, adversarial, columns, n, failures, generated)
 
 
 def load_joined(

@@ -6,8 +6,10 @@ Layout of ``DIR``::
     generation.json                         settings, provenance, per-shard sha256, summary
     .lock                                   held (flock) while a generate runs
 
-Shard ``i`` of a split holds the fooled rows among original rows ``[i*R, (i+1)*R)`` (R rows per
-shard). Rows not fooled within ``max_iterations`` are listed by index in ``generation.json``.
+Shard ``i`` of a split holds the fooled rows among its rows ``[i*R, (i+1)*R)`` (R rows per shard) of the
+split: all of it, or the ``--limit`` subset. Every row is named by its CIFAR-10 row (``index``, also under
+``--limit``: ``dataset.manifest.rows``); rows not fooled within ``max_iterations`` are listed so in
+``generation.json``.
 Rerunning the same command resumes from the first missing shard; the result is byte-identical to
 an uninterrupted run because each image's result does not depend on what it was batched with.
 """
@@ -123,7 +125,7 @@ def summarize(dataset_dir: Path, manifest: Manifest, split: str) -> SplitSummary
 
     listed = manifest.shards_of(split)
     table = read_columns(dataset_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
-    total = sum(e.index_range[1] - e.index_range[0] for _, e in listed)
+    total = sum(e.rows + len(e.failures) for _, e in listed)  # every row of a shard is stored or a failure
     st = split_statistics(table, total, manifest.failures(split))
     evaluations = [e.gradient_evaluations for _, e in listed]
     return SplitSummary.of(st, manifest.config, sum(evaluations) if None not in evaluations else None)
@@ -180,7 +182,7 @@ def generate_dataset(
         )
     model, model_info = _load_model_info(source_model, unsafe_model, strategy)
 
-    splits, subsets = _limited_splits(options, data)
+    splits, subsets, sizes = _limited_splits(options, data)
     key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
     resume = prepare_dataset_dir(dataset_dir, key, overwrite)
     originals = OriginalLogits(model)  # the check's rows, then the entry order's: each predicted once
@@ -203,32 +205,35 @@ def generate_dataset(
             manifest = resume.replace(complete=False)
         mf.write(dataset_dir, manifest)
         return _run(
-            model, splits, dataset_dir, manifest, config, options, allow_failures, progress, strategy, originals
+            model, splits, sizes, dataset_dir, manifest, config, options, allow_failures, progress, strategy, originals
         )
 
 
-def _limited_splits(options: GenerateOptions, data) -> tuple[dict[str, Cifar10Split], dict[str, mf.Subset]]:
+def _limited_splits(options: GenerateOptions, data):
     """The rows each split is generated from: all of them, or with ``--limit`` the recorded balanced subset.
 
+    Returns (those rows by split, the ``--limit`` subsets by split, the CIFAR-10 split's size by split).
     With ``--limit``, an image folder or tarball decodes only the subset's rows (``load_cifar10_rows``).
     """
     splits: dict[str, Cifar10Split] = {}
     subsets: dict[str, mf.Subset] = {}
+    sizes: dict[str, int] = {}
     for split in options.splits:
         given = data.get(split) if data else None
         if options.limit is None:
             splits[split] = given if given is not None else load_cifar10(options.cifar10, split)
+            sizes[split] = len(splits[split])
             continue
         choose = _balanced_subset(split, options.limit, options.seed)
         if given is not None:
             rows = choose(given.labels)
-            splits[split] = given.take(rows)
+            splits[split], sizes[split] = given.take(rows), len(given)
         else:
-            splits[split], rows, _ = load_cifar10_rows(options.cifar10, split, choose)
+            splits[split], rows, sizes[split] = load_cifar10_rows(options.cifar10, split, choose)
         subsets[split] = mf.Subset(options.limit, options.seed, tuple(rows.tolist()))
         counts = np.bincount(splits[split].labels, minlength=10).tolist()
         log.info("%s: %d rows, per class %s", split, len(rows), counts)
-    return splits, subsets
+    return splits, subsets, sizes
 
 
 def _balanced_subset(split: str, limit: int, seed: int):
@@ -274,18 +279,20 @@ def _jsonable(obj):
 
 
 def _run(
-    model, splits, dataset_dir, manifest, config, options, allow_failures, progress, strategy, originals
+    model, splits, sizes, dataset_dir, manifest, config, options, allow_failures, progress, strategy, originals
 ) -> GenerateResult:
-    """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
+    """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest.
+
+    ``sizes``: each CIFAR-10 split's size (a row's stream id, which seeds its restarts, counts the splits before it).
+    """
     record = ManifestWriter(dataset_dir, manifest)
     gradient_fn = _gradient_fn(model, strategy) if options.method == Method.FGS else None
     t_start = time.time()
     attacked = grad_evals = 0
-    writer = ShardWriter(dataset_dir, options.rows_per_shard, options.with_originals, record)
+    writer = ShardWriter(dataset_dir, options.with_originals, record)
     try:
-        plan = plan_shards(
-            splits, dataset_dir, manifest, options.rows_per_shard, options.num_workers, options.worker_index
-        )
+        worker = (options.num_workers, options.worker_index)
+        plan = plan_shards(splits, sizes, dataset_dir, manifest, options.rows_per_shard, worker)
         if plan.streams:
             router = ShardRouter(splits, plan, options.rows_per_shard, writer.submit)
             attacked, grad_evals = attack_stream(

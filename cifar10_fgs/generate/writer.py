@@ -41,18 +41,18 @@ class ManifestWriter:
 class ShardWriter:
     """Writes finished shards on one background thread, recording each in the manifest."""
 
-    def __init__(self, dataset_dir: Path, rows_per_shard: int, with_originals: bool, record: ManifestWriter):
+    def __init__(self, dataset_dir: Path, with_originals: bool, record: ManifestWriter):
         self.dataset_dir = dataset_dir
-        self.rps = rows_per_shard
         self.with_originals = with_originals
         self.record = record
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
         self._futures: list[Future] = []
         self._pool.submit(features, self.with_originals)  # imports `datasets` while the attack runs, not after it
 
-    def submit(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
-        """Queue shard ``k`` of ``n`` of ``split`` from its records and its original ``images``."""
-        self._futures.append(self._pool.submit(self._write, split, k, n, parts, images, seconds))
+    def submit(self, split: str, k: int, n: int, parts: list[AttackRecord], images, rows, seconds: float) -> None:
+        """Queue shard ``k`` of ``n`` of ``split`` from its records (``index``: the CIFAR-10 row), its original
+        ``images`` and their CIFAR-10 ``rows`` (ascending)."""
+        self._futures.append(self._pool.submit(self._write, split, k, n, parts, images, rows, seconds))
 
     def raise_errors(self) -> None:
         """Surface the errors of shards already written (disk full, ...) early."""
@@ -66,13 +66,12 @@ class ShardWriter:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _write(self, split: str, k: int, n: int, parts: list[AttackRecord], images: np.ndarray, seconds: float) -> None:
-        rps = self.rps
+    def _write(self, split: str, k: int, n: int, parts: list[AttackRecord], images, rows, seconds: float) -> None:
         rec = AttackRecord.concat(parts)
         rec = rec.take(np.argsort(rec.index, kind="stable"))
         keep = rec.fooled
         kept = rec.take(np.flatnonzero(keep))
-        originals = images[kept.index - k * rps] if self.with_originals else None
+        originals = images[np.searchsorted(rows, kept.index)] if self.with_originals else None
         table = record_table(kept, originals)
         name = shard_name(split, k, n)
         digest, size = write_table_atomic(table, self.dataset_dir / name, self.dataset_dir / TMP_DIR)
@@ -82,7 +81,7 @@ class ShardWriter:
             int(table.num_rows),
             digest,
             size,
-            (k * rps, k * rps + len(rec)),
+            (int(rows[0]), int(rows[-1]) + 1),  # the CIFAR-10 rows the shard spans (manifest.rows)
             tuple(rec.index[~keep].tolist()),
             gradient_evaluations=int(rec.evaluations.sum()),
         )

@@ -197,9 +197,10 @@ def _originals(dataset_dir: Path, manifest: Manifest, layout: Layout, split: str
             "with the CIFAR-10 source the dataset was generated from (or generate with `--with-originals`)."
         )
 
-    head = manifest.check_cifar10_fingerprint(split, load_cifar10(cifar10, split))
-    idx = table.column("index").to_numpy()[positions]
-    return head.images[idx], None
+    original = load_cifar10(cifar10, split)
+    manifest.check_cifar10_fingerprint(split, original)  # the rows generated from have the recorded fingerprint
+    idx = table.column("index").to_numpy()[positions]  # the CIFAR-10 row, also for a --limit subset
+    return original.images[idx], None
 
 
 def _steps(n) -> str:

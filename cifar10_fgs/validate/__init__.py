@@ -8,13 +8,14 @@
   nothing else lies in ``data/``, and the manifest says ``complete``;
 * rows: the Arrow schema carries the expected ``datasets`` features, every image decodes from its
   PNG bytes to 32x32x3 uint8, labels and predictions are classes 0-9, no original index appears
-  twice, and the stored indices plus the manifest's listed failures cover each split's rows
-  ``0..num_rows-1`` exactly once;
+  twice, and the stored indices plus the manifest's listed failures cover each split's rows exactly once
+  (CIFAR-10 rows: ``0..num_rows-1``, or a ``--limit`` subset's ``original_rows``; ``dataset.manifest.rows``);
 * with ``source_model``: the file is the generating model (sha256 equal to ``config.model_sha256``),
   and it misclassifies every stored image and predicts exactly the stored
   ``adversarial_prediction`` (inference with the generation's batch size, ``config.attack`` or
   ``config.onepixel``, so the logits are bitwise those that generate saw);
-* with ``cifar10``: the original split has the manifest's fingerprint, the stored ``linf``/``l2``
+* with ``cifar10``: the rows generated from have the manifest's fingerprint, against the original at each
+  row's ``index`` (its CIFAR-10 row) the stored ``linf``/``l2``
   equal the recomputed distances, ``linf <= step * iterations + 0.5 / 255`` (for a ``--method
   onepixel`` folder: at most one pixel differs), rows with ``iterations == 0`` equal their
   original, and ``original_image`` (if stored) is the original;

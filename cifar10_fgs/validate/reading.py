@@ -13,7 +13,7 @@ import numpy as np
 
 from cifar10_fgs.config import CONFIDENCE_TOLERANCE
 from cifar10_fgs.data import IMAGE_SHAPE, decode_image, load_cifar10
-from cifar10_fgs.dataset.manifest import Cifar10MismatchError, Manifest, ShardEntry
+from cifar10_fgs.dataset.manifest import Cifar10MismatchError, Manifest, ShardEntry, SplitRows
 from cifar10_fgs.dataset.shards import read_shard
 from cifar10_fgs.errors import Cifar10FgsError
 from cifar10_fgs.models.inference import predict_logits, softmax
@@ -27,9 +27,20 @@ class ShardSpec:
     name: str  # data/<split>-<i>-of-<n>.arrow
     split: str
     k: int
-    lo: int  # first original row of the shard
+    lo: int  # first position of the shard among the split's generated rows (``rows``)
     hi: int  # one past the last
     entry: ShardEntry | None  # generation.json's entry, None if not listed or malformed
+    rows: SplitRows  # the split's: the CIFAR-10 row of each position
+
+    @property
+    def index_range(self) -> tuple[int, int]:
+        """The CIFAR-10 rows [first, last + 1) the shard spans (its ``index`` values lie among them)."""
+        return int(self.rows.rows[self.lo]), int(self.rows.rows[self.hi - 1]) + 1
+
+    @property
+    def span(self) -> str:
+        lo, hi = self.index_range
+        return f"rows {lo}..{hi - 1}"
 
 
 @dataclass
@@ -46,7 +57,7 @@ class ShardData:
     originals: np.ndarray | None = None  # decoded original_image column
     originals_decoded: np.ndarray | None = None
     original_errors: list = field(default_factory=list)
-    original_split: object = None  # the original split's images from --cifar10 (already cut to num_rows) or None
+    original_split: object = None  # the original CIFAR-10 split's images (indexed by ``index``), or None
     cifar10_problem: str | None = None  # set on the first shard of a split whose --cifar10 does not match
     cifar10_loaded: bool = False  # this shard's read loaded its split from --cifar10
 
@@ -107,7 +118,8 @@ def _read_shard(dataset_dir: Path, spec: ShardSpec, expected_schema, originals: 
 
 
 class _OriginalsCache:
-    """The original split for the shard being read, loaded once per split (in the prefetch thread).
+    """The original split for the shard being read, loaded once per split (in the prefetch thread): all of it,
+    once its generated rows (all, or the ``--limit`` subset) have the recorded fingerprint.
 
     ``get`` returns ``(images or None, problem or None, loaded now)``; the caller records the problem.
     """
@@ -127,7 +139,8 @@ class _OriginalsCache:
         self.split, self.images = split, None
         full = load_cifar10(self.cifar10, split)  # an unreadable --cifar10 is bad input: raised
         try:
-            self.images = self.manifest.check_cifar10_fingerprint(split, full).images
+            self.manifest.check_cifar10_fingerprint(split, full)
+            self.images = full.images
         except Cifar10MismatchError as exc:
             return None, str(exc), True
         return self.images, None, True

@@ -381,6 +381,31 @@ def test_rows_the_attack_did_not_fool_are_excluded(tmp_path, tiny_keras_path, ta
         evaluate_retrain(out, tmp_path / "r.keras", RetrainOptions(cifar10=root, epochs=1))
 
 
+def test_a_limit_dataset_joins_cifar10_by_index(tmp_path, tiny_keras_path, target_path, image_folder_source):
+    """Under --limit, index is the CIFAR-10 row: transfer scores CIFAR-10[index], the subset's rows in all."""
+    root, _ = image_folder_source
+    out = tmp_path / "limited"
+    options = GenerateOptions(splits=("test",), limit=20, seed=4, rows_per_shard=8)
+    generate_dataset(
+        tiny_keras_path, root, out, AttackConfig(batch_size=32, max_iterations=3), options, allow_failures=True
+    )
+    subset = json.loads((out / "generation.json").read_text())["config"]["splits"]["test"]["subset"]
+    failures = json.loads((out / "generation.json").read_text())["summary"]["test"]["failures"]
+    assert 0 < len(failures) < 20 and subset["original_rows"] != list(range(20))
+    r = evaluate_transfer(target_path, out, TransferOptions(cifar10=root, seed=2))
+    index, orig, adv, labels = direct(out, root)  # joined by hand, original = CIFAR-10[index]
+    assert sorted([*index.tolist(), *failures]) == subset["original_rows"]
+    assert r.num_rows_used == 20 - len(failures) and r.num_rows_split == 20
+    target, t = load(target_path), r.report["results"]["target"]
+    assert_metrics(t["original"], numpy_metrics(model_logits(target, orig), labels))
+    assert_metrics(t["adversarial"], numpy_metrics(model_logits(target, adv), labels))
+    control = random_sign_control(orig, linf_levels(adv, orig), seed=2, keys=index)
+    assert_metrics(t["random_sign_control"], numpy_metrics(model_logits(target, control), labels))
+    subset_rows = load_cifar10(root, "test").take(np.asarray(subset["original_rows"]))
+    expected = numpy_metrics(model_logits(target, subset_rows.images), subset_rows.labels)
+    assert_metrics(t["original_all_rows"], expected)
+
+
 def test_results_made_with_other_settings_are_kept(transfer, folder, target_path, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
     path = folder / "results" / "transfer.json"

@@ -26,19 +26,17 @@ from cifar10_fgs.errors import ConfigError, OutputError
 from cifar10_fgs.generate.core import AttackFailuresError, GenerateOptions, generate_dataset
 from cifar10_fgs.models.inference import predict_logits
 
-from helpers import generate_cli, labels_the_model_gets_right, synthetic_images, tiny_model, write_image_folder
+from helpers import (
+    folder_bytes,
+    generate_cli,
+    labels_the_model_gets_right,
+    synthetic_images,
+    tiny_model,
+    write_image_folder,
+)
 
 CFG = AttackConfig(batch_size=32)
 OPTS = GenerateOptions(rows_per_shard=25)
-
-
-def folder_bytes(d: Path) -> dict[str, bytes]:
-    """Every file of a dataset folder, the manifest without its (volatile) timing block."""
-    out = {str(p.relative_to(d)): p.read_bytes() for p in sorted((d / "data").iterdir())}
-    manifest = json.loads((d / MANIFEST).read_text())
-    manifest.pop("timing", None)
-    out[MANIFEST] = json.dumps(manifest, sort_keys=True).encode()
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -95,20 +95,31 @@ def test_limit_on_a_class_sorted_folder_covers_every_class_and_joins_back(sorted
 
     manifest = json.loads((out / MANIFEST).read_text())
     subset = manifest["config"]["splits"]["test"]["subset"]
-    assert {k: subset[k] for k in ("rule", "limit", "seed")} == {"rule": "balanced", "limit": 30, "seed": 2}
+    assert {k: subset[k] for k in ("rule", "limit", "seed", "index")} == {
+        "rule": "balanced",
+        "limit": 30,
+        "seed": 2,
+        "index": "cifar10_row",
+    }
     original_rows = np.asarray(subset["original_rows"])
     assert original_rows.tolist() == balanced_rows(full.labels, 30, 2).tolist()
     assert np.bincount(full.labels[original_rows], minlength=10).tolist() == [3] * 10
 
     rows = stored(out)
     failures = manifest["summary"]["test"]["failures"]
-    assert sorted([*rows["index"].tolist(), *failures]) == list(range(30))
-    assert len(set(rows["label"].tolist()) | set(full.labels[original_rows[failures]].tolist())) == 10
-    # index -> original_rows[index] is the original row: its label and (stored with --with-originals) its pixels
-    assert np.array_equal(rows["label"], full.labels[original_rows[rows["index"]]])
+    assert sorted([*rows["index"].tolist(), *failures]) == original_rows.tolist()  # CIFAR-10 rows, both
+    assert len(set(full.labels[rows["index"]].tolist()) | set(full.labels[failures].tolist())) == 10
+    # index is the original row: its label and (stored with --with-originals) its pixels
+    assert np.array_equal(rows["label"], full.labels[rows["index"]])
     tables = [read_shard(p) for p in sorted((out / "data").iterdir())]
     originals = np.concatenate([decode_images(t.column("original_image").to_pylist()) for t in tables])
-    assert np.array_equal(originals, full.images[original_rows[rows["index"]]])
+    assert np.array_equal(originals, full.images[rows["index"]])
+    # a shard covers 16 consecutive rows of the subset; its index_range spans their CIFAR-10 rows
+    entries = sorted(manifest["shards"].values(), key=lambda e: e["shard"])
+    assert [e["index_range"] for e in entries] == [
+        [int(original_rows[0]), int(original_rows[15]) + 1],
+        [int(original_rows[16]), int(original_rows[29]) + 1],
+    ]
 
     # every consumer re-derives the subset from the record: validate checks against the originals
     report = validate_dataset(out, tiny_keras_path, cifar10=sorted_folder)
@@ -121,7 +132,8 @@ def test_limit_on_a_class_sorted_folder_covers_every_class_and_joins_back(sorted
     # the card says how `index` joins back for a subset
     write_card(out, cifar10=sorted_folder)
     card = (out / "README.md").read_text()
-    assert "class-balanced subset of 30 test images" in card and "original_rows[index]" in card
+    assert "class-balanced subset of 30 test images" in card and "`index` is still the CIFAR-10 row" in card
+    assert "original_rows[index]" not in card
     assert "Only the first" not in card
 
 

@@ -276,6 +276,39 @@ def test_row_moved_to_another_shard_is_named(ds):
     assert [(f.shard, f.index) for f in report.failures_of("coverage")] == [(name, lost)]
 
 
+@pytest.fixture
+def limited(tmp_path, tiny_keras_path, image_folder_source) -> Path:
+    """A --limit folder: 20 of the 40 test rows, shards of 8; index is the CIFAR-10 row."""
+    root, _ = image_folder_source
+    out = tmp_path / "limited"
+    options = GenerateOptions(splits=("test",), limit=20, seed=5, rows_per_shard=8, with_originals=True)
+    generate_dataset(tiny_keras_path, root, out, AttackConfig(batch_size=32), options, allow_failures=True)
+    return out
+
+
+def test_a_limit_folder_is_checked_by_cifar10_row(limited, tiny_keras_path, image_folder_source):
+    root, _ = image_folder_source
+    rows = manifest(limited)["config"]["splits"]["test"]["subset"]["original_rows"]
+    assert rows != list(range(20))
+    assert validate_dataset(limited, tiny_keras_path, root).ok  # pixels, labels, originals at CIFAR-10[index]
+    name = shard_of(limited, "test", 1)  # subset rows 8..15
+    table = read_shard(limited / name)
+    lost = table.column("index")[0].as_py()
+    outside = next(i for i in range(rows[8], rows[15]) if i not in rows)  # in the shard's span, not in the subset
+    rewrite_shard(limited, name, replace_cell(table, "index", 0, outside))
+    report = validate_dataset(limited, source=root)
+    (bad,) = report.failures_of("indices")
+    assert (bad.index, bad.row) == (outside, 0) and "the --limit subset lacks it" in bad.message
+    assert [f.index for f in report.failures_of("coverage")] == [lost]  # named by its CIFAR-10 row
+    # its label and pixels now belong to another CIFAR-10 row: the source checks say so too
+    assert report.failures_of("original_image") and report.failures_of("perturbation")
+    m = manifest(limited)
+    m["shards"][name]["index_range"] = [8, 16]  # the positions, as an older reader might have written them
+    write_json(limited / "generation.json", m)
+    report = validate_dataset(limited)
+    assert any("index_range [8, 16]" in f.message for f in report.failures_of("manifest"))
+
+
 def test_onepixel_folder_bounds_changed_pixels_not_linf(ds, image_folder_source):
     root, data = image_folder_source
     m = manifest(ds)

@@ -5,13 +5,14 @@
     config          the settings that made the folder (a folder resumes only with equal settings)
       format_version, method ("fgs" | "onepixel"), attack {AttackConfig fields}, onepixel {..} (onepixel only),
       model_sha256, rows_per_shard, replicas, with_originals,
-      splits {<split>: {fingerprint, num_rows, num_shards, subset (``--limit`` only: rule, limit, seed, original_rows)}}
+      splits {<split>: {fingerprint, num_rows, num_shards, subset (``--limit`` only: rule, limit, seed, original_rows,
+              index: "cifar10_row")}}
     source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy, network
     data_source     source (as given), splits {<split>: how that split was read}
     library_versions {package: version}
     worker          num_workers, worker_index (this machine's part of the work), combined_from
     shards          {data/<split>-<i>-of-<n>.arrow: {split, shard, rows, sha256, bytes, index_range, failures,
-                     gradient_evaluations}}
+                     gradient_evaluations}}  (index_range and failures in CIFAR-10 rows, as the ``index`` column: ``rows``)
     complete        true once every shard of every split is present
     summary         {<split>: statistics of the stored rows, phases and perturbation percentiles (``stats.SplitSummary``)}
     timing          shard_seconds {<shard>: seconds}, seconds_total, runs, last_run_* (volatile)
@@ -36,12 +37,14 @@ from cifar10_fgs.dataset.manifest.records import (
     ShardEntry,
     SourceModel,
     SplitConfig,
+    StaleIndexError,
     Subset,
     Timing,
     Worker,
     extra_keys,
     to_object,
 )
+from cifar10_fgs.dataset.manifest.rows import SplitRows
 from cifar10_fgs.dataset.shards import DATA_DIR
 from cifar10_fgs.dataset.stats import SplitSummary
 from cifar10_fgs.errors import DataSourceError, NotADatasetError, ValidationError
@@ -58,6 +61,8 @@ __all__ = [
     "ShardEntry",
     "SourceModel",
     "SplitConfig",
+    "SplitRows",
+    "StaleIndexError",
     "Subset",
     "Timing",
     "Worker",
@@ -136,7 +141,7 @@ class Manifest:
         return sorted((n, e) for n, e in self.shards.items() if e.split == split)
 
     def failures(self, split: str) -> tuple[int, ...]:
-        """Original rows of ``split`` not fooled (absent from the shards), ascending."""
+        """CIFAR-10 rows of ``split`` not fooled (absent from the shards), ascending."""
         return tuple(sorted(i for _, e in self.shards_of(split) for i in e.failures))
 
     def stored_rows(self) -> dict[str, int]:
@@ -162,6 +167,7 @@ class Manifest:
         against the recorded fingerprint: the first ``num_rows``, or the ``--limit`` subset the config records.
 
         Raises DataSourceError (one line, naming the recorded source) if they are not the rows generated from.
+        A stored row joins ``data`` itself at its ``index`` (the CIFAR-10 row, also for a subset: ``rows``).
         """
         spec = self.split_config(split)
         n = spec.num_rows
@@ -217,6 +223,8 @@ def read(dataset_dir: str | Path, *, complete: bool = False) -> Manifest:
         ) from None
     try:
         manifest = Manifest.from_json(obj)
+    except StaleIndexError as exc:
+        raise StaleIndexError(f"{path(dataset_dir)}: {exc}") from None
     except ManifestError as exc:
         raise ManifestError(f"{path(dataset_dir)} is unusable ({exc}): regenerate the folder") from None
     if complete:
