@@ -385,14 +385,13 @@ def test_a_limit_dataset_joins_cifar10_by_index(tmp_path, tiny_keras_path, targe
     """Under --limit, index is the CIFAR-10 row: transfer scores CIFAR-10[index], the subset's rows in all."""
     root, _ = image_folder_source
     out = tmp_path / "limited"
-    options = GenerateOptions(splits=("test",), limit=20, seed=4, rows_per_shard=8)
-    generate_dataset(
-        tiny_keras_path, root, out, AttackConfig(batch_size=32, max_iterations=3), options, allow_failures=True
-    )
+    attack = AttackConfig(batch_size=32, max_iterations=3)
+    options = GenerateOptions(cifar10=root, attack=attack, splits=("test",), limit=20, seed=4, rows_per_shard=8)
+    generate_dataset(out, tiny_keras_path, options, allow_failures=True)
     subset = json.loads((out / "generation.json").read_text())["config"]["splits"]["test"]["subset"]
     failures = json.loads((out / "generation.json").read_text())["summary"]["test"]["failures"]
     assert 0 < len(failures) < 20 and subset["original_rows"] != list(range(20))
-    r = evaluate_transfer(target_path, out, TransferOptions(cifar10=root, seed=2))
+    r = evaluate_transfer(out, target_path, TransferOptions(cifar10=root, seed=2))
     index, orig, adv, labels = direct(out, root)  # joined by hand, original = CIFAR-10[index]
     assert sorted([*index.tolist(), *failures]) == subset["original_rows"]
     assert r.num_rows_used == 20 - len(failures) and r.num_rows_split == 20

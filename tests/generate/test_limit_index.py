@@ -3,6 +3,7 @@ an old ``--limit`` folder (index = position in the subset) is refused in one lin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -45,7 +46,7 @@ def rows_by_index(out, split: str) -> dict[int, dict]:
 def limited(tmp_path_factory, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("limited") / "ds"
-    generate_dataset(tiny_keras_path, root, out, CFG, OPTS, allow_failures=True)
+    generate_dataset(out, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True)
     return out
 
 
@@ -65,14 +66,19 @@ def test_every_row_joins_cifar10_by_index_with_no_mapping(limited, image_folder_
             lo, hi = e["index_range"]
             assert all(lo <= i < hi for i in e["failures"])
     assert manifest["summary"]["test"]["num_images"] == 20
-    assert validate_dataset(limited, tiny_keras_path, root).ok
+    assert validate_dataset(limited, tiny_keras_path, cifar10=root).ok
 
 
 def test_a_limit_row_is_the_row_a_whole_split_run_writes(limited, image_folder_source, tiny_keras_path, tmp_path):
     """Stream ids (which seed restarts) are CIFAR-10 rows: a row's result does not depend on the subset."""
     root, _ = image_folder_source
     whole = tmp_path / "whole"
-    generate_dataset(tiny_keras_path, root, whole, CFG, GenerateOptions(rows_per_shard=25), allow_failures=True)
+    generate_dataset(
+        whole,
+        tiny_keras_path,
+        dataclasses.replace(GenerateOptions(rows_per_shard=25), cifar10=root, attack=CFG),
+        allow_failures=True,
+    )
     for split in ("train", "test"):
         mine, theirs = rows_by_index(limited, split), rows_by_index(whole, split)
         assert mine and all(theirs[i] == row for i, row in mine.items())
@@ -87,7 +93,9 @@ def test_two_workers_and_combine_write_the_single_run(limited, image_folder_sour
     for i in range(2):
         parts.append(tmp_path / f"worker{i}")
         options = GenerateOptions(**{**OPTS.__dict__, "num_workers": 2, "worker_index": i})
-        generate_dataset(tiny_keras_path, root, parts[-1], CFG, options, allow_failures=True)
+        generate_dataset(
+            parts[-1], tiny_keras_path, dataclasses.replace(options, cifar10=root, attack=CFG), allow_failures=True
+        )
     combined = tmp_path / "combined"
     combine_workers(parts, combined)
     single = folder_bytes(limited)
@@ -115,10 +123,14 @@ def test_a_resumed_run_is_byte_identical(limited, image_folder_source, tiny_kera
     monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", crash_on_third)
     target = tmp_path / "crashed"
     with pytest.raises(OSError):
-        generate_dataset(tiny_keras_path, root, target, CFG, OPTS, allow_failures=True)
+        generate_dataset(
+            target, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True
+        )
     assert 2 <= len(list((target / "data").iterdir())) < 6
     monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", real)
-    resumed = generate_dataset(tiny_keras_path, root, target, CFG, OPTS, allow_failures=True)
+    resumed = generate_dataset(
+        target, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True
+    )
     assert 0 < resumed.images_attacked < 40
     assert folder_bytes(target) == folder_bytes(limited)
     assert_rows_join_cifar10(target, root)
@@ -128,14 +140,16 @@ def test_onepixel_under_limit_stores_the_cifar10_row(image_folder_source, tiny_k
     root, _ = image_folder_source
     out = tmp_path / "onepixel"
     options = GenerateOptions(splits=("test",), limit=4, seed=1, with_originals=True, method=Method.ONEPIXEL)
-    generate_dataset(tiny_keras_path, root, out, CFG, options, allow_failures=True)
+    generate_dataset(out, tiny_keras_path, dataclasses.replace(options, cifar10=root, attack=CFG), allow_failures=True)
     full, manifest = load_cifar10(root, "test"), manifest_json(out)
     rows = manifest["config"]["splits"]["test"]["subset"]["original_rows"]
     table = read_shard(next((out / "data").iterdir()))
     index = np.asarray(table.column("index").to_pylist(), np.int64)
     assert sorted([*index.tolist(), *manifest["summary"]["test"]["failures"]]) == rows != list(range(4))
     assert np.array_equal(np.asarray(table.column("label").to_pylist()), full.labels[index])
-    assert validate_dataset(out, tiny_keras_path, root).ok  # one pixel differs from CIFAR-10[index], originals equal
+    assert validate_dataset(
+        out, tiny_keras_path, cifar10=root
+    ).ok  # one pixel differs from CIFAR-10[index], originals equal
 
 
 # --------------------------------------------------------------------------- an old --limit folder
@@ -163,14 +177,16 @@ def test_an_old_limit_folder_is_refused_in_one_line_by_every_reader(
         mf.read(old_style)
     line = str(read.value)
     assert "\n" not in line and "position in the subset" in line and "--overwrite" in line
-    report = validate_dataset(old_style, tiny_keras_path, root)
+    report = validate_dataset(old_style, tiny_keras_path, cifar10=root)
     assert not report.ok and [f.message for f in report.failures] == [line]
     with pytest.raises(DataSourceError, match="--overwrite"):
-        evaluate_transfer(tiny_keras_path, old_style, TransferOptions(cifar10=root))
+        evaluate_transfer(old_style, tiny_keras_path, TransferOptions(cifar10=root))
     with pytest.raises(mf.StaleIndexError):
         combine_workers([old_style], tmp_path / "combined")
     with pytest.raises(OutputError, match="position in the subset.*--overwrite"):  # resume: nothing replaced
-        generate_dataset(tiny_keras_path, root, old_style, CFG, OPTS, allow_failures=True)
+        generate_dataset(
+            old_style, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True
+        )
     args = generate_cli(tiny_keras_path, root, old_style, "--limit", "20", "--allow-failures")
     assert run_with_friendly_errors(cli, args) == 2
     err = capsys.readouterr().err
@@ -182,7 +198,13 @@ def test_an_old_limit_folder_is_refused_in_one_line_by_every_reader(
 
 def test_overwrite_regenerates_an_old_limit_folder(old_style, limited, image_folder_source, tiny_keras_path):
     root, _ = image_folder_source
-    generate_dataset(tiny_keras_path, root, old_style, CFG, OPTS, allow_failures=True, overwrite=True)
+    generate_dataset(
+        old_style,
+        tiny_keras_path,
+        dataclasses.replace(OPTS, cifar10=root, attack=CFG),
+        allow_failures=True,
+        overwrite=True,
+    )
     assert folder_bytes(old_style) == folder_bytes(limited)
 
 

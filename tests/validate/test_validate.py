@@ -281,8 +281,16 @@ def limited(tmp_path, tiny_keras_path, image_folder_source) -> Path:
     """A --limit folder: 20 of the 40 test rows, shards of 8; index is the CIFAR-10 row."""
     root, _ = image_folder_source
     out = tmp_path / "limited"
-    options = GenerateOptions(splits=("test",), limit=20, seed=5, rows_per_shard=8, with_originals=True)
-    generate_dataset(tiny_keras_path, root, out, AttackConfig(batch_size=32), options, allow_failures=True)
+    options = GenerateOptions(
+        cifar10=root,
+        attack=AttackConfig(batch_size=32),
+        splits=("test",),
+        limit=20,
+        seed=5,
+        rows_per_shard=8,
+        with_originals=True,
+    )
+    generate_dataset(out, tiny_keras_path, options, allow_failures=True)
     return out
 
 
@@ -290,13 +298,13 @@ def test_a_limit_folder_is_checked_by_cifar10_row(limited, tiny_keras_path, imag
     root, _ = image_folder_source
     rows = manifest(limited)["config"]["splits"]["test"]["subset"]["original_rows"]
     assert rows != list(range(20))
-    assert validate_dataset(limited, tiny_keras_path, root).ok  # pixels, labels, originals at CIFAR-10[index]
+    assert validate_dataset(limited, tiny_keras_path, cifar10=root).ok  # pixels, labels, originals at CIFAR-10[index]
     name = shard_of(limited, "test", 1)  # subset rows 8..15
     table = read_shard(limited / name)
     lost = table.column("index")[0].as_py()
     outside = next(i for i in range(rows[8], rows[15]) if i not in rows)  # in the shard's span, not in the subset
     rewrite_shard(limited, name, replace_cell(table, "index", 0, outside))
-    report = validate_dataset(limited, source=root)
+    report = validate_dataset(limited, cifar10=root)
     (bad,) = report.failures_of("indices")
     assert (bad.index, bad.row) == (outside, 0) and "the --limit subset lacks it" in bad.message
     assert [f.index for f in report.failures_of("coverage")] == [lost]  # named by its CIFAR-10 row
