@@ -242,7 +242,7 @@ class _Run:
         o, d, results = self.options, self.dataset_dir, self.dataset_dir / RESULTS_DIR
         target_sha = sha256_file(target_model)
         t0 = time.time()
-        key = [manifest_sha, target_sha, sha256_file(source_model)]
+        key: list[object] = [manifest_sha, target_sha, sha256_file(source_model)]  # a stage's key: JSON
         if self.unchanged("transfer", key) and (results / "transfer.json").exists():
             self.finish("transfer", "skipped", t0, "results exist")
         else:

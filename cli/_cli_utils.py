@@ -245,12 +245,6 @@ def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
     return "\n".join([line(cells[0]), line(tuple("-" * w for w in widths)), *map(line, cells[1:])])
 
 
-def fmt(x, digits: int = 4) -> str:
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
 def examples(*lines: str) -> str:
     """A command's epilog: its --help ends with these example command lines (``\\b``: not rewrapped)."""
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

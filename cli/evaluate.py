@@ -22,6 +22,7 @@ from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comp
 from cifar10_fgs.evaluate.gaussian import cost_key
 from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
 from cifar10_fgs.evaluate.metrics import SETS
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.hub import is_hub_ref, is_model_uri
 
 from ._cli_utils import (
@@ -31,7 +32,6 @@ from ._cli_utils import (
     dataset_argument,
     epochs_option,
     examples,
-    fmt,
     output_options,
     overwrite_option,
     predict_batch_size_option,
@@ -101,10 +101,6 @@ def _common(output: Output, cifar10, batch_size, name, overwrite, unsafe_model, 
 def _written(result, dataset_dir) -> str:
     paths = [result.json_path, result.markdown_path, *(str(Path(dataset_dir) / p) for p in result.plots)]
     return "wrote " + ", ".join(paths)
-
-
-def _fmt(x) -> str:
-    return "n/a" if x is None else fmt(x)
 
 
 @click.group(
@@ -210,8 +206,8 @@ def _transfer_text(r, dataset_dir) -> list[str]:
             ("set", "accuracy", "loss", "mean confidence"),
         ),
         f"accuracy drop {r.accuracy_drop:.4f} (random-sign control {r.control_accuracy_drop:.4f}); "
-        f"mean original confidence: fooled {_fmt(c['fooled']['mean_original_confidence'])} "
-        f"(n={c['fooled']['rows']}), held {_fmt(c['held']['mean_original_confidence'])} (n={c['held']['rows']})",
+        f"mean original confidence: fooled {fmt(c['fooled']['mean_original_confidence'], missing='n/a')} "
+        f"(n={c['fooled']['rows']}), held {fmt(c['held']['mean_original_confidence'], missing='n/a')} (n={c['held']['rows']})",
         _written(r, dataset_dir),
     ]
 

@@ -10,7 +10,6 @@ gives the same card. Of the library, only ``models``' naming constant is importe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -171,16 +170,6 @@ def build_card_data(inputs: CardInputs):
 
 
 # --------------------------------------------------------------------------- markdown helpers
-
-
-def fmt_number(v) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4f}"
-    return str(v)
 
 
 def md_escape(text) -> str:

@@ -121,7 +121,9 @@ def _write(path: Path, digest: str, images: np.ndarray, labels: np.ndarray) -> N
 def read_cached(key: dict, where: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The cached arrays of ``key``, or None (not cached, unreadable, or the cache is off)."""
     entry = _entry(key)
-    hit = _read(*entry) if entry is not None else None
+    if entry is None:
+        return None
+    hit = _read(*entry)
     if hit is not None:
         log.info("read %d decoded images of %s from the cache %s", len(hit[1]), where, entry[0])
     return hit

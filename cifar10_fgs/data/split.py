@@ -133,8 +133,9 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
             img.load()
             mode = img.mode
             if mode == "P" and "transparency" not in img.info:  # a lossless palette PNG of an RGB image
-                img, mode = img.convert("RGB"), "RGB"
-            arr = np.asarray(img)
+                arr, mode = np.asarray(img.convert("RGB")), "RGB"
+            else:
+                arr = np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataSourceError(
             f"{where} is not a readable image ({one_line(exc)}): expected PNG or JPEG bytes"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from cifar10_fgs.evaluate.joined import Generation, read_generation
 from cifar10_fgs.evaluate.paper import PAPER, PAPER_STD
-from cifar10_fgs.evaluate.results import RESULTS_DIR, fmt, md_table, write_results
+from cifar10_fgs.evaluate.results import RESULTS_DIR, md_table, write_results
+from cifar10_fgs.formatting import fmt, quantity
 from cifar10_fgs.provenance import splice_marked
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _retrain(r: _Results, names: Sequence[str], rows: list, effects: list) -> di
             "V",
             "retraining narrows the accuracy drop",
             f"{fmt(before)} → {fmt(after)}",
-            None if before is None else after < before,
+            None if before is None or after is None else after < before,
             "retraining on these adversarial images did not make the network more robust to them",
         )
         for key, ours, base, set_name in (
@@ -202,7 +203,7 @@ def _retrain(r: _Results, names: Sequence[str], rows: list, effects: list) -> di
                 "V",
                 f"the retrained network is more accurate on the {set_name} set",
                 f"{fmt(base)} → {fmt(ours)}",
-                None if base is None else ours > base,
+                None if base is None or ours is None else ours > base,
                 why,
             )
     return found
@@ -237,7 +238,7 @@ def _gaussian(g: dict, name: str, target_sha: str | None, retrained: dict, rows:
         gain = (info.get("recovered_on_adversarial", {}).get(target) or {}).get(f"{PAPER_STD:g}")
         _row(rows, "gaussian_gain_std_0.5", gain, gain_src if gain is not None else None, v)
         costs = {s: ms for s, ms in info.get("ms_per_image_batched", {}).items() if float(s) > 0}
-        worst = max(costs, key=costs.get, default=None)
+        worst = max(costs, key=lambda s: costs[s], default=None)
         _row(
             rows,
             "gaussian_ms_per_image",
@@ -375,6 +376,7 @@ def write_paper_comparison(dataset_dir: str | Path, inputs: dict | None = None) 
     """Write ``DIR/results/paper.json`` and ``paper.md`` from the results files present (see module docstring)."""
     dataset_dir = Path(dataset_dir)
     rows, effects, used = build_comparison(dataset_dir, inputs)
+    reproduced = sorted({e.label for e in effects if e.key == "gaussian_gain" and e.reproduced})
     report = {
         "kind": "paper",
         "name": NAME,
@@ -383,9 +385,9 @@ def write_paper_comparison(dataset_dir: str | Path, inputs: dict | None = None) 
         "rows": [asdict(x) for x in rows],
         "effects": [asdict(e) for e in effects],
         "gaussian_std": PAPER_STD,
-        "reproduced_gaussian_variants": sorted({e.label for e in effects if e.key == "gaussian_gain" and e.reproduced}),
+        "reproduced_gaussian_variants": reproduced,
     }
-    report["markdown"] = comparison_markdown(rows, effects, report["reproduced_gaussian_variants"])
+    report["markdown"] = comparison_markdown(rows, effects, reproduced)
     json_path, md_path, _ = write_results(dataset_dir, NAME, report, {}, TITLE)
     return PaperComparison(json_path, md_path, tuple(rows), tuple(effects), report)
 
@@ -404,14 +406,6 @@ def splice_into_readme(readme: str | Path, comparison: PaperComparison, dataset_
     splice_marked(readme, README_BEGIN, README_END, body, "paper-comparison")
 
 
-def _num(x: float | None, unit: str) -> str:
-    if x is None:
-        return "not measured"
-    if unit in ("%", "min", "h", "ms", "s"):
-        return f"{x:.4g} {unit}" if unit != "%" else f"{x:.2f}%"
-    return f"{x:.4f}"
-
-
 def comparison_markdown(rows: Sequence[Row], effects: Sequence[Effect], gaussian_ok: Sequence[str]) -> str:
     mark = {True: "yes", False: "**no**", None: "not measured"}
     eff = md_table(
@@ -425,8 +419,8 @@ def comparison_markdown(rows: Sequence[Row], effects: Sequence[Effect], gaussian
                 x.section,
                 x.quantity,
                 x.label or "—",
-                _num(x.paper, x.unit),
-                _num(x.ours, x.unit),
+                quantity(x.paper, x.unit, "not measured"),
+                quantity(x.ours, x.unit, "not measured"),
                 f"`{x.source}`" if x.source else "—",
             )
             for x in rows

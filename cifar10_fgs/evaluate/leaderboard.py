@@ -29,8 +29,9 @@ from cifar10_fgs.evaluate.joined import dataset_identity, load_joined, read_gene
 from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
 from cifar10_fgs.evaluate.results import check_name, settings_key_of
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
-from cifar10_fgs.models.forward import check_declared_used, load_classifier, load_hub_folder, model_key
+from cifar10_fgs.models.forward import Classifier, check_declared_used, load_classifier, load_hub_folder, model_key
 from cifar10_fgs.provenance import (
     atomic_write_bytes,
     dumps_sorted,
@@ -50,7 +51,7 @@ class LoadedModel:
     path: str  # the local file or downloaded folder
     sha256: str  # of the .keras or .onnx file; for a Keras folder, over "name sha256" lines of its two files
     commit: str | None  # the hub commit of an hf:// model
-    model: object  # a models.forward classifier (Keras or ONNX)
+    model: Classifier  # Keras or ONNX
     info: dict  # model.describe(): framework, input convention, opset, producer, provider, runtime
 
 
@@ -173,9 +174,6 @@ def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | N
 
 
 def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
-    def f(x):
-        return f"{x:.4f}"
-
     head = [
         "rank",
         "model",
@@ -201,10 +199,10 @@ def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
                     f"`{e['architecture']}`",
                     e["framework"],
                     f"{e['parameters']:,}",
-                    f(e["clean_acc"]),
-                    f(e["adversarial_acc"]),
-                    f(e["accuracy_drop"]),
-                    f(e["random_sign_control_drop"]),
+                    fmt(e["clean_acc"]),
+                    fmt(e["adversarial_acc"]),
+                    fmt(e["accuracy_drop"]),
+                    fmt(e["random_sign_control_drop"]),
                     f"{e['images_per_second']:.0f}",
                     f"`{e['sha256'][:12]}`",
                 ]
@@ -286,6 +284,7 @@ def evaluate_leaderboard(
     scored = _ranked(loaded, j, control, batch_size, generation.source_model_sha256)
     entries = tuple(LeaderboardEntry(**e) for e in scored)
     identity["dir"] = label
+    seconds = round(time.time() - t0, 2)
     report = {
         "kind": "leaderboard",
         "name": name,
@@ -304,7 +303,7 @@ def evaluate_leaderboard(
         "models": [{**asdict(e), "dataset": "cifar10", "number_forward_passes": 1} for e in entries],
         "metric_definitions": METRIC_DEFINITIONS,
         "library_versions": library_versions(),
-        "seconds": round(time.time() - t0, 2),
+        "seconds": seconds,
     }
     report["markdown"] = _markdown(label, split, j, scored)
     out.mkdir(parents=True, exist_ok=True)
@@ -320,7 +319,7 @@ def evaluate_leaderboard(
         entries=entries,
         json_path=str(json_path),
         markdown_path=str(md_path),
-        seconds=report["seconds"],
+        seconds=seconds,
     )
 
 

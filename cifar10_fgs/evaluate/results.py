@@ -121,10 +121,6 @@ def progress_bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
 
 
-def fmt(x, digits: int = 4) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
-
-
 def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """The card's markdown table (``dataset_card.render.md_table``), ending in a newline."""
 

@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,12 +22,12 @@ from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import check_name
-from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.models.networks import check_keras_path
 from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
 
@@ -133,7 +134,7 @@ def evaluate_retrain(
     retrained, models["retrained"] = _model_info(retrained_model, o.unsafe_model)
 
     bar = _progress_bar(2 + (2 if target is not None else 0), "retrain evaluation", progress)
-    res = {}
+    res: dict[str, dict[str, SetMetrics]] = {}
     for role, model in (("retrained", retrained), ("target", target)):
         if model is not None:
             res[role] = {}
@@ -210,9 +211,15 @@ def _train(
 
 
 def _results(
-    res: dict, mode: str, epochs: int, train: Cifar10Split, meta: dict, reused: bool, retrained_model: Path
+    res: dict[str, dict[str, SetMetrics]],
+    mode: str,
+    epochs: int,
+    train: Cifar10Split,
+    meta: dict,
+    reused: bool,
+    retrained_model: Path,
 ) -> dict:
-    results = {
+    results: dict[str, Any] = {  # the results JSON object: per-role metrics, drops, training
         role: {
             **{k: dataclasses.asdict(v) for k, v in r.items()},
             "accuracy_drop": r["original"].accuracy - r["adversarial"].accuracy,
@@ -245,15 +252,15 @@ def _retrain_markdown(report: dict, te: JoinedSplit) -> str:
         rows.append(
             (
                 f"Original target `{report['models']['target']['file']}`",
-                *(f"{_f(r['target'][s]['accuracy'])} ({_f(r['target'][s]['loss'])})" for s in SETS),
-                _f(r["target"]["accuracy_drop"]),
+                *(f"{fmt(r['target'][s]['accuracy'])} ({fmt(r['target'][s]['loss'])})" for s in SETS),
+                fmt(r["target"]["accuracy_drop"]),
             )
         )
     rows.append(
         (
             f"Retrained `{report['models']['retrained']['file']}` ({t['mode']}, {t['epochs']} epochs)",
-            *(f"{_f(r['retrained'][s]['accuracy'])} ({_f(r['retrained'][s]['loss'])})" for s in SETS),
-            _f(r["retrained"]["accuracy_drop"]),
+            *(f"{fmt(r['retrained'][s]['accuracy'])} ({fmt(r['retrained'][s]['loss'])})" for s in SETS),
+            fmt(r["retrained"]["accuracy_drop"]),
         )
     )
     out = [f"Test set: {_rows_note(te)}. Cells: accuracy (loss).\n\n"]

@@ -127,8 +127,8 @@ def summarize(dataset_dir: Path, manifest: Manifest, split: str) -> SplitSummary
     table = read_columns(dataset_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
     total = sum(e.rows + len(e.failures) for _, e in listed)  # every row of a shard is stored or a failure
     st = split_statistics(table, total, manifest.failures(split))
-    evaluations = [e.gradient_evaluations for _, e in listed]
-    return SplitSummary.of(st, manifest.config, sum(evaluations) if None not in evaluations else None)
+    evaluations = [e.gradient_evaluations for _, e in listed if e.gradient_evaluations is not None]
+    return SplitSummary.of(st, manifest.config, sum(evaluations) if len(evaluations) == len(listed) else None)
 
 
 @dataclass(frozen=True)

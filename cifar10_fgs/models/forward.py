@@ -1,8 +1,8 @@
 """Models that are only run forward (transfer, its leaderboard, the Gaussian defence): Keras or ONNX, one interface.
 
-A *classifier* here is anything with ``predict_logits(images, batch_size)`` (uint8 (N, 32, 32, 3)
-images in, float32 (N, 10) logits out), ``describe()`` (what ran: framework, input convention, opset,
-producer, provider, runtime) and ``path``, ``sha256``, ``architecture``, ``parameters``, ``framework``.
+A *classifier* here (:class:`Classifier`) is anything with ``predict_logits(images, batch_size)`` (uint8
+(N, 32, 32, 3) images in, float32 (N, 10) logits out), ``describe()`` (what ran: framework, input convention,
+opset, producer, provider, runtime) and ``path``, ``sha256``, ``architecture``, ``parameters``, ``framework``.
 :class:`KerasClassifier` wraps this project's Keras models (see ``networks``); ONNX models are
 :class:`~cifar10_fgs.models.onnx_model.OnnxClassifier`. :func:`load_classifier` picks by the file,
 :func:`load_hub_folder` by what an ``hf://`` repo holds. Commands that take gradients or train
@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -31,6 +32,23 @@ log = logging.getLogger(__name__)
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 KERAS_DIR_FILES = ("config.json", "model.weights.h5")  # what identifies a Keras hf:// model folder (sha256 over both)
+
+
+class Classifier(Protocol):
+    """A model only run forward: :class:`KerasClassifier` or :class:`~cifar10_fgs.models.onnx_model.OnnxClassifier`."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def framework(self) -> str: ...  # keras | onnx
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def parameters(self) -> int: ...
+    def predict_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray: ...
+    def describe(self) -> dict: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,14 +102,14 @@ def _keras_producer(path: Path) -> str:
         return "keras"
 
 
-def as_classifier(model):
+def as_classifier(model) -> Classifier:
     """``model`` as a classifier: a classifier unchanged, a bare Keras model wrapped (no file: no sha256)."""
     if hasattr(model, "predict_logits"):
         return model
     return KerasClassifier(model, getattr(model, "name", "model"), "")
 
 
-def load_classifier(path: str | Path, *, declared: Declared | None = None, unsafe: bool = False):
+def load_classifier(path: str | Path, *, declared: Declared | None = None, unsafe: bool = False) -> Classifier:
     """A local ``.keras`` (or ``.h5``) or ``.onnx`` file, loaded and checked; ``declared`` applies to ONNX only."""
 
     path = Path(path)
@@ -107,7 +125,9 @@ def load_classifier(path: str | Path, *, declared: Declared | None = None, unsaf
     return KerasClassifier(model, str(path), sha256_file(path))
 
 
-def load_hub_folder(folder: str | Path, spec: str, *, declared: Declared | None = None, unsafe: bool = False):
+def load_hub_folder(
+    folder: str | Path, spec: str, *, declared: Declared | None = None, unsafe: bool = False
+) -> Classifier:
     """A downloaded ``hf://`` model repo: a Keras model (config.json + model.weights.h5) or one ``.onnx`` file.
 
     A repo holding both is read as Keras (the leaderboard entry's ``framework`` says which ran).
@@ -150,7 +170,7 @@ def _load_keras_dir(folder: Path, spec: str, unsafe: bool) -> KerasClassifier:
     return KerasClassifier(check_model(model, spec), str(folder), _tree_sha256(folder))
 
 
-def check_declared_used(classifiers: Sequence, declared: Declared | None) -> None:
+def check_declared_used(classifiers: Sequence[Classifier], declared: Declared | None) -> None:
     """A convention given on the command line with no ONNX model to apply to is refused (it would do nothing)."""
     if declared and not any(c.framework == "onnx" for c in classifiers):
         options = ", ".join(OPTION[k] for k in declared.values())

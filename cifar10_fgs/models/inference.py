@@ -49,8 +49,14 @@ def _forward_fn(model, batch_size: int, shape: tuple):
     fn = traced.get((batch_size, shape))
     if fn is None:
         ref = weakref.ref(model)  # no strong reference from the value back to its key
+
+        def forward(x):
+            live = ref()
+            assert live is not None  # traced and run only while the model (the key) is alive
+            return live(x, training=False)
+
         spec = tf.TensorSpec([batch_size, *shape], tf.float32)
-        fn = tf.function(lambda x: ref()(x, training=False), autograph=False).get_concrete_function(spec)
+        fn = tf.function(forward, autograph=False).get_concrete_function(spec)
         traced[(batch_size, shape)] = fn
     return fn
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class OnnxClassifier:
 
     path: str
     sha256: str  # of the file; with external data (torch's model.onnx.data), over "name sha256" of every file
-    session: object  # onnxruntime.InferenceSession
+    session: Any  # onnxruntime.InferenceSession (onnxruntime ships no type information)
     input_name: str
     output_name: str  # the first output: the class scores
     input_dtype: type

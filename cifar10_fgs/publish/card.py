@@ -41,7 +41,6 @@ from cifar10_fgs.dataset_card.render import (
     ResultSection,
     SplitLayout,
     build_card_data,
-    fmt_number,
     ordered_splits,
     render_card,
 )
@@ -49,6 +48,7 @@ from cifar10_fgs.errors import ConfigError, OutputError, ValidationError
 from cifar10_fgs.evaluate.comparison import NAME
 from cifar10_fgs.evaluate.figures import new_figure, save_png
 from cifar10_fgs.evaluate.results import results_paths
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.models.networks import FLIP_SUFFIX
 from cifar10_fgs.provenance import atomic_write_bytes
 from cifar10_fgs.publish.repo_id import check_repo_id
@@ -141,7 +141,7 @@ def read_results(dataset_dir: Path) -> list[ResultSection]:
             sections.append(ResultSection(path.name, title, markdown=markdown.strip()))
             continue
         numbers = tuple(
-            (k, fmt_number(v))
+            (k, str(v) if isinstance(v, int) else fmt(v))  # an int as written, a float with 4 decimals
             for k, v in sorted(obj.items())
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         )
@@ -160,7 +160,8 @@ def choose_examples(table, n: int) -> np.ndarray:
     lab = table.column("label").to_numpy()
     rows = np.flatnonzero(table.column("original_prediction").to_numpy() == lab)
     rows = rows[np.argsort(idx[rows], kind="stable")]
-    chosen, seen = [], set()
+    chosen: list[int] = []
+    seen: set[int] = set()
     for r in rows:
         if len(chosen) == n:
             break

@@ -387,7 +387,9 @@ def _push_data(
     return [getattr(info, "oid", None) or ""]
 
 
-def _push_model(api, repo_id: str, revision: str | None, changed: dict[str, Path], model_sha256: str) -> list[str]:
+def _push_model(
+    api, repo_id: str, revision: str | None, changed: dict[str, Path], model_sha256: str | None
+) -> list[str]:
     """Commit the ``changed`` source-model files (path in repo -> local file); the commit ids made."""
     if not changed:
         return []

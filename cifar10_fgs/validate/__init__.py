@@ -184,6 +184,7 @@ def _model_file(manifest: Manifest, source_model, model_sha: str | None, unsafe:
 
     if model_sha is None:
         load_model(source_model, unsafe=unsafe)  # raises the one-line ModelError
+    assert model_sha is not None  # load_model raised: source_model is no file
     col.checked("model_file")
     want = manifest.config.model_sha256
     if model_sha == want:

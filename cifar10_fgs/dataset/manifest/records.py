@@ -299,8 +299,8 @@ class ShardEntry:
             obj["rows"],
             obj["sha256"],
             obj["bytes"],
-            tuple(rng),
-            tuple(fails),
+            tuple(obj["index_range"]),
+            tuple(obj["failures"]),
             obj.get("gradient_evaluations"),
             extra_keys(obj, cls),
         )
