@@ -1,9 +1,10 @@
 """Running a model: batched inference, softmax / log-softmax, the device strategy and the batch policy.
 
 Both models take uint8 pixels in [0, 255] and output logits (``config``). ``predict_logits`` runs
-fixed-size batches (the tail zero-padded): on CPU a row's logits depend on the batch *size* in the
-last bits but not on the other rows, so the same batch size always gives the same bytes. Attack,
-training, validate and evaluate all predict through here.
+fixed-size batches (the tail zero-padded): a row's logits never depend on the other rows, and the same
+batch size always gives the same bytes. Other sizes gave the same bits from 2 to 500 rows, a batch of one
+other last bits (measured on a CPU, docs/attack.md), so whatever must reproduce stored bytes uses the
+recorded batch size. Attack, training, validate and evaluate all predict through here.
 """
 
 from __future__ import annotations
