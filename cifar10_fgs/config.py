@@ -116,13 +116,18 @@ class AttackConfig:
         return float(math.floor(self.max_linf * (self.pixel_max - self.pixel_min) + 1e-9))
 
 
+def check_batch_size(batch_size: int) -> None:
+    """Every batch size (attack, inference, evaluation) is a whole number >= 1, or a one-line ConfigError."""
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
+
+
 def check_attack_config(cfg: AttackConfig) -> None:
     if not (0.0 < cfg.step < 1.0):
         raise ConfigError(f"step {cfg.step} is out of range: expected 0 < step < 1 (a fraction of the pixel range)")
     if int(cfg.max_iterations) != cfg.max_iterations or cfg.max_iterations < 1:
         raise ConfigError(f"max-iterations {cfg.max_iterations} is invalid: expected an integer >= 1")
-    if int(cfg.batch_size) != cfg.batch_size or cfg.batch_size < 1:
-        raise ConfigError(f"batch size {cfg.batch_size} is invalid: expected an integer >= 1")
+    check_batch_size(cfg.batch_size)
     if not cfg.pixel_min < cfg.pixel_max:
         raise ConfigError(f"pixel range [{cfg.pixel_min}, {cfg.pixel_max}] is empty: expected min < max")
     if int(cfg.patience) != cfg.patience or cfg.patience < 1:

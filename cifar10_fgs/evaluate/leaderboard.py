@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError
+from cifar10_fgs.config import check_batch_size
+from cifar10_fgs.errors import ConfigError, DataSourceError
 from cifar10_fgs.evaluate.joined import dataset_identity, load_joined, read_generation
 from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
-from cifar10_fgs.evaluate.results import check_name, settings_key_of
+from cifar10_fgs.evaluate.results import check_name, refuse_other_settings
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
 from cifar10_fgs.formatting import fmt
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
@@ -132,14 +133,6 @@ def _cifar10_for(generation, cifar10, label: str):
             "(the original CIFAR-10, e.g. hub:uoft-cs/cifar10 or cifar-10-python.tar.gz)"
         )
     return None
-
-
-def _claim(json_path: Path, key: str, overwrite: bool) -> None:
-    if json_path.exists() and not overwrite and settings_key_of(json_path) != key:
-        raise OutputError(
-            f"{json_path} holds a leaderboard made with other settings or models: pass --overwrite "
-            "to replace it, or another --name / --out"
-        )
 
 
 # --------------------------------------------------------------------------- scoring
@@ -274,7 +267,13 @@ def evaluate_leaderboard(
             }
         ).encode()
     )
-    _claim(json_path, key, o.overwrite)
+    refuse_other_settings(
+        json_path,
+        key,
+        o.overwrite,
+        "a leaderboard made with other settings or models",
+        "pass --overwrite to replace it, or another --name / --out",
+    )
 
     joined, generation, used_cifar10 = load_joined(
         local_dir, [split], cifar10, cache_dir=o.cache_dir, progress=progress
@@ -327,8 +326,7 @@ def _check_arguments(models: Sequence[str], name: str, batch_size: int) -> int:
     """The batch size, after checking it, ``name`` and ``models``."""
 
     check_name(name)
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
+    check_batch_size(batch_size)
     if not models:
         raise ConfigError("no --model given: pass one or more .keras or .onnx files or hf://USER/NAME models")
     if len(set(models)) != len(models):

@@ -65,11 +65,20 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
             )
     elif not os.access(dataset_dir / RESULTS_DIR, os.W_OK | os.X_OK):
         raise OutputError(f"{dataset_dir / RESULTS_DIR} is not writable: make it writable or copy the dataset folder")
+    refuse_other_settings(
+        json_path,
+        key,
+        overwrite,
+        "results made with other settings (models, data or options)",
+        "pass --overwrite to replace them, or --name NAME to keep both",
+    )
+
+
+def refuse_other_settings(json_path: Path, key: str, overwrite: bool, holds: str, fix: str) -> None:
+    """The one claim of every evaluation and the leaderboard: ``json_path`` made with other settings than ``key``
+    is not replaced unless ``overwrite`` (made with the same settings: recomputed and replaced)."""
     if not overwrite and json_path.exists() and settings_key_of(json_path) != key:
-        raise OutputError(
-            f"{json_path} holds results made with other settings (models, data or options): pass --overwrite "
-            "to replace them, or --name NAME to keep both"
-        )
+        raise OutputError(f"{json_path} holds {holds}: {fix}")
 
 
 def model_info(path: str | Path, unsafe: bool):
