@@ -21,10 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
-from cifar10_fgs.errors import ConfigError, ModelError, one_line
+from cifar10_fgs.errors import ConfigError, ModelError
 from cifar10_fgs.models.convention import KERAS_CONVENTION, OPTION, Declared
 from cifar10_fgs.models.inference import predict_logits
-from cifar10_fgs.models.networks import architecture, check_model, load_model, network_of
+from cifar10_fgs.models.networks import architecture, check_model, keras_load, load_model, network_of
 from cifar10_fgs.models.onnx_model import SUFFIX, load_onnx
 from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
 
@@ -154,19 +154,7 @@ def _tree_sha256(folder: Path) -> str:
 
 
 def _load_keras_dir(folder: Path, spec: str, unsafe: bool) -> KerasClassifier:
-    import keras
-
-    try:
-        model = keras.saving.load_model(str(folder), compile=False, safe_mode=not unsafe)
-    except ValueError as exc:
-        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
-            raise ModelError(
-                f"{spec} contains a Lambda layer (arbitrary code): refused in safe mode; pass "
-                "--unsafe-model only if you trust it"
-            ) from None
-        raise ModelError(f"{spec} is not a loadable Keras model ({one_line(exc)}): expected a Keras 3 model") from None
-    except Exception as exc:  # noqa: BLE001 - h5 and deserialisation errors of every kind
-        raise ModelError(f"{spec} is not a Keras model ({one_line(exc)}): expected a Keras 3 model") from None
+    model = keras_load(folder, spec, unsafe, "expected a Keras 3 model")
     return KerasClassifier(check_model(model, spec), str(folder), _tree_sha256(folder))
 
 

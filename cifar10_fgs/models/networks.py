@@ -162,8 +162,6 @@ def load_model(path: str | Path, *, unsafe: bool = False):
     """
     import zipfile
 
-    import keras
-
     path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path} is a folder (a SavedModel?): expected a .keras file saved by Keras 3")
@@ -180,17 +178,23 @@ def load_model(path: str | Path, *, unsafe: bool = False):
         raise ModelError(
             f"{path} is not a Keras model (not a .keras zip archive): expected a file saved by model.save()"
         )
+    model = keras_load(path, str(path), unsafe, "expected a .keras file saved by Keras 3")
+    return check_model(model, str(path))
+
+
+def keras_load(source: str | Path, name: str, unsafe: bool, expected: str):
+    """``keras.saving.load_model(source)`` (a file or a model folder), in safe mode unless ``unsafe``; what goes
+    wrong is a one-line ModelError about ``name`` ending in ``expected`` (what a loadable model is)."""
+    import keras
+
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        return keras.saving.load_model(str(source), compile=False, safe_mode=not unsafe)
     except ValueError as exc:
         if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
             raise ModelError(
-                f"{path} contains a Lambda layer (arbitrary code): refused in safe mode; pass --unsafe-model "
-                "only if you trust the file"
+                f"{name} contains a Lambda layer (arbitrary code): refused in safe mode; pass --unsafe-model "
+                "only if you trust it"
             ) from None
-        raise ModelError(f"{path} is not a loadable Keras model ({one_line(exc)}): expected a .keras file") from None
-    except Exception as exc:  # noqa: BLE001 - zip/h5 errors of every kind
-        raise ModelError(
-            f"{path} is not a Keras model ({one_line(exc)}): expected a .keras file saved by Keras 3"
-        ) from None
-    return check_model(model, str(path))
+        raise ModelError(f"{name} is not a loadable Keras model ({one_line(exc)}): {expected}") from None
+    except Exception as exc:  # noqa: BLE001 - zip/h5 and deserialisation errors of every kind
+        raise ModelError(f"{name} is not a Keras model ({one_line(exc)}): {expected}") from None
