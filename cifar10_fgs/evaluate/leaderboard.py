@@ -33,13 +33,7 @@ from cifar10_fgs.evaluate.skeleton import EvaluateOptions
 from cifar10_fgs.formatting import fmt
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
 from cifar10_fgs.models.forward import Classifier, check_declared_used, load_classifier, load_hub_folder, model_key
-from cifar10_fgs.provenance import (
-    atomic_write_bytes,
-    dumps_sorted,
-    library_versions,
-    sha256_bytes,
-    write_json,
-)
+from cifar10_fgs.provenance import atomic_write_bytes, dumps_sorted, library_versions, sha256_bytes, write_json
 
 log = logging.getLogger(__name__)
 

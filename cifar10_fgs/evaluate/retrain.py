@@ -92,6 +92,18 @@ class RetrainOptions(EvaluateOptions):
     seed: int = 0  # training seed
 
 
+DEFINITIONS = {
+    "modes": {
+        "adversarial": "trained on the adversarial train rows with their original labels",
+        "mixed": "trained on every original train image plus the adversarial train rows",
+    },
+    "sets": {"original": "original test images at the joined rows", "adversarial": "their adversarial copies"},
+    "accuracy_drop_before": "target (original network): accuracy on original minus on adversarial",
+    "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
+    "training.seconds": "wall time of model.fit summed over epochs (all resumed runs), from the model's metadata",
+}
+
+
 def evaluate_retrain(
     dataset_dir: str | Path, retrained_model: str | Path, options: RetrainOptions = RetrainOptions()
 ) -> RetrainResult:
@@ -166,18 +178,6 @@ def evaluate_retrain(
         drop_before=results["accuracy_drop_before"],
         report=report,
     )
-
-
-DEFINITIONS = {
-    "modes": {
-        "adversarial": "trained on the adversarial train rows with their original labels",
-        "mixed": "trained on every original train image plus the adversarial train rows",
-    },
-    "sets": {"original": "original test images at the joined rows", "adversarial": "their adversarial copies"},
-    "accuracy_drop_before": "target (original network): accuracy on original minus on adversarial",
-    "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
-    "training.seconds": "wall time of model.fit summed over epochs (all resumed runs), from the model's metadata",
-}
 
 
 def _check_mode(mode) -> str:

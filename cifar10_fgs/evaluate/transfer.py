@@ -56,6 +56,24 @@ class TransferOptions(EvaluateOptions):
     source_model: str | Path | None = None  # also report the attacked model's own (white-box) numbers
 
 
+DEFINITIONS = {
+    "sets": {
+        "original": "the original images at the joined rows",
+        "adversarial": "their adversarial copies from the dataset",
+        "random_sign_control": "each original plus random +-1 signs times its adversarial copy's L-infinity "
+        "(pixel levels), clipped to [0, 255]; signs from numpy default_rng([control_seed, index])",
+        "original_all_rows": "the original images of every generated row, including rows absent from the dataset",
+    },
+    "confidence": {
+        **{g: f"rows where {d}" for g, d in CONFIDENCE_GROUPS.items()},
+        "mean_original_confidence": "mean softmax max of the target's logits on the original image",
+        "mean_adversarial_confidence": "mean softmax max of the target's logits on the adversarial copy",
+        "fooling_rate": "fooled / (fooled + held): of the originals the target gets right, "
+        "the share whose adversarial copy it gets wrong",
+    },
+}
+
+
 def evaluate_transfer(
     dataset_dir: str | Path, target_model: str | Path, options: TransferOptions = TransferOptions()
 ) -> TransferResult:
@@ -131,24 +149,6 @@ def evaluate_transfer(
         confidence=t["confidence"],
         report=report,
     )
-
-
-DEFINITIONS = {
-    "sets": {
-        "original": "the original images at the joined rows",
-        "adversarial": "their adversarial copies from the dataset",
-        "random_sign_control": "each original plus random +-1 signs times its adversarial copy's L-infinity "
-        "(pixel levels), clipped to [0, 255]; signs from numpy default_rng([control_seed, index])",
-        "original_all_rows": "the original images of every generated row, including rows absent from the dataset",
-    },
-    "confidence": {
-        **{g: f"rows where {d}" for g, d in CONFIDENCE_GROUPS.items()},
-        "mean_original_confidence": "mean softmax max of the target's logits on the original image",
-        "mean_adversarial_confidence": "mean softmax max of the target's logits on the adversarial copy",
-        "fooling_rate": "fooled / (fooled + held): of the originals the target gets right, "
-        "the share whose adversarial copy it gets wrong",
-    },
-}
 
 
 def _classify_sets(model, sets: dict, labels: np.ndarray, batch_size: int, bar) -> dict[str, Classification]:

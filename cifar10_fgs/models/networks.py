@@ -54,22 +54,23 @@ def build_target():
     import keras
     from keras import layers as L
 
+    def block(filters: int) -> list:
+        """Two 3x3 convolutions (the first padded) with ReLU, 2x2 max pooling, dropout 0.25."""
+        return [
+            L.Conv2D(filters, (3, 3), padding="same"),
+            L.Activation("relu"),
+            L.Conv2D(filters, (3, 3)),
+            L.Activation("relu"),
+            L.MaxPooling2D(pool_size=(2, 2)),
+            L.Dropout(0.25),
+        ]
+
     return keras.Sequential(
         [
             keras.Input(IMAGE_SHAPE),
             L.Rescaling(1.0 / 255.0, name="rescale"),
-            L.Conv2D(32, (3, 3), padding="same"),
-            L.Activation("relu"),
-            L.Conv2D(32, (3, 3)),
-            L.Activation("relu"),
-            L.MaxPooling2D(pool_size=(2, 2)),
-            L.Dropout(0.25),
-            L.Conv2D(64, (3, 3), padding="same"),
-            L.Activation("relu"),
-            L.Conv2D(64, (3, 3)),
-            L.Activation("relu"),
-            L.MaxPooling2D(pool_size=(2, 2)),
-            L.Dropout(0.25),
+            *block(32),
+            *block(64),
             L.Flatten(),
             L.Dense(512),
             L.Activation("relu"),

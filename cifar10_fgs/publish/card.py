@@ -329,15 +329,8 @@ def _draw_examples(
             notes.append(why_not)
     if originals is not None:
         adversarial = _read_images(dataset_dir, layout.splits[split], positions, "image")
-        cols = (
-            "label",
-            "original_prediction",
-            "original_confidence",
-            "adversarial_prediction",
-            "adversarial_confidence",
-            "iterations",
-        )
-        rows = {c: tables[split].column(c).to_numpy()[positions] for c in cols}
+        table = tables[split]  # the statistics' columns (stats.COLUMNS): label, predictions, confidences, iterations
+        rows = {c: table.column(c).to_numpy()[positions] for c in table.column_names}
         method, step = manifest.config.method, manifest.config.step
         draw_examples(dataset_dir / FIGURES["examples"], originals, adversarial, rows, step, method.value)
         figures["examples"] = FIGURES["examples"]

@@ -293,7 +293,6 @@ def upload_dataset(
     files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
     total = sum(f.bytes for f in files)
     endpoint_url = (endpoint or constants.ENDPOINT).rstrip("/")
-    url = f"{endpoint_url}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
     splits = manifest.stored_rows()
     message = f"Upload adversarial CIFAR-10 (generation.json sha256 {manifest_sha})"
     description = (
@@ -302,7 +301,7 @@ def upload_dataset(
 
     planned = UploadResult(
         repo_id=repo_id,
-        url=url,
+        url=f"{endpoint_url}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else ""),
         revision=revision,
         private=private,
         dry_run=dry_run,

@@ -322,24 +322,15 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
             continue
         count = state.count[s.lo : s.hi]
         listed = state.listed[s.lo : s.hi]
-        for off in np.flatnonzero((count == 0) & (listed == 0)):
-            i = int(s.rows.rows[s.lo + int(off)])
-            col.fail(
-                "coverage",
-                f"row {i} of {split} is neither stored nor listed as a failure in generation.json",
-                split=split,
-                shard=s.name,
-                index=i,
-            )
-        for off in np.flatnonzero((count > 0) & (listed > 0)):
-            i = int(s.rows.rows[s.lo + int(off)])
-            col.fail(
-                "coverage",
-                f"row {i} of {split} is stored but also listed as not fooled in generation.json",
-                split=split,
-                shard=s.name,
-                index=i,
-            )
+        for mask, what in (
+            ((count == 0) & (listed == 0), "is neither stored nor listed as a failure"),
+            ((count > 0) & (listed > 0), "is stored but also listed as not fooled"),
+        ):
+            for off in np.flatnonzero(mask):
+                i = int(s.rows.rows[s.lo + int(off)])
+                col.fail(
+                    "coverage", f"row {i} of {split} {what} in generation.json", split=split, shard=s.name, index=i
+                )
 
 
 def check_against_originals(d: ShardData, cfg: Config, col: Collector) -> None:

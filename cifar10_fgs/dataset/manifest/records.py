@@ -74,6 +74,13 @@ def to_object(record) -> dict:
     return {**getattr(record, "extra", {}), **out}
 
 
+class Record:
+    """A record of ``generation.json``: ``to_json`` writes it back as ``to_object`` does, unless it says otherwise."""
+
+    def to_json(self) -> dict:
+        return to_object(self)
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -87,7 +94,7 @@ class StaleIndexError(ManifestError):
 
 
 @dataclass(frozen=True)
-class Subset:
+class Subset(Record):
     """How ``--limit`` chose a split's rows: ``data.split.balanced_rows(labels, limit, seed)`` of the source split.
 
     ``original_rows`` are those CIFAR-10 rows, ascending; the shards' ``index`` is one of them (``rows``).
@@ -118,12 +125,9 @@ class Subset:
             )
         return cls(limit, seed, tuple(rows), "balanced", INDEX_IS_CIFAR10_ROW, extra_keys(obj, cls))
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Record):
     """One split as generated: ``num_rows`` rows of the source split, in ``num_shards`` shards.
 
     Without ``subset`` (no ``--limit``, or a folder from before ``--limit`` was class-balanced) they are the
@@ -149,9 +153,6 @@ class SplitConfig:
                 raise ManifestError(f"{where}.subset.limit {subset.limit} differs from num_rows {n}")
         return cls(n, obj.get("fingerprint"), obj.get("num_shards"), subset, extra_keys(obj, cls))
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
     def rows_of(self, data):
         """The rows of ``data`` (a whole source split, ``Cifar10Split``) this split was generated from."""
         if self.subset is None:
@@ -164,7 +165,7 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Record):
     """The settings that made the folder; a folder is resumed only by a run with equal ``Config``."""
 
     splits: dict[str, SplitConfig]
@@ -216,9 +217,6 @@ class Config:
             extra=extra_keys(obj, cls),
         )
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
     def attack_config(self):
 
         try:
@@ -262,7 +260,7 @@ class Config:
 
 
 @dataclass(frozen=True)
-class ShardEntry:
+class ShardEntry(Record):
     """One shard file: which original rows it covers and what its bytes hash to."""
 
     split: str
@@ -305,12 +303,9 @@ class ShardEntry:
             extra_keys(obj, cls),
         )
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class SourceModel:
+class SourceModel(Record):
     """The attacked model's identity and training provenance."""
 
     path: str | None = None  # file name
@@ -337,7 +332,7 @@ class SourceModel:
 
 
 @dataclass(frozen=True)
-class DataSource:
+class DataSource(Record):
     source: str | None = None  # as given to generate
     splits: dict = field(default_factory=dict)  # split -> how it was read
     extra: dict = field(default_factory=dict)
@@ -347,12 +342,9 @@ class DataSource:
         obj = obj if isinstance(obj, dict) else {}
         return cls(obj.get("source"), dict(obj.get("splits") or {}), extra_keys(obj, cls))
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class Worker:
+class Worker(Record):
     """This folder's part of the work: shards ``k`` with ``k % num_workers == worker_index``."""
 
     num_workers: int = 1
@@ -370,12 +362,9 @@ class Worker:
             extra_keys(obj, cls),
         )
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class Timing:
+class Timing(Record):
     """Wall-clock seconds (volatile: never part of what identifies the data)."""
 
     shard_seconds: dict = field(default_factory=dict)  # shard -> seconds from its first to its last attacked row
