@@ -171,7 +171,7 @@ def _attack(inputs: CardInputs) -> tuple[list[tuple[str, str]], str]:
         ("attack", "untargeted iterative fast gradient sign (Goodfellow et al. 2014), one sign step per iteration"),
         ("step", f"{attack['step']} of the pixel range = {levels} levels per iteration"),
         ("max iterations", str(attack["max_iterations"])),
-        ("pixel range", f"[{attack['pixel_min']:g}, {attack['pixel_max']:g}] (uint8 levels, clipped every step)"),
+        ("pixel range", "[0, 255] (uint8 levels, clipped every step)"),
         ("loss", "logsumexp of the other logits minus the true logit (same gradient sign as cross-entropy)"),
         ("stop rule", "per image, as soon as the rounded uint8 image is misclassified"),
         ("batch size", str(attack.get("batch_size", ""))),

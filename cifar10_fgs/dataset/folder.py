@@ -56,7 +56,7 @@ def prepare_out_dir(out_dir: Path, key: mf.Config, overwrite: bool) -> Manifest 
             manifest = mf.read(out_dir)
         except mf.ManifestError:
             manifest = None
-        if manifest is not None and manifest.config.to_json() == key.to_json():
+        if manifest is not None and manifest.config.resume_key() == key.resume_key():
             return manifest
         if not overwrite:
             raise OutputError(
