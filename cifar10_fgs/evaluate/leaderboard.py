@@ -7,8 +7,8 @@ evaluation's own functions (:func:`cifar10_fgs.evaluate.load_joined`, ``classify
 and the random-sign control. Each model is a local ``.keras`` or ``.onnx`` file or an
 ``hf://USER/NAME[@REVISION]`` model repo holding a Keras model (``config.json`` + ``model.weights.h5``,
 as ``model.save("hf://...")`` writes it) or one ``.onnx`` file (:mod:`cifar10_fgs.models.forward`).
-Keras models load in safe mode unless ``unsafe_model``; ONNX models run in onnxruntime with the input
-convention ``model_input`` and their ``cifar10-fgs.json`` declare (:mod:`cifar10_fgs.models.convention`).
+Keras models load in safe mode unless ``unsafe_model``, ONNX models run in onnxruntime; each is fed by the
+input convention ``model_input`` and its ``cifar10-fgs.json`` declare (:mod:`cifar10_fgs.models.convention`).
 
 It writes ``NAME.json`` (one entry per model in the style of RobustBench's per-model JSON, plus the
 dataset, settings and library versions) and ``NAME.md`` (the table) into ``out_dir``, entries sorted
@@ -37,7 +37,7 @@ from cifar10_fgs.evaluate import (
 from cifar10_fgs.evaluate.results import settings_key_of
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
-from cifar10_fgs.models.forward import check_declared_used, load_classifier, load_hub_folder, model_key
+from cifar10_fgs.models.forward import load_classifier, load_hub_folder, model_key
 from cifar10_fgs.provenance import (
     atomic_write_bytes,
     dumps_sorted,
@@ -257,7 +257,7 @@ def evaluate_leaderboard(
     models: Sequence[str], dataset: str | Path, options: LeaderboardOptions = LeaderboardOptions()
 ) -> Leaderboard:
     """Score ``models`` on ``dataset`` (see the module docstring); ``options.model_input`` (a
-    ``convention.Declared``) declares how every ONNX model takes its pixels."""
+    ``convention.Declared``) declares how every model takes its pixels (a model's own sidecar may too)."""
 
     t0 = time.time()
     o = options
@@ -269,7 +269,6 @@ def evaluate_leaderboard(
     out = Path(o.out_dir) if o.out_dir is not None else (Path.cwd() if commit else dataset_dir / "results")
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     loaded = [load_candidate(m, declared=o.model_input, unsafe=o.unsafe_model, progress=progress) for m in models]
-    check_declared_used([m.model for m in loaded], o.model_input)
     identity = dataset_identity(dataset_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     key = sha256_bytes(
