@@ -5,6 +5,10 @@ The stages, each a plain function over arrays or paths, in data-flow order::
     load_cifar10 -> train_model / load_model -> generate_dataset -> validate_dataset
                  -> evaluate_transfer / evaluate_leaderboard -> run_pipeline (all of it)
 
+and the attack itself on a batch in memory, any Keras model fed by its declared input convention::
+
+    record = cifar10_fgs.attack(model, images, labels)  # uint8 (N, 32, 32, 3), (N,) -> AttackRecord
+
 Importing this package loads no TensorFlow: each entry point is imported on first use.
 """
 
@@ -16,6 +20,9 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "load_cifar10": "cifar10_fgs.data",
     "load_model": "cifar10_fgs.models.networks",
+    "InputConvention": "cifar10_fgs.models.convention",
+    "attack": "cifar10_fgs.attack",  # the subpackage itself, callable: cifar10_fgs.attack(model, images, labels)
+    "AttackConfig": "cifar10_fgs.config",
     "train_model": "cifar10_fgs.training.train",
     "GenerateOptions": "cifar10_fgs.generate.core",
     "generate_dataset": "cifar10_fgs.generate.core",
@@ -39,7 +46,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_PUBLIC[name]), name)
+    module = importlib.import_module(_PUBLIC[name])
+    return module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
 
 
 def __dir__():

@@ -144,12 +144,12 @@ def check_attack_config(cfg: AttackConfig) -> None:
 LEGACY_PIXEL_RANGE = {"pixel_min": PIXEL_MIN, "pixel_max": PIXEL_MAX}
 
 
-def attack_settings(settings: dict, where: str = "attack settings") -> dict:
+def attack_settings(settings: dict, where: str = "attack settings", *, legacy: bool = True) -> dict:
     """``settings`` (AttackConfig fields by name) without the legacy pixel range, checked: a one-line ConfigError for
-    an unknown name, or a pixel range other than the uint8 levels [0, 255]."""
+    an unknown name, or a pixel range other than the uint8 levels [0, 255] (``legacy`` False: unknown names too)."""
     out = dict(settings)
     for key, value in LEGACY_PIXEL_RANGE.items():
-        if key in out:
+        if key in out and legacy:
             got = out.pop(key)
             if isinstance(got, bool) or got != value:
                 raise ConfigError(

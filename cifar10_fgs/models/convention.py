@@ -277,11 +277,11 @@ def layout_of(
 
 def check_recorded(recorded: InputConvention, declarations: Sequence[Declared | None], model: str, record: str) -> None:
     """A one-line ConfigError if a field declared in ``declarations`` (options, a sidecar) differs from ``recorded``
-    (the convention ``record`` says the model ran with); fields declared nowhere follow the record."""
+    (the convention ``record`` says the model runs with, e.g. generation.json); fields declared nowhere follow it."""
     values, origin = merge(declarations, model)
     for name, value in values.items():
         if value != getattr(recorded, name):
             raise ConfigError(
-                f"{model}: {origin[name]} declares {name} {_text(value)} but {record} records "
-                f"{_text(getattr(recorded, name))}, the convention it was made with: drop {OPTION[name]} or fix {SIDECAR}"
+                f"{model}: {origin[name]} declares {name} {_text(value)} but {record} says "
+                f"{_text(getattr(recorded, name))}: make them agree (drop {OPTION[name]} or fix {SIDECAR})"
             )
