@@ -80,9 +80,13 @@ def keras_convention(network, declarations: Sequence[Declared | None], where: st
     layout read from its input shape when unambiguous) and where each field came from."""
     values, origin = merge(declarations, where)
     shape = _input_shape(network, where)
-    layout, layout_origin = layout_of(
-        shape, values.pop("layout", None), origin.get("layout", ""), where, default=KERAS_CONVENTION.layout
-    )
+    try:
+        layout, layout_origin = layout_of(
+            shape, values.pop("layout", None), origin.get("layout", ""), where, default=KERAS_CONVENTION.layout
+        )
+    except ModelError:
+        check_model(network, where)  # fits no layout: refused as a model of the wrong shape, input and output named
+        raise
     return complete(values, origin, layout, layout_origin, default=KERAS_CONVENTION)
 
 
