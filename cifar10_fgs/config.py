@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 from cifar10_fgs.errors import ConfigError
 
@@ -137,38 +137,6 @@ def check_attack_config(cfg: AttackConfig) -> None:
         )
     if cfg.max_linf is not None and math.floor(cfg.max_linf * PIXEL_RANGE + 1e-9) < 1:
         raise ConfigError(f"max-linf {cfg.max_linf} is below one pixel level: expected at least {1 / PIXEL_RANGE:.4g}")
-
-
-# Folders generated before the pixel range left ``AttackConfig`` record it in ``config.attack``: exactly these
-# values are accepted (and dropped) when such a folder is read, resumed or validated; any other is refused.
-LEGACY_PIXEL_RANGE = {"pixel_min": PIXEL_MIN, "pixel_max": PIXEL_MAX}
-
-
-def attack_settings(settings: dict, where: str = "attack settings", *, legacy: bool = True) -> dict:
-    """``settings`` (AttackConfig fields by name) without the legacy pixel range, checked: a one-line ConfigError for
-    an unknown name, or a pixel range other than the uint8 levels [0, 255] (``legacy`` False: unknown names too)."""
-    out = dict(settings)
-    for key, value in LEGACY_PIXEL_RANGE.items():
-        if key in out and legacy:
-            got = out.pop(key)
-            if isinstance(got, bool) or got != value:
-                raise ConfigError(
-                    f"{where}: {key} {got!r} is not supported: pixels are uint8 levels [0, 255]; a model that takes "
-                    "another range declares it in its input convention (e.g. --input-scale 1)"
-                )
-    known = [f.name for f in fields(AttackConfig)]
-    unknown = sorted(set(out) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting {unknown[0]!r}: expected some of {', '.join(known)}")
-    return out
-
-
-def attack_config_of(settings: dict, where: str = "attack settings") -> AttackConfig:
-    """The ``AttackConfig`` of ``settings`` (see :func:`attack_settings`); one-line ConfigError if invalid."""
-    try:
-        return AttackConfig(**attack_settings(settings, where))
-    except TypeError as exc:  # a field of the wrong type that the checks did not reach
-        raise ConfigError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from .render import (
     MARKER,
     CardInputs,
     architecture_name,
+    convention_text,
     feature_type,
     md_table,
     method_name,
@@ -185,24 +186,6 @@ def _attack(inputs: CardInputs) -> tuple[list[tuple[str, str]], str]:
         "stored image is exactly the uint8 image the model misclassified."
     )
     return rows, how
-
-
-def convention_text(record) -> str:
-    """How the source model was fed, from ``source_model.input_convention`` (none: this project's convention)."""
-    if not isinstance(record, dict):
-        return "NHWC, pixels in [0, 255], logits out (this project's convention)"
-    nums = lambda v: "[" + ", ".join(f"{x:g}" for x in v) + "]"  # noqa: E731
-    text = f"{record.get('layout')}, pixels in [0, {record.get('scale', 255):g}]"
-    if record.get("mean") is not None and record.get("std") is not None:
-        text += f", then (x - mean {nums(record['mean'])}) / std {nums(record['std'])}"
-    text += f", {record.get('output')} out"
-    declared = record.get("declared_by")
-    if isinstance(declared, dict):
-        places = sorted({_name(str(v)) for v in declared.values() if v not in ("default", "input shape")})
-        text += f" (declared by {', '.join(places)})" if places else " (this project's convention)"
-    if record.get("output") == "probabilities" and record.get("logits"):
-        text += f"; attacked on its logits: {record['logits']}"
-    return text
 
 
 def _model_rows(inputs: CardInputs) -> tuple[list, list]:

@@ -4,6 +4,7 @@
 this package is callable (``call.attack``: the model requirements are in its docstring).
 
 * ``call``: the one-call attack on arrays (a keras.Model or .keras path, fed by its input convention);
+* ``settings``: the settings by name, checked (an old folder's recorded pixel range 0..255 accepted);
 * ``step``: one fast gradient sign step and the quantisation to stored bytes (pure functions);
 * ``fgs``: the iterative fast gradient sign loop (settings: ``config.AttackConfig``);
 * ``gradient``: its input-gradient function, one trace per batch size, and the batch sizes of the drain;

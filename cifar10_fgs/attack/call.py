@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.attack.fgs import AttackRecord, attack_arrays
-from cifar10_fgs.config import NUM_LOGITS, AttackConfig, attack_settings
+from cifar10_fgs.attack.settings import attack_settings
+from cifar10_fgs.config import NUM_LOGITS, AttackConfig
 from cifar10_fgs.data import IMAGE_SHAPE
 from cifar10_fgs.errors import ConfigError, ModelError
 from cifar10_fgs.models.convention import InputConvention

@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from cifar10_fgs.config import PIXEL_RANGE, Method, attack_config_of, attack_settings
+from cifar10_fgs.attack.settings import attack_config_of, attack_settings
+from cifar10_fgs.config import PIXEL_RANGE, Method
 from cifar10_fgs.data import check_split
 from cifar10_fgs.errors import ConfigError, DataSourceError, ValidationError
 from cifar10_fgs.models.convention import KERAS_CONVENTION, InputConvention
@@ -221,7 +222,7 @@ class Config:
 
     def resume_key(self) -> dict:
         """What a folder must have been made with to be resumed or combined: the JSON, with an old folder's
-        recorded pixel range (exactly 0..255, ``config.LEGACY_PIXEL_RANGE``) left out of ``attack``."""
+        recorded pixel range (exactly 0..255, ``attack.settings.LEGACY_PIXEL_RANGE``) left out of ``attack``."""
         out = self.to_json()
         if isinstance(out.get("attack"), dict):
             try:
