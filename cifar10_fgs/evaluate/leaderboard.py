@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError
 from cifar10_fgs.evaluate import (
     check_name,
@@ -102,8 +103,13 @@ class Leaderboard:
 # --------------------------------------------------------------------------- models
 
 
-def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: bool = False) -> LoadedModel:
-    """A local ``.keras`` / ``.onnx`` file or an ``hf://`` model repo, loaded and identified."""
+def load_candidate(
+    spec: str, *, declared=None, unsafe: bool = False, progress: bool = False, recorded=None
+) -> LoadedModel:
+    """A local ``.keras`` / ``.onnx`` file or an ``hf://`` model repo, loaded and identified.
+
+    ``recorded``: the input convention generation.json records for a local Keras file (the generating model); it
+    is used, and ``declared`` and the model's sidecar must agree with it."""
 
     commit = None
     if is_model_uri(spec):
@@ -111,7 +117,7 @@ def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: 
         model = load_hub_folder(snapshot.path, spec, declared=declared, unsafe=unsafe)
         commit = snapshot.commit
     else:
-        model = load_classifier(spec, declared=declared, unsafe=unsafe)
+        model = load_classifier(spec, declared=declared, unsafe=unsafe, recorded=recorded, record=mf.FILE)
     return LoadedModel(spec, model.path, model.sha256, commit, model, model.describe())
 
 
@@ -268,7 +274,16 @@ def evaluate_leaderboard(
     source = _source_for(dataset_dir, generation, o.cifar10, label)
     out = Path(o.out_dir) if o.out_dir is not None else (Path.cwd() if commit else dataset_dir / "results")
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    loaded = [load_candidate(m, declared=o.model_input, unsafe=o.unsafe_model, progress=progress) for m in models]
+    loaded = [
+        load_candidate(
+            m,
+            declared=o.model_input,
+            unsafe=o.unsafe_model,
+            progress=progress,
+            recorded=None if is_model_uri(m) else generation.convention_of(m),
+        )
+        for m in models
+    ]
     identity = dataset_identity(dataset_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     key = sha256_bytes(

@@ -31,7 +31,6 @@ from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
-from cifar10_fgs.provenance import sha256_file
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def evaluate_transfer(
     models = {"target": target_info}
     source_model = None
     if o.source_model is not None:
-        recorded = _recorded_convention(o.source_model, ev.generation)
+        recorded = ev.generation.convention_of(o.source_model)  # fed as generate fed it
         source_model, info = _classifier_info(o.source_model, o.unsafe_model, recorded=recorded)
         info["generated_the_dataset"] = info["sha256"] == ev.generation.source_model_sha256
         models["source"] = info
@@ -150,14 +149,6 @@ DEFINITIONS = {
         "the share whose adversarial copy it gets wrong",
     },
 }
-
-
-def _recorded_convention(path, generation):
-    """How generate fed ``path`` (as generation.json records), if it is the generating model's file; else None."""
-    path = Path(path)
-    if generation.manifest is None or not path.is_file() or sha256_file(path) != generation.source_model_sha256:
-        return None
-    return generation.manifest.config.source_convention()
 
 
 def _classify_sets(model, sets: dict, labels: np.ndarray, batch_size: int, bar) -> dict[str, Classification]:

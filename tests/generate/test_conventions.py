@@ -101,14 +101,21 @@ def test_validate_uses_the_recorded_convention_and_refuses_a_contrary_one(genera
     assert "cifar10-fgs.json declares scale 1 but the command line declares 255" in err
 
 
-def test_options_instead_of_a_sidecar_give_the_same_bytes(generated, keras_io, tmp_path, capsys):
-    models, model, cifar = keras_io
-    bare = tmp_path / "bare"
-    bare.mkdir()
+@pytest.fixture(scope="module")
+def by_options(keras_io, tmp_path_factory):
+    """(the model without a sidecar, the folder generate made from it with the convention given as options)."""
+    models, _, cifar = keras_io
+    bare = tmp_path_factory.mktemp("bare")
     shutil.copy(models / "m.keras", bare / "m.keras")  # no sidecar
     declared = ("--input-scale", "1", "--model-output", "probabilities")
-    out = tmp_path / "ds"
-    assert run(generate_cli(bare / "m.keras", cifar, out, *FAST, *declared), capsys)[0] == 0
+    out = bare / "ds"
+    assert run_with_friendly_errors(cli, generate_cli(bare / "m.keras", cifar, out, *FAST, *declared)) == 0
+    return bare, out
+
+
+def test_options_instead_of_a_sidecar_give_the_same_bytes(generated, by_options, keras_io, tmp_path, capsys):
+    _, model, cifar = keras_io
+    bare, out = by_options
     assert shard_bytes(out) == shard_bytes(generated)
     # validate needs no options: generation.json records the convention, and a contrary one is refused
     validate = ["validate", str(out), "--source-model", str(bare / "m.keras"), "-q"]
@@ -120,6 +127,20 @@ def test_options_instead_of_a_sidecar_give_the_same_bytes(generated, keras_io, t
     code, _ = run(generate_cli(bare / "m.keras", cifar, undeclared, *FAST, "--allow-failures"), capsys)
     images, labels = stored(undeclared)
     assert code == 0 and (fed_as_keras_io(model, images).argmax(axis=1) == labels).any()
+
+
+def test_the_generating_model_is_scored_as_it_was_attacked(by_options, tiny_keras_path, capsys):
+    """evaluate transfer --source-model (and its leaderboard entry) feeds it as generation.json records."""
+    bare, out = by_options
+    args = ["evaluate", "transfer", str(out), "--model", str(tiny_keras_path), "--source-model", str(bare / "m.keras")]
+    assert run([*args, "-q"], capsys)[0] == 0
+    source = json.loads((out / "results" / "transfer.json").read_text())["results"]["source"]
+    assert source["adversarial"]["accuracy"] == 0.0  # white-box: every stored image fools it
+    assert source["agrees_with_stored_adversarial_prediction"] == 1.0
+    assert run([*args, "--leaderboard", "-q"], capsys)[0] == 0
+    entries = json.loads((out / "results" / "leaderboard.json").read_text())["models"]
+    (entry,) = [e for e in entries if e["generated_the_dataset"]]
+    assert entry["adversarial_acc"] == 0.0 and entry["input_convention"]["scale"] == 1.0
 
 
 def test_an_undeclared_model_writes_what_it_always_wrote(tiny_keras_path, image_folder_source, tmp_path, capsys):
