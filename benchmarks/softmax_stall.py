@@ -1,10 +1,18 @@
 """Confident images and a softmax model: does the attack stall? Before (probabilities taken for logits) and after.
 
     python benchmarks/softmax_stall.py --cifar10 DATA [--train-limit 10000] [--epochs 8] [--images 300]
+                                      [--model-file M.keras]
 
 Trains a small keras.io-style CNN (pixels x / 255 in, ``Dense(10, activation="softmax")`` out) on a
-class-balanced subset of the train split, takes the test images it classifies correctly with ``p_y > 0.99``
-(at most ``--images``, balanced by class where it can) and attacks them with ``cifar10_fgs.attack`` fed four ways:
+class-balanced subset of the train split (or loads ``--model-file`` when it exists; a trained model is saved
+there), then attacks two sets of images the model classifies correctly, at most ``--images`` each, balanced by
+class where it can:
+
+* ``confident``: test images with ``p_y > --threshold`` (0.99);
+* ``saturated``: images whose ``p_y`` is exactly 1 in float32 (every other probability rounds to 0), from the
+  test split, topped up from the train split when the test split has too few.
+
+Each set is attacked with ``cifar10_fgs.attack`` fed four ways:
 
 * ``undeclared``: nothing declared, so [0, 255] pixels in and the probabilities taken for logits (what any
   Keras model got before conventions applied to Keras);
@@ -48,9 +56,8 @@ def keras_io_cnn():
     )
 
 
-def confident_rows(p: np.ndarray, labels: np.ndarray, threshold: float, limit: int) -> np.ndarray:
-    """Rows classified correctly with p_y > threshold, round-robin over the classes, at most ``limit``."""
-    ok = (p.argmax(axis=1) == labels) & (p[np.arange(len(p)), labels] > threshold)
+def chosen_rows(ok: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:
+    """Rows where ``ok``, round-robin over the classes, at most ``limit``, ascending."""
     per_class = [list(np.flatnonzero(ok & (labels == c))) for c in range(10)]
     rows: list[int] = []
     while len(rows) < limit and any(per_class):
@@ -58,6 +65,59 @@ def confident_rows(p: np.ndarray, labels: np.ndarray, threshold: float, limit: i
             if per_class[c] and len(rows) < limit:
                 rows.append(per_class[c].pop(0))
     return np.sort(np.asarray(rows, np.int64))
+
+
+def trained_model(args, train):
+    """(the keras.io CNN: loaded from ``--model-file`` if it exists, else trained (and saved there), train seconds)."""
+    import keras
+
+    if args.model_file is not None and args.model_file.exists():
+        return keras.saving.load_model(args.model_file), None
+    model = keras_io_cnn()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    t = time.perf_counter()
+    model.fit(train.images / np.float32(255), train.labels, epochs=args.epochs, batch_size=64, verbose=2)
+    seconds = round(time.perf_counter() - t, 1)
+    if args.model_file is not None:
+        model.save(args.model_file)
+    return model, seconds
+
+
+def image_sets(args, fed_as_expected, test, train) -> tuple[dict, float]:
+    """{set name: (images, labels, description)} of the ``confident`` and ``saturated`` sets; test accuracy."""
+    probs = {"test": fed_as_expected(test.images)}
+    accuracy = float((probs["test"].argmax(axis=1) == test.labels).mean())
+    p_y = probs["test"][np.arange(len(test)), test.labels]
+    right = probs["test"].argmax(axis=1) == test.labels
+    rows = chosen_rows(right & (p_y > args.threshold), test.labels, args.images)
+    sets = {"confident": (test.images[rows], test.labels[rows], _describe(rows, p_y[rows], test.labels[rows]))}
+    sat_rows = chosen_rows(right & (p_y == 1.0), test.labels, args.images)
+    images, labels, where = test.images[sat_rows], test.labels[sat_rows], {"test": len(sat_rows)}
+    if len(sat_rows) < args.images:
+        pt = fed_as_expected(train.images)
+        pt_y = pt[np.arange(len(train)), train.labels]
+        more = chosen_rows(
+            (pt.argmax(axis=1) == train.labels) & (pt_y == 1.0), train.labels, args.images - len(sat_rows)
+        )
+        images, labels = np.concatenate([images, train.images[more]]), np.concatenate([labels, train.labels[more]])
+        where["train"] = len(more)
+    sets["saturated"] = (
+        images,
+        labels,
+        {**_describe(np.arange(len(labels)), np.ones(len(labels)), labels), "from": where},
+    )
+    for name, (_, _, info) in sets.items():
+        print(name, json.dumps(info, sort_keys=True), flush=True)
+    return sets, accuracy
+
+
+def _describe(rows, p_y, labels) -> dict:
+    return {
+        "count": len(rows),
+        "p_y_min": float(p_y.min()) if len(rows) else None,
+        "saturated": int((p_y == 1.0).sum()),  # p_y rounds to 1 in float32
+        "per_class": np.bincount(labels, minlength=10).tolist(),
+    }
 
 
 def run_variant(name: str, model, images, labels, convention, settings: dict, fed_as_expected) -> dict:
@@ -95,28 +155,19 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--images", type=int, default=300, help="confident test images attacked, at most")
     p.add_argument("--threshold", type=float, default=0.99)
+    p.add_argument("--model-file", type=Path, default=None, help="load this model if it exists, else save it here")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("softmax_stall.json"))
     args = p.parse_args(argv)
 
     keras.utils.set_random_seed(0)
     train, _, _ = load_cifar10_rows(args.source, "train", lambda y: balanced_rows(y, args.train_limit, 0))
     test = load_cifar10(args.source, "test")
-    model = keras_io_cnn()
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    t = time.perf_counter()
-    model.fit(train.images / np.float32(255), train.labels, epochs=args.epochs, batch_size=64, verbose=2)
-    train_seconds = time.perf_counter() - t
+    model, train_seconds = trained_model(args, train)
 
     def fed_as_expected(images):
         return model.predict(images.astype(np.float32) / 255, batch_size=500, verbose=0)
 
-    probs = fed_as_expected(test.images)
-    accuracy = float((probs.argmax(axis=1) == test.labels).mean())
-    rows = confident_rows(probs, test.labels, args.threshold, args.images)
-    images, labels = test.images[rows], test.labels[rows]
-    p_y = probs[rows, labels]
-    print(f"test accuracy {accuracy:.4f}; {len(rows)} confident images, p_y min {p_y.min():.6f}", flush=True)
-
+    sets, test_accuracy = image_sets(args, fed_as_expected, test, train)
     probs01 = InputConvention(Layout.NHWC, 1.0, None, None, Output.PROBABILITIES)
     as_logits01 = InputConvention(Layout.NHWC, 1.0, None, None, Output.LOGITS)
     nested = keras.Sequential([keras.Input((32, 32, 3)), model], name="nested")  # hides the final softmax layer
@@ -127,9 +178,13 @@ def main(argv=None) -> None:
         "pre_softmax": (model, probs01),
     }
     results = {}
-    for loop, settings in (("default", {}), ("paper_loop", {"escalate": False})):
-        for name, (m, conv) in variants.items():
-            results[f"{loop}/{name}"] = run_variant(name, m, images, labels, conv, settings, fed_as_expected)
+    for set_name, (images, labels, _) in sets.items():
+        if not len(labels):
+            continue
+        for loop, settings in (("default", {}), ("paper_loop", {"escalate": False})):
+            for name, (m, conv) in variants.items():
+                key = f"{set_name}/{loop}/{name}"
+                results[key] = run_variant(key, m, images, labels, conv, settings, fed_as_expected)
     out = {
         "command": " ".join(["python", *sys.argv]),
         "source": args.source,
@@ -137,16 +192,10 @@ def main(argv=None) -> None:
             "architecture": "keras.io simple convnet, Dense(10, softmax)",
             "train_images": len(train),
             "epochs": args.epochs,
-            "train_seconds": round(train_seconds, 1),
-            "test_accuracy": round(accuracy, 4),
+            "train_seconds": train_seconds,
+            "test_accuracy": round(test_accuracy, 4),
         },
-        "images": {
-            "count": len(rows),
-            "threshold": args.threshold,
-            "p_y_min": float(p_y.min()),
-            "saturated": int((p_y == 1.0).sum()),  # p_y rounds to 1 in float32
-            "per_class": np.bincount(labels, minlength=10).tolist(),
-        },
+        "images": {name: info for name, (_, _, info) in sets.items()},
         "results": results,
         "library_versions": library_versions(),
     }

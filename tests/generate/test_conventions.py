@@ -94,6 +94,9 @@ def test_every_stored_row_fools_the_model_fed_as_it_expects(generated, keras_io)
 
 def test_validate_uses_the_recorded_convention_and_refuses_a_contrary_one(generated, keras_io, capsys):
     models, _, cifar = keras_io
+    before = shard_bytes(generated)
+    assert run(generate_cli(models / "m.keras", cifar, generated, *FAST), capsys)[0] == 0  # resumes: the same key
+    assert shard_bytes(generated) == before
     args = ["validate", str(generated), "--source-model", str(models / "m.keras"), "--cifar10", str(cifar), "-q"]
     assert run(args, capsys)[0] == 0
     code, err = run([*args, "--input-scale", "255"], capsys)
