@@ -1,7 +1,7 @@
 """Confident images and a softmax model: does the attack stall? Before (probabilities taken for logits) and after.
 
     python benchmarks/softmax_stall.py --cifar10 DATA [--train-limit 10000] [--epochs 8] [--images 300]
-                                      [--model-file M.keras]
+                                      [--dropout 0.5] [--model-file M.keras]
 
 Trains a small keras.io-style CNN (pixels x / 255 in, ``Dense(10, activation="softmax")`` out) on a
 class-balanced subset of the train split (or loads ``--model-file`` when it exists; a trained model is saved
@@ -16,14 +16,18 @@ Each set is attacked with ``cifar10_fgs.attack`` fed four ways:
 
 * ``undeclared``: nothing declared, so [0, 255] pixels in and the probabilities taken for logits (what any
   Keras model got before conventions applied to Keras);
+* ``undeclared_pixels_pre_softmax``: the same wrong [0, 255] pixels, but the logits before the softmax: it
+  isolates the softmax (the graph attacked is the same function of the pixels as ``undeclared``'s);
 * ``probabilities_as_logits``: the right pixels ([0, 1]), the probabilities still taken for logits;
 * ``log_probabilities``: the right pixels, logits = log(max(p, tiny)) (the fallback for a model whose softmax is
   hidden: here the model nested in a ``Sequential``, so no final softmax layer is seen);
 * ``pre_softmax``: the right pixels, the logits before the final softmax (what a declared softmax model gets).
 
 Every variant runs the default attack (``AttackConfig()``: 200 steps, the stall ladder) and the paper's loop alone
-(``escalate=False``). "Fooled" is counted on the model fed as it expects (x / 255): for ``undeclared`` the
-attacked graph is not the model's. Writes sorted JSON to ``benchmarks/softmax_stall.json``.
+(``escalate=False``). "Fooled" is counted on the model fed as it expects (x / 255): for the ``undeclared``
+variants the attacked graph is not the model's, so ``fooled_by_the_attacked_graph`` is reported too, with
+``zero_gradient_at_the_original``: images whose first gradient is exactly zero (a saturated softmax).
+Writes sorted JSON to ``benchmarks/softmax_stall.json``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 
-def keras_io_cnn():
+def keras_io_cnn(dropout: float = 0.5):
     import keras
 
     layers = keras.layers
@@ -49,7 +53,7 @@ def keras_io_cnn():
             layers.Conv2D(64, 3, activation="relu"),
             layers.MaxPooling2D(),
             layers.Flatten(),
-            layers.Dropout(0.5),
+            layers.Dropout(dropout),
             layers.Dense(10, activation="softmax"),
         ],
         name="keras_io_cnn",
@@ -73,7 +77,7 @@ def trained_model(args, train):
 
     if args.model_file is not None and args.model_file.exists():
         return keras.saving.load_model(args.model_file), None
-    model = keras_io_cnn()
+    model = keras_io_cnn(args.dropout)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     t = time.perf_counter()
     model.fit(train.images / np.float32(255), train.labels, epochs=args.epochs, batch_size=64, verbose=2)
@@ -120,6 +124,19 @@ def _describe(rows, p_y, labels) -> dict:
     }
 
 
+def zero_gradients(model, images, labels, convention) -> int:
+    """Images whose loss gradient (the attack's first step) is exactly zero: the saturated-softmax stall."""
+    from cifar10_fgs.attack.call import _fed
+    from cifar10_fgs.attack.gradient import make_gradient_fn
+
+    fn, zero = make_gradient_fn(_fed(model, convention).model), 0
+    for i in range(0, len(images), 100):
+        x, y = images[i : i + 100].astype(np.float32), labels[i : i + 100].astype(np.int32)
+        _, g = fn(x, y)
+        zero += int((np.abs(np.asarray(g)).reshape(len(x), -1).sum(axis=1) == 0).sum())
+    return zero
+
+
 def run_variant(name: str, model, images, labels, convention, settings: dict, fed_as_expected) -> dict:
     import cifar10_fgs
 
@@ -135,6 +152,7 @@ def run_variant(name: str, model, images, labels, convention, settings: dict, fe
         "mean_iterations_of_fooled": round(float(steps.mean()), 2) if len(steps) else None,
         "median_linf_levels_of_fooled": float(np.median(rec.linf[fooled]) * 255) if fooled.any() else None,
         "gradient_evaluations": int(rec.evaluations.sum()),
+        "zero_gradient_at_the_original": zero_gradients(model, images, labels, convention),
         "seconds": round(time.perf_counter() - t, 1),
     }
     print(name, json.dumps(row, sort_keys=True), flush=True)
@@ -155,6 +173,7 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--images", type=int, default=300, help="confident test images attacked, at most")
     p.add_argument("--threshold", type=float, default=0.99)
+    p.add_argument("--dropout", type=float, default=0.5, help="before the classifier (keras.io: 0.5; 0 over-fits)")
     p.add_argument("--model-file", type=Path, default=None, help="load this model if it exists, else save it here")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("softmax_stall.json"))
     args = p.parse_args(argv)
@@ -171,8 +190,10 @@ def main(argv=None) -> None:
     probs01 = InputConvention(Layout.NHWC, 1.0, None, None, Output.PROBABILITIES)
     as_logits01 = InputConvention(Layout.NHWC, 1.0, None, None, Output.LOGITS)
     nested = keras.Sequential([keras.Input((32, 32, 3)), model], name="nested")  # hides the final softmax layer
+    probs255 = InputConvention(Layout.NHWC, 255.0, None, None, Output.PROBABILITIES)
     variants = {
         "undeclared": (model, None),
+        "undeclared_pixels_pre_softmax": (model, probs255),
         "probabilities_as_logits": (model, as_logits01),
         "log_probabilities": (nested, probs01),
         "pre_softmax": (model, probs01),
@@ -189,7 +210,7 @@ def main(argv=None) -> None:
         "command": " ".join(["python", *sys.argv]),
         "source": args.source,
         "model": {
-            "architecture": "keras.io simple convnet, Dense(10, softmax)",
+            "architecture": f"keras.io simple convnet, dropout {args.dropout:g}, Dense(10, softmax)",
             "train_images": len(train),
             "epochs": args.epochs,
             "train_seconds": train_seconds,

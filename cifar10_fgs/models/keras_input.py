@@ -12,8 +12,8 @@ shards made with an undeclared model stay byte-identical. For any other conventi
 Logits of a model declared to output ``probabilities`` (softmax) are taken from before its final softmax
 where it ends in one: a final ``Softmax`` or ``Activation("softmax")`` layer is skipped (its input is
 the logits), and a final ``Dense`` or ``Conv`` layer with ``activation="softmax"`` is replaced by a linear
-copy of itself on the same weights. A saturated softmax (``p_y`` rounding to 1 in float32) has a zero
-gradient, which would stall the attack on exactly the confident images. A model that does not end in a
+copy of itself on the same weights. A saturated softmax (the other probabilities underflowing to 0) has a zero
+gradient, which would stall the attack on every image where it saturates. A model that does not end in a
 softmax layer gets ``log(max(p, tiny))`` (its outputs are checked to be probabilities first).
 """
 
@@ -104,7 +104,7 @@ def feed(network, convention: InputConvention = KERAS_CONVENTION, origin: dict |
             )
         return FedModel(check_model(network, where), network, convention, origin)
     layout_of(_input_shape(network, where), convention.layout, "the convention", where)  # the layout fits
-    model, logits = _fed_graph(network, convention, where)
+    model, logits = _fed_graph(network, convention)
     fed = FedModel(network, check_model(model, where), convention, origin, logits)
     if logits == LOGITS_LOG:
         _check_probabilities(fed, where)
@@ -154,7 +154,7 @@ def _input_shape(network, where: str) -> tuple:
         raise ModelError(f"{where} has no single input and output: expected a 32x32x3 -> 10 classifier") from None
 
 
-def _fed_graph(network, c: InputConvention, where: str):
+def _fed_graph(network, c: InputConvention):
     """(functional model: uint8 levels NHWC -> the declared preprocessing -> ``network`` -> logits, how logits)."""
     import keras
 
