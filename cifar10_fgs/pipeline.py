@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar10_fgs.config import QUICK_RECIPES, RECIPES, Arch, AttackConfig, QuickTrial, RetrainMode, parse_choices
-from cifar10_fgs.data import DEFAULT_SOURCE, SPLITS, load_cifar10
+from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import CARD, RESULTS_DIR
 from cifar10_fgs.errors import ValidationError
@@ -53,7 +53,7 @@ RUN_FILE = "run.json"
 
 @dataclass(frozen=True)
 class RunOptions:
-    cifar10: str = DEFAULT_SOURCE
+    cifar10: str = DEFAULT_CIFAR10
     source_model: str | None = None  # use this .keras instead of training EfficientNetB0
     target_model: str | None = None  # use this .keras instead of training the simple deep CNN
     source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
@@ -66,7 +66,7 @@ class RunOptions:
     attack: AttackConfig | None = None  # None: generate.attack_config() (the batch size follows the device)
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
-    upload_model: bool = True  # with upload: ship the source model under source_model/ too
+    ship_source_model: bool = True  # with upload: ship the source model under source_model/ too
     seed: int = 0
     allow_failures: bool = False  # accept images not fooled within max_iterations (listed in generation.json)
 
@@ -80,22 +80,22 @@ class StageResult:
 
 
 @dataclass(frozen=True)
-class RunResult:
-    out_dir: str
+class RunResult:  # its field names are the keys of `run --json`
+    out_dir: str  # the workspace
     dataset_dir: str
     stages: tuple[StageResult, ...]
     summary: dict
 
 
 def run_pipeline(
-    out: str | Path,
+    workspace: str | Path,
     options: RunOptions = RunOptions(),
     *,
     progress: bool = False,
     overwrite: bool = False,
     on_stage: Callable[[StageResult], None] | None = None,
 ) -> RunResult:
-    """Run every stage into the workspace ``out`` (see the module docstring).
+    """Run every stage into the folder ``workspace`` (see the module docstring).
 
     ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
     """
@@ -103,7 +103,7 @@ def run_pipeline(
     options = quick_options(options)
     _recipe(Arch.SOURCE, options.source_epochs, options.quick)  # and so does a bad --source-epochs or --target-epochs
     _recipe(Arch.TARGET, options.target_epochs, options.quick)
-    run = _Run(Path(out), options, progress, on_stage)
+    run = _Run(Path(workspace), options, progress, on_stage)
     data = run.load()
     source_model = run.model(Arch.SOURCE, options.source_model, options.source_epochs, data)
     target_model = run.model(Arch.TARGET, options.target_model, options.target_epochs, data)
@@ -112,18 +112,18 @@ def run_pipeline(
     run.evaluations(source_model, target_model, manifest_sha, modes)
     run.paper(manifest_sha)
     run.card_and_upload(source_model, manifest_sha)
-    return RunResult(str(run.out), str(run.dataset), tuple(run.stages), {"fooled_percent": fooled})
+    return RunResult(str(run.workspace), str(run.dataset_dir), tuple(run.stages), {"fooled_percent": fooled})
 
 
 class _Run:
     """The workspace of one ``run_pipeline`` call: ``run.json`` and the stages done or skipped so far."""
 
-    def __init__(self, out: Path, options: RunOptions, progress: bool, on_stage):
-        self.out, self.options, self.progress, self.on_stage = out, options, progress, on_stage
-        self.models = out / "models"
-        self.dataset = out / "dataset"
-        out.mkdir(parents=True, exist_ok=True)
-        self.record_path = out / RUN_FILE
+    def __init__(self, workspace: Path, options: RunOptions, progress: bool, on_stage):
+        self.workspace, self.options, self.progress, self.on_stage = workspace, options, progress, on_stage
+        self.models = workspace / "models"
+        self.dataset_dir = workspace / "dataset"
+        workspace.mkdir(parents=True, exist_ok=True)
+        self.record_path = workspace / RUN_FILE
         self.record = read_json(self.record_path) if self.record_path.exists() else {}
         self.record.setdefault("stages", {})
         self.stages: list[StageResult] = []
@@ -148,13 +148,13 @@ class _Run:
 
     def load(self) -> dict:
         """1. the data, loaded once and handed to every stage that needs it."""
-        t0, source = time.time(), self.options.cifar10
-        data = {s: load_cifar10(source, s) for s in SPLITS}
+        t0, cifar10 = time.time(), self.options.cifar10
+        data = {s: load_cifar10(cifar10, s) for s in SPLITS}
         self.finish(
             "load",
             "done",
             t0,
-            f"{len(data['train'])} train + {len(data['test'])} test images from {source}",
+            f"{len(data['train'])} train + {len(data['test'])} test images from {cifar10}",
             key={s: d.fingerprint() for s, d in data.items()},
         )
         return data
@@ -180,7 +180,7 @@ class _Run:
             recipe=recipe,
             seed=o.seed,
             overwrite=True,
-            verbose=1 if self.progress else 0,
+            progress=self.progress,
         )
         self.finish(
             name,
@@ -197,17 +197,15 @@ class _Run:
 
         t0, o = time.time(), self.options
         gen = generate_dataset(
+            self.dataset_dir,
             source_model,
-            o.cifar10,
-            self.dataset,
-            o.attack,
-            GenerateOptions(limit=o.limit, seed=o.seed),
+            GenerateOptions(cifar10=o.cifar10, attack=o.attack, limit=o.limit, seed=o.seed),
             progress=self.progress,
             data=data,
             overwrite=overwrite,
             allow_failures=o.allow_failures,
         )
-        manifest_sha = sha256_file(mf.path(self.dataset))
+        manifest_sha = sha256_file(mf.path(self.dataset_dir))
         fooled = {s: v.fooled_percent for s, v in gen.summary.items()}
         self.finish(
             "generate",
@@ -229,10 +227,10 @@ class _Run:
             self.finish("validate", "skipped", t0, "already validated")
             return
 
-        report = validate_dataset(self.dataset, source_model, self.options.cifar10, progress=self.progress)
+        report = validate_dataset(self.dataset_dir, source_model, cifar10=self.options.cifar10, progress=self.progress)
         if not report.ok:
             raise ValidationError(
-                f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset} --source-model "
+                f"{self.dataset_dir} failed validation: run `cifar10-fgs validate {self.dataset_dir} --source-model "
                 f"{source_model} --cifar10 {self.options.cifar10}` for the list"
             )
         self.finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
@@ -241,7 +239,7 @@ class _Run:
         self, source_model: Path, target_model: Path, manifest_sha: str, modes: tuple[RetrainMode, ...]
     ) -> None:
         """6-8. transfer, retrain (each mode), gaussian: each skipped when its inputs are unchanged and its output exists."""
-        o, d, results = self.options, self.dataset, self.dataset / RESULTS_DIR
+        o, d, results = self.options, self.dataset_dir, self.dataset_dir / RESULTS_DIR
         target_sha = sha256_file(target_model)
         t0 = time.time()
         key = [manifest_sha, target_sha, sha256_file(source_model)]
@@ -249,8 +247,8 @@ class _Run:
             self.finish("transfer", "skipped", t0, "results exist")
         else:
             tr = evaluate_transfer(
-                target_model,
                 d,
+                target_model,
                 TransferOptions(
                     cifar10=o.cifar10, source_model=source_model, seed=o.seed, overwrite=True, progress=self.progress
                 ),
@@ -270,8 +268,8 @@ class _Run:
             self.finish("gaussian", "skipped", t0, "results exist")
         else:
             evaluate_gaussian(
-                [target_model, *retrained],
                 d,
+                [target_model, *retrained],
                 GaussianOptions(cifar10=o.cifar10, variants=ALL_VARIANTS, overwrite=True, progress=self.progress),
             )
             self.finish("gaussian", "done", t0, f"std sweep written ({len(ALL_VARIANTS)} filter variants)", key=key)
@@ -284,11 +282,15 @@ class _Run:
         stage = "retrain" if adversarial else f"retrain_{mode.value}"
         path = self.models / ("retrained.keras" if adversarial else f"retrained_{mode.value}.keras")
         key = [manifest_sha, target_sha, mode.value, o.retrain_epochs, o.seed]
-        if self.unchanged(stage, key) and path.is_file() and (self.dataset / RESULTS_DIR / f"{stage}.json").exists():
+        if (
+            self.unchanged(stage, key)
+            and path.is_file()
+            and (self.dataset_dir / RESULTS_DIR / f"{stage}.json").exists()
+        ):
             self.finish(stage, "skipped", t0, f"{path} exists")
             return path
         rt = evaluate_retrain(
-            self.dataset,
+            self.dataset_dir,
             path,
             RetrainOptions(
                 cifar10=o.cifar10,
@@ -321,7 +323,7 @@ class _Run:
         """9. the paper beside our numbers (cheap: always rewritten from the results files)."""
 
         t0 = time.time()
-        paper = write_paper_comparison(self.dataset)
+        paper = write_paper_comparison(self.dataset_dir)
         held = sum(e.reproduced is True for e in paper.effects)
         self.finish(
             "paper",
@@ -335,16 +337,16 @@ class _Run:
         """10. the card (cheap and deterministic: always rewritten, so it shows the latest results); 11. upload."""
 
         t0, o = time.time(), self.options
-        write_card(self.dataset, o.upload, source=o.cifar10)
-        self.finish("card", "done", t0, f"{self.dataset / CARD}", key=manifest_sha)
+        write_card(self.dataset_dir, o.upload, cifar10=o.cifar10)
+        self.finish("card", "done", t0, f"{self.dataset_dir / CARD}", key=manifest_sha)
         if o.upload:
             t0 = time.time()
             up = upload_dataset(
-                self.dataset,
+                self.dataset_dir,
                 o.upload,
                 private=o.private,
-                include_model=source_model if o.upload_model else None,
-                ship_model=o.upload_model,
+                source_model=source_model if o.ship_source_model else None,
+                ship_source_model=o.ship_source_model,
             )
             self.finish(
                 "upload",

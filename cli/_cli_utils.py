@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import click
 
 from cifar10_fgs import config
-from cifar10_fgs.data import DEFAULT_SOURCE
+from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS
 from cifar10_fgs.provenance import dumps_sorted
 
 from ._errors import debug_enabled
@@ -32,7 +32,7 @@ def cifar10_option(purpose: str | None = None):
     """``--cifar10 DATA``: the CIFAR-10 to read; with ``purpose``, optional (default None) and only for that."""
     if purpose is None:
         return click.option(
-            "--cifar10", "cifar10", default=DEFAULT_SOURCE, show_default=True, metavar="DATA", help=CIFAR10_HELP
+            "--cifar10", "cifar10", default=DEFAULT_CIFAR10, show_default=True, metavar="DATA", help=CIFAR10_HELP
         )
     return click.option("--cifar10", "cifar10", default=None, metavar="DATA", help=f"{purpose} {CIFAR10_HELP}")
 
@@ -69,7 +69,7 @@ def _sentence(prefix: str, text: str) -> str:
 
 
 def no_source_model_option(prefix: str = ""):
-    """``--no-source-model``: publish the data without the source model (``upload_dataset(ship_model=False)``)."""
+    """``--no-source-model``: publish the data without the source model (``upload_dataset(ship_source_model=False)``)."""
     return click.option(
         "--no-source-model",
         "no_source_model",
@@ -113,9 +113,10 @@ def epochs_option(recipe: str = "the recipe's"):
     )
 
 
-def out_dir_option(text: str):
-    """``--out DIR``, required: the folder the command writes; ``text`` says what goes there."""
-    return click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help=text)
+def out_dir_option(text: str, dest: str = "dataset_dir"):
+    """``--out DIR``, required: the folder the command writes, passed as ``dest`` (a dataset folder unless
+    said otherwise); ``text`` says what goes there."""
+    return click.option("--out", dest, type=click.Path(file_okay=False), required=True, help=text)
 
 
 def overwrite_option(text: str = "Replace existing output made with other settings."):
@@ -123,6 +124,31 @@ def overwrite_option(text: str = "Replace existing output made with other settin
     return click.option("--overwrite", is_flag=True, help=text)
 
 
+def scored_model_option(metavar: str, text: str):
+    """``--model``: a model being scored, repeatable (one --model per model); ``text`` says what is scored."""
+    return click.option("--model", "models", multiple=True, required=True, metavar=metavar, help=text)
+
+
+def results_name_option(default: str):
+    """``--name NAME``: the results files DIR/results/NAME.*; ``default`` says the evaluation's own."""
+    return click.option(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help=f"Results are written to DIR/results/NAME.json|.md|*.png (default: {default}).",
+    )
+
+
+evaluate_cifar10_option = cifar10_option(
+    "The original CIFAR-10 the dataset was made from (default: the one recorded in DIR/generation.json)."
+)
+split_option = click.option(  # the split an evaluation scores
+    "--split",
+    type=click.Choice(SPLITS),
+    default="test",
+    show_default=True,
+    help="Which split to evaluate on.",
+)
 limit_option = click.option(
     "--limit",
     type=click.IntRange(min=1),

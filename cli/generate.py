@@ -120,7 +120,7 @@ DEFAULT = AttackConfig()  # the defaults the options show
 def command(
     source_model,
     cifar10,
-    out_dir,
+    dataset_dir,
     split,
     limit,
     step,
@@ -147,6 +147,8 @@ def command(
 
     config = attack_config(batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate)
     options = GenerateOptions(
+        cifar10=cifar10,
+        attack=config,
         splits=parse_splits(split),
         limit=limit,
         rows_per_shard=rows_per_shard,
@@ -158,10 +160,8 @@ def command(
         model_input=model_input,
     )
     result = generate_dataset(
+        dataset_dir,
         source_model,
-        cifar10,
-        out_dir,
-        config,
         options,
         overwrite=overwrite,
         allow_failures=allow_failures,

@@ -61,7 +61,7 @@ def command(dataset_dir, source_model, cifar10, unsafe_model, model_input, outpu
     report = check(
         dataset_dir,
         source_model,
-        cifar10,
+        cifar10=cifar10,
         unsafe_model=unsafe_model,
         progress=output.progress,
         model_input=model_input,
@@ -93,7 +93,7 @@ def _text(report) -> list[str]:
     if report.commit:
         lines.append(
             f"checked commit {report.commit} (model {report.model_sha256 or 'not checked'}, "
-            f"CIFAR-10 {report.source or 'not checked'})"
+            f"CIFAR-10 {report.cifar10 or 'not checked'})"
         )
     lines.append(f"{report.summary_line()} in {report.seconds:.1f} s")
     return lines

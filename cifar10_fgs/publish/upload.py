@@ -152,18 +152,21 @@ def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path |
     return path
 
 
-def _model_files(model_path: Path, manifest: Manifest) -> list[tuple[str, Path]]:
+def _model_files(source_model: Path, manifest: Manifest) -> list[tuple[str, Path]]:
     """(path in repo, local file) of the model and its provenance JSON, named as ``generation.json`` names it."""
 
-    in_repo = shipped_model_paths(manifest) or (f"{MODEL_DIR}/{model_path.name}", f"{MODEL_DIR}/{model_path.stem}.json")
-    files = [(in_repo[0], model_path)]
-    meta = model_metadata_path(model_path)
+    in_repo = shipped_model_paths(manifest) or (
+        f"{MODEL_DIR}/{source_model.name}",
+        f"{MODEL_DIR}/{source_model.stem}.json",
+    )
+    files = [(in_repo[0], source_model)]
+    meta = model_metadata_path(source_model)
     if meta.is_file():
         files.append((in_repo[1], meta))
-    sidecar = read_sidecar(model_path.parent)
+    sidecar = read_sidecar(source_model.parent)
     if sidecar is not None:  # the model's input convention travels with it; it must be the one generate used
-        check_recorded(manifest.config.source_convention(), [sidecar], str(model_path), mf.FILE)
-        files.append((f"{MODEL_DIR}/{SIDECAR}", model_path.parent / SIDECAR))
+        check_recorded(manifest.config.source_convention(), [sidecar], str(source_model), mf.FILE)
+        files.append((f"{MODEL_DIR}/{SIDECAR}", source_model.parent / SIDECAR))
     return files
 
 
@@ -264,8 +267,8 @@ def upload_dataset(
     private: bool = False,
     revision: str | None = None,
     dry_run: bool = False,
-    include_model: str | Path | None = None,
-    ship_model: bool = True,
+    source_model: str | Path | None = None,
+    ship_source_model: bool = True,
     endpoint: str | None = None,
     token: str | None = None,
 ) -> UploadResult:
@@ -273,7 +276,7 @@ def upload_dataset(
 
     With ``dry_run`` nothing contacts the hub: the result lists the files, sizes and target.
     The source model (checked against the manifest's sha256) goes under ``source_model/`` unless
-    ``ship_model`` is false; ``include_model`` is its path (default: found beside the folder, see
+    ``ship_source_model`` is false; ``source_model`` is its path (default: found beside the folder, see
     :func:`find_source_model`). ``token`` defaults to huggingface_hub's (``HF_TOKEN`` or the saved login).
     """
     from huggingface_hub import constants
@@ -286,9 +289,13 @@ def upload_dataset(
     warnings = _check_card(dataset_dir, manifest, repo_id)
     manifest_sha = sha256_file(dataset_dir / mf.FILE)
     local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
-    if not ship_model and include_model is not None:
+    if not ship_source_model and source_model is not None:
         raise ConfigError("--source-model and --no-source-model contradict each other: drop one of them")
-    model = dict(_model_files(find_source_model(dataset_dir, manifest, include_model), manifest)) if ship_model else {}
+    model = (
+        dict(_model_files(find_source_model(dataset_dir, manifest, source_model), manifest))
+        if ship_source_model
+        else {}
+    )
     files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
     total = sum(f.bytes for f in files)
     endpoint_url = (endpoint or constants.ENDPOINT).rstrip("/")

@@ -35,8 +35,8 @@ def pair(tmp_path_factory):
 
 def test_transfer_scores_a_softmax_model_as_its_logits_twin(folder, pair):
     declared, _, twin = pair
-    a = evaluate_transfer(declared, folder, TransferOptions(name="softmax"))
-    b = evaluate_transfer(twin, folder, TransferOptions(name="twin"))
+    a = evaluate_transfer(folder, declared, TransferOptions(name="softmax"))
+    b = evaluate_transfer(folder, twin, TransferOptions(name="twin"))
     assert (a.original.accuracy, a.adversarial.accuracy, a.control.accuracy) == (
         b.original.accuracy,
         b.adversarial.accuracy,
@@ -53,7 +53,7 @@ def test_transfer_scores_a_softmax_model_as_its_logits_twin(folder, pair):
 
 def test_gaussian_scores_it_as_its_twin(folder, pair):
     declared, _, twin = pair
-    r = evaluate_gaussian([declared, twin], folder, GaussianOptions(name="g", stds=(0.0, 1.0)))
+    r = evaluate_gaussian(folder, [declared, twin], GaussianOptions(name="g", stds=(0.0, 1.0)))
     (a, b) = r.models
     for std in (0.0, 1.0):
         for s in ("original", "adversarial"):
@@ -67,7 +67,7 @@ def test_the_options_declare_it_for_the_leaderboard(folder, pair, tmp_path, caps
     args = ["evaluate", "transfer", str(folder), "--model", str(bare), "--leaderboard", "--out", str(out), "-q"]
     assert run_with_friendly_errors(cli, [*args, *declared]) == 0
     (entry,) = json.loads((out / "leaderboard.json").read_text())["models"]
-    twin_result = evaluate_transfer(twin, folder, TransferOptions(name="twin_board"))
+    twin_result = evaluate_transfer(folder, twin, TransferOptions(name="twin_board"))
     assert (entry["clean_acc"], entry["adversarial_acc"]) == (
         twin_result.original.accuracy,
         twin_result.adversarial.accuracy,
