@@ -399,7 +399,7 @@ class QuickTrial:
 GPU_BATCH_SIZE = 1024  # attack slots per forward+backward per GPU (on CPU: AttackConfig().batch_size)
 PREDICT_BATCH_SIZE = 512  # images per inference call (evaluate, default of predict_logits)
 RANKED_STREAM_ROWS = 2048  # a generate stream of at most this many rows enters by margin (attack.schedule)
-VALIDATE_PREDICT_ROWS = 16384  # images validate hands the model per call (fewer calls retrace less)
+VALIDATE_PREDICT_ROWS = 16384  # images validate gathers for one model call (fewer calls pad fewer tail batches)
 
 # --------------------------------------------------------------------------- statistics
 

@@ -5,7 +5,8 @@ statistics, results) and writes the text this package renders. The YAML header (
 ``dataset_info`` with features, split sizes and byte counts) comes from the shards' layout; the body
 is the Jinja template ``template.md.j2`` beside this file, filled with ``context.build_context(inputs)``. The
 output is a pure function of the inputs (no clock, no absolute paths), so the same folder always
-gives the same card. Of the library, only ``models``' naming constant is imported (no TensorFlow).
+gives the same card. Of the library, ``context`` imports only ``formatting`` (no TensorFlow); the manifest and
+statistics types are imported for type checking alone.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Path sources: a folder of any supported kind, an image folder ``<split>/<class>/*``, a tar archive, keras' download."""
+"""Path inputs: a folder of any supported kind, an image folder ``<split>/<class>/*``, a tar archive, keras' download."""
 
 from __future__ import annotations
 

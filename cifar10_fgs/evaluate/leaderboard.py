@@ -2,7 +2,7 @@
 
 ``evaluate_leaderboard(dataset_dir, models)`` reads the dataset (a folder, or ``hub:USER/NAME[@REVISION]``
 downloaded by :mod:`cifar10_fgs.hub`), joins the split to its originals with the transfer
-evaluation's own functions (:func:`cifar10_fgs.evaluate.load_joined`, ``classify``,
+evaluation's own functions (:func:`cifar10_fgs.evaluate.joined.load_joined`, ``classify``,
 ``random_sign_control``) and scores every model on the original images, their adversarial copies
 and the random-sign control. Each model is a local ``.keras`` or ``.onnx`` file or an
 ``hf://USER/NAME[@REVISION]`` model repo holding a Keras model (``config.json`` + ``model.weights.h5``,

@@ -2,7 +2,8 @@
 
 A results JSON holds the settings, model sha256s, library versions, the numbers and a ``markdown``
 field with ready tables (the dataset card shows it). Files are written atomically, JSON last, so
-its presence means the set is complete.
+its presence means the set is complete. ``refuse_other_settings`` is the one claim of every evaluation and
+the leaderboard: a file made with other settings is replaced only with ``overwrite``.
 """
 
 from __future__ import annotations

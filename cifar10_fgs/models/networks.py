@@ -1,4 +1,4 @@
-"""The two models (both: uint8-range pixels in, 10 logits out) and safe loading with shape checks."""
+"""The two models (both: uint8-range pixels in, 10 logits out), flip averaging, and safe loading with shape checks."""
 
 from __future__ import annotations
 

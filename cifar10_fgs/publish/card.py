@@ -155,7 +155,7 @@ def read_results(dataset_dir: Path) -> list[ResultSection]:
 
 def choose_examples(table, n: int) -> np.ndarray:
     """Rows (positions in ``table``) to show: attacked images (the model was right on the original), distinct
-    labels first, by source index."""
+    labels first, by CIFAR-10 row (``index``)."""
     idx = table.column("index").to_numpy()
     lab = table.column("label").to_numpy()
     rows = np.flatnonzero(table.column("original_prediction").to_numpy() == lab)

@@ -237,8 +237,8 @@ class Predictor:
 
     A chunk goes to the model as soon as the model is idle, so it starts on the first shard; while
     it works, the caller reads and checks the next shards into the following chunk (at most
-    ``chunk_rows`` rows, then the caller waits). Fewer, larger calls retrace ``predict_logits``
-    less often. Failures are recorded in the caller's thread.
+    ``chunk_rows`` rows, then the caller waits). ``predict_logits`` traces the model once per batch size,
+    so larger calls only pad fewer tail batches. Failures are recorded in the caller's thread.
     """
 
     def __init__(self, load_model: Callable, batch_size: int, chunk_rows: int, col: Collector):

@@ -97,7 +97,7 @@ class StaleIndexError(ManifestError):
 
 @dataclass(frozen=True)
 class Subset(Record):
-    """How ``--limit`` chose a split's rows: ``data.split.balanced_rows(labels, limit, seed)`` of the source split.
+    """How ``--limit`` chose a split's rows: ``data.split.balanced_rows(labels, limit, seed)`` of the CIFAR-10 split.
 
     ``original_rows`` are those CIFAR-10 rows, ascending; the shards' ``index`` is one of them (``rows``).
     """
@@ -130,7 +130,7 @@ class Subset(Record):
 
 @dataclass(frozen=True)
 class SplitConfig(Record):
-    """One split as generated: ``num_rows`` rows of the source split, in ``num_shards`` shards.
+    """One split as generated: ``num_rows`` rows of the CIFAR-10 split, in ``num_shards`` shards.
 
     Without ``subset`` (no ``--limit``, or a folder from before ``--limit`` was class-balanced) they are the
     first ``num_rows`` rows; with it, the rows ``subset`` names. Either way the shards' ``index`` is the CIFAR-10 row.
@@ -156,7 +156,7 @@ class SplitConfig(Record):
         return cls(n, obj.get("fingerprint"), obj.get("num_shards"), subset, extra_keys(obj, cls))
 
     def rows_of(self, data):
-        """The rows of ``data`` (a whole source split, ``Cifar10Split``) this split was generated from."""
+        """The rows of ``data`` (a whole CIFAR-10 split, ``Cifar10Split``) this split was generated from."""
         if self.subset is None:
             return data.head(self.num_rows)
         return data.balanced(self.subset.limit, self.subset.seed)
