@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cifar10_fgs.config import check_batch_size
 from cifar10_fgs.dataset import manifest as mf
@@ -264,17 +265,7 @@ def evaluate_leaderboard(
     ]
     identity = dataset_identity(local_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
-    key = sha256_bytes(
-        dumps_sorted(
-            {
-                "kind": "leaderboard",
-                "settings": settings,
-                "dataset": identity.get("config_sha256"),
-                "commit": commit,
-                "models": sorted((model_key({"sha256": m.sha256, **m.info}) for m in loaded), key=str),
-            }
-        ).encode()
-    )
+    key = _settings_key(settings, identity, commit, loaded)
     refuse_other_settings(
         json_path,
         key,
@@ -291,8 +282,7 @@ def evaluate_leaderboard(
     scored = _ranked(loaded, j, control, batch_size, generation.source_model_sha256)
     entries = tuple(LeaderboardEntry(**e) for e in scored)
     identity["dir"] = label
-    seconds = round(time.time() - t0, 2)
-    report = {
+    report: dict[str, Any] = {
         "kind": "leaderboard",
         "name": name,
         "title": "Transfer leaderboard",
@@ -310,7 +300,7 @@ def evaluate_leaderboard(
         "models": [{**asdict(e), "dataset": "cifar10", "number_forward_passes": 1} for e in entries],
         "metric_definitions": METRIC_DEFINITIONS,
         "library_versions": library_versions(),
-        "seconds": seconds,
+        "seconds": round(time.time() - t0, 2),
     }
     report["markdown"] = _markdown(label, split, j, scored)
     out.mkdir(parents=True, exist_ok=True)
@@ -326,8 +316,15 @@ def evaluate_leaderboard(
         entries=entries,
         json_path=str(json_path),
         markdown_path=str(md_path),
-        seconds=seconds,
+        seconds=report["seconds"],
     )
+
+
+def _settings_key(settings: dict, identity: dict, commit: str | None, loaded: list[LoadedModel]) -> str:
+    """The leaderboard's ``settings_sha256``: its settings, the dataset's config, the hub commit and every model."""
+    models = sorted((model_key({"sha256": m.sha256, **m.info}) for m in loaded), key=str)
+    body = {"kind": "leaderboard", "settings": settings, "dataset": identity.get("config_sha256"), "commit": commit}
+    return sha256_bytes(dumps_sorted({**body, "models": models}).encode())
 
 
 def _check_arguments(models: Sequence[str], name: str, batch_size: int) -> int:
