@@ -418,12 +418,13 @@ def _gaussian_text(r, dataset_dir) -> list[str]:
     metavar="README.md",
     help="Also put the comparison between this README's paper-comparison markers.",
 )
+@overwrite_option("Replace a results/paper.json that is not a paper comparison.")
 @output_options
-def paper(dataset_dir, readme, output: Output):
+def paper(dataset_dir, readme, overwrite, output: Output):
     """The paper's numbers beside ours: DIR/results/paper.md and paper.json from the results present."""
     _quiet_inference(output)
 
-    r = write_paper_comparison(dataset_dir)
+    r = write_paper_comparison(dataset_dir, overwrite=overwrite)
     if readme:
         splice_into_readme(readme, r, dataset_dir)
     mark = {True: "yes", False: "no", None: "not measured"}

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError
+from cifar10_fgs.errors import ConfigError, DataSourceError, ExistingOutputError
 from cifar10_fgs.evaluate import (
     check_name,
     classify,
@@ -142,9 +142,8 @@ def _source_for(dataset_dir: Path, generation, source, label: str):
 
 def _claim(json_path: Path, key: str, overwrite: bool) -> None:
     if json_path.exists() and not overwrite and settings_key_of(json_path) != key:
-        raise OutputError(
-            f"{json_path} holds a leaderboard made with other settings or models: pass --overwrite "
-            "to replace it, or another --name / --out"
+        raise ExistingOutputError(
+            json_path, "holds a leaderboard made with other settings or models", "another --name / --out"
         )
 
 

@@ -45,7 +45,7 @@ from cifar10_fgs.dataset_card.render import (
     ordered_splits,
     render_card,
 )
-from cifar10_fgs.errors import ConfigError, OutputError, ValidationError
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, ValidationError
 from cifar10_fgs.evaluate.comparison import NAME
 from cifar10_fgs.evaluate.figures import new_figure, save_png
 from cifar10_fgs.evaluate.results import results_paths
@@ -300,9 +300,7 @@ def _check_readme(path: Path, overwrite: bool) -> None:
         except OSError:
             ours = False
         if not ours:
-            raise OutputError(
-                f"{path} exists and was not written by `cifar10-fgs card`: move it away, or pass --overwrite to replace it"
-            )
+            raise ExistingOutputError(path, "exists and was not written by `cifar10-fgs card`", "move it away")
 
 
 def _draw_examples(
