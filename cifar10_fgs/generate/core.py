@@ -205,6 +205,27 @@ def generate_dataset(
         return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy, originals)
 
 
+def check_dataset_dir(
+    out_dir: str | Path,
+    model_sha256: str | None,
+    source: str | Path,
+    config: AttackConfig | None,
+    options: GenerateOptions,
+    data: dict[str, Cifar10Split],
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Before a model is trained for it: refuse (``ExistingOutputError``) a folder that ``generate_dataset`` with
+    these settings would replace, unless ``overwrite``. ``model_sha256`` None: a model still to be trained, so any
+    dataset already there would be replaced. ``data``: the loaded splits (``run``)."""
+    check_options(options)
+    config = attack_config() if config is None else config
+    strategy = device_strategy() if options.method == Method.FGS else None
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    splits, subsets = _limited_splits(source, options, data)
+    prepare_out_dir(Path(out_dir), _settings(config, options, model_sha256 or "", replicas, splits, subsets), overwrite)
+
+
 def _limited_splits(source, options: GenerateOptions, data) -> tuple[dict[str, Cifar10Split], dict[str, mf.Subset]]:
     """The rows each split is generated from: all of them, or with ``--limit`` the recorded balanced subset.
 

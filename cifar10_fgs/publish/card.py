@@ -292,8 +292,8 @@ def draw_iterations(path: Path, stats: dict, xlabel: str) -> None:
 # --------------------------------------------------------------------------- the card
 
 
-def _check_readme(path: Path, overwrite: bool) -> None:
-
+def check_readme(path: Path, overwrite: bool) -> None:
+    """A README.md at ``path`` not written by ``write_card`` is replaced only with ``overwrite``."""
     if path.exists() and not overwrite:
         try:
             ours = MARKER in path.read_text(encoding="utf-8", errors="replace")
@@ -378,7 +378,7 @@ def write_card(
         raise ConfigError(f"--examples {examples} is invalid: expected at least 1")
     manifest = mf.read(dataset_dir, complete=True)
     readme = dataset_dir / README
-    _check_readme(readme, overwrite)
+    check_readme(readme, overwrite)
 
     layout = read_layout(dataset_dir, manifest)
     read = {s: read_statistics(dataset_dir, manifest, sl) for s, sl in layout.splits.items()}
