@@ -61,13 +61,14 @@ class AttackFailuresError(Cifar10FgsError):
 class GenerateOptions:
     splits: tuple[str, ...] = SPLITS
     limit: int | None = None  # a class-balanced subset of N rows of each split (data.split.balanced_rows)
-    seed: int = 0  # seeds that subset
+    seed: int = 0  # seeds that subset (only with limit; the attack's own seed is AttackConfig.seed)
     rows_per_shard: int = ROWS_PER_SHARD
     with_originals: bool = False
     num_workers: int = 1  # machines sharing the work (CLI: --num-workers)
     worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
     method: Method = Method.FGS
     source_check: SourceCheck | None = SourceCheck()  # None: attack the source even if near chance (--no-source-check)
+    onepixel: OnePixelConfig = OnePixelConfig()  # method onepixel's settings (recorded in generation.json)
 
 
 def parse_splits(split: str) -> tuple[str, ...]:
@@ -87,10 +88,27 @@ def check_options(opts: GenerateOptions) -> None:
         raise ConfigError(f"unknown method {opts.method!r}: expected one of {', '.join(m.value for m in Method)}")
     if opts.method == Method.ONEPIXEL and opts.limit is None:
         raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
+    if opts.method != Method.ONEPIXEL and opts.onepixel != OnePixelConfig():
+        raise ConfigError("one-pixel settings (--population, --max-generations) apply to --method onepixel: omit them")
+    if opts.limit is None and opts.seed != 0:
+        raise ConfigError(
+            f"seed {opts.seed} seeds the --limit subset, and there is no limit: pass a limit, or seed the attack's "
+            "random starts with AttackConfig(seed=...)"
+        )
     if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
         raise ConfigError(
             f"--worker-index {opts.worker_index} with --num-workers {opts.num_workers} is invalid: "
             "expected 0 <= worker-index < num-workers"
+        )
+
+
+def check_method_config(config: AttackConfig | None, options: GenerateOptions) -> None:
+    """The FGS attack's settings are refused with ``--method onepixel``, which would ignore them (its own settings:
+    ``options.onepixel``); only the defaults (``None``, ``AttackConfig()`` or ``attack_config()``) pass."""
+    if options.method == Method.ONEPIXEL and config is not None and config not in (AttackConfig(), attack_config()):
+        raise ConfigError(
+            "the FGS attack's settings (step, max iterations, max L-inf, escalation, batch size, ...) do not apply "
+            "to --method onepixel: omit them (its settings: GenerateOptions.onepixel, --population, --max-generations)"
         )
 
 
@@ -165,9 +183,10 @@ def generate_dataset(
     ``data`` may pass already-loaded splits (keyed by split) instead of reading ``source`` again.
     ``config`` defaults to :func:`attack_config` (the attack defaults, the device's batch size).
     """
+    check_options(options)
+    check_method_config(config, options)
     config = attack_config() if config is None else config
     check_attack_config(config)
-    check_options(options)
     out_dir = Path(out_dir)
     model_path = Path(model_path)
     check_writable(out_dir)
@@ -219,6 +238,7 @@ def check_dataset_dir(
     these settings would replace, unless ``overwrite``. ``model_sha256`` None: a model still to be trained, so any
     dataset already there would be replaced. ``data``: the loaded splits (``run``)."""
     check_options(options)
+    check_method_config(config, options)
     config = attack_config() if config is None else config
     strategy = device_strategy() if options.method == Method.FGS else None
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
@@ -269,7 +289,7 @@ def _settings(
     """The manifest's ``config``: what a folder must have been made with to be resumed."""
     onepixel = None
     if options.method == Method.ONEPIXEL:
-        onepixel = _jsonable(dataclasses.asdict(OnePixelConfig()))
+        onepixel = _jsonable(dataclasses.asdict(options.onepixel))
     return mf.Config(
         splits={
             s: mf.SplitConfig(len(d), d.fingerprint(), num_shards(len(d), options.rows_per_shard), subsets.get(s))
@@ -298,6 +318,7 @@ def _run(
     """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
     record = ManifestWriter(out_dir, manifest)
     gradient_fn = _gradient_fn(model, strategy) if options.method == Method.FGS else None
+    config = options.onepixel if options.method == Method.ONEPIXEL else config  # the method's own settings
     t_start = time.time()
     attacked = grad_evals = 0
     writer = ShardWriter(out_dir, options.rows_per_shard, options.with_originals, record)
@@ -345,7 +366,7 @@ def _finish(
     out_dir: Path,
     manifest: Manifest,
     splits: dict[str, Cifar10Split],
-    config: AttackConfig,
+    config: AttackConfig | OnePixelConfig,
     rps: int,
     run: _RunTotals,
     allow_failures: bool,
@@ -378,8 +399,11 @@ def _finish(
     result = GenerateResult(str(out_dir), summary, run.seconds, run.images, run.gradient_evaluations, failures)
     if failures and not allow_failures:
         listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
+        onepixel = isinstance(config, OnePixelConfig)
+        budget = f"{config.max_generations} generations" if onepixel else f"{config.max_iterations} iterations"
         raise AttackFailuresError(
-            f"{sum(map(len, failures.values()))} images were not fooled within {config.max_iterations} iterations "
-            f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {mf.FILE})"
+            f"{sum(map(len, failures.values()))} images were not fooled within {budget} ({listed}): raise "
+            f"{'--max-generations' if onepixel else '--max-iterations'}, or pass --allow-failures to accept them "
+            f"(listed in {mf.FILE})"
         )
     return result

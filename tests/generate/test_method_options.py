@@ -1,0 +1,90 @@
+"""Each attack method takes its own settings: the one-pixel baseline's are one setting carried by the options and
+recorded in generation.json, and a setting the chosen method would ignore is refused before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from cifar10_fgs.cli._errors import run_with_friendly_errors
+from cifar10_fgs.cli.main import cli
+from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig
+from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.generate.core import GenerateOptions, check_method_config, generate_dataset
+
+from helpers import generate_cli
+
+SMALL = OnePixelConfig(population=5, max_generations=2, seed=3, batch_size=16)  # seconds for a few images
+
+
+def test_onepixel_runs_with_the_settings_it_is_given_and_records_them(tiny_keras_path, image_folder_source, tmp_path):
+    root, _ = image_folder_source
+    out = tmp_path / "ds"
+    options = GenerateOptions(splits=("test",), limit=10, method=Method.ONEPIXEL, onepixel=SMALL)
+    result = generate_dataset(tiny_keras_path, root, out, None, options, allow_failures=True)
+    manifest = json.loads((out / "generation.json").read_text())
+    assert manifest["config"]["method"] == "onepixel"
+    assert manifest["config"]["onepixel"] == dataclasses.asdict(SMALL)
+    attacked = [s for s in result.summary.values() if s.num_images]
+    assert attacked and max(s.mean_iterations or 0 for s in attacked) <= SMALL.max_generations
+
+
+def test_cli_onepixel_takes_population_generations_and_batch_size(tiny_keras_path, image_folder_source, tmp_path):
+    root, _ = image_folder_source
+    out = tmp_path / "ds"
+    args = generate_cli(tiny_keras_path, root, out, "--split", "test", "--limit", "10", "--method", "onepixel")
+    args += ["--population", "5", "--max-generations", "2", "--batch-size", "16", "--allow-failures"]
+    assert run_with_friendly_errors(cli, args) == 0
+    recorded = json.loads((out / "generation.json").read_text())["config"]["onepixel"]
+    assert recorded == {"population": 5, "max_generations": 2, "seed": 0, "batch_size": 16}
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--method", "onepixel", "--step", "0.02"], "--step applies to --method fgs only"),
+        (["--method", "onepixel", "--max-iterations", "50"], "--max-iterations applies to --method fgs only"),
+        (["--method", "onepixel", "--max-linf", "0.03"], "--max-linf applies to --method fgs only"),
+        (["--method", "onepixel", "--no-escalate"], "--escalate/--no-escalate applies to --method fgs only"),
+        (["--method", "onepixel", "--escalate"], "--escalate/--no-escalate applies to --method fgs only"),
+        (["--population", "50"], "--population applies to --method onepixel only"),
+        (["--max-generations", "5"], "--max-generations applies to --method onepixel only"),
+    ],
+)
+def test_cli_an_option_the_method_would_ignore_is_one_line_before_any_work(
+    flags, words, tiny_keras_path, image_folder_source, tmp_path, capsys
+):
+    root, _ = image_folder_source
+    out = tmp_path / "ds"
+    assert run_with_friendly_errors(cli, generate_cli(tiny_keras_path, root, out, "--limit", "10", *flags)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "config, options, words",
+    [
+        (
+            AttackConfig(step=0.02),
+            GenerateOptions(limit=10, method=Method.ONEPIXEL),
+            "do not apply to --method onepixel",
+        ),
+        (AttackConfig(batch_size=7), GenerateOptions(limit=10, method=Method.ONEPIXEL), "do not apply"),
+        (None, GenerateOptions(onepixel=OnePixelConfig(population=50)), "apply to --method onepixel"),
+        (None, GenerateOptions(seed=4), "seeds the --limit subset, and there is no limit"),
+    ],
+)
+def test_library_settings_the_method_would_ignore_are_refused_before_any_work(
+    config, options, words, tiny_keras_path, image_folder_source, tmp_path
+):
+    root, _ = image_folder_source
+    out = tmp_path / "ds"
+    with pytest.raises(ConfigError, match=words):
+        generate_dataset(tiny_keras_path, root, out, config, options)
+    assert not out.exists()
+    onepixel = GenerateOptions(limit=10, method=Method.ONEPIXEL, onepixel=SMALL)
+    for default in (None, AttackConfig()):  # the defaults pass
+        check_method_config(default, onepixel)
