@@ -24,7 +24,6 @@ import dataclasses
 import glob
 import hashlib
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR, features
 from cifar10_fgs.errors import ConfigError, HubError, ValidationError
 from cifar10_fgs.provenance import sha256_file
+from cifar10_fgs.publish.hub_errors import hub_errors
 from cifar10_fgs.publish.repo_id import check_repo_id
 from cifar10_fgs.training.train import model_metadata_path
 from cifar10_fgs.validate.card_check import check_card
@@ -183,71 +183,6 @@ def _same(remote, local: Path) -> bool:
     return getattr(remote, "blob_id", None) == sha1
 
 
-# --------------------------------------------------------------------------- hub errors
-
-
-def _scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
-
-
-@contextmanager
-def _hub_errors(repo_id: str, endpoint: str, revision: str | None, token: str | None):
-    """Turn huggingface_hub / network failures into one-line HubErrors that never contain the token."""
-    from huggingface_hub import errors as E
-
-    try:
-        yield
-    except HubError:
-        raise
-    except E.OfflineModeIsEnabled:
-        raise HubError(
-            "HF_HUB_OFFLINE is set, so the hub cannot be reached: unset it to upload (or use --dry-run)"
-        ) from None
-    except E.RevisionNotFoundError:
-        raise HubError(
-            f"revision {revision!r} does not exist in dataset repo {repo_id}: pass an existing branch or omit --revision"
-        ) from None
-    except E.RepositoryNotFoundError:
-        raise HubError(
-            f"dataset repo {repo_id} was not found or is not visible with this token: check --repo-id and the token's account"
-        ) from None
-    except E.HfHubHTTPError as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status == 401:
-            msg = "the hub rejected the token (401): log in again with `hf auth login` or set a valid HF_TOKEN"
-        elif status == 403:
-            msg = (
-                f"the token may not write to dataset repo {repo_id} (403): use a token with write access to "
-                f"{repo_id.split('/')[0]}"
-            )
-        else:
-            detail = (getattr(exc, "server_message", None) or "").strip().splitlines()
-            detail = f": {detail[0][:200]}" if detail else ""
-            msg = (
-                f"the hub refused the request for {repo_id} (HTTP {status}{detail}): "
-                f"retry later or check the repo on {endpoint}"
-            )
-        raise HubError(_scrub(msg, token)) from None
-    except RuntimeError as exc:  # huggingface_hub wraps a failed LFS transfer: "Error while uploading 'x' to the Hub."
-        cause = exc.__cause__
-        if not isinstance(cause, (E.HTTPError, ConnectionError, TimeoutError)):
-            raise
-        status = getattr(getattr(cause, "response", None), "status_code", None)
-        why = f"HTTP {status}" if status else type(cause).__name__
-        what = str(exc).removeprefix("Error while uploading ").removesuffix(" to the Hub.")
-        raise HubError(
-            _scrub(
-                f"uploading {what} to dataset repo {repo_id} failed ({why}): rerun the same command to resume "
-                "(files already on the hub are not sent again)",
-                token,
-            )
-        ) from None
-    except (E.HTTPError, ConnectionError, TimeoutError) as exc:
-        raise HubError(
-            f"cannot reach the hub at {endpoint} ({type(exc).__name__}): check the network connection (and HF_ENDPOINT)"
-        ) from None
-
-
 # --------------------------------------------------------------------------- upload
 
 
@@ -313,7 +248,7 @@ def upload_dataset(
 
     token = _resolve_token(token)
     api = hub_api(endpoint=endpoint, token=token)
-    with _hub_errors(repo_id, endpoint_url, revision, token):
+    with hub_errors(repo_id, endpoint_url, revision, token):
         _prepare_repo(api, repo_id, private, revision)
         remote = _remote_files(api, repo_id, [*local, *model], revision)
         changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
