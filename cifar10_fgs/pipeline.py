@@ -383,6 +383,7 @@ class _Run:
                 private=o.private,
                 include_model=source_model if o.upload_model else None,
                 ship_model=o.upload_model,
+                overwrite=self.overwrite,
             )
             self.finish(
                 "upload",
