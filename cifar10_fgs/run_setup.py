@@ -14,7 +14,16 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import QUICK_RECIPES, RECIPES, Arch, AttackConfig, QuickTrial, RetrainMode, TrainRecipe
+from cifar10_fgs.config import (
+    QUICK_RECIPES,
+    RECIPES,
+    Arch,
+    AttackConfig,
+    QuickTrial,
+    RetrainMode,
+    TrainRecipe,
+    check_flags,
+)
 from cifar10_fgs.data import DEFAULT_SOURCE, Cifar10Split
 from cifar10_fgs.errors import ConfigError, ExistingOutputError
 from cifar10_fgs.provenance import read_json, sha256_file
@@ -44,6 +53,7 @@ class RunOptions:
 
     def __post_init__(self):
         """Options that would be ignored are refused, before any work (the CLI's flags named)."""
+        check_flags(self)
         if self.upload is None:
             for flag, given in (("--private", self.private), ("--no-source-model", not self.upload_model)):
                 if given:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.attack.gradient import make_gradient_fn
-from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config
+from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config, check_flags
 from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
@@ -78,6 +78,7 @@ def parse_splits(split: str) -> tuple[str, ...]:
 
 
 def check_options(opts: GenerateOptions) -> None:
+    check_flags(opts)
     for s in opts.splits:
         check_split(s)
     if opts.limit is not None and opts.limit < 1:

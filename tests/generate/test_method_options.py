@@ -10,9 +10,11 @@ import pytest
 
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
-from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig
+from cifar10_fgs.config import TARGET_RECIPE, AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.errors import ConfigError
-from cifar10_fgs.generate.core import GenerateOptions, check_method_config, generate_dataset
+from cifar10_fgs.evaluate import TransferOptions
+from cifar10_fgs.generate.core import GenerateOptions, check_method_config, check_options, generate_dataset
+from cifar10_fgs.pipeline import RunOptions
 
 from helpers import generate_cli
 
@@ -88,3 +90,19 @@ def test_library_settings_the_method_would_ignore_are_refused_before_any_work(
     onepixel = GenerateOptions(limit=10, method=Method.ONEPIXEL, onepixel=SMALL)
     for default in (None, AttackConfig()):  # the defaults pass
         check_method_config(default, onepixel)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AttackConfig(escalate="False"),
+        lambda: check_options(GenerateOptions(with_originals="no")),
+        lambda: dataclasses.replace(TARGET_RECIPE, augment="False"),
+        lambda: RunOptions(quick="False"),
+        lambda: TransferOptions(overwrite="False"),
+    ],
+    ids=["attack", "generate", "recipe", "run", "evaluate"],
+)
+def test_a_flag_that_is_not_a_bool_is_refused_not_read_as_true(make):
+    with pytest.raises(ConfigError, match=r"is not True or False: pass a bool"):
+        make()
