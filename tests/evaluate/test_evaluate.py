@@ -524,6 +524,24 @@ def resolve(folder: Path, source: str):
     return obj
 
 
+def test_the_paper_comparison_does_not_replace_other_results_named_paper(folder, tmp_path, capsys):
+    from cifar10_fgs.errors import ExistingOutputError
+    from cifar10_fgs.evaluate import write_paper_comparison
+
+    d = tmp_path / "ds"
+    shutil.copytree(folder, d)
+    (d / "results").mkdir(exist_ok=True)
+    theirs = d / "results" / "paper.json"  # e.g. `evaluate transfer --name paper`
+    theirs.write_text(json.dumps({"kind": "transfer", "name": "paper", "results": {}}))
+    with pytest.raises(ExistingOutputError, match=r"paper\.json holds other results than paper: pass --overwrite"):
+        write_paper_comparison(d)
+    assert run_with_friendly_errors(cli, ["evaluate", "paper", str(d), "-q"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and json.loads(theirs.read_text())["kind"] == "transfer"
+    assert run_with_friendly_errors(cli, ["evaluate", "paper", str(d), "-q", "--overwrite"]) == 0
+    assert json.loads(theirs.read_text())["kind"] == "paper"
+    write_paper_comparison(d)  # its own comparison is rewritten without asking
+
+
 def test_paper_comparison_numbers_are_those_of_the_results_files(
     retrained, transfer, folder, target_path, image_folder_source
 ):
