@@ -38,6 +38,7 @@ from cifar10_fgs.evaluate import (
     evaluate_transfer,
     write_paper_comparison,
 )
+from cifar10_fgs.evaluate.retrain import check_retrained_out
 from cifar10_fgs.generate.core import GenerateOptions, check_dataset_dir, generate_dataset
 from cifar10_fgs.provenance import sha256_file, write_json
 from cifar10_fgs.publish.card import check_readme, write_card
@@ -45,7 +46,6 @@ from cifar10_fgs.publish.upload import upload_dataset
 from cifar10_fgs.run_setup import (
     RUN_FILE,
     RunOptions,
-    check_retrained,
     claim_trained_model,
     quick_options,
     read_record,
@@ -165,7 +165,7 @@ class _Run:
                 path, train, recipe = self._training(arch, data)
                 self.reuse[arch] = claim_trained_model(path, train, arch, recipe, o.seed, self.overwrite)
         for mode in modes:
-            check_retrained(
+            check_retrained_out(
                 self._retrained_path(mode), recipe_of(Arch.TARGET, o.retrain_epochs), o.seed, self.overwrite
             )
         if o.source_model is not None:

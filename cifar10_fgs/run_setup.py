@@ -4,8 +4,9 @@ Options that would be ignored are refused when ``RunOptions`` is made (``--priva
 Only what the run made itself with the same settings is replaced: ``run_pipeline`` checks the workspace with
 these before it trains or attacks, so a model at ``models/<arch>.keras`` that ``train`` did not make from these
 data, recipe and seed (a model of the user's, or one of another recipe such as the full one under ``--quick``),
-a retrained model of another recipe, or a ``run.json`` that is not run's record is kept, and the run stops with
-one line naming ``--overwrite`` (``run --overwrite`` replaces them) or another ``--out``.
+or a ``run.json`` that is not run's record is kept, and the run stops with one line naming ``--overwrite``
+(``run --overwrite`` replaces them) or another ``--out``. The pipeline checks the retrained models, the dataset
+and the card at the same time with their stages' own checks.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from cifar10_fgs.config import (
 )
 from cifar10_fgs.data import DEFAULT_SOURCE, Cifar10Split
 from cifar10_fgs.errors import ConfigError, ExistingOutputError
-from cifar10_fgs.provenance import read_json, sha256_file
-from cifar10_fgs.training.train import claim_model_out, read_model_metadata
+from cifar10_fgs.provenance import read_json
+from cifar10_fgs.training.train import claim_model_out
 
 RUN_FILE = "run.json"  # what each stage of a run did: its input key, output, seconds and headline numbers
 
@@ -118,14 +119,3 @@ def claim_trained_model(
             "was not trained by `run` with these data, recipe and seed",
             f"--{arch.value}-model {path} to use it as it is, or choose another --out",
         ) from None
-
-
-def check_retrained(path: Path, recipe: TrainRecipe, seed: int, overwrite: bool) -> None:
-    """A retrained model at ``path`` not trained with ``recipe`` and ``seed`` is kept unless ``overwrite`` (its
-    data, the new adversarial train split, is checked by ``evaluate_retrain`` once the dataset exists)."""
-    if overwrite or not path.exists():
-        return
-    meta = read_model_metadata(path)
-    made = (meta.get("recipe"), meta.get("seed"), meta.get("sha256"))
-    if made != (recipe.to_json(), seed, sha256_file(path)):
-        raise ExistingOutputError(path, "was not retrained by `run` with this recipe and seed")

@@ -17,7 +17,7 @@ import numpy as np
 
 from cifar10_fgs.config import RECIPES, Arch, RetrainMode
 from cifar10_fgs.data import Cifar10Split
-from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.errors import ConfigError, ExistingOutputError
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import check_name
@@ -28,6 +28,7 @@ from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
 from cifar10_fgs.models.networks import check_keras_path
+from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def evaluate_retrain(
     name = check_name(o.name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)
     recipe = RECIPES[Arch.TARGET].with_epochs(epochs)
+    check_retrained_out(out, recipe, seed, o.overwrite)  # before the data is read: a model made otherwise is kept
     models = {}
     target = None
     if o.target_model is not None:
@@ -171,6 +173,16 @@ DEFINITIONS = {
     "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
     "training.seconds": "wall time of model.fit summed over epochs (all resumed runs), from the model's metadata",
 }
+
+
+def check_retrained_out(out: Path, recipe, seed: int, overwrite: bool) -> None:
+    """A model at ``out`` not trained with ``recipe`` and ``seed`` is kept unless ``overwrite`` (``ExistingOutputError``);
+    one that was is reused if its data match too (checked once the training data are read), else refused then."""
+    if overwrite or not out.exists():
+        return
+    meta = read_model_metadata(out)
+    if (meta.get("recipe"), meta.get("seed"), meta.get("sha256")) != (recipe.to_json(), seed, sha256_file(out)):
+        raise ExistingOutputError(out, "was not retrained with this recipe and seed")
 
 
 def _check_mode(mode) -> str:

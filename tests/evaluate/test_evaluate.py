@@ -524,6 +524,20 @@ def resolve(folder: Path, source: str):
     return obj
 
 
+def test_retrain_keeps_a_model_it_did_not_make_before_reading_the_data(folder, tmp_path, capsys):
+    from cifar10_fgs.errors import ExistingOutputError
+
+    out = tmp_path / "retrained.keras"
+    tiny_model(seed=4).save(out)  # a model of the user's at --out
+    before = out.read_bytes()
+    options = RetrainOptions(cifar10=str(tmp_path / "not-read"), epochs=1)
+    with pytest.raises(ExistingOutputError, match=r"retrained\.keras was not retrained with this recipe and seed"):
+        evaluate_retrain(folder, out, options)
+    args = ["evaluate", "retrain", str(folder), "--out", str(out), "--epochs", "1", "-q"]
+    assert run_with_friendly_errors(cli, args) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and out.read_bytes() == before
+
+
 def test_the_paper_comparison_does_not_replace_other_results_named_paper(folder, tmp_path, capsys):
     from cifar10_fgs.errors import ExistingOutputError
     from cifar10_fgs.evaluate import write_paper_comparison
