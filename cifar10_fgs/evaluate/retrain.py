@@ -109,6 +109,8 @@ def evaluate_retrain(
     mode = _check_mode(mode)
     if epochs is not None and (int(epochs) != epochs or epochs < 1):
         raise ConfigError(f"--epochs {epochs} is invalid: expected an integer >= 1")
+    if o.model_input:  # it would be ignored
+        raise ConfigError("model_input describes ONNX models; retrain trains and scores Keras models: drop it")
     check_keras_path(out)
     name = check_name(o.name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)
