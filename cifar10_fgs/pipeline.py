@@ -46,6 +46,7 @@ from cifar10_fgs.publish.upload import upload_dataset
 from cifar10_fgs.run_setup import (
     RUN_FILE,
     RunOptions,
+    check_given_models,
     claim_trained_model,
     quick_options,
     read_record,
@@ -93,6 +94,7 @@ def run_pipeline(
     options = quick_options(options)
     recipe_of(Arch.SOURCE, options.source_epochs, options.quick)  # and so does a bad --source-epochs or --target-epochs
     recipe_of(Arch.TARGET, options.target_epochs, options.quick)
+    check_given_models(options)
     try:
         run = _Run(Path(out), options, progress, on_stage, overwrite)
         data = run.load()

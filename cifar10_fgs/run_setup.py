@@ -26,7 +26,7 @@ from cifar10_fgs.config import (
     check_flags,
 )
 from cifar10_fgs.data import DEFAULT_SOURCE, Cifar10Split
-from cifar10_fgs.errors import ConfigError, ExistingOutputError
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, ModelError
 from cifar10_fgs.provenance import read_json
 from cifar10_fgs.training.train import claim_model_out
 
@@ -87,6 +87,13 @@ def quick_options(options: RunOptions) -> RunOptions:
 def recipe_of(arch: Arch, epochs: int | None, quick: bool = False) -> TrainRecipe:
     """The recipe ``run`` trains ``arch`` with (``epochs``: the recipe's if None; ``quick``: the quick trial's)."""
     return (QUICK_RECIPES if quick else RECIPES)[arch].with_epochs(epochs)
+
+
+def check_given_models(options: RunOptions) -> None:
+    """Before any work: a ``--source-model`` or ``--target-model`` that is not a file (else found only at its stage)."""
+    for flag, given in (("--source-model", options.source_model), ("--target-model", options.target_model)):
+        if given is not None and not Path(given).is_file():
+            raise ModelError(f"{flag} {given} is not a file: pass a trained .keras model, or omit {flag} to train one")
 
 
 def read_record(path: Path, overwrite: bool) -> dict:

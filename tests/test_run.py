@@ -100,7 +100,7 @@ def test_run_reruns_a_stage_whose_input_changed_only_with_overwrite(options, tmp
     transfer = out / "dataset" / "results" / "transfer.json"
     before = transfer.read_bytes()
     with pytest.raises(
-        ExistingOutputError, match=r"transfer\.json holds results made with other settings .*--overwrite"
+        ExistingOutputError, match=r"transfer\.json holds results .* --overwrite .* or choose another --out$"
     ):
         run_pipeline(out, changed)  # the results of the first target are not replaced without asking
     assert transfer.read_bytes() == before
@@ -175,6 +175,16 @@ def test_run_refuses_a_dataset_of_other_settings_before_it_trains(options, tiny_
         run_pipeline(ws, quick)
     assert not (ws / "models").exists()  # the target was not trained for a dataset that could not be written
     assert (dataset / "generation.json").read_bytes() == manifest
+
+
+def test_a_given_model_that_is_not_a_file_is_refused_before_any_work(options, tmp_path):
+    from cifar10_fgs.errors import ModelError
+
+    ws = tmp_path / "ws"
+    missing = dataclasses.replace(options, target_model=str(tmp_path / "typo.keras"))
+    with pytest.raises(ModelError, match=r"--target-model .*typo\.keras is not a file"):
+        run_pipeline(ws, missing)  # not found only at the transfer stage, after the attack
+    assert not ws.exists()
 
 
 def test_a_run_json_run_did_not_write_is_kept(tmp_path):
