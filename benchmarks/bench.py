@@ -143,7 +143,7 @@ def run_cmd(cmd: list[str]) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source-model", dest="model", help="source model .keras (default: random-init EfficientNetB0)")
-    ap.add_argument("--cifar10", dest="source", help="CIFAR-10 input (default: synthetic images)")
+    ap.add_argument("--cifar10", help="CIFAR-10 input (default: synthetic images)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--n", type=int, default=2000, help="images for the generate/efficiency section")
@@ -165,10 +165,10 @@ def main(argv=None) -> int:
     from cifar10_fgs.provenance import library_versions, sha256_file, write_json
 
     model = load_model(args.model) if args.model else build_source(SOURCE_RECIPE)
-    if args.source:
+    if args.cifar10:
         from cifar10_fgs.data import load_cifar10
 
-        test = load_cifar10(args.source, "test")
+        test = load_cifar10(args.cifar10, "test")
         images, labels = test.images, test.labels
     else:
         rng = np.random.default_rng(0)
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
             "gpus": len(tf.config.list_physical_devices("GPU")),
         },
         "model": {"path": args.model, "sha256": sha256_file(args.model) if args.model else None, "name": model.name},
-        "source": args.source,
+        "source": args.cifar10,
         "library_versions": library_versions(),
         "batch_size": B,
     }
@@ -207,11 +207,11 @@ def main(argv=None) -> int:
         split = Cifar10Split(images[: args.n], labels[: args.n], "bench", "test")
         t = time.perf_counter()
         r = generate_dataset(
-            mpath,
-            "bench",
             Path(tmp) / "ds",
-            AttackConfig(batch_size=B),
-            GenerateOptions(splits=("test",), source_check=None),  # a random-init model is near chance
+            mpath,
+            GenerateOptions(
+                cifar10="bench", attack=AttackConfig(batch_size=B), splits=("test",), source_check=None
+            ),  # a random-init model is near chance
             data={"test": split},
             allow_failures=True,
         )
@@ -262,7 +262,7 @@ def main(argv=None) -> int:
         res["scaling"][str(n)] = {"seconds_per_image": e["seconds"] / n, "mean_iterations": e["mean_iterations"]}
 
     if args.full:
-        if not (args.model and args.source):
+        if not (args.model and args.cifar10):
             ap.error("--full needs --source-model and --cifar10")
         with tempfile.TemporaryDirectory(dir=HERE) as tmp:
             exe = [sys.executable, "-m", "cifar10_fgs.cli.main"]
@@ -275,7 +275,7 @@ def main(argv=None) -> int:
                         "--source-model",
                         args.model,
                         "--cifar10",
-                        args.source,
+                        args.cifar10,
                         "--out",
                         ds,
                         "--batch-size",

@@ -35,9 +35,7 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source-model", dest="model", required=True, type=Path)
-    p.add_argument(
-        "--cifar10", dest="source", required=True, help="CIFAR-10 input, as for `cifar10-fgs generate --cifar10`"
-    )
+    p.add_argument("--cifar10", required=True, help="CIFAR-10 input, as for `cifar10-fgs generate --cifar10`")
     p.add_argument(
         "--limit",
         type=int,
@@ -60,7 +58,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "dataset"
         t = time.perf_counter()
-        gen = generate_dataset(args.model, args.source, out, config, GenerateOptions(limit=args.limit))
+        gen = generate_dataset(out, args.model, GenerateOptions(cifar10=args.cifar10, attack=config, limit=args.limit))
         wall = time.perf_counter() - t
     after = ceiling(fn, config.batch_size, args.reps)
     expected = sum(s.num_images for s in gen.summary.values())
@@ -70,7 +68,7 @@ def main(argv=None) -> None:
     result = {
         "command": " ".join(["python", *sys.argv]),
         "model": {"file": args.model.name, "sha256": sha256_file(args.model), "architecture": architecture(model)},
-        "source": args.source,
+        "source": args.cifar10,
         "limit": args.limit,
         "batch_size": config.batch_size,
         "images": gen.images_attacked,

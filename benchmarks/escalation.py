@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source-model", dest="model", required=True)
     ap.add_argument("dataset", help="DIR: a finished dataset folder made with --source-model")
-    ap.add_argument("--cifar10", dest="source", required=True, help="the CIFAR-10 copy the dataset was made from")
+    ap.add_argument("--cifar10", required=True, help="the CIFAR-10 copy the dataset was made from")
     ap.add_argument("--steps", type=int, default=200, help="steps per candidate (the attack's whole budget)")
     ap.add_argument("--radii", default="1,4", help="restart radii in steps, comma-separated")
     ap.add_argument("--out", default=str(HERE / "escalation.json"))
@@ -162,7 +162,9 @@ def main(argv=None) -> int:
     fn = make_gradient_fn(model)
     radii = tuple(int(r) for r in args.radii.split(","))
     rows = stuck_rows(dataset_dir, manifest)
-    originals = {s: manifest.check_source(s, load_cifar10(args.source, s)) for s in rows}
+    originals = {s: load_cifar10(args.cifar10, s) for s in rows}  # indexed by CIFAR-10 row (index, failures)
+    for s, data in originals.items():
+        manifest.check_cifar10_fingerprint(s, data)  # the rows generated from have the recorded fingerprint
     x0 = np.concatenate([originals[s].images[i] for s, (i, _) in rows.items()])
     y = np.concatenate([originals[s].labels[i] for s, (i, _) in rows.items()]).astype(np.int32)
     keys = np.concatenate([np.stack([np.full(len(i), k), i], axis=1) for k, (i, _) in enumerate(rows.values())])

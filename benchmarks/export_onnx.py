@@ -49,7 +49,7 @@ def export(model_path: Path, out: Path) -> dict:
 def check(model_path: Path, out: Path, data: str, rows: int, batch_size: int) -> dict:
     """Both models on the first ``rows`` test images of ``data``: agreement, logit difference, accuracies."""
     from cifar10_fgs.data import load_cifar10
-    from cifar10_fgs.evaluate import classify
+    from cifar10_fgs.evaluate.metrics import classify
     from cifar10_fgs.models.forward import load_classifier
 
     test = load_cifar10(data, "test")

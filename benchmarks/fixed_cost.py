@@ -26,6 +26,7 @@ to measure the code before a change with the same instrument. Writes ``benchmark
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 T_START = time.perf_counter()
 
@@ -155,7 +156,9 @@ def main(argv=None) -> None:
     out = Path(scratch.name) / "dataset"
     options = core.GenerateOptions(splits=(args.split,), limit=args.limit)
     t = time.perf_counter()
-    gen = core.generate_dataset(args.source_model, args.cifar10, out, config, options, allow_failures=True)
+    gen = core.generate_dataset(
+        out, args.source_model, replace(options, cifar10=args.cifar10, attack=config), allow_failures=True
+    )
     t_end = time.perf_counter()
     wall, generate_wall = t_end - T_START, t_end - t
     shards = {p.name: sha256_file(p) for p in sorted((out / "data").glob("*.arrow"))}

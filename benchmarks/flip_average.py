@@ -39,11 +39,11 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", type=Path)
-    p.add_argument("--cifar10", dest="source", required=True, help="CIFAR-10 input, as for `cifar10-fgs run --cifar10`")
+    p.add_argument("--cifar10", required=True, help="CIFAR-10 input, as for `cifar10-fgs run --cifar10`")
     p.add_argument("--train", action="store_true", help="the train split too")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("flip_average.json"))
     args = p.parse_args(argv)
-    splits = {name: load_cifar10(args.source, name) for name in ("test", *(("train",) if args.train else ()))}
+    splits = {name: load_cifar10(args.cifar10, name) for name in ("test", *(("train",) if args.train else ()))}
     results = {}
     for path in args.models:
         model = load_model(path)
@@ -56,7 +56,7 @@ def main(argv=None) -> None:
         print(path.name, json.dumps(row, sort_keys=True))
     out = {
         "command": " ".join(["python", *sys.argv]),
-        "source": args.source,
+        "source": args.cifar10,
         "results": results,
         "library_versions": library_versions(),
     }

@@ -38,7 +38,7 @@ from cifar10_fgs.evaluate import (
     evaluate_transfer,
     write_paper_comparison,
 )
-from cifar10_fgs.evaluate.retrain import check_retrained_out
+from cifar10_fgs.evaluate.retrain import check_retrained_model
 from cifar10_fgs.generate.core import GenerateOptions, check_dataset_dir, generate_dataset
 from cifar10_fgs.provenance import sha256_file, write_json
 from cifar10_fgs.publish.card import check_readme, write_card
@@ -67,24 +67,24 @@ class StageResult:
 
 
 @dataclass(frozen=True)
-class RunResult:
-    out_dir: str
+class RunResult:  # its field names are the keys of `run --json`
+    out_dir: str  # the workspace
     dataset_dir: str
     stages: tuple[StageResult, ...]
     summary: dict
 
 
 def run_pipeline(
-    out: str | Path,
+    workspace: str | Path,
     options: RunOptions = RunOptions(),
     *,
     progress: bool = False,
     overwrite: bool = False,
     on_stage: Callable[[StageResult], None] | None = None,
 ) -> RunResult:
-    """Run every stage into the workspace ``out`` (see the module docstring).
+    """Run every stage into the folder ``workspace`` (see the module docstring).
 
-    Nothing in ``out`` that this run did not make with the same settings is replaced: a model trained with
+    Nothing in ``workspace`` that this run did not make with the same settings is replaced: a model trained with
     another recipe, data or seed (or not by ``train`` at all), a dataset generated with other settings, results
     or a card made otherwise. The run stops with a one-line ``ExistingOutputError`` before it trains or attacks,
     unless ``overwrite`` (``run --overwrite``), which every stage is given: the one way to retrain over the
@@ -96,7 +96,7 @@ def run_pipeline(
     recipe_of(Arch.TARGET, options.target_epochs, options.quick)
     check_given_models(options)
     try:
-        run = _Run(Path(out), options, progress, on_stage, overwrite)
+        run = _Run(Path(workspace), options, progress, on_stage, overwrite)
         data = run.load()
         run.check_outputs(data, modes)  # before any training: what the run would replace
         source_model = run.model(Arch.SOURCE, options.source_model, data)
@@ -110,20 +110,20 @@ def run_pipeline(
         if "--name" not in e.alternative:
             raise
         raise ExistingOutputError(e.path, e.why, "choose another --out") from None  # run has no --name
-    return RunResult(str(run.out), str(run.dataset), tuple(run.stages), {"fooled_percent": fooled})
+    return RunResult(str(run.workspace), str(run.dataset_dir), tuple(run.stages), {"fooled_percent": fooled})
 
 
 class _Run:
     """The workspace of one ``run_pipeline`` call: ``run.json`` and the stages done or skipped so far."""
 
-    def __init__(self, out: Path, options: RunOptions, progress: bool, on_stage, overwrite: bool):
-        self.out, self.options, self.progress, self.on_stage = out, options, progress, on_stage
+    def __init__(self, workspace: Path, options: RunOptions, progress: bool, on_stage, overwrite: bool):
+        self.workspace, self.options, self.progress, self.on_stage = workspace, options, progress, on_stage
         self.overwrite = overwrite  # given to every stage: replace what was made with other settings
-        self.models = out / "models"
-        self.dataset = out / "dataset"
-        self.record_path = out / RUN_FILE
+        self.models = workspace / "models"
+        self.dataset_dir = workspace / "dataset"
+        self.record_path = workspace / RUN_FILE
         self.record = read_record(self.record_path, overwrite)
-        out.mkdir(parents=True, exist_ok=True)
+        workspace.mkdir(parents=True, exist_ok=True)
         self.stages: list[StageResult] = []
         self.reuse: dict[Arch, bool] = {}  # check_outputs: the workspace already holds this model
 
@@ -147,13 +147,13 @@ class _Run:
 
     def load(self) -> dict:
         """1. the data, loaded once and handed to every stage that needs it."""
-        t0, source = time.time(), self.options.cifar10
-        data = {s: load_cifar10(source, s) for s in SPLITS}
+        t0, cifar10 = time.time(), self.options.cifar10
+        data = {s: load_cifar10(cifar10, s) for s in SPLITS}
         self.finish(
             "load",
             "done",
             t0,
-            f"{len(data['train'])} train + {len(data['test'])} test images from {source}",
+            f"{len(data['train'])} train + {len(data['test'])} test images from {cifar10}",
             key={s: d.fingerprint() for s, d in data.items()},
         )
         return data
@@ -167,7 +167,7 @@ class _Run:
                 path, train, recipe = self._training(arch, data)
                 self.reuse[arch] = claim_trained_model(path, train, arch, recipe, o.seed, self.overwrite)
         for mode in modes:
-            check_retrained_out(
+            check_retrained_model(
                 self._retrained_path(mode), recipe_of(Arch.TARGET, o.retrain_epochs), o.seed, self.overwrite
             )
         if o.source_model is not None:
@@ -175,12 +175,14 @@ class _Run:
         else:  # a model still to be trained replaces any dataset
             source_sha = sha256_file(self._training(Arch.SOURCE, data)[0]) if self.reuse[Arch.SOURCE] else None
         options = self._generate_options()
-        check_dataset_dir(self.dataset, source_sha, o.cifar10, o.attack, options, data, overwrite=self.overwrite)
-        check_readme(self.dataset / CARD, self.overwrite)
+        check_dataset_dir(self.dataset_dir, source_sha, options, data, overwrite=self.overwrite)
+        check_readme(self.dataset_dir / CARD, self.overwrite)
 
     def _generate_options(self) -> GenerateOptions:
         o = self.options  # the run's seed seeds the --limit subset (there is none without a limit)
-        return GenerateOptions(limit=o.limit, seed=o.seed if o.limit is not None else 0)
+        return GenerateOptions(
+            cifar10=o.cifar10, attack=o.attack, limit=o.limit, seed=o.seed if o.limit is not None else 0
+        )
 
     def _training(self, arch: Arch, data: dict) -> tuple[Path, Cifar10Split, TrainRecipe]:
         """(where ``arch`` is trained in the workspace, its training images, its recipe)."""
@@ -211,7 +213,7 @@ class _Run:
             recipe=recipe,
             seed=o.seed,
             overwrite=self.overwrite,
-            verbose=1 if self.progress else 0,
+            progress=self.progress,
         )
         self.finish(
             name,
@@ -228,17 +230,15 @@ class _Run:
 
         t0, o = time.time(), self.options
         gen = generate_dataset(
+            self.dataset_dir,
             source_model,
-            o.cifar10,
-            self.dataset,
-            o.attack,
             self._generate_options(),
             progress=self.progress,
             data=data,
             overwrite=self.overwrite,
             allow_failures=o.allow_failures,
         )
-        manifest_sha = sha256_file(mf.path(self.dataset))
+        manifest_sha = sha256_file(mf.path(self.dataset_dir))
         fooled = {s: v.fooled_percent for s, v in gen.summary.items()}
         self.finish(
             "generate",
@@ -260,10 +260,10 @@ class _Run:
             self.finish("validate", "skipped", t0, "already validated")
             return
 
-        report = validate_dataset(self.dataset, source_model, self.options.cifar10, progress=self.progress)
+        report = validate_dataset(self.dataset_dir, source_model, cifar10=self.options.cifar10, progress=self.progress)
         if not report.ok:
             raise ValidationError(
-                f"{self.dataset} failed validation: run `cifar10-fgs validate {self.dataset} --source-model "
+                f"{self.dataset_dir} failed validation: run `cifar10-fgs validate {self.dataset_dir} --source-model "
                 f"{source_model} --cifar10 {self.options.cifar10}` for the list"
             )
         self.finish("validate", "done", t0, "every stored image re-decoded and misclassified", key=manifest_sha)
@@ -272,7 +272,7 @@ class _Run:
         self, source_model: Path, target_model: Path, manifest_sha: str, modes: tuple[RetrainMode, ...]
     ) -> None:
         """6-8. transfer, retrain (each mode), gaussian: each skipped when its inputs are unchanged and its output exists."""
-        o, d, results = self.options, self.dataset, self.dataset / RESULTS_DIR
+        o, d, results = self.options, self.dataset_dir, self.dataset_dir / RESULTS_DIR
         target_sha = sha256_file(target_model)
         t0 = time.time()
         key = [manifest_sha, target_sha, sha256_file(source_model)]
@@ -280,8 +280,8 @@ class _Run:
             self.finish("transfer", "skipped", t0, "results exist")
         else:
             tr = evaluate_transfer(
-                target_model,
                 d,
+                target_model,
                 TransferOptions(
                     cifar10=o.cifar10,
                     source_model=source_model,
@@ -305,8 +305,8 @@ class _Run:
             self.finish("gaussian", "skipped", t0, "results exist")
         else:
             evaluate_gaussian(
-                [target_model, *retrained],
                 d,
+                [target_model, *retrained],
                 GaussianOptions(
                     cifar10=o.cifar10, variants=ALL_VARIANTS, overwrite=self.overwrite, progress=self.progress
                 ),
@@ -321,11 +321,15 @@ class _Run:
         stage = "retrain" if adversarial else f"retrain_{mode.value}"
         path = self._retrained_path(mode)
         key = [manifest_sha, target_sha, mode.value, o.retrain_epochs, o.seed]
-        if self.unchanged(stage, key) and path.is_file() and (self.dataset / RESULTS_DIR / f"{stage}.json").exists():
+        if (
+            self.unchanged(stage, key)
+            and path.is_file()
+            and (self.dataset_dir / RESULTS_DIR / f"{stage}.json").exists()
+        ):
             self.finish(stage, "skipped", t0, f"{path} exists")
             return path
         rt = evaluate_retrain(
-            self.dataset,
+            self.dataset_dir,
             path,
             RetrainOptions(
                 cifar10=o.cifar10,
@@ -361,7 +365,7 @@ class _Run:
         """9. the paper beside our numbers (cheap: always rewritten from the results files)."""
 
         t0 = time.time()
-        paper = write_paper_comparison(self.dataset, overwrite=self.overwrite)
+        paper = write_paper_comparison(self.dataset_dir, overwrite=self.overwrite)
         held = sum(e.reproduced is True for e in paper.effects)
         self.finish(
             "paper",
@@ -375,16 +379,16 @@ class _Run:
         """10. the card (cheap and deterministic: always rewritten, so it shows the latest results); 11. upload."""
 
         t0, o = time.time(), self.options
-        write_card(self.dataset, o.upload, source=o.cifar10, overwrite=self.overwrite)
-        self.finish("card", "done", t0, f"{self.dataset / CARD}", key=manifest_sha)
+        write_card(self.dataset_dir, o.upload, cifar10=o.cifar10, overwrite=self.overwrite)
+        self.finish("card", "done", t0, f"{self.dataset_dir / CARD}", key=manifest_sha)
         if o.upload:
             t0 = time.time()
             up = upload_dataset(
-                self.dataset,
+                self.dataset_dir,
                 o.upload,
                 private=o.private,
-                include_model=source_model if o.upload_model else None,
-                ship_model=o.upload_model,
+                source_model=source_model if o.ship_source_model else None,
+                ship_source_model=o.ship_source_model,
                 overwrite=self.overwrite,
             )
             self.finish(

@@ -25,7 +25,7 @@ from cifar10_fgs.config import (
     TrainRecipe,
     check_flags,
 )
-from cifar10_fgs.data import DEFAULT_SOURCE, Cifar10Split
+from cifar10_fgs.data import DEFAULT_CIFAR10, Cifar10Split
 from cifar10_fgs.errors import ConfigError, ExistingOutputError, ModelError
 from cifar10_fgs.provenance import read_json
 from cifar10_fgs.training.train import claim_model_out
@@ -35,7 +35,7 @@ RUN_FILE = "run.json"  # what each stage of a run did: its input key, output, se
 
 @dataclass(frozen=True)
 class RunOptions:
-    cifar10: str = DEFAULT_SOURCE
+    cifar10: str = DEFAULT_CIFAR10
     source_model: str | None = None  # use this .keras instead of training EfficientNetB0
     target_model: str | None = None  # use this .keras instead of training the simple deep CNN
     source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
@@ -48,7 +48,7 @@ class RunOptions:
     attack: AttackConfig | None = None  # None: generate.attack_config() (the batch size follows the device)
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
-    upload_model: bool = True  # with upload: ship the source model under source_model/ too
+    ship_source_model: bool = True  # with upload: ship the source model under source_model/ too
     seed: int = 0
     allow_failures: bool = False  # accept images not fooled within max_iterations (listed in generation.json)
 
@@ -56,7 +56,7 @@ class RunOptions:
         """Options that would be ignored are refused, before any work (the CLI's flags named)."""
         check_flags(self)
         if self.upload is None:
-            for flag, given in (("--private", self.private), ("--no-source-model", not self.upload_model)):
+            for flag, given in (("--private", self.private), ("--no-source-model", not self.ship_source_model)):
                 if given:
                     raise ConfigError(f"{flag} applies to an upload: add --upload USER/NAME, or omit {flag}")
         for role, model, epochs in (

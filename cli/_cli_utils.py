@@ -18,7 +18,7 @@ import click
 from click.core import ParameterSource
 
 from cifar10_fgs import config
-from cifar10_fgs.data import DEFAULT_SOURCE
+from cifar10_fgs.data import DEFAULT_CIFAR10
 from cifar10_fgs.provenance import dumps_sorted
 
 from ._errors import debug_enabled
@@ -33,7 +33,7 @@ def cifar10_option(purpose: str | None = None):
     """``--cifar10 DATA``: the CIFAR-10 to read; with ``purpose``, optional (default None) and only for that."""
     if purpose is None:
         return click.option(
-            "--cifar10", "cifar10", default=DEFAULT_SOURCE, show_default=True, metavar="DATA", help=CIFAR10_HELP
+            "--cifar10", "cifar10", default=DEFAULT_CIFAR10, show_default=True, metavar="DATA", help=CIFAR10_HELP
         )
     return click.option("--cifar10", "cifar10", default=None, metavar="DATA", help=f"{purpose} {CIFAR10_HELP}")
 
@@ -70,7 +70,7 @@ def _sentence(prefix: str, text: str) -> str:
 
 
 def no_source_model_option(prefix: str = ""):
-    """``--no-source-model``: publish the data without the source model (``upload_dataset(ship_model=False)``)."""
+    """``--no-source-model``: publish the data without the source model (``upload_dataset(ship_source_model=False)``)."""
     return click.option(
         "--no-source-model",
         "no_source_model",
@@ -114,9 +114,10 @@ def epochs_option(recipe: str = "the recipe's"):
     )
 
 
-def out_dir_option(text: str):
-    """``--out DIR``, required: the folder the command writes; ``text`` says what goes there."""
-    return click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help=text)
+def out_dir_option(text: str, dest: str = "dataset_dir"):
+    """``--out DIR``, required: the folder the command writes, passed as ``dest`` (a dataset folder unless
+    said otherwise); ``text`` says what goes there."""
+    return click.option("--out", dest, type=click.Path(file_okay=False), required=True, help=text)
 
 
 def overwrite_option(text: str = "Replace existing output made with other settings."):

@@ -18,31 +18,6 @@ DEBUG_ENV = "CIFAR10_FGS_DEBUG"
 EXIT_BAD_INPUT = 2
 PROG = "cifar10-fgs"  # the command name in usage lines and hints, however it was started (python -m ...)
 
-_CIFAR10 = "--cifar10 DATA"
-_SOURCE_MODEL = "--source-model M.keras"
-_DIR = "the dataset folder DIR as the first argument"
-RENAMED = {  # command -> spelling removed in 0.1.0 -> its replacement (docs/cli.md has the same table)
-    "train": {"--source": _CIFAR10, "--limit": "--train-limit N"},
-    "generate": {
-        "--source": _CIFAR10,
-        "--model": _SOURCE_MODEL,
-        "--num-shards": "--num-workers N",
-        "--shard-index": "--worker-index I",
-    },
-    "validate": {"--source": _CIFAR10, "--model": _SOURCE_MODEL},
-    "card": {"--source": _CIFAR10},
-    "upload": {"--model": _SOURCE_MODEL, "--include-model": _SOURCE_MODEL},
-    "run": {"--source": _CIFAR10},
-    "transfer": {"--source": _CIFAR10, "--dataset": _DIR},
-    "retrain": {"--source": _CIFAR10, "--dataset": _DIR},
-    "gaussian": {
-        "--source": _CIFAR10,
-        "--dataset": _DIR,
-        "--models": "--model A.keras --model B.keras (one per model)",
-    },
-    "paper": {"--dataset": _DIR},
-}
-
 
 def debug_enabled() -> bool:
     return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
@@ -67,13 +42,9 @@ def _message(exc: BaseException) -> tuple[str, int]:
 
 
 def _usage_error(exc: click.UsageError) -> int:
-    """One line for a usage error; a spelling removed in 0.1.0 (``RENAMED``) gets its replacement named."""
+    """One line for a usage error, naming the command's help."""
     path = exc.ctx.command_path if exc.ctx else PROG
     message = " ".join(exc.format_message().split())
-    if isinstance(exc, click.NoSuchOption):
-        new = RENAMED.get(exc.ctx.command.name if exc.ctx else "", {}).get(exc.option_name)
-        if new is not None:
-            message = f"{exc.option_name} was replaced in 0.1.0: use {new}"
     click.echo(f"Error: {message} (see `{path} --help`)", err=True)
     return exc.exit_code
 

@@ -37,7 +37,7 @@ def command(dataset_dir, repo_id, cifar10, examples, overwrite, output: Output):
     if cifar10 == "keras":  # keras.datasets: TensorFlow's start-up lines silenced as in the other commands
         setup(output.verbose)
 
-    result = write_card(dataset_dir, repo_id, source=cifar10, examples=examples, overwrite=overwrite)
+    result = write_card(dataset_dir, repo_id, cifar10=cifar10, examples=examples, overwrite=overwrite)
     output.result(result, lambda: _text(result))
 
 

@@ -14,10 +14,10 @@ from ._cli_utils import Output, examples, out_dir_option, output_options, overwr
 @out_dir_option("The combined dataset folder.")
 @overwrite_option()
 @output_options(tensorflow=False)
-def command(parts, out_dir, overwrite, output: Output):
+def command(parts, dataset_dir, overwrite, output: Output):
     """Combine worker folders (same settings, disjoint shards) into one dataset folder with one manifest."""
 
-    result = combine_workers(list(parts), out_dir, overwrite=overwrite)
+    result = combine_workers(dataset_dir, list(parts), overwrite=overwrite)
     output.result(
         result,
         lambda: [

@@ -11,17 +11,17 @@ import click
 from cifar10_fgs.config import GAUSSIAN_STDS, GAUSSIAN_VARIANTS, GaussianVariant, RetrainMode
 from cifar10_fgs.data import SPLITS
 from cifar10_fgs.evaluate import (
-    SETS,
     GaussianOptions,
     RetrainOptions,
     TransferOptions,
-    cost_key,
     evaluate_gaussian,
     evaluate_retrain,
     evaluate_transfer,
 )
 from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
+from cifar10_fgs.evaluate.gaussian import cost_key
 from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
+from cifar10_fgs.evaluate.metrics import SETS
 from cifar10_fgs.hub import is_hub_ref, is_model_uri
 
 from ._cli_utils import (
@@ -185,8 +185,8 @@ def transfer(
     common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model, model_input)
     if as_leaderboard or len(models) > 1 or is_hub_ref(dataset_dir) or any(is_model_uri(m) for m in models):
         board = evaluate_leaderboard(
-            [*models, *([source_model] if source_model else [])],
             dataset_dir,
+            [*models, *([source_model] if source_model else [])],
             LeaderboardOptions(**common, split=split, seed=seed, out_dir=out_dir),
         )
         output.result(board, lambda: _leaderboard_text(board))
@@ -195,7 +195,7 @@ def transfer(
         raise click.UsageError("--out applies to a leaderboard: add --leaderboard, or omit --out")
 
     r = evaluate_transfer(
-        models[0], dataset_dir, TransferOptions(**common, split=split, seed=seed, source_model=source_model)
+        dataset_dir, models[0], TransferOptions(**common, split=split, seed=seed, source_model=source_model)
     )
     output.result(r, lambda: _transfer_text(r, dataset_dir))
 
@@ -261,6 +261,7 @@ def _leaderboard_text(board) -> list[str]:
 @eval_cifar10_option
 @click.option(
     "--out",
+    "retrained_model",
     type=click.Path(dir_okay=False),
     required=True,
     metavar="RETRAINED.keras",
@@ -291,7 +292,7 @@ def _leaderboard_text(board) -> list[str]:
 def retrain(
     dataset_dir,
     cifar10,
-    out,
+    retrained_model,
     mode,
     epochs,
     target_model,
@@ -306,7 +307,7 @@ def retrain(
 
     common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model)
     options = RetrainOptions(**common, mode=RetrainMode(mode), epochs=epochs, target_model=target_model, seed=seed)
-    r = evaluate_retrain(dataset_dir, out, options)
+    r = evaluate_retrain(dataset_dir, retrained_model, options)
     output.result(r, lambda: _retrain_text(r, dataset_dir))
 
 
@@ -384,7 +385,7 @@ def gaussian(
         variants = tuple(GaussianVariant)
     common = _common(output, cifar10, batch_size, name, overwrite, unsafe_model, model_input)
     options = GaussianOptions(**common, split=split, stds=stds, variants=variants or GAUSSIAN_VARIANTS)
-    r = evaluate_gaussian(list(models), dataset_dir, options)
+    r = evaluate_gaussian(dataset_dir, list(models), options)
     output.result(r, lambda: _gaussian_text(r, dataset_dir))
 
 

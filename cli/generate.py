@@ -137,7 +137,7 @@ ONEPIXEL_ONLY = ("population", "max_generations")
 def command(
     source_model,
     cifar10,
-    out_dir,
+    dataset_dir,
     split,
     limit,
     step,
@@ -176,6 +176,8 @@ def command(
             batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate
         )
     options = GenerateOptions(
+        cifar10=cifar10,
+        attack=config,
         splits=parse_splits(split),
         limit=limit,
         rows_per_shard=rows_per_shard,
@@ -187,10 +189,8 @@ def command(
         onepixel=onepixel,
     )
     result = generate_dataset(
+        dataset_dir,
         source_model,
-        cifar10,
-        out_dir,
-        config,
         options,
         overwrite=overwrite,
         allow_failures=allow_failures,

@@ -37,7 +37,7 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
     ),
 )
 @cifar10_option()
-@out_dir_option("Workspace: models/, dataset/ (the publishable folder) and run.json.")
+@out_dir_option("Workspace: models/, dataset/ (the publishable folder) and run.json.", dest="workspace")
 @source_model_option("Attack this source model instead of training one.")
 @click.option(
     "--target-model",
@@ -87,7 +87,7 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 @output_options
 def command(
     cifar10,
-    out_dir,
+    workspace,
     source_model,
     target_model,
     source_epochs,
@@ -120,11 +120,11 @@ def command(
         attack=attack_config(batch_size),
         upload=repo_id,
         private=private,
-        upload_model=not no_source_model,
+        ship_source_model=not no_source_model,
         allow_failures=allow_failures,
     )
     result = run_pipeline(
-        out_dir,
+        workspace,
         options,
         progress=output.progress,
         overwrite=overwrite,

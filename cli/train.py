@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cifar10_fgs.config import Arch
-from cifar10_fgs.training.train import train_from_source
+from cifar10_fgs.training.train import train_from_cifar10
 
 from ._cli_utils import (
     Output,
@@ -67,16 +67,16 @@ from ._cli_utils import (
 def command(arch, cifar10, out, epochs, train_limit, seed, init_from, start_epoch, imagenet, overwrite, output: Output):
     """Train a model; rerunning the same command after an interruption resumes from the last epoch."""
 
-    result = train_from_source(
+    result = train_from_cifar10(
         cifar10,
         out,
         arch=arch,
         epochs=epochs,
-        limit=train_limit,
+        train_limit=train_limit,
         seed=seed,
         imagenet=imagenet,
         overwrite=overwrite,
-        verbose=1 if output.progress else 0,
+        progress=output.progress,
         init_from=init_from,
         start_epoch=start_epoch,
     )

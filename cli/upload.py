@@ -59,8 +59,8 @@ def command(dataset_dir, repo_id, private, revision, dry_run, source_model, no_s
         private=private,
         revision=revision,
         dry_run=dry_run,
-        include_model=source_model,
-        ship_model=not no_source_model,
+        source_model=source_model,
+        ship_source_model=not no_source_model,
         overwrite=overwrite,
     )
     if not output.as_json:

@@ -54,7 +54,7 @@ def command(dataset_dir, source_model, cifar10, unsafe_model, output: Output):
     """
 
     check = validate_hub if is_hub_ref(dataset_dir) else validate_dataset
-    report = check(dataset_dir, source_model, cifar10, unsafe_model=unsafe_model, progress=output.progress)
+    report = check(dataset_dir, source_model, cifar10=cifar10, unsafe_model=unsafe_model, progress=output.progress)
     output.result(report.to_dict(), lambda: _text(report))
     report.raise_for_failures()
 
@@ -82,7 +82,7 @@ def _text(report) -> list[str]:
     if report.commit:
         lines.append(
             f"checked commit {report.commit} (model {report.model_sha256 or 'not checked'}, "
-            f"CIFAR-10 {report.source or 'not checked'})"
+            f"CIFAR-10 {report.cifar10 or 'not checked'})"
         )
     lines.append(f"{report.summary_line()} in {report.seconds:.1f} s")
     return lines

@@ -21,7 +21,8 @@ from .render import (
 FIELD_DESCRIPTIONS = {
     "image": "The adversarial image: 32x32 RGB, lossless PNG, exactly the uint8 pixels the source model misclassifies.",
     "label": "The true CIFAR-10 class of the original image.",
-    "index": "Row of the original image in the source split (in the source's own order): joins back to the original.",
+    "index": "Row of the original image in the CIFAR-10 source split (in the source's own order), for a whole split "
+    "and a `--limit` subset alike: joins back to the original, row `index` of that split.",
     "original_prediction": "The source model's prediction on the original image.",
     "original_confidence": "Softmax probability of `original_prediction` on the original image.",
     "adversarial_prediction": "The source model's prediction on the adversarial image (never equal to `label`).",
@@ -122,8 +123,8 @@ def _limitations(inputs: CardInputs) -> list[str]:
         out.append(
             "A seeded class-balanced subset of "
             + ", ".join(f"{stats[s].num_images} {s}" for s in sampled)
-            + " images was attacked (a `--limit` run), not whole CIFAR-10 splits. `index` is the row within that "
-            "subset; `generation.json`'s `config.splits.<split>.subset.original_rows[index]` is its CIFAR-10 row."
+            + " images was attacked (a `--limit` run), not whole CIFAR-10 splits. `index` is still the CIFAR-10 "
+            "row; `generation.json`'s `config.splits.<split>.subset.original_rows` lists the subset's rows."
         )
     if first:
         out.append(

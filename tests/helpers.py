@@ -5,6 +5,7 @@ Nothing here needs the network or ../shared: every file is made by the tests.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,43 @@ def generate_cli(model, data, out, *more) -> list[str]:
     return ["generate", "--source-model", str(model), "--cifar10", str(data), "--out", str(out), "-q", *more]
 
 
+def folder_bytes(d: Path) -> dict[str, bytes]:
+    """Every file of a dataset folder, the manifest without its (volatile) timing block."""
+    import json
+
+    out = {str(p.relative_to(d)): p.read_bytes() for p in sorted((d / "data").iterdir())}
+    manifest = json.loads((d / "generation.json").read_text())
+    manifest.pop("timing", None)
+    out["generation.json"] = json.dumps(manifest, sort_keys=True).encode()
+    return out
+
+
+def assert_rows_join_cifar10(out: Path, cifar10: Path, step: float = 0.01) -> dict[str, np.ndarray]:
+    """Every row of the folder, read by ``datasets.load_dataset``, is within ``step`` x iterations (plus half a
+    level of rounding) of CIFAR-10 row ``index`` and has its label, joined with no mapping; returns each split's
+    ``index`` values."""
+    import tempfile
+
+    import datasets
+
+    from cifar10_fgs.data import load_cifar10
+
+    dsd = datasets.load_dataset(str(out), cache_dir=tempfile.mkdtemp(prefix="join-"))
+    indices = {}
+    for split in dsd:
+        ds, full = dsd[split], load_cifar10(cifar10, split)
+        index = np.asarray(ds["index"], np.int64)
+        adversarial = np.stack([np.asarray(im) for im in ds["image"]]).astype(np.int16)
+        distance = np.abs(adversarial - full.images[index]).reshape(len(index), -1).max(axis=1)
+        bound = step * 255 * np.asarray(ds["iterations"]) + 0.5
+        assert (distance <= bound).all(), f"{split}: rows {index[distance > bound][:5]} are far from CIFAR-10[index]"
+        assert np.array_equal(np.asarray(ds["label"]), full.labels[index]), f"{split}: a label differs"
+        if "original_image" in ds.column_names:
+            assert np.array_equal(np.stack([np.asarray(im) for im in ds["original_image"]]), full.images[index])
+        indices[split] = index
+    return indices
+
+
 def write_image_folder(root: Path, split: str, images: np.ndarray, labels: np.ndarray, ext: str = "png") -> Path:
     from PIL import Image
 
@@ -81,6 +119,8 @@ def make_workspace(ws: Path, model_file: Path, cifar10: Path, repo_id: str) -> P
     model.with_suffix(".json").write_text(json.dumps({"arch": "tiny", "test_accuracy": None}))
     d = ws / "dataset"
     options = GenerateOptions(rows_per_shard=25)
-    generate_dataset(model, cifar10, d, AttackConfig(batch_size=32), options, allow_failures=True)
+    generate_dataset(
+        d, model, replace(options, cifar10=cifar10, attack=AttackConfig(batch_size=32)), allow_failures=True
+    )
     write_card(d, repo_id)
     return ws

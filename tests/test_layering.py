@@ -86,3 +86,10 @@ def test_the_public_entry_points_resolve_without_loading_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_every_public_name_is_documented_in_the_package_docstring():
+    import cifar10_fgs
+
+    undocumented = [name for name in cifar10_fgs.__all__ if f"``{name}" not in cifar10_fgs.__doc__]
+    assert not undocumented, undocumented

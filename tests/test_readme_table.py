@@ -35,7 +35,9 @@ def results(tmp_path_factory, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
     work = tmp_path_factory.mktemp("readme_table")
     folder = work / "ds"
-    generate_dataset(tiny_keras_path, root, folder, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25))
+    generate_dataset(
+        folder, tiny_keras_path, GenerateOptions(cifar10=root, attack=AttackConfig(batch_size=32), rows_per_shard=25)
+    )
     base = keras.saving.load_model(tiny_keras_path, compile=False)
     target = tiny_model()
     rng = np.random.default_rng(1)
@@ -44,7 +46,7 @@ def results(tmp_path_factory, tiny_keras_path, image_folder_source):
     target.save(target_path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(datasets.config, "HF_DATASETS_CACHE", work / "hf_cache")
-        tr = evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path))
+        tr = evaluate_transfer(folder, target_path, TransferOptions(cifar10=root, source_model=tiny_keras_path))
         retrained = [
             evaluate_retrain(
                 folder,

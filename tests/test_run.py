@@ -168,7 +168,9 @@ def test_run_refuses_a_dataset_of_other_settings_before_it_trains(options, tiny_
 
     ws = tmp_path / "ws"
     dataset = ws / "dataset"
-    generate_dataset(options.source_model, options.cifar10, dataset, options.attack, GenerateOptions(limit=20))
+    generate_dataset(
+        dataset, options.source_model, GenerateOptions(cifar10=options.cifar10, attack=options.attack, limit=20)
+    )
     manifest = (dataset / "generation.json").read_bytes()
     quick = dataclasses.replace(options, target_model=None, quick=True, limit=30)  # another --limit
     with pytest.raises(ExistingOutputError, match=r"dataset was generated with other settings .*--overwrite"):
@@ -202,7 +204,7 @@ def test_a_run_json_run_did_not_write_is_kept(tmp_path):
     "given, words",
     [
         ({"private": True}, "--private applies to an upload: add --upload USER/NAME"),
-        ({"upload_model": False}, "--no-source-model applies to an upload"),
+        ({"ship_source_model": False}, "--no-source-model applies to an upload"),
         (
             {"source_model": "s.keras", "source_epochs": 3},
             "--source-epochs trains the source model, but --source-model",

@@ -1,7 +1,8 @@
 """CIFAR-10 from every source a user has, as uint8 arrays in the source's own order.
 
-``load_cifar10(source, split)`` loads a split, ``load_cifar10_rows(source, split, choose)`` some of its
-rows (a ``--limit`` subset: an image folder or tarball decodes only those). ``source`` is one of
+``load_cifar10(cifar10, split)`` loads a split, ``load_cifar10_rows(cifar10, split, choose)`` some of its
+rows (a ``--limit`` subset: an image folder or tarball decodes only those). ``cifar10`` (the CIFAR-10
+input, ``--cifar10`` on the command line) is one of
 
 * ``hub:<repo_id>`` (default ``hub:uoft-cs/cifar10``): a Hugging Face hub dataset with an image
   column (``img`` or ``image``) and a ``label`` column;
@@ -36,9 +37,8 @@ from cifar10_fgs.data.files import image_listing, keras_archive, load_path
 from cifar10_fgs.data.pickles import restricted_loads
 from cifar10_fgs.data.split import (
     CLASS_NAMES,
-    DEFAULT_SOURCE,
+    DEFAULT_CIFAR10,
     IMAGE_SHAPE,
-    KERAS_CIFAR10_URL,
     NUM_CLASSES,
     SPLIT_SIZES,
     SPLITS,
@@ -48,13 +48,12 @@ from cifar10_fgs.data.split import (
     decode_image,
 )
 from cifar10_fgs.data.tables import datasets_progress, load_hub
-from cifar10_fgs.errors import DataSourceError, one_line
+from cifar10_fgs.errors import DataSourceError
 
 __all__ = [
     "CLASS_NAMES",
-    "DEFAULT_SOURCE",
+    "DEFAULT_CIFAR10",
     "IMAGE_SHAPE",
-    "KERAS_CIFAR10_URL",
     "NUM_CLASSES",
     "SPLITS",
     "SPLIT_SIZES",
@@ -64,27 +63,26 @@ __all__ = [
     "decode_image",
     "load_cifar10",
     "load_cifar10_rows",
-    "one_line",
     "restricted_loads",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def load_cifar10(source: str | Path = DEFAULT_SOURCE, split: str = "train") -> Cifar10Split:
-    """Load one CIFAR-10 split from ``source`` (see the module docstring for what it may be)."""
+def load_cifar10(cifar10: str | Path = DEFAULT_CIFAR10, split: str = "train") -> Cifar10Split:
+    """Load one CIFAR-10 split from ``cifar10`` (see the module docstring for what it may be)."""
     check_split(split)
-    source_str = str(source)
-    if source_str.startswith("hub:"):
-        images, labels = load_hub(source_str[len("hub:") :], split)  # cached by datasets' fingerprint
+    cifar10 = str(cifar10)
+    if cifar10.startswith("hub:"):
+        images, labels = load_hub(cifar10[len("hub:") :], split)  # cached by datasets' fingerprint
     else:
-        path = _local_path(source_str)
-        images, labels = _decoded_once(path, split, _cache_key(path, split), source_str)
-    return _checked_split(images, labels, source_str, split)
+        path = _local_path(cifar10)
+        images, labels = _decoded_once(path, split, _cache_key(path, split), cifar10)
+    return _checked_split(images, labels, cifar10, split)
 
 
 def load_cifar10_rows(
-    source: str | Path, split: str, choose: Callable[[np.ndarray], np.ndarray]
+    cifar10: str | Path, split: str, choose: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[Cifar10Split, np.ndarray, int]:
     """The rows ``choose(labels)`` of one split, decoding only those where the source allows it.
 
@@ -95,49 +93,49 @@ def load_cifar10_rows(
     the rows taken. Returns the rows as a split, their positions, and the split's size.
     """
     check_split(split)
-    source_str = str(source)
-    if source_str.startswith("hub:"):
-        full = load_cifar10(source_str, split)
+    cifar10 = str(cifar10)
+    if cifar10.startswith("hub:"):
+        full = load_cifar10(cifar10, split)
     else:
-        path = _local_path(source_str)
-        where = f"{source_str} ({split})"
+        path = _local_path(cifar10)
+        where = f"{cifar10} ({split})"
         key = _cache_key(path, split)
         hit = read_cached(key, where)
         listing = image_listing(path, split) if hit is None else None
         if listing is not None:
-            return _decode_rows(listing, choose, source_str, split)
-        images, labels = hit if hit is not None else _decoded_once(path, split, key, source_str)
-        full = _checked_split(images, labels, source_str, split)
+            return _decode_rows(listing, choose, cifar10, split)
+        images, labels = hit if hit is not None else _decoded_once(path, split, key, cifar10)
+        full = _checked_split(images, labels, cifar10, split)
     rows = np.asarray(choose(full.labels), np.int64)
     return full.take(rows), rows, len(full)
 
 
-def _decoded_once(path: Path, split: str, key: dict, source: str) -> tuple[np.ndarray, np.ndarray]:
+def _decoded_once(path: Path, split: str, key: dict, origin: str) -> tuple[np.ndarray, np.ndarray]:
     """The whole split, decoded on the first command and read from the decode cache on every later one."""
-    return cached_split(key, lambda: load_path(path, split), f"{source} ({split})")
+    return cached_split(key, lambda: load_path(path, split), f"{origin} ({split})")
 
 
-def _checked_split(images, labels, source: str, split: str) -> Cifar10Split:
-    images, labels = check_arrays(images, labels, source, split)
-    log.info("loaded %d %s images from %s", len(labels), split, source)
-    return Cifar10Split(images, labels, source, split)
+def _checked_split(images, labels, origin: str, split: str) -> Cifar10Split:
+    images, labels = check_arrays(images, labels, origin, split)
+    log.info("loaded %d %s images from %s", len(labels), split, origin)
+    return Cifar10Split(images, labels, origin, split)
 
 
-def _decode_rows(listing, choose, source: str, split: str) -> tuple[Cifar10Split, np.ndarray, int]:
+def _decode_rows(listing, choose, origin: str, split: str) -> tuple[Cifar10Split, np.ndarray, int]:
     if not len(listing.labels):  # the same one-line "is empty" error as a whole load
-        check_arrays(np.zeros((0, *IMAGE_SHAPE), np.uint8), listing.labels, source, split)
+        check_arrays(np.zeros((0, *IMAGE_SHAPE), np.uint8), listing.labels, origin, split)
     rows = np.asarray(choose(listing.labels), np.int64)
-    images, labels = check_arrays(listing.decode(rows), listing.labels[rows], source, split)
-    log.info("decoded %d of the %d %s images of %s: the rows asked for", len(rows), len(listing.labels), split, source)
-    return Cifar10Split(images, labels, source, split), rows, len(listing.labels)
+    images, labels = check_arrays(listing.decode(rows), listing.labels[rows], origin, split)
+    log.info("decoded %d of the %d %s images of %s: the rows asked for", len(rows), len(listing.labels), split, origin)
+    return Cifar10Split(images, labels, origin, split), rows, len(listing.labels)
 
 
-def _local_path(source: str) -> Path:
-    path = keras_archive() if source == "keras" else Path(source).expanduser()
+def _local_path(cifar10: str) -> Path:
+    path = keras_archive() if cifar10 == "keras" else Path(cifar10).expanduser()
     if not path.exists():
         raise DataSourceError(
-            f"CIFAR-10 source {source!r} does not exist: pass an existing path, "
-            f"'hub:<repo_id>' (e.g. {DEFAULT_SOURCE}) or 'keras'"
+            f"CIFAR-10 source {cifar10!r} does not exist: pass an existing path, "
+            f"'hub:<repo_id>' (e.g. {DEFAULT_CIFAR10}) or 'keras'"
         )
     return path
 

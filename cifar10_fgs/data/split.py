@@ -26,7 +26,7 @@ NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SHAPE = (32, 32, 3)
 SPLITS: tuple[str, ...] = ("train", "test")
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
-DEFAULT_SOURCE = "hub:uoft-cs/cifar10"
+DEFAULT_CIFAR10 = "hub:uoft-cs/cifar10"
 KERAS_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
@@ -36,7 +36,7 @@ class Cifar10Split:
 
     images: np.ndarray
     labels: np.ndarray
-    source: str
+    origin: str  # where the split was read from (the --cifar10 text, or a description)
     split: str
 
     def __len__(self) -> int:
@@ -61,7 +61,7 @@ class Cifar10Split:
 
     def take(self, rows: np.ndarray) -> Cifar10Split:
         """The rows at the positions ``rows``, in that order."""
-        return Cifar10Split(self.images[rows], self.labels[rows], self.source, self.split)
+        return Cifar10Split(self.images[rows], self.labels[rows], self.origin, self.split)
 
     def balanced(self, limit: int | None, seed: int = 0) -> Cifar10Split:
         """The class-balanced subset of ``limit`` rows (:func:`balanced_rows`); all rows if ``limit`` is None."""
@@ -96,28 +96,28 @@ def check_split(split: str) -> str:
     return split
 
 
-def check_arrays(images, labels, source: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+def check_arrays(images, labels, origin: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """``images`` uint8 (N, 32, 32, 3) and ``labels`` int64 classes 0-9, one per image, or a one-line DataSourceError."""
     images = np.asarray(images)
     labels = np.asarray(labels).reshape(-1)
     if images.shape[0] == 0 or labels.shape[0] == 0:
-        raise DataSourceError(f"split {split!r} of {source!r} is empty: expected CIFAR-10 images in it")
+        raise DataSourceError(f"split {split!r} of {origin!r} is empty: expected CIFAR-10 images in it")
     if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-        raise DataSourceError(f"images of {source!r} have shape {images.shape[1:]}: expected {IMAGE_SHAPE} (32x32 RGB)")
+        raise DataSourceError(f"images of {origin!r} have shape {images.shape[1:]}: expected {IMAGE_SHAPE} (32x32 RGB)")
     if images.shape[0] != labels.shape[0]:
         raise DataSourceError(
-            f"{source!r} has {images.shape[0]} images but {labels.shape[0]} labels: expected one label per image"
+            f"{origin!r} has {images.shape[0]} images but {labels.shape[0]} labels: expected one label per image"
         )
     if not np.issubdtype(labels.dtype, np.integer):
-        raise DataSourceError(f"labels of {source!r} have dtype {labels.dtype}: expected integers 0-9")
+        raise DataSourceError(f"labels of {origin!r} have dtype {labels.dtype}: expected integers 0-9")
     bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
     if bad.size:
         raise DataSourceError(
-            f"label {int(labels[bad[0]])} at row {int(bad[0])} of {source!r} ({split}) is outside 0-9: "
+            f"label {int(labels[bad[0]])} at row {int(bad[0])} of {origin!r} ({split}) is outside 0-9: "
             "expected CIFAR-10 class indices"
         )
     if images.dtype != np.uint8:
-        raise DataSourceError(f"images of {source!r} have dtype {images.dtype}: expected uint8 pixels 0-255")
+        raise DataSourceError(f"images of {origin!r} have dtype {images.dtype}: expected uint8 pixels 0-255")
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.data.cache import cached_split
-from cifar10_fgs.data.split import CLASS_NAMES, DEFAULT_SOURCE, IMAGE_SHAPE, decode_image
+from cifar10_fgs.data.split import CLASS_NAMES, DEFAULT_CIFAR10, IMAGE_SHAPE, decode_image
 from cifar10_fgs.errors import DataSourceError, one_line
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def load_hub(repo_id: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     import datasets
 
     if not repo_id:
-        raise DataSourceError(f"'hub:' names no dataset: pass e.g. --cifar10 {DEFAULT_SOURCE}")
+        raise DataSourceError(f"'hub:' names no dataset: pass e.g. --cifar10 {DEFAULT_CIFAR10}")
     try:
         ds = datasets.load_dataset(repo_id, split=split)
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one-line errors

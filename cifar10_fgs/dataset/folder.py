@@ -26,9 +26,9 @@ def shipped_model_paths(manifest: Manifest) -> tuple[str, str] | None:
 
 
 @contextmanager
-def folder_lock(out_dir: Path):
+def folder_lock(dataset_dir: Path):
     """An exclusive flock on ``DIR/.lock``: released by the kernel if the holder dies, so never stale."""
-    path = out_dir / LOCK
+    path = dataset_dir / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -37,7 +37,7 @@ def folder_lock(out_dir: Path):
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
                 raise OutputError(
-                    f"{out_dir} is being written by another generate (pid {holder}): wait for it or use another --out"
+                    f"{dataset_dir} is being written by another generate (pid {holder}): wait for it or use another --out"
                 ) from None
             raise
         os.ftruncate(fd, 0)
@@ -47,47 +47,51 @@ def folder_lock(out_dir: Path):
         os.close(fd)
 
 
-def prepare_out_dir(out_dir: Path, key: mf.Config, overwrite: bool) -> Manifest | None:
-    """Check ``out_dir`` against the settings ``key``; return the manifest to resume, or None."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir} is a file: expected a folder for the dataset")
-    if mf.exists(out_dir):
+def prepare_dataset_dir(dataset_dir: Path, key: mf.Config, overwrite: bool) -> Manifest | None:
+    """Check ``dataset_dir`` against the settings ``key``; return the manifest to resume, or None."""
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise OutputError(f"{dataset_dir} is a file: expected a folder for the dataset")
+    if mf.exists(dataset_dir):
         try:
-            manifest = mf.read(out_dir)
+            manifest = mf.read(dataset_dir)
+        except mf.StaleIndexError as exc:  # an old --limit folder: replaced only with --overwrite, and said why
+            if not overwrite:
+                raise OutputError(str(exc)) from None
+            manifest = None
         except mf.ManifestError:
             manifest = None
         if manifest is not None and manifest.config.to_json() == key.to_json():
             return manifest
         if not overwrite:
-            raise ExistingOutputError(out_dir, "was generated with other settings (model, data or attack)")
+            raise ExistingOutputError(dataset_dir, "was generated with other settings (model, data or attack)")
         return None
-    if out_dir.exists():
+    if dataset_dir.exists():
         ours = {DATA_DIR, TMP_DIR, LOCK, RESULTS_DIR, FIGURES_DIR}
-        foreign = [p.name for p in out_dir.iterdir() if p.name not in ours]
+        foreign = [p.name for p in dataset_dir.iterdir() if p.name not in ours]
         if foreign:
             raise OutputError(
-                f"{out_dir} is not empty and holds no {mf.FILE} (found {foreign[0]}): choose a new or empty --out"
+                f"{dataset_dir} is not empty and holds no {mf.FILE} (found {foreign[0]}): choose a new or empty --out"
             )
     return None
 
 
-def check_writable(out_dir: Path) -> None:
-    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
+def check_writable(dataset_dir: Path) -> None:
+    probe = dataset_dir if dataset_dir.exists() else next((p for p in dataset_dir.parents if p.exists()), Path("."))
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"{probe} is not writable: choose an --out folder you can write to")
 
 
-def clear_outputs(out_dir: Path) -> None:
+def clear_outputs(dataset_dir: Path) -> None:
     """Remove what an earlier run with other settings left: shards, manifest, card, figures, results."""
-    ours = (DATA_DIR, TMP_DIR, RESULTS_DIR, FIGURES_DIR) + ((CARD,) if mf.exists(out_dir) else ())
+    ours = (DATA_DIR, TMP_DIR, RESULTS_DIR, FIGURES_DIR) + ((CARD,) if mf.exists(dataset_dir) else ())
     for stale in (*ours, mf.FILE):
-        p = out_dir / stale
+        p = dataset_dir / stale
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
 
 
-def shard_done(out_dir: Path, name: str, entry: ShardEntry | None) -> bool:
+def shard_done(dataset_dir: Path, name: str, entry: ShardEntry | None) -> bool:
     """A shard counts as done only if its bytes hash to what the manifest recorded."""
-    return entry is not None and file_matches(out_dir / name, entry.sha256, entry.bytes)
+    return entry is not None and file_matches(dataset_dir / name, entry.sha256, entry.bytes)

@@ -140,11 +140,11 @@ def read_shard(path: str | Path, columns: list[str] | None = None):
     return table
 
 
-def read_columns(directory: Path, names, columns):
-    """``columns`` of the shards ``names`` (relative to ``directory``), concatenated in that order."""
+def read_columns(dataset_dir: Path, names, columns):
+    """``columns`` of the shards ``names`` (relative to ``dataset_dir``), concatenated in that order."""
     import pyarrow as pa
 
-    return pa.concat_tables([read_shard(directory / n, list(columns)) for n in names])
+    return pa.concat_tables([read_shard(dataset_dir / n, list(columns)) for n in names])
 
 
 def stream_info(path: str | Path):

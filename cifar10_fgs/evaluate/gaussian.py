@@ -101,7 +101,7 @@ class GaussianOptions(EvaluateOptions):
 
 
 def evaluate_gaussian(
-    model_paths: Sequence[str | Path], dataset_dir: str | Path, options: GaussianOptions = GaussianOptions()
+    dataset_dir: str | Path, models: Sequence[str | Path], options: GaussianOptions = GaussianOptions()
 ) -> GaussianResult:
     """Accuracy of each model on both sets after the Gaussian filter, per variant and std (paper section VI).
 
@@ -112,12 +112,12 @@ def evaluate_gaussian(
     name, split, batch_size = o.name, o.split, o.batch_size
     stds = check_stds(o.stds)
     variants = tuple(v.value for v in check_variants(o.variants))
-    model_paths = list(model_paths)
-    if not model_paths:
+    models = list(models)
+    if not models:
         raise ConfigError("no models given: pass --model TARGET.keras (repeat --model for more)")
     ev = begin("gaussian", dataset_dir, name, [split], batch_size)
-    labels = model_labels(model_paths)
-    loaded = [_classifier_info(p, o.unsafe_model, o.model_input) for p in model_paths]
+    labels = model_labels(models)
+    loaded = [_classifier_info(p, o.unsafe_model, o.model_input) for p in models]
     check_declared_used([m for m, _ in loaded], o.model_input)
     settings = {
         "split": split,
@@ -134,12 +134,12 @@ def evaluate_gaussian(
     }
     ev = ev.claim(settings, {lab: info for lab, (_, info) in zip(labels, loaded)}, o.overwrite)
 
-    joined, source = ev.load(o)
+    joined, cifar10 = ev.load(o)
     j = joined[split]
     rows, ms_batched = _sweep(j, stds, variants, labels, [m for m, _ in loaded], batch_size, o.progress)
     ms_single = {cost_key(v, s): 1000.0 * time_blur_single(j.adversarial, s, variant=v) for v in variants for s in stds}
     results = _results(rows, stds, variants, labels, ms_batched, ms_single)
-    report = ev.report(joined, source, _definitions(stds[0]), results)
+    report = ev.report(joined, cifar10, _definitions(stds[0]), results)
     figures = {_figure_name(name, v, variants): _gaussian_figure(rows, stds, labels, split, v) for v in variants}
     w = ev.write(report, _gaussian_markdown(results, stds, labels, j), figures, "Gaussian filtering as a defence")
     return GaussianResult(

@@ -1,10 +1,11 @@
 """The adversarial rows of a dataset folder joined to the original split by their ``index`` column.
 
 Every evaluation reads the adversarial split back through ``datasets.load_dataset(DIR)`` and joins
-each row to the original split by its ``index`` column. The original comes from
-``load_cifar10(source, split)`` (``source`` defaults to the one recorded in ``generation.json``);
-its first ``num_rows`` rows must have the fingerprint recorded at generation time. Rows the attack
-did not fool are absent from the shards (listed as failures in ``generation.json``): evaluations
+each row to the original split by its ``index`` column, the row of the CIFAR-10 split (also for a
+``--limit`` subset): ``original[index]``. The original comes from ``load_cifar10(cifar10, split)``
+(``cifar10`` defaults to the one recorded in ``generation.json``); the rows generated from (the first
+``num_rows``, or the ``--limit`` subset) must have the fingerprint recorded at generation time. Rows the
+attack did not fool are absent from the shards (listed as failures in ``generation.json``): evaluations
 run on the joined rows, sorted by index, and report how many were used.
 
 ``read_generation`` is the only place in this package that reads ``generation.json``.
@@ -39,7 +40,8 @@ class SplitGeneration:
     fingerprint: str  # of the original images and labels generated from (the first num_rows, or the subset)
     config: dict  # the split's entry of the generation config, as recorded (for the dataset identity)
     shards_sha256: dict  # shard file -> sha256, for the shards written so far
-    failures: tuple[int, ...]  # indices the attack did not fool (absent from the shards), ascending
+    failures: tuple[int, ...]  # CIFAR-10 rows the attack did not fool (absent from the shards), ascending
+    rows: mf.SplitRows  # the CIFAR-10 rows generated from: all, or the --limit subset (``index`` is one of them)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Generation:
     config_sha256: str  # sha256 of the sorted JSON of the whole generation config
     source_model_sha256: str | None
     attack: dict | None
-    data_source: str | None  # the CIFAR-10 source the folder was generated from
+    cifar10: str | None  # the CIFAR-10 input the folder was generated from (generation.json's data_source)
     splits: dict  # split -> SplitGeneration
     attack_step: float | None = None  # FGS step, fraction of the pixel range
     attack_seconds: float | None = None  # wall time of every generate run that attacked images
@@ -72,6 +74,7 @@ def read_generation(dataset_dir: str | Path) -> Generation:
             config["splits"][s],
             {n: e.sha256 for n, e in m.shards_of(s)},
             m.failures(s),
+            c.rows(),
         )
         for s, c in m.config.splits.items()
     }
@@ -149,13 +152,15 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
         ) from None
 
 
-def load_original(source: str | Path, split: str, generation: Generation) -> Cifar10Split:
-    """The first ``num_rows`` rows of the original split, checked against the generation fingerprint."""
-    return generation.manifest.check_source(split, load_cifar10(source, split))
+def load_original(cifar10: str | Path, split: str, generation: Generation) -> Cifar10Split:
+    """The whole original split, whose rows generated from (all, or the subset) have the generation fingerprint."""
+    original = load_cifar10(cifar10, split)
+    generation.manifest.check_cifar10_fingerprint(split, original)
+    return original
 
 
 def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, original: Cifar10Split) -> JoinedSplit:
-    """Join the rows of ``dsd[split]`` (a loaded DatasetDict) to ``original`` by ``index``, with checks."""
+    """Join the rows of ``dsd[split]`` (a loaded DatasetDict) to ``original`` (the whole split) by ``index``."""
     import datasets
 
     record = check_split_generated(dataset_dir, generation, split)
@@ -182,7 +187,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
         raise ValidationError(
             f"index {dup} appears twice in the {split} split of {dataset_dir}: generate the folder again"
         )
-    expected = np.setdiff1d(np.arange(n), np.asarray(failures, np.int64))
+    expected = np.setdiff1d(record.rows.rows, np.asarray(failures, np.int64))
     if len(index) != len(expected) or not np.array_equal(np.sort(index), expected):
         extra = np.setdiff1d(index, expected)
         lost = np.setdiff1d(expected, index)
@@ -219,24 +224,25 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
             f"{split} row index {bad} of {dataset_dir}: the stored linf does not match the image's distance "
             "to its original: the shards were altered; regenerate the folder"
         )
-    return JoinedSplit(split, index, labels, orig_images, adversarial, columns, n, failures, original)
+    generated = original if len(record.rows) == len(original) else original.take(record.rows.rows)
+    return JoinedSplit(split, index, labels, orig_images, adversarial, columns, n, failures, generated)
 
 
 def load_joined(
     dataset_dir: str | Path,
     splits: Sequence[str],
-    source: str | Path | None = None,
+    cifar10: str | Path | None = None,
     *,
     cache_dir: str | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, JoinedSplit], Generation, str]:
-    """Load ``splits`` of the folder and join them to ``source``: (joined by split, generation record, source used)."""
+    """Load ``splits`` of the folder and join them to ``cifar10``: (joined by split, generation record, CIFAR-10 used)."""
     dataset_dir = Path(dataset_dir)
     generation = read_generation(dataset_dir)
     for s in splits:
         check_split_generated(dataset_dir, generation, s)
-    source = str(source) if source is not None else _recorded_source(dataset_dir, generation)
-    originals = {s: load_original(source, s, generation) for s in splits}
+    cifar10 = str(cifar10) if cifar10 is not None else _recorded_cifar10(dataset_dir, generation)
+    originals = {s: load_original(cifar10, s, generation) for s in splits}
     dsd = load_adversarial(dataset_dir, cache_dir=cache_dir, progress=progress)
     joined = {s: join_split(dsd, dataset_dir, generation, s, originals[s]) for s in splits}
     for s, j in joined.items():
@@ -247,16 +253,16 @@ def load_joined(
             j.num_rows_split,
             len(j.failures),
         )
-    return joined, generation, source
+    return joined, generation, cifar10
 
 
-def _recorded_source(dataset_dir: Path, generation: Generation) -> str:
-    src = generation.data_source
-    if not src:
+def _recorded_cifar10(dataset_dir: Path, generation: Generation) -> str:
+    recorded = generation.cifar10
+    if not recorded:
         raise DataSourceError(
             f"{dataset_dir}/{mf.FILE} records no data source: pass --cifar10 DATA (the original CIFAR-10)"
         )
-    return str(src)
+    return str(recorded)
 
 
 # =========================================================================== results files

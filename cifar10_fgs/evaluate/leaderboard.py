@@ -1,6 +1,6 @@
 """A transfer leaderboard: any number of models scored on one adversarial split, local or from the hub.
 
-``evaluate_leaderboard(models, dataset)`` reads the dataset (a folder, or ``hub:USER/NAME[@REVISION]``
+``evaluate_leaderboard(dataset_dir, models)`` reads the dataset (a folder, or ``hub:USER/NAME[@REVISION]``
 downloaded by :mod:`cifar10_fgs.hub`), joins the split to its originals with the transfer
 evaluation's own functions (:func:`cifar10_fgs.evaluate.load_joined`, ``classify``,
 ``random_sign_control``) and scores every model on the original images, their adversarial copies
@@ -25,16 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cifar10_fgs.errors import ConfigError, DataSourceError, ExistingOutputError
-from cifar10_fgs.evaluate import (
-    check_name,
-    classify,
-    dataset_identity,
-    linf_levels,
-    load_joined,
-    random_sign_control,
-    read_generation,
-)
-from cifar10_fgs.evaluate.results import settings_key_of
+from cifar10_fgs.evaluate.joined import dataset_identity, load_joined, read_generation
+from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
+from cifar10_fgs.evaluate.results import check_name, settings_key_of
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
 from cifar10_fgs.models.forward import check_declared_used, load_classifier, load_hub_folder, model_key
@@ -87,7 +80,7 @@ class LeaderboardEntry:
 
 
 @dataclass(frozen=True)
-class Leaderboard:
+class Leaderboard:  # its field names are the keys of `evaluate transfer --leaderboard --json`
     dataset: str  # the folder, or hub:USER/NAME@<commit>
     commit: str | None
     split: str
@@ -118,20 +111,20 @@ def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: 
 # --------------------------------------------------------------------------- dataset
 
 
-def _resolve_dataset(dataset: str | Path, progress: bool):
+def _resolve_dataset(dataset_dir: str | Path, progress: bool):
     """(local folder, label, commit) of a folder or a hub:USER/NAME[@REVISION] reference."""
 
-    if is_hub_ref(str(dataset)):
-        snapshot = download(parse_hub_ref(str(dataset)), progress=progress)
+    if is_hub_ref(str(dataset_dir)):
+        snapshot = download(parse_hub_ref(str(dataset_dir)), progress=progress)
         return Path(snapshot.path), snapshot.label, snapshot.commit
-    return Path(dataset), str(dataset), None
+    return Path(dataset_dir), str(dataset_dir), None
 
 
-def _source_for(dataset_dir: Path, generation, source, label: str):
-    """``source`` or the manifest's, with a one-line error when that is a local path not on this machine."""
-    if source is not None:
-        return source
-    recorded = str(generation.data_source or "")
+def _cifar10_for(generation, cifar10, label: str):
+    """``cifar10`` or the manifest's, with a one-line error when that is a local path not on this machine."""
+    if cifar10 is not None:
+        return cifar10
+    recorded = str(generation.cifar10 or "")
     if recorded and not recorded.startswith("hub:") and recorded != "keras" and not Path(recorded).exists():
         raise DataSourceError(
             f"{label} was made from {recorded}, which is not on this machine: pass --cifar10 DATA "
@@ -253,23 +246,23 @@ class LeaderboardOptions(EvaluateOptions):
 
 
 def evaluate_leaderboard(
-    models: Sequence[str], dataset: str | Path, options: LeaderboardOptions = LeaderboardOptions()
+    dataset_dir: str | Path, models: Sequence[str], options: LeaderboardOptions = LeaderboardOptions()
 ) -> Leaderboard:
-    """Score ``models`` on ``dataset`` (see the module docstring); ``options.model_input`` (a
+    """Score ``models`` on ``dataset_dir``, a folder or ``hub:`` copy (see the module docstring); ``options.model_input`` (a
     ``convention.Declared``) declares how every ONNX model takes its pixels."""
 
     t0 = time.time()
     o = options
     name, split, seed, progress = o.name, o.split, o.seed, o.progress
     batch_size = _check_arguments(models, name, o.batch_size)
-    dataset_dir, label, commit = _resolve_dataset(dataset, progress)
-    generation = read_generation(dataset_dir)
-    source = _source_for(dataset_dir, generation, o.cifar10, label)
-    out = Path(o.out_dir) if o.out_dir is not None else (Path.cwd() if commit else dataset_dir / "results")
+    local_dir, label, commit = _resolve_dataset(dataset_dir, progress)
+    generation = read_generation(local_dir)
+    cifar10 = _cifar10_for(generation, o.cifar10, label)
+    out = Path(o.out_dir) if o.out_dir is not None else (Path.cwd() if commit else local_dir / "results")
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     loaded = [load_candidate(m, declared=o.model_input, unsafe=o.unsafe_model, progress=progress) for m in models]
     check_declared_used([m.model for m in loaded], o.model_input)
-    identity = dataset_identity(dataset_dir, generation, [split]) if split in generation.splits else {}
+    identity = dataset_identity(local_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     key = sha256_bytes(
         dumps_sorted(
@@ -284,8 +277,8 @@ def evaluate_leaderboard(
     )
     _claim(json_path, key, o.overwrite)
 
-    joined, generation, used_source = load_joined(
-        dataset_dir, [split], source, cache_dir=o.cache_dir, progress=progress
+    joined, generation, used_cifar10 = load_joined(
+        local_dir, [split], cifar10, cache_dir=o.cache_dir, progress=progress
     )
     j = joined[split]
     control = random_sign_control(j.original, linf_levels(j.adversarial, j.original), seed, keys=j.index)
@@ -298,8 +291,8 @@ def evaluate_leaderboard(
         "title": "Transfer leaderboard",
         "settings": settings,
         "settings_sha256": key,
-        "dataset": {**identity, "commit": commit, "reference": str(dataset)},
-        "data_source": used_source,
+        "dataset": {**identity, "commit": commit, "reference": str(dataset_dir)},
+        "data_source": used_cifar10,
         "threat_model": "transfer",
         "rows": {
             "split": split,

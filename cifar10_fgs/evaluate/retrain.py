@@ -38,8 +38,8 @@ RETRAIN_MODES = tuple(m.value for m in RetrainMode)
 
 
 @dataclass(frozen=True)
-class RetrainResult(EvaluationFiles):
-    model_path: str
+class RetrainResult(EvaluationFiles):  # its field names are the keys of `evaluate retrain --json`
+    model_path: str  # the retrained model
     mode: str
     epochs: int
     trained: bool  # False if an identical earlier retraining at model_path was reused
@@ -93,42 +93,48 @@ class RetrainOptions(EvaluateOptions):
 
 
 def evaluate_retrain(
-    dataset_dir: str | Path, out: str | Path, options: RetrainOptions = RetrainOptions()
+    dataset_dir: str | Path, retrained_model: str | Path, options: RetrainOptions = RetrainOptions()
 ) -> RetrainResult:
     """Adversarial training of the target architecture, then both test sets for both networks (section V).
 
     ``mode="adversarial"`` trains on the adversarial train rows (the paper); ``"mixed"`` on the
     original train split plus the adversarial rows. Labels are the original labels. The recipe is
     ``config.TARGET_RECIPE`` (``options.epochs`` overrides its epochs); ``training.train_model`` saves
-    the model to ``out`` with its own metadata and resumes after an interruption. If ``out`` already
+    the model to ``retrained_model`` with its own metadata and resumes after an interruption. If ``retrained_model`` already
     holds a model trained by the same recipe, seed and data, it is reused instead of retrained.
     """
     o = options
     mode, epochs, seed, batch_size, progress = o.mode, o.epochs, o.seed, o.batch_size, o.progress
-    out = Path(out)
+    retrained_model = Path(retrained_model)
     mode = _check_mode(mode)
     if epochs is not None and (int(epochs) != epochs or epochs < 1):
         raise ConfigError(f"--epochs {epochs} is invalid: expected an integer >= 1")
     if o.model_input:  # it would be ignored
         raise ConfigError("model_input describes ONNX models; retrain trains and scores Keras models: drop it")
-    check_keras_path(out)
+    check_keras_path(retrained_model)
     name = check_name(o.name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)
     recipe = RECIPES[Arch.TARGET].with_epochs(epochs)
-    check_retrained_out(out, recipe, seed, o.overwrite)  # before the data is read: a model made otherwise is kept
+    check_retrained_model(retrained_model, recipe, seed, o.overwrite)  # before the data is read
     models = {}
     target = None
     if o.target_model is not None:
         target, models["target"] = _model_info(o.target_model, o.unsafe_model)
-    settings = {"mode": mode, "recipe": recipe.to_json(), "seed": seed, "batch_size": batch_size, "out": out.name}
+    settings = {
+        "mode": mode,
+        "recipe": recipe.to_json(),
+        "seed": seed,
+        "batch_size": batch_size,
+        "out": retrained_model.name,
+    }
     ev = ev.claim(settings, models, o.overwrite)  # before training: the retrained model is an output
 
-    joined, source = ev.load(o)
+    joined, cifar10 = ev.load(o)
     te = joined["test"]
     train = retrain_split(joined["train"], mode, str(ev.dataset_dir))
-    test = Cifar10Split(te.original, te.labels, f"{source} (test rows of {ev.dataset_dir})", "test")
-    meta, reused = _train(out, train, test, recipe, seed, o.overwrite, progress)
-    retrained, models["retrained"] = _model_info(out, o.unsafe_model)
+    test = Cifar10Split(te.original, te.labels, f"{cifar10} (test rows of {ev.dataset_dir})", "test")
+    meta, reused = _train(retrained_model, train, test, recipe, seed, o.overwrite, progress)
+    retrained, models["retrained"] = _model_info(retrained_model, o.unsafe_model)
 
     bar = _progress_bar(2 + (2 if target is not None else 0), "retrain evaluation", progress)
     res = {}
@@ -139,8 +145,8 @@ def evaluate_retrain(
                 res[role][set_name] = classify(model, images, te.labels, batch_size).metrics()
                 bar.update(1)
     bar.close()
-    results = _results(res, mode, recipe.epochs, train, meta, reused, out)
-    report = ev.report(joined, source, DEFINITIONS, results)
+    results = _results(res, mode, recipe.epochs, train, meta, reused, retrained_model)
+    report = ev.report(joined, cifar10, DEFINITIONS, results)
     w = ev.write(
         report,
         _retrain_markdown(report, te),
@@ -150,7 +156,7 @@ def evaluate_retrain(
     tgt = res.get("target", {})
     return RetrainResult(
         **w.files(),
-        model_path=str(out),
+        model_path=str(retrained_model),
         mode=mode,
         epochs=recipe.epochs,
         trained=not reused,
@@ -177,14 +183,15 @@ DEFINITIONS = {
 }
 
 
-def check_retrained_out(out: Path, recipe, seed: int, overwrite: bool) -> None:
-    """A model at ``out`` not trained with ``recipe`` and ``seed`` is kept unless ``overwrite`` (``ExistingOutputError``);
-    one that was is reused if its data match too (checked once the training data are read), else refused then."""
-    if overwrite or not out.exists():
+def check_retrained_model(retrained_model: Path, recipe, seed: int, overwrite: bool) -> None:
+    """A model at ``retrained_model`` not trained with ``recipe`` and ``seed`` is kept unless ``overwrite``
+    (``ExistingOutputError``); one that was is reused if its data match too (known once the data are read)."""
+    if overwrite or not retrained_model.exists():
         return
-    meta = read_model_metadata(out)
-    if (meta.get("recipe"), meta.get("seed"), meta.get("sha256")) != (recipe.to_json(), seed, sha256_file(out)):
-        raise ExistingOutputError(out, "was not retrained with this recipe and seed")
+    meta = read_model_metadata(retrained_model)
+    made = (meta.get("recipe"), meta.get("seed"), meta.get("sha256"))
+    if made != (recipe.to_json(), seed, sha256_file(retrained_model)):
+        raise ExistingOutputError(retrained_model, "was not retrained with this recipe and seed")
 
 
 def _check_mode(mode) -> str:
@@ -195,29 +202,31 @@ def _check_mode(mode) -> str:
 
 
 def _train(
-    out: Path, train: Cifar10Split, test: Cifar10Split, recipe, seed: int, overwrite: bool, progress: bool
+    retrained_model: Path, train: Cifar10Split, test: Cifar10Split, recipe, seed: int, overwrite: bool, progress: bool
 ) -> tuple[dict, bool]:
-    """Train (or reuse an identical earlier training at ``out``): (the model's metadata, reused?)."""
+    """Train (or reuse an identical earlier training at ``retrained_model``): (the model's metadata, reused?)."""
 
-    reused = trained_model_matches(out, train, recipe, seed)  # even with overwrite: it is the same model
+    reused = trained_model_matches(retrained_model, train, recipe, seed)  # even with overwrite: it is the same model
     if reused:
-        log.info("reusing %s: trained earlier with the same recipe, seed and data", out)
+        log.info("reusing %s: trained earlier with the same recipe, seed and data", retrained_model)
     else:
-        log.info("training %s on %d images (%d epochs)", out, len(train), recipe.epochs)
+        log.info("training %s on %d images (%d epochs)", retrained_model, len(train), recipe.epochs)
         train_model(
             train,
             test,
-            out,
+            retrained_model,
             arch=Arch.TARGET,
             recipe=recipe,
             seed=seed,
             overwrite=overwrite,
-            verbose=1 if progress else 0,
+            progress=progress,
         )
-    return read_model_metadata(out), reused
+    return read_model_metadata(retrained_model), reused
 
 
-def _results(res: dict, mode: str, epochs: int, train: Cifar10Split, meta: dict, reused: bool, out: Path) -> dict:
+def _results(
+    res: dict, mode: str, epochs: int, train: Cifar10Split, meta: dict, reused: bool, retrained_model: Path
+) -> dict:
     results = {
         role: {
             **{k: dataclasses.asdict(v) for k, v in r.items()},
@@ -236,7 +245,7 @@ def _results(res: dict, mode: str, epochs: int, train: Cifar10Split, meta: dict,
         "minutes": round(seconds / 60.0, 2),
         "device": device_description(),
         "reused_existing_model": reused,
-        "model_metadata": str(out.with_suffix(".json")),
+        "model_metadata": str(retrained_model.with_suffix(".json")),
         "train_data_fingerprint": train.fingerprint(),
         "history": meta.get("history", []),
     }

@@ -1,13 +1,13 @@
 """The one flow every evaluation follows (transfer, retrain, gaussian), and the options they share.
 
-Each evaluation takes its models and dataset, plus one frozen options dataclass: a subclass of
+Each evaluation takes its dataset folder and models, plus one frozen options dataclass: a subclass of
 :class:`EvaluateOptions` (``TransferOptions``, ``RetrainOptions``, ``GaussianOptions``,
 ``LeaderboardOptions``) that adds that evaluation's own fields.
 
     ev = begin(kind, dataset_dir, name, splits, batch_size)   # check arguments, read generation.json
     ev = ev.claim(settings, models, overwrite)                # settings key; refuse foreign results
-    joined, source = ev.load(options)                         # the adversarial rows joined to the originals
-    report = ev.report(joined, source, definitions, results)  # the common JSON, plus this evaluation's part
+    joined, cifar10 = ev.load(options)                         # the adversarial rows joined to the originals
+    report = ev.report(joined, cifar10, definitions, results)  # the common JSON, plus this evaluation's part
     files = ev.write(report, markdown, figures, title)        # PNGs, NAME.md, NAME.json (last)
 
 The settings key is claimed before any heavy work, so a results file made with other settings is never
@@ -94,13 +94,13 @@ class Evaluation:
         return dataclasses.replace(self, settings=settings, models=models, dataset=dataset, key=key)
 
     def load(self, options: EvaluateOptions) -> tuple[dict, str]:
-        """(the splits joined to their originals from ``options.cifar10``, the CIFAR-10 source used)."""
-        joined, _, source = load_joined(
+        """(the splits joined to their originals from ``options.cifar10``, the CIFAR-10 used)."""
+        joined, _, cifar10 = load_joined(
             self.dataset_dir, self.splits, options.cifar10, cache_dir=options.cache_dir, progress=options.progress
         )
-        return joined, source
+        return joined, cifar10
 
-    def report(self, joined: dict, source: str, definitions: dict, results: dict) -> dict:
+    def report(self, joined: dict, cifar10: str, definitions: dict, results: dict) -> dict:
         """The results JSON: the common part (identities, rows, versions) and this evaluation's numbers."""
         return {
             "kind": self.kind,
@@ -110,7 +110,7 @@ class Evaluation:
             "models": self.models,
             "dataset": self.dataset,
             "data_source": {
-                "source": source,
+                "source": cifar10,
                 "fingerprints": {s: j.original_split.fingerprint() for s, j in joined.items()},
             },
             "rows": {

@@ -57,20 +57,20 @@ class TransferOptions(EvaluateOptions):
 
 
 def evaluate_transfer(
-    model_path: str | Path, dataset_dir: str | Path, options: TransferOptions = TransferOptions()
+    dataset_dir: str | Path, target_model: str | Path, options: TransferOptions = TransferOptions()
 ) -> TransferResult:
     """The target model on the original split and its adversarial copy (paper section IV).
 
     Also: per-class accuracy, a random-sign control (each original plus random +-1 signs at the
     same per-image L-infinity as its adversarial copy, seeded by ``options.seed`` and the row index),
-    and the source model's white-box numbers when ``options.source_model`` is given. ``model_path`` may be a
+    and the source model's white-box numbers when ``options.source_model`` is given. ``target_model`` may be a
     ``.keras`` or an ``.onnx`` file; ``options.model_input`` (a ``convention.Declared``) declares how an ONNX
     target takes its pixels (see ``models.convention``).
     """
     o = options
     name, split, seed, batch_size = o.name, o.split, o.seed, o.batch_size
     ev = begin("transfer", dataset_dir, name, [split], batch_size)
-    target, target_info = _classifier_info(model_path, o.unsafe_model, o.model_input)
+    target, target_info = _classifier_info(target_model, o.unsafe_model, o.model_input)
     check_declared_used([target], o.model_input)
     models = {"target": target_info}
     source_model = None
@@ -80,7 +80,7 @@ def evaluate_transfer(
         models["source"] = info
     ev = ev.claim({"split": split, "control_seed": seed, "batch_size": batch_size}, models, o.overwrite)
 
-    joined, source = ev.load(o)
+    joined, cifar10 = ev.load(o)
     j = joined[split]
     bar = _progress_bar(
         3 + (3 if source_model is not None else 0) + (1 if j.failures else 0), f"transfer {split}", o.progress
@@ -110,7 +110,7 @@ def evaluate_transfer(
     }
     if src:
         results["source"] = _source_results(src, j.columns["adversarial_prediction"])
-    report = ev.report(joined, source, DEFINITIONS, results)
+    report = ev.report(joined, cifar10, DEFINITIONS, results)
     figures = {
         f"{name}_per_class.png": _per_class_figure(results["target"]["per_class_accuracy"], split),
         f"{name}_confidence.png": _confidence_figure(tgt["original"], tgt["adversarial"]),

@@ -30,7 +30,7 @@ def _sample_rows(data: Cifar10Split, check: SourceCheck) -> np.ndarray:
 
 
 def check_source_model(
-    originals: OriginalLogits, model_path: Path, data: Cifar10Split, check: SourceCheck | None
+    originals: OriginalLogits, source_model: Path, data: Cifar10Split, check: SourceCheck | None
 ) -> None:
     """Raise a one-line ConfigError if the model is near chance or one-class on a balanced sample of ``data``.
 
@@ -55,11 +55,11 @@ def check_source_model(
     where = f"on {n} {data.split} originals"
     if accuracy <= check.min_accuracy:
         raise ConfigError(
-            f"the source model {model_path.name} is near chance {where} (accuracy {accuracy:.3f}, "
+            f"the source model {source_model.name} is near chance {where} (accuracy {accuracy:.3f}, "
             f"at most {check.min_accuracy:g} refused): {FIX}"
         )
     if share > check.max_class_share and label_share <= check.max_class_share:
         raise ConfigError(
-            f"the source model {model_path.name} calls {share:.0%} of {n} {data.split} originals "
+            f"the source model {source_model.name} calls {share:.0%} of {n} {data.split} originals "
             f"{CLASS_NAMES[top]!r} (accuracy {accuracy:.3f}): {FIX}"
         )

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from cifar10_fgs.dataset import manifest as mf
-from cifar10_fgs.dataset.folder import clear_outputs, folder_lock, prepare_out_dir, shard_done
+from cifar10_fgs.dataset.folder import clear_outputs, folder_lock, prepare_dataset_dir, shard_done
 from cifar10_fgs.dataset.manifest import ShardEntry
 from cifar10_fgs.dataset.shards import TMP_DIR, shard_name
 from cifar10_fgs.errors import ConfigError, OutputError
@@ -16,14 +16,14 @@ from cifar10_fgs.generate.core import GenerateResult, summarize
 from cifar10_fgs.provenance import sha256_file
 
 
-def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> GenerateResult:
+def combine_workers(dataset_dir: str | Path, parts: list[str | Path], *, overwrite: bool = False) -> GenerateResult:
     """Merge the folders of ``generate --num-workers N --worker-index I`` runs into one dataset folder.
 
     All parts must come from the same settings (model, data, attack); together they must hold every
     shard. Shards are copied (fsynced, renamed into place); the manifest is rebuilt with the summary.
     """
     parts = [Path(p) for p in parts]
-    out_dir = Path(out_dir)
+    dataset_dir = Path(dataset_dir)
     if not parts:
         raise ConfigError("no worker folders given: pass the folders written with --worker-index 0..N-1")
     manifests = []
@@ -51,37 +51,37 @@ def combine_workers(parts: list[str | Path], out_dir: str | Path, *, overwrite: 
     missing = [n for n in expected if n not in shards]
     if missing:
         raise OutputError(f"{len(missing)} shards are in no part (first: {missing[0]}): run the missing --worker-index")
-    prepare_out_dir(out_dir, key, overwrite)  # refuses a folder of other settings unless overwrite
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_dataset_dir(dataset_dir, key, overwrite)  # refuses a folder of other settings unless overwrite
+    dataset_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with folder_lock(out_dir):
-        if prepare_out_dir(out_dir, key, overwrite) is None:
-            clear_outputs(out_dir)
+    with folder_lock(dataset_dir):
+        if prepare_dataset_dir(dataset_dir, key, overwrite) is None:
+            clear_outputs(dataset_dir)
         manifest = manifests[0].replace(
             worker=mf.Worker(1, 0, len(parts)), shards={}, complete=False, summary=None, timing=mf.Timing()
         )
-        mf.write(out_dir, manifest)
+        mf.write(dataset_dir, manifest)
         for name in expected:
             src, entry = shards[name]
-            _copy_shard(src / name, out_dir, name, entry)
+            _copy_shard(src / name, dataset_dir, name, entry)
         manifest = manifest.replace(shards={n: shards[n][1] for n in expected})
-        summary = {s: summarize(out_dir, manifest, s) for s in key.splits}
+        summary = {s: summarize(dataset_dir, manifest, s) for s in key.splits}
         timing = mf.Timing(
             shard_seconds={n: t for m in manifests for n, t in m.timing.shard_seconds.items()},
             workers_seconds_total=round(sum(m.timing.seconds_total or 0.0 for m in manifests), 2),
         )
-        mf.write(out_dir, manifest.replace(summary=summary, complete=True, timing=timing))
-        shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
+        mf.write(dataset_dir, manifest.replace(summary=summary, complete=True, timing=timing))
+        shutil.rmtree(dataset_dir / TMP_DIR, ignore_errors=True)
     failures = {s: list(v.failures) for s, v in summary.items() if v.failures}
-    return GenerateResult(str(out_dir), summary, time.time() - t0, 0, 0, failures)
+    return GenerateResult(str(dataset_dir), summary, time.time() - t0, 0, 0, failures)
 
 
-def _copy_shard(src: Path, out_dir: Path, name: str, entry: ShardEntry) -> None:
-    """Copy a worker's shard into ``out_dir`` (fsynced temp file, checked, renamed) unless it is there already."""
-    dst = out_dir / name
-    if shard_done(out_dir, name, entry):
+def _copy_shard(src: Path, dataset_dir: Path, name: str, entry: ShardEntry) -> None:
+    """Copy a worker's shard into ``dataset_dir`` (fsynced temp file, checked, renamed) unless it is there already."""
+    dst = dataset_dir / name
+    if shard_done(dataset_dir, name, entry):
         return
-    tmp = out_dir / TMP_DIR / (dst.name + ".partial")
+    tmp = dataset_dir / TMP_DIR / (dst.name + ".partial")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, tmp)

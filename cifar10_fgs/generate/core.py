@@ -6,8 +6,10 @@ Layout of ``DIR``::
     generation.json                         settings, provenance, per-shard sha256, summary
     .lock                                   held (flock) while a generate runs
 
-Shard ``i`` of a split holds the fooled rows among original rows ``[i*R, (i+1)*R)`` (R rows per
-shard). Rows not fooled within ``max_iterations`` are listed by index in ``generation.json``.
+Shard ``i`` of a split holds the fooled rows among its rows ``[i*R, (i+1)*R)`` (R rows per shard) of the
+split: all of it, or the ``--limit`` subset. Every row is named by its CIFAR-10 row (``index``, also under
+``--limit``: ``dataset.manifest.rows``); rows not fooled within ``max_iterations`` are listed so in
+``generation.json``.
 Rerunning the same command resumes from the first missing shard; the result is byte-identical to
 an uninterrupted run because each image's result does not depend on what it was batched with.
 """
@@ -25,10 +27,10 @@ import numpy as np
 
 from cifar10_fgs.attack.gradient import make_gradient_fn
 from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config, check_flags
-from cifar10_fgs.data import SPLITS, Cifar10Split, check_split, load_cifar10, load_cifar10_rows
+from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS, Cifar10Split, check_split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
-from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_out_dir, shard_done
+from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_dataset_dir, shard_done
 from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import (
     ROWS_PER_SHARD,
@@ -59,6 +61,8 @@ class AttackFailuresError(Cifar10FgsError):
 
 @dataclass(frozen=True)
 class GenerateOptions:
+    cifar10: str | Path = DEFAULT_CIFAR10  # the CIFAR-10 input attacked (any load_cifar10 input)
+    attack: AttackConfig | None = None  # None: attack_config() (the attack defaults, the device's batch size)
     splits: tuple[str, ...] = SPLITS
     limit: int | None = None  # a class-balanced subset of N rows of each split (data.split.balanced_rows)
     seed: int = 0  # seeds that subset (only with limit; the attack's own seed is AttackConfig.seed)
@@ -91,6 +95,11 @@ def check_options(opts: GenerateOptions) -> None:
         raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
     if opts.method != Method.ONEPIXEL and opts.onepixel != OnePixelConfig():
         raise ConfigError("one-pixel settings (--population, --max-generations) apply to --method onepixel: omit them")
+    if opts.method == Method.ONEPIXEL and opts.attack not in (None, AttackConfig(), attack_config()):
+        raise ConfigError(  # only the defaults pass: the one-pixel baseline would ignore the FGS attack's settings
+            "the FGS attack's settings (step, max iterations, max L-inf, escalation, batch size, ...) do not apply "
+            "to --method onepixel: omit them (its settings: GenerateOptions.onepixel, --population, --max-generations)"
+        )
     if opts.limit is None and opts.seed != 0:
         raise ConfigError(
             f"seed {opts.seed} seeds the --limit subset, and there is no limit: pass a limit, or seed the attack's "
@@ -103,25 +112,15 @@ def check_options(opts: GenerateOptions) -> None:
         )
 
 
-def check_method_config(config: AttackConfig | None, options: GenerateOptions) -> None:
-    """The FGS attack's settings are refused with ``--method onepixel``, which would ignore them (its own settings:
-    ``options.onepixel``); only the defaults (``None``, ``AttackConfig()`` or ``attack_config()``) pass."""
-    if options.method == Method.ONEPIXEL and config is not None and config not in (AttackConfig(), attack_config()):
-        raise ConfigError(
-            "the FGS attack's settings (step, max iterations, max L-inf, escalation, batch size, ...) do not apply "
-            "to --method onepixel: omit them (its settings: GenerateOptions.onepixel, --population, --max-generations)"
-        )
-
-
-def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
+def _load_model_info(source_model: Path, unsafe: bool, strategy=None):
     from contextlib import nullcontext
 
     with strategy.scope() if strategy is not None else nullcontext():
-        model = load_model(model_path, unsafe=unsafe)
-    meta = read_model_metadata(model_path)
+        model = load_model(source_model, unsafe=unsafe)
+    meta = read_model_metadata(source_model)
     info = mf.SourceModel(
-        path=model_path.name,
-        sha256=sha256_file(model_path),
+        path=source_model.name,
+        sha256=sha256_file(source_model),
         architecture=architecture(model),
         test_accuracy=meta.get("test_accuracy"),
         test_loss=meta.get("test_loss"),
@@ -134,21 +133,21 @@ def _load_model_info(model_path: Path, unsafe: bool, strategy=None):
     return model, info
 
 
-def summarize(out_dir: Path, manifest: Manifest, split: str) -> SplitSummary:
+def summarize(dataset_dir: Path, manifest: Manifest, split: str) -> SplitSummary:
     """Summary statistics of one split, computed from the shards' stored columns (``stats``)."""
     import pyarrow as pa
 
     listed = manifest.shards_of(split)
-    table = read_columns(out_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
-    total = sum(e.index_range[1] - e.index_range[0] for _, e in listed)
+    table = read_columns(dataset_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
+    total = sum(e.rows + len(e.failures) for _, e in listed)  # every row of a shard is stored or a failure
     st = split_statistics(table, total, manifest.failures(split))
     evaluations = [e.gradient_evaluations for _, e in listed]
     return SplitSummary.of(st, manifest.config, sum(evaluations) if None not in evaluations else None)
 
 
 @dataclass(frozen=True)
-class GenerateResult:
-    out_dir: str
+class GenerateResult:  # its field names are the keys of `generate --json`
+    out_dir: str  # the dataset folder written
     summary: dict[str, SplitSummary]
     seconds: float
     images_attacked: int
@@ -167,10 +166,8 @@ def attack_config(batch_size: int | None = None, **settings) -> AttackConfig:
 
 
 def generate_dataset(
-    model_path: str | Path,
-    source: str | Path,
-    out_dir: str | Path,
-    config: AttackConfig | None = None,
+    dataset_dir: str | Path,
+    source_model: str | Path,
     options: GenerateOptions = GenerateOptions(),
     *,
     overwrite: bool = False,
@@ -179,18 +176,17 @@ def generate_dataset(
     progress: bool = False,
     data: dict[str, Cifar10Split] | None = None,
 ) -> GenerateResult:
-    """Attack the splits of ``source`` with the model at ``model_path`` into ``out_dir``.
+    """Attack the splits of ``options.cifar10`` with the model at ``source_model`` into ``dataset_dir``.
 
-    ``data`` may pass already-loaded splits (keyed by split) instead of reading ``source`` again.
-    ``config`` defaults to :func:`attack_config` (the attack defaults, the device's batch size).
+    ``data`` may pass already-loaded splits (keyed by split) instead of reading ``options.cifar10`` again.
+    ``options.attack`` defaults to :func:`attack_config` (the attack defaults, the device's batch size).
     """
     check_options(options)
-    check_method_config(config, options)
-    config = attack_config() if config is None else config
+    config = attack_config() if options.attack is None else options.attack
     check_attack_config(config)
-    out_dir = Path(out_dir)
-    model_path = Path(model_path)
-    check_writable(out_dir)
+    dataset_dir = Path(dataset_dir)
+    source_model = Path(source_model)
+    check_writable(dataset_dir)
 
     strategy = device_strategy() if options.method == Method.FGS else None
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
@@ -198,38 +194,38 @@ def generate_dataset(
         raise ConfigError(
             f"batch size {config.batch_size} does not split over {replicas} GPUs: pass a multiple of {replicas}"
         )
-    model, model_info = _load_model_info(model_path, unsafe_model, strategy)
+    model, model_info = _load_model_info(source_model, unsafe_model, strategy)
 
-    splits, subsets = _limited_splits(source, options, data)
+    splits, subsets, sizes = _limited_splits(options, data)
     key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
-    resume = prepare_out_dir(out_dir, key, overwrite)
+    resume = prepare_dataset_dir(dataset_dir, key, overwrite)
     originals = OriginalLogits(model)  # the check's rows, then the entry order's: each predicted once
     if resume is None:  # a folder resumed with the same settings was checked, with this model, when it was begun
-        check_source_model(originals, model_path, next(iter(splits.values())), options.source_check)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        check_source_model(originals, source_model, next(iter(splits.values())), options.source_check)
+    dataset_dir.mkdir(parents=True, exist_ok=True)
 
-    with folder_lock(out_dir):
-        resume = prepare_out_dir(out_dir, key, overwrite)  # again, under the lock: the folder may have moved on
+    with folder_lock(dataset_dir):
+        resume = prepare_dataset_dir(dataset_dir, key, overwrite)  # again, under the lock: the folder may have moved on
         if resume is None:
-            clear_outputs(out_dir)
+            clear_outputs(dataset_dir)
             manifest = Manifest(
                 config=key,
                 source_model=model_info,
-                data_source=mf.DataSource(str(source), {s: d.source for s, d in splits.items()}),
+                data_source=mf.DataSource(str(options.cifar10), {s: d.origin for s, d in splits.items()}),
                 library_versions=library_versions(),
                 worker=mf.Worker(options.num_workers, options.worker_index),
             )
         else:
             manifest = resume.replace(complete=False)
-        mf.write(out_dir, manifest)
-        return _run(model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy, originals)
+        mf.write(dataset_dir, manifest)
+        return _run(
+            model, splits, sizes, dataset_dir, manifest, config, options, allow_failures, progress, strategy, originals
+        )
 
 
 def check_dataset_dir(
-    out_dir: str | Path,
+    dataset_dir: str | Path,
     model_sha256: str | None,
-    source: str | Path,
-    config: AttackConfig | None,
     options: GenerateOptions,
     data: dict[str, Cifar10Split],
     *,
@@ -239,36 +235,39 @@ def check_dataset_dir(
     these settings would replace, unless ``overwrite``. ``model_sha256`` None: a model still to be trained, so any
     dataset already there would be replaced. ``data``: the loaded splits (``run``)."""
     check_options(options)
-    check_method_config(config, options)
-    config = attack_config() if config is None else config
+    config = attack_config() if options.attack is None else options.attack
     strategy = device_strategy() if options.method == Method.FGS else None
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    splits, subsets = _limited_splits(source, options, data)
-    prepare_out_dir(Path(out_dir), _settings(config, options, model_sha256 or "", replicas, splits, subsets), overwrite)
+    splits, subsets, _ = _limited_splits(options, data)
+    key = _settings(config, options, model_sha256 or "", replicas, splits, subsets)
+    prepare_dataset_dir(Path(dataset_dir), key, overwrite)
 
 
-def _limited_splits(source, options: GenerateOptions, data) -> tuple[dict[str, Cifar10Split], dict[str, mf.Subset]]:
+def _limited_splits(options: GenerateOptions, data):
     """The rows each split is generated from: all of them, or with ``--limit`` the recorded balanced subset.
 
+    Returns (those rows by split, the ``--limit`` subsets by split, the CIFAR-10 split's size by split).
     With ``--limit``, an image folder or tarball decodes only the subset's rows (``load_cifar10_rows``).
     """
     splits: dict[str, Cifar10Split] = {}
     subsets: dict[str, mf.Subset] = {}
+    sizes: dict[str, int] = {}
     for split in options.splits:
         given = data.get(split) if data else None
         if options.limit is None:
-            splits[split] = given if given is not None else load_cifar10(source, split)
+            splits[split] = given if given is not None else load_cifar10(options.cifar10, split)
+            sizes[split] = len(splits[split])
             continue
         choose = _balanced_subset(split, options.limit, options.seed)
         if given is not None:
             rows = choose(given.labels)
-            splits[split] = given.take(rows)
+            splits[split], sizes[split] = given.take(rows), len(given)
         else:
-            splits[split], rows, _ = load_cifar10_rows(source, split, choose)
+            splits[split], rows, sizes[split] = load_cifar10_rows(options.cifar10, split, choose)
         subsets[split] = mf.Subset(options.limit, options.seed, tuple(rows.tolist()))
         counts = np.bincount(splits[split].labels, minlength=10).tolist()
         log.info("%s: %d rows, per class %s", split, len(rows), counts)
-    return splits, subsets
+    return splits, subsets, sizes
 
 
 def _balanced_subset(split: str, limit: int, seed: int):
@@ -314,17 +313,21 @@ def _jsonable(obj):
 
 
 def _run(
-    model, splits, out_dir, manifest, config, options, allow_failures, progress, strategy, originals
+    model, splits, sizes, dataset_dir, manifest, config, options, allow_failures, progress, strategy, originals
 ) -> GenerateResult:
-    """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest."""
-    record = ManifestWriter(out_dir, manifest)
+    """Attack this worker's unfinished shards of ``splits``, then write the summary and the final manifest.
+
+    ``sizes``: each CIFAR-10 split's size (a row's stream id, which seeds its restarts, counts the splits before it).
+    """
+    record = ManifestWriter(dataset_dir, manifest)
     gradient_fn = _gradient_fn(model, strategy) if options.method == Method.FGS else None
     config = options.onepixel if options.method == Method.ONEPIXEL else config  # the method's own settings
     t_start = time.time()
     attacked = grad_evals = 0
-    writer = ShardWriter(out_dir, options.rows_per_shard, options.with_originals, record)
+    writer = ShardWriter(dataset_dir, options.with_originals, record)
     try:
-        plan = plan_shards(splits, out_dir, manifest, options.rows_per_shard, options.num_workers, options.worker_index)
+        worker = (options.num_workers, options.worker_index)
+        plan = plan_shards(splits, sizes, dataset_dir, manifest, options.rows_per_shard, worker)
         if plan.streams:
             router = ShardRouter(splits, plan, options.rows_per_shard, writer.submit)
             attacked, grad_evals = attack_stream(
@@ -344,7 +347,7 @@ def _run(
     finally:
         writer.close()  # after a failure, queued shards are not attempted
     run = _RunTotals(time.time() - t_start, attacked, grad_evals)
-    return _finish(out_dir, record.manifest, splits, config, options.rows_per_shard, run, allow_failures)
+    return _finish(dataset_dir, record.manifest, splits, config, options.rows_per_shard, run, allow_failures)
 
 
 def _gradient_fn(model, strategy):
@@ -364,7 +367,7 @@ class _RunTotals:
 
 
 def _finish(
-    out_dir: Path,
+    dataset_dir: Path,
     manifest: Manifest,
     splits: dict[str, Cifar10Split],
     config: AttackConfig | OnePixelConfig,
@@ -373,11 +376,11 @@ def _finish(
     allow_failures: bool,
 ) -> GenerateResult:
     """Write the summary, completeness and timing into the manifest; raise if images were not fooled."""
-    summary = {s: summarize(out_dir, manifest, s) for s in splits}
+    summary = {s: summarize(dataset_dir, manifest, s) for s in splits}
     failures = {s: list(summary[s].failures) for s in splits if summary[s].failures}
     all_present = all(
         shard_done(
-            out_dir,
+            dataset_dir,
             shard_name(s, k, num_shards(len(d), rps)),
             manifest.shards.get(shard_name(s, k, num_shards(len(d), rps))),
         )
@@ -395,9 +398,9 @@ def _finish(
             last_run_gradient_evaluations=run.gradient_evaluations,
             last_run_batch_size=config.batch_size,
         )
-    mf.write(out_dir, manifest.replace(summary=summary, complete=all_present, timing=timing))
-    shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
-    result = GenerateResult(str(out_dir), summary, run.seconds, run.images, run.gradient_evaluations, failures)
+    mf.write(dataset_dir, manifest.replace(summary=summary, complete=all_present, timing=timing))
+    shutil.rmtree(dataset_dir / TMP_DIR, ignore_errors=True)
+    result = GenerateResult(str(dataset_dir), summary, run.seconds, run.images, run.gradient_evaluations, failures)
     if failures and not allow_failures:
         listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
         onepixel = isinstance(config, OnePixelConfig)

@@ -20,7 +20,7 @@ from cifar10_fgs.attack.schedule import entry_order
 from cifar10_fgs.config import RANKED_STREAM_ROWS, AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.dataset.folder import shard_done
-from cifar10_fgs.dataset.manifest import Manifest
+from cifar10_fgs.dataset.manifest import Manifest, SplitRows
 from cifar10_fgs.dataset.shards import num_shards, shard_name
 from cifar10_fgs.generate.originals import OriginalLogits
 
@@ -31,37 +31,53 @@ log = logging.getLogger(__name__)
 class Plan:
     """This worker's unfinished shards as one stream of rows, so the batch drains (the tail) only once.
 
-    A row's stream id is its split's offset plus its row; shards are keyed by (split, shard number).
+    A split's rows are its positions ``0..len-1`` (all of it, or the ``--limit`` subset); position ``p`` is CIFAR-10
+    row ``rows[split].rows[p]``. A row's stream id is its split's offset (the sizes of the CIFAR-10 splits before it)
+    plus its CIFAR-10 row: the id the attack seeds its restarts with, the same for a row under ``--limit`` as in a
+    whole-split run. Shards are keyed by (split, shard number).
     """
 
-    offsets: dict[str, int]  # split -> stream id of its row 0
-    streams: list[tuple[str, np.ndarray]]  # (split, rows) of each unfinished shard, in stream order
+    offsets: dict[str, int]  # split -> stream id of its CIFAR-10 row 0
+    rows: dict[str, SplitRows]  # split -> the CIFAR-10 row of each position
+    streams: list[tuple[str, np.ndarray]]  # (split, positions) of each unfinished shard, in stream order
     pending: dict[tuple[str, int], int]  # (split, shard) -> rows it holds
+
+    def ids(self) -> np.ndarray:
+        """The stream id of every row of ``streams``, in order."""
+        return np.concatenate([self.offsets[s] + self.rows[s].rows[p] for s, p in self.streams])
 
 
 def plan_shards(
-    splits: dict[str, Cifar10Split], out_dir: Path, manifest: Manifest, rps: int, num_workers: int, worker_index: int
+    splits: dict[str, Cifar10Split],
+    sizes: dict[str, int],
+    dataset_dir: Path,
+    manifest: Manifest,
+    rps: int,
+    worker: tuple[int, int],
 ) -> Plan:
-    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``) not complete in ``out_dir``."""
-    offsets, streams, pending = {}, [], {}
+    """The shards (``rps`` rows each) of this worker (``k % num_workers == worker_index``, ``worker`` being the two)
+    not complete in ``dataset_dir``; ``sizes``: each CIFAR-10 split's size."""
+    num_workers, worker_index = worker
+    offsets, rows, streams, pending = {}, {}, [], {}
     base = 0
     for split, data in splits.items():
         offsets[split] = base
+        rows[split] = manifest.config.splits[split].rows()
         n = num_shards(len(data), rps)
         mine = [k for k in range(n) if k % num_workers == worker_index]
         todo = [
             k
             for k in mine
-            if not shard_done(out_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))
+            if not shard_done(dataset_dir, shard_name(split, k, n), manifest.shards.get(shard_name(split, k, n)))
         ]
         if not todo:
             log.info("%s: all %d shards present, nothing to do", split, len(mine))
         for k in todo:
-            rows = np.arange(k * rps, min((k + 1) * rps, len(data)))
-            streams.append((split, rows))
-            pending[(split, k)] = len(rows)
-        base += len(data)
-    return Plan(offsets, streams, pending)
+            positions = np.arange(k * rps, min((k + 1) * rps, len(data)))
+            streams.append((split, positions))
+            pending[(split, k)] = len(positions)
+        base += sizes[split]
+    return Plan(offsets, rows, streams, pending)
 
 
 class ShardRouter:
@@ -70,6 +86,7 @@ class ShardRouter:
     def __init__(self, splits: dict[str, Cifar10Split], plan: Plan, rows_per_shard: int, submit: Callable[..., None]):
         self.splits = splits
         self.offsets = plan.offsets
+        self.rows = plan.rows
         self.names = list(plan.offsets)
         self.bases = np.array([plan.offsets[s] for s in self.names])
         self.pending = dict(plan.pending)
@@ -83,15 +100,15 @@ class ShardRouter:
         for w in np.unique(which):
             split = self.names[int(w)]
             sub = rec.take(np.flatnonzero(which == w))
-            sub.index = sub.index - self.offsets[split]
+            sub.index = sub.index - self.offsets[split]  # the CIFAR-10 row
             self._add_split(split, sub)
 
     def _add_split(self, split: str, sub: AttackRecord) -> None:
-        """Add records of ``split`` (indexed by row) to their shards."""
+        """Add records of ``split`` (indexed by CIFAR-10 row) to their shards."""
         rps = self.rps
         data = self.splits[split]
         n = num_shards(len(data), rps)
-        shard_of = sub.index // rps
+        shard_of = self.rows[split].positions(sub.index) // rps
         for k in np.unique(shard_of).tolist():
             key = (split, k)
             sel = np.flatnonzero(shard_of == k)
@@ -99,9 +116,9 @@ class ShardRouter:
             self.pending[key] -= len(sel)
             self.t0.setdefault(key, time.time())
             if self.pending[key] == 0:
-                self.submit(
-                    split, k, n, self.parts.pop(key), data.images[k * rps : (k + 1) * rps], time.time() - self.t0[key]
-                )
+                shard = slice(k * rps, (k + 1) * rps)
+                rows = self.rows[split].shard(k, rps)
+                self.submit(split, k, n, self.parts.pop(key), data.images[shard], rows, time.time() - self.t0[key])
 
 
 def attack_stream(
@@ -127,7 +144,7 @@ def attack_stream(
 
     images = np.concatenate([splits[s].images[r] for s, r in plan.streams])
     labels = np.concatenate([splits[s].labels[r] for s, r in plan.streams])
-    ids = np.concatenate([plan.offsets[s] + r for s, r in plan.streams])
+    ids = plan.ids()
     attacked = grad_evals = fooled_count = iter_sum = 0
     bar = tqdm(
         total=len(ids),

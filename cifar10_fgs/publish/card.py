@@ -4,7 +4,7 @@ This module gathers the card's inputs from the folder (``manifest``, the shards'
 ``stats.split_statistics``, ``results/*.json``), draws the figures and writes the files; the text
 itself is the pure ``cifar10_fgs.dataset_card`` (``render.CardInputs`` -> ``context.build_context``
 -> template). Figures of original vs adversarial images need the originals: the ``original_image``
-column when the folder was generated ``--with-originals``, else the CIFAR-10 ``source`` it was
+column when the folder was generated ``--with-originals``, else the CIFAR-10 input (``cifar10``) it was
 generated from (checked against the manifest's fingerprint), else they are skipped with a note.
 """
 
@@ -187,19 +187,20 @@ def _read_images(dataset_dir: Path, split_layout, positions: np.ndarray, column:
     return np.stack(out)
 
 
-def _originals(dataset_dir: Path, manifest: Manifest, layout: Layout, split: str, table, positions, source):
+def _originals(dataset_dir: Path, manifest: Manifest, layout: Layout, split: str, table, positions, cifar10):
     """(original images, None) or (None, why not)."""
     if "original_image" in layout.features:
         return _read_images(dataset_dir, layout.splits[split], positions, "original_image"), None
-    if source is None:
+    if cifar10 is None:
         return None, (
             "The original-vs-adversarial figures need the original images: rerun `cifar10-fgs card DIR --cifar10 DATA` "
             "with the CIFAR-10 source the dataset was generated from (or generate with `--with-originals`)."
         )
 
-    head = manifest.check_source(split, load_cifar10(source, split))
-    idx = table.column("index").to_numpy()[positions]
-    return head.images[idx], None
+    original = load_cifar10(cifar10, split)
+    manifest.check_cifar10_fingerprint(split, original)  # the rows generated from have the recorded fingerprint
+    idx = table.column("index").to_numpy()[positions]  # the CIFAR-10 row, also for a --limit subset
+    return original.images[idx], None
 
 
 def _steps(n) -> str:
@@ -309,7 +310,7 @@ def _draw_examples(
     layout: Layout,
     tables: dict,
     examples: int,
-    source,
+    cifar10,
     figures: dict,
     notes: list,
 ) -> None:
@@ -320,7 +321,7 @@ def _draw_examples(
         notes.append(f"No example figures: the source model misclassified every stored {split} original already.")
         originals = None
     else:
-        originals, why_not = _originals(dataset_dir, manifest, layout, split, tables[split], positions, source)
+        originals, why_not = _originals(dataset_dir, manifest, layout, split, tables[split], positions, cifar10)
         if why_not:
             notes.append(why_not)
     if originals is not None:
@@ -358,14 +359,14 @@ def write_card(
     dataset_dir: str | Path,
     repo_id: str | None = None,
     *,
-    source: str | Path | None = None,
+    cifar10: str | Path | None = None,
     examples: int = CARD_EXAMPLES,
     overwrite: bool = False,
 ) -> CardResult:
     """Write ``DIR/README.md`` and ``DIR/figures/`` for a finished dataset folder.
 
     ``repo_id`` (``USER/NAME``) goes into the loading examples; without it they show a local path.
-    ``source`` is the CIFAR-10 the folder was made from, used only to draw original images when the
+    ``cifar10`` is the CIFAR-10 the folder was made from, used only to draw original images when the
     shards lack an ``original_image`` column. A README.md not written by this function is replaced
     only with ``overwrite``.
     """
@@ -393,7 +394,7 @@ def write_card(
     )
     draw_iterations(dataset_dir / FIGURES["iterations"], stats, xlabel)
     figures["iterations"] = FIGURES["iterations"]
-    _draw_examples(dataset_dir, manifest, layout, tables, examples, source, figures, notes)
+    _draw_examples(dataset_dir, manifest, layout, tables, examples, cifar10, figures, notes)
 
     inputs = CardInputs(
         manifest=manifest,

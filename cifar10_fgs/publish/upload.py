@@ -152,12 +152,15 @@ def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path |
     return path
 
 
-def _model_files(model_path: Path, manifest: Manifest) -> list[tuple[str, Path]]:
+def _model_files(source_model: Path, manifest: Manifest) -> list[tuple[str, Path]]:
     """(path in repo, local file) of the model and its provenance JSON, named as ``generation.json`` names it."""
 
-    in_repo = shipped_model_paths(manifest) or (f"{MODEL_DIR}/{model_path.name}", f"{MODEL_DIR}/{model_path.stem}.json")
-    files = [(in_repo[0], model_path)]
-    meta = model_metadata_path(model_path)
+    in_repo = shipped_model_paths(manifest) or (
+        f"{MODEL_DIR}/{source_model.name}",
+        f"{MODEL_DIR}/{source_model.stem}.json",
+    )
+    files = [(in_repo[0], source_model)]
+    meta = model_metadata_path(source_model)
     if meta.is_file():
         files.append((in_repo[1], meta))
     return files
@@ -195,8 +198,8 @@ def upload_dataset(
     private: bool = False,
     revision: str | None = None,
     dry_run: bool = False,
-    include_model: str | Path | None = None,
-    ship_model: bool = True,
+    source_model: str | Path | None = None,
+    ship_source_model: bool = True,
     endpoint: str | None = None,
     token: str | None = None,
     overwrite: bool = False,
@@ -205,14 +208,14 @@ def upload_dataset(
 
     With ``dry_run`` nothing contacts the hub: the result lists the files, sizes and target.
     The source model (checked against the manifest's sha256) goes under ``source_model/`` unless
-    ``ship_model`` is false; ``include_model`` is its path (default: found beside the folder, see
+    ``ship_source_model`` is false; ``source_model`` is its path (default: found beside the folder, see
     :func:`find_source_model`). ``token`` defaults to huggingface_hub's (``HF_TOKEN`` or the saved login).
     A repo holding a dataset generated with other settings is replaced only with ``overwrite``, and then its
     dataset files this folder does not have are deleted in the same commit (the hub keeps the old commits).
     """
     from huggingface_hub import constants
 
-    if not ship_model and include_model is not None:  # options first: before the folder is read or hashed
+    if not ship_source_model and source_model is not None:  # options first: before the folder is read or hashed
         raise ConfigError("--source-model and --no-source-model contradict each other: drop one of them")
     dataset_dir = Path(dataset_dir)
     check_repo_id(repo_id)
@@ -222,7 +225,11 @@ def upload_dataset(
     warnings = _check_card(dataset_dir, manifest, repo_id)
     manifest_sha = sha256_file(dataset_dir / mf.FILE)
     local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
-    model = dict(_model_files(find_source_model(dataset_dir, manifest, include_model), manifest)) if ship_model else {}
+    model = (
+        dict(_model_files(find_source_model(dataset_dir, manifest, source_model), manifest))
+        if ship_source_model
+        else {}
+    )
     files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
     total = sum(f.bytes for f in files)
     endpoint_url = (endpoint or constants.ENDPOINT).rstrip("/")

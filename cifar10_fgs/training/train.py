@@ -163,12 +163,14 @@ def train_model(
     recipe: TrainRecipe | None = None,
     seed: int = 0,
     overwrite: bool = False,
-    verbose: int = 0,
+    progress: bool = False,
     callbacks: Sequence = (),
     init_from: str | Path | None = None,
     start_epoch: int = 0,
 ) -> TrainResult:
     """Train ``arch`` on ``train``, evaluate on ``test``, save to ``out`` (a ``.keras`` path).
+
+    ``progress``: Keras' progress bar per epoch (``fit(verbose=1)``), else silent.
 
     ``callbacks``: extra Keras callbacks, run after the checkpoint and history ones (so an epoch
     they see end is already saved).
@@ -205,7 +207,7 @@ def train_model(
     model.fit(
         train_ds,
         epochs=recipe.epochs,
-        verbose=verbose,
+        verbose=1 if progress else 0,
         shuffle=False,
         initial_epoch=start_epoch,
         callbacks=[
@@ -427,8 +429,8 @@ def _save_final(
         "recipe": recipe.to_json(),
         "seed": seed,
         "epochs": recipe.epochs,
-        "train_data": {"source": train.source, "fingerprint": train.fingerprint(), "num_images": len(train)},
-        "test_data": {"source": test.source, "fingerprint": test.fingerprint(), "num_images": len(test)},
+        "train_data": {"source": train.origin, "fingerprint": train.fingerprint(), "num_images": len(train)},
+        "test_data": {"source": test.origin, "fingerprint": test.fingerprint(), "num_images": len(test)},
         "test_accuracy": acc,
         "test_loss": loss,
         "train_accuracy": train_acc,  # the training images without augmentation
@@ -488,21 +490,21 @@ def _one_hot(y):
     return tf.one_hot(y, 10)
 
 
-def train_from_source(
-    source: str | Path,
+def train_from_cifar10(
+    cifar10: str | Path,
     out: str | Path,
     *,
     arch: Arch | str,
     epochs: int | None = None,
-    limit: int | None = None,
+    train_limit: int | None = None,
     seed: int = 0,
     imagenet: bool = False,
     overwrite: bool = False,
-    verbose: int = 0,
+    progress: bool = False,
     init_from: str | Path | None = None,
     start_epoch: int = 0,
 ) -> TrainResult:
-    """Load CIFAR-10 from ``source`` and train ``arch`` on it (``limit``: the seeded class-balanced subset).
+    """Load CIFAR-10 from ``cifar10`` and train ``arch`` on it (``train_limit``: the seeded class-balanced subset).
 
     ``init_from``, ``start_epoch``: see ``train_model``.
     """
@@ -515,13 +517,13 @@ def train_from_source(
 
     recipe = (SOURCE_IMAGENET_RECIPE if imagenet else RECIPES[arch]).with_epochs(epochs)
     _check_init(init_from, start_epoch, recipe, out)  # before the data is read
-    if limit is None:
-        train = load_cifar10(source, "train")
-    else:  # the seeded class-balanced subset, in source order (as --limit); an image folder decodes only it
+    if train_limit is None:
+        train = load_cifar10(cifar10, "train")
+    else:  # the seeded class-balanced subset, in the input's order (as --limit); an image folder decodes only it
         train, _, _ = load_cifar10_rows(
-            source, "train", lambda labels: balanced_rows(labels, min(limit, len(labels)), seed)
+            cifar10, "train", lambda labels: balanced_rows(labels, min(train_limit, len(labels)), seed)
         )
-    test = load_cifar10(source, "test")
+    test = load_cifar10(cifar10, "test")
     return train_model(
         train,
         test,
@@ -530,7 +532,7 @@ def train_from_source(
         recipe=recipe,
         seed=seed,
         overwrite=overwrite,
-        verbose=verbose,
+        progress=progress,
         init_from=init_from,
         start_epoch=start_epoch,
     )

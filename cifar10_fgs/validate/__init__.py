@@ -1,4 +1,4 @@
-"""``validate``: check a generated dataset folder against its manifest, its model and its source data.
+"""``validate``: check a generated dataset folder against its manifest, its source model and the CIFAR-10 originals.
 
 ``validate_dataset(DIR)`` reads the stored bytes themselves (``shards.read_shard``, never
 ``datasets.load_dataset``, whose cache can serve stale rows after an in-place rewrite) and returns a
@@ -8,13 +8,14 @@
   nothing else lies in ``data/``, and the manifest says ``complete``;
 * rows: the Arrow schema carries the expected ``datasets`` features, every image decodes from its
   PNG bytes to 32x32x3 uint8, labels and predictions are classes 0-9, no original index appears
-  twice, and the stored indices plus the manifest's listed failures cover each split's rows
-  ``0..num_rows-1`` exactly once;
-* with ``model_path``: the file is the generating model (sha256 equal to ``config.model_sha256``),
+  twice, and the stored indices plus the manifest's listed failures cover each split's rows exactly once
+  (CIFAR-10 rows: ``0..num_rows-1``, or a ``--limit`` subset's ``original_rows``; ``dataset.manifest.rows``);
+* with ``source_model``: the file is the generating model (sha256 equal to ``config.model_sha256``),
   and it misclassifies every stored image and predicts exactly the stored
   ``adversarial_prediction`` (inference with the generation's batch size, ``config.attack`` or
   ``config.onepixel``, so the logits are bitwise those that generate saw);
-* with ``source``: the original split has the manifest's fingerprint, the stored ``linf``/``l2``
+* with ``cifar10``: the rows generated from have the manifest's fingerprint, against the original at each
+  row's ``index`` (its CIFAR-10 row) the stored ``linf``/``l2``
   equal the recomputed distances, ``linf <= step * iterations + 0.5 / 255`` (for a ``--method
   onepixel`` folder: at most one pixel differs), rows with ``iterations == 0`` equal their
   original, and ``original_image`` (if stored) is the original;
@@ -25,7 +26,7 @@ Shards are streamed: one thread hashes, reads and decodes the next shard while a
 model on a chunk of earlier ones, so memory holds about two shards plus two model chunks.
 
 Modules: ``report`` (the checks and the report), ``reading`` (prefetch and predictor), ``checks``
-(layout, shard, row and source checks), ``card_check`` (the card's YAML, shared with ``upload``).
+(layout, shard, row and originals checks), ``card_check`` (the card's YAML, shared with ``upload``).
 """
 
 from __future__ import annotations
@@ -44,97 +45,81 @@ from cifar10_fgs.provenance import library_versions, sha256_file
 from cifar10_fgs.validate.card_check import check_card
 from cifar10_fgs.validate.checks import (
     SplitState,
+    check_against_originals,
     check_coverage,
     check_files,
     check_shard,
-    check_source,
     layout,
     register_listed_failures,
 )
-from cifar10_fgs.validate.reading import Predictor, ShardSpec, _SourceCache, prefetched
+from cifar10_fgs.validate.reading import Predictor, ShardSpec, _OriginalsCache, prefetched
 from cifar10_fgs.validate.report import (
     CHECKS,
-    FAILED,
     MODEL_CHECKS,
-    PASSED,
-    SKIPPED,
-    SOURCE_CHECKS,
-    CheckResult,
+    ORIGINALS_CHECKS,
     Collector,
-    Failure,
     SplitCounts,
     ValidationReport,
 )
 
-__all__ = [
-    "CHECKS",
-    "FAILED",
-    "PASSED",
-    "SKIPPED",
-    "CheckResult",
-    "Failure",
-    "NotADatasetError",
-    "SplitCounts",
-    "ValidationReport",
-    "validate_dataset",
-]
+__all__ = ["CHECKS", "ValidationReport", "validate_dataset"]
 
 log = logging.getLogger(__name__)
 
 
 def validate_dataset(
-    directory: str | Path,
-    model_path: str | Path | None = None,
-    source: str | Path | None = None,
+    dataset_dir: str | Path,
+    source_model: str | Path | None = None,
     *,
+    cifar10: str | Path | None = None,
     unsafe_model: bool = False,
     progress: bool = False,
     predict_rows: int = VALIDATE_PREDICT_ROWS,
 ) -> ValidationReport:
-    """Check the dataset folder ``directory``; see the module docstring for every check.
+    """Check the dataset folder ``dataset_dir``; see the module docstring for every check.
 
-    ``model_path`` enables the model checks, ``source`` (any ``load_cifar10`` source) the checks
-    against the original images. Bad input (no such folder, no ``generation.json``, an unloadable
-    model or source) raises a ``Cifar10FgsError``; failed checks are returned in the report.
+    ``source_model`` (the generating model) enables the model checks, ``cifar10`` (any ``load_cifar10``
+    input) the checks against the original images. Bad input (no such folder, no ``generation.json``, an
+    unloadable model or CIFAR-10) raises a ``Cifar10FgsError``; failed checks are returned in the report.
     ``predict_rows`` is how many images the model sees per call (fewer calls, fewer retraces).
     """
 
     t0 = time.time()
-    directory = Path(directory)
+    dataset_dir = Path(dataset_dir)
     col = Collector()
-    model_sha = sha256_file(model_path) if model_path is not None and Path(model_path).is_file() else None
+    model_sha = sha256_file(source_model) if source_model is not None and Path(source_model).is_file() else None
 
     def report(splits=()) -> ValidationReport:
         return ValidationReport(
-            directory=str(directory),
+            dataset_dir=str(dataset_dir),
             checks=col.results(),
             failures=col.sorted_failures(),
             splits=tuple(splits),
-            model=str(model_path) if model_path is not None else None,
+            source_model=str(source_model) if source_model is not None else None,
             model_sha256=model_sha,
-            source=str(source) if source is not None else None,
+            cifar10=str(cifar10) if cifar10 is not None else None,
             seconds=time.time() - t0,
             library_versions=library_versions(),
         )
 
-    manifest = _read_manifest(directory, col)
+    manifest = _read_manifest(dataset_dir, col)
     if manifest is None:
         return report()
     specs = layout(manifest, col)
-    check_files(directory, specs, col)
-    check_model = _model_file(manifest, model_path, model_sha, unsafe_model, col)
-    if source is None:
-        for name in ("source_fingerprint", *SOURCE_CHECKS):
+    check_files(dataset_dir, specs, col)
+    check_model = _model_file(manifest, source_model, model_sha, unsafe_model, col)
+    if cifar10 is None:
+        for name in ("source_fingerprint", *ORIGINALS_CHECKS):
             col.skip(name, "no --cifar10 given")
     elif not manifest.config.with_originals:
         col.skip("original_image", "the dataset stores no original_image column")
     predictor = (
-        Predictor(model_path, unsafe_model, manifest.config.predict_batch_size, predict_rows, col)
+        Predictor(source_model, unsafe_model, manifest.config.predict_batch_size, predict_rows, col)
         if check_model
         else None
     )
-    states = _check_shards(directory, manifest, specs, source, predictor, progress, col)
-    _check_card(directory, manifest, states, col)
+    states = _check_shards(dataset_dir, manifest, specs, cifar10, predictor, progress, col)
+    _check_card(dataset_dir, manifest, states, col)
 
     counts = [
         SplitCounts(
@@ -147,10 +132,10 @@ def validate_dataset(
     return result
 
 
-def _read_manifest(directory: Path, col: Collector) -> Manifest | None:
+def _read_manifest(dataset_dir: Path, col: Collector) -> Manifest | None:
     """The manifest, its format and completeness checked; None (every other check skipped) if it is unusable."""
     try:
-        manifest = mf.read(directory)
+        manifest = mf.read(dataset_dir)
         manifest.config.max_iterations, manifest.config.predict_batch_size  # noqa: B018 - raise if unusable
     except NotADatasetError:
         raise
@@ -177,11 +162,11 @@ def _read_manifest(directory: Path, col: Collector) -> Manifest | None:
     return manifest
 
 
-def _check_card(directory: Path, manifest: Manifest, states: dict[str, SplitState], col: Collector) -> None:
+def _check_card(dataset_dir: Path, manifest: Manifest, states: dict[str, SplitState], col: Collector) -> None:
     """The card check: ``README.md``'s YAML against the shard columns and the stored row counts."""
 
     columns = list(features(manifest.config.with_originals).arrow_schema.names)
-    card = check_card(directory, columns, {s: st.stored_rows for s, st in states.items()})
+    card = check_card(dataset_dir, columns, {s: st.stored_rows for s, st in states.items()})
     if card.skipped:
         col.skip("card", card.skipped)
     col.checked("card", card.checked)
@@ -189,23 +174,23 @@ def _check_card(directory: Path, manifest: Manifest, states: dict[str, SplitStat
         col.fail("card", p.message, split=p.split, shard=CARD)
 
 
-def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: bool, col: Collector) -> bool:
+def _model_file(manifest: Manifest, source_model, model_sha: str | None, unsafe: bool, col: Collector) -> bool:
     """The model_file check; True if the model checks can run."""
-    if model_path is None:
+    if source_model is None:
         col.skip("model_file", "no --source-model given")
         for name in MODEL_CHECKS:
             col.skip(name, "model checks skipped: no --source-model given")
         return False
 
     if model_sha is None:
-        load_model(model_path, unsafe=unsafe)  # raises the one-line ModelError
+        load_model(source_model, unsafe=unsafe)  # raises the one-line ModelError
     col.checked("model_file")
     want = manifest.config.model_sha256
     if model_sha == want:
         return True
     col.fail(
         "model_file",
-        f"--source-model {model_path} has sha256 {model_sha[:12]}..., but the dataset was generated "
+        f"--source-model {source_model} has sha256 {model_sha[:12]}..., but the dataset was generated "
         f"by {manifest.source_model.path or 'a model'!r} with sha256 {str(want)[:12]}...: pass the generating model",
     )
     for name in MODEL_CHECKS:
@@ -214,10 +199,10 @@ def _model_file(manifest: Manifest, model_path, model_sha: str | None, unsafe: b
 
 
 def _check_shards(
-    directory: Path,
+    dataset_dir: Path,
     manifest: Manifest,
     specs: list[ShardSpec],
-    source,
+    cifar10,
     predictor: Predictor | None,
     progress: bool,
     col: Collector,
@@ -232,19 +217,19 @@ def _check_shards(
     total = sum(s.entry.rows for s in specs if s.entry)
     bar = tqdm(total=total, desc="validate", unit="row", disable=not progress, smoothing=0.1)
     try:
-        for d in prefetched(directory, specs, expected_schema, _SourceCache(source, manifest)):
+        for d in prefetched(dataset_dir, specs, expected_schema, _OriginalsCache(cifar10, manifest)):
             spec = d.spec
             state = states[spec.split]
-            if d.source_loaded:
+            if d.cifar10_loaded:
                 col.checked("source_fingerprint")
-                if d.source_problem:
-                    col.fail("source_fingerprint", d.source_problem, split=spec.split)
-                    for name in SOURCE_CHECKS:
+                if d.cifar10_problem:
+                    col.fail("source_fingerprint", d.cifar10_problem, split=spec.split)
+                    for name in ORIGINALS_CHECKS:
                         col.skip(name, f"skipped for {spec.split}: --cifar10 does not match")
             register_listed_failures(spec, state, col)
             if check_shard(d, cfg, expected_schema, expected_features, state, col):
-                if d.source is not None:
-                    check_source(d, cfg, col)
+                if d.original_split is not None:
+                    check_against_originals(d, cfg, col)
                 if predictor is not None:
                     predictor.add(d)
             elif d.table is not None:

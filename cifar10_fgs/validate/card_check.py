@@ -79,9 +79,9 @@ def _feature_problems(info: dict, columns: list[str]) -> list[CardProblem]:
     ]
 
 
-def check_card(directory: Path, columns: list[str], stored: dict[str, int]) -> CardCheck:
+def check_card(dataset_dir: Path, columns: list[str], stored: dict[str, int]) -> CardCheck:
     """Compare ``DIR/README.md``'s dataset_info with the shard ``columns`` and the ``stored`` rows per split."""
-    readme = Path(directory) / CARD
+    readme = Path(dataset_dir) / CARD
     if not readme.is_file():
         return CardCheck(f"no {CARD}: write one with `cifar10-fgs card`", 0, ())
     try:

@@ -9,7 +9,7 @@ import numpy as np
 from cifar10_fgs.attack.fgs import perturbation_norms
 from cifar10_fgs.config import NORM_TOLERANCE, PHASES, Method
 from cifar10_fgs.data import NUM_CLASSES
-from cifar10_fgs.dataset.manifest import Config, Manifest, ShardEntry
+from cifar10_fgs.dataset.manifest import Config, Manifest
 from cifar10_fgs.dataset.shards import DATA_DIR, num_shards, shard_name
 from cifar10_fgs.validate.reading import ShardData, ShardSpec
 from cifar10_fgs.validate.report import Collector
@@ -23,6 +23,7 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
     specs = []
     for split, info in cfg.splits.items():
         n_rows = info.num_rows
+        rows = info.rows()
         n = num_shards(n_rows, cfg.rows_per_shard)
         if info.num_shards not in (None, n):
             col.fail(
@@ -37,10 +38,10 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
             if name in manifest.malformed:
                 for problem in manifest.malformed[name].split("; "):
                     col.fail("manifest", problem, split=split, shard=name)
-            entry = entries.get(name)
-            if entry is not None:
-                _check_entry(name, entry, split, k, lo, hi, col)
-            specs.append(ShardSpec(name, split, k, lo, hi, entry))
+            spec = ShardSpec(name, split, k, lo, hi, entries.get(name), rows)
+            if spec.entry is not None:
+                _check_entry(spec, col)
+            specs.append(spec)
     expected = {s.name for s in specs}
     for name in sorted((set(entries) | set(manifest.malformed)) - expected):
         col.fail("manifest", f"generation.json lists {name}, which is no shard of config.splits", shard=name)
@@ -48,44 +49,42 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
     return specs
 
 
-def _check_entry(name: str, entry: ShardEntry, split: str, k: int, lo: int, hi: int, col: Collector) -> None:
-    """A well-formed entry names the shard it is listed under and the rows the config gives it."""
-    if entry.split != split or entry.shard != k:
-        col.fail(
-            "manifest",
-            f"its generation.json entry names split {entry.split!r} shard {entry.shard!r}",
-            split=split,
-            shard=name,
-        )
-    if entry.index_range != (lo, hi):
+def _check_entry(spec: ShardSpec, col: Collector) -> None:
+    """A well-formed entry names the shard it is listed under and the CIFAR-10 rows the config gives it."""
+    entry, where = spec.entry, {"split": spec.split, "shard": spec.name}
+    if entry.split != spec.split or entry.shard != spec.k:
+        col.fail("manifest", f"its generation.json entry names split {entry.split!r} shard {entry.shard!r}", **where)
+    if entry.index_range != spec.index_range:
+        lo, hi = spec.index_range
         col.fail(
             "manifest",
             f"its generation.json entry has index_range {list(entry.index_range)!r}, expected [{lo}, {hi}]",
-            split=split,
-            shard=name,
+            **where,
         )
 
 
 class SplitState:
+    """What a split's shards hold, by generated position (``ShardSpec.rows`` maps it to the CIFAR-10 row)."""
+
     def __init__(self, num_rows: int):
-        self.count = np.zeros(num_rows, np.int32)  # stored occurrences of each original row
-        self.first = {}  # index -> (shard, row) of its first occurrence (only for duplicates' messages)
+        self.count = np.zeros(num_rows, np.int32)  # stored occurrences of each position
+        self.first = {}  # position -> (shard, row) of its first occurrence (only for duplicates' messages)
         self.listed = np.zeros(num_rows, np.int32)  # listed as not fooled in generation.json
         self.stored_rows = 0
         self.listed_failures = 0
         self.unverified: list[ShardSpec] = []  # missing or unreadable shards: rows unknown
 
 
-def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None:
+def check_files(dataset_dir: Path, specs: list[ShardSpec], col: Collector) -> None:
 
     expected = {s.name for s in specs}
-    data_dir = directory / DATA_DIR
+    data_dir = dataset_dir / DATA_DIR
     present = set()
     if data_dir.is_dir():
         for p in sorted(data_dir.rglob("*")):
             if p.is_dir():
                 continue
-            rel = p.relative_to(directory).as_posix()
+            rel = p.relative_to(dataset_dir).as_posix()
             present.add(rel)
             col.checked("shard_files")
             if rel not in expected:
@@ -99,8 +98,7 @@ def check_files(directory: Path, specs: list[ShardSpec], col: Collector) -> None
             col.checked("shard_files")
             col.fail(
                 "shard_files",
-                f"shard {s.name} is missing (rows {s.lo}..{s.hi - 1} of {s.split}): "
-                "rerun the same generate command to resume",
+                f"shard {s.name} is missing ({s.span} of {s.split}): rerun the same generate command to resume",
                 split=s.split,
                 shard=s.name,
             )
@@ -269,20 +267,22 @@ def _check_stored_predictions(cols: dict, index: np.ndarray, where: dict, col: C
 
 def _check_indices(spec: ShardSpec, index: np.ndarray, state: SplitState, where: dict, col: Collector) -> None:
     col.checked("indices", len(index))
-    in_range = (index >= spec.lo) & (index < spec.hi)
-    for row in np.flatnonzero(~in_range):
+    pos = spec.rows.positions(index)
+    lo, hi = spec.index_range
+    for row in np.flatnonzero((pos < spec.lo) | (pos >= spec.hi)):
+        i = int(index[row])
         col.fail(
             "indices",
-            f"index {int(index[row])} lies outside this shard's rows {spec.lo}..{spec.hi - 1}",
+            f"index {i} is none of this shard's {spec.span}"
+            + (", the --limit subset lacks it" if lo <= i < hi else ""),
             row=int(row),
-            index=int(index[row]),
+            index=i,
             **where,
         )
-    num_rows = len(state.count)
-    for row in np.flatnonzero((index >= 0) & (index < num_rows)):
-        i = int(index[row])
-        if state.count[i]:
-            first_shard, first_row = state.first[i]
+    for row in np.flatnonzero(pos >= 0):
+        p, i = int(pos[row]), int(index[row])
+        if state.count[p]:
+            first_shard, first_row = state.first[p]
             col.fail(
                 "indices",
                 f"index {i} is duplicated: already stored at {first_shard} row {first_row}",
@@ -291,24 +291,25 @@ def _check_indices(spec: ShardSpec, index: np.ndarray, state: SplitState, where:
                 **where,
             )
         else:
-            state.first[i] = (spec.name, int(row))
-        state.count[i] += 1
+            state.first[p] = (spec.name, int(row))
+        state.count[p] += 1
 
 
 def register_listed_failures(spec: ShardSpec, state: SplitState, col: Collector) -> None:
     for i in spec.entry.failures if spec.entry else ():
-        if not spec.lo <= i < spec.hi:
+        p = int(spec.rows.positions([i])[0])
+        if not spec.lo <= p < spec.hi:
             col.fail(
                 "coverage",
-                f"generation.json lists failure {i} outside the shard's rows {spec.lo}..{spec.hi - 1}",
+                f"generation.json lists failure {i}, none of the shard's {spec.span}",
                 split=spec.split,
                 shard=spec.name,
                 index=i,
             )
             continue
-        if state.listed[i]:
+        if state.listed[p]:
             col.fail("coverage", f"generation.json lists failure {i} twice", split=spec.split, shard=spec.name, index=i)
-        state.listed[i] += 1
+        state.listed[p] += 1
         state.listed_failures += 1
 
 
@@ -319,7 +320,7 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
         if s.name in unverified:
             col.fail(
                 "coverage",
-                f"rows {s.lo}..{s.hi - 1} of {split} cannot be verified: their shard is missing or unreadable",
+                f"{s.span} of {split} cannot be verified: their shard is missing or unreadable",
                 split=split,
                 shard=s.name,
             )
@@ -327,7 +328,7 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
         count = state.count[s.lo : s.hi]
         listed = state.listed[s.lo : s.hi]
         for off in np.flatnonzero((count == 0) & (listed == 0)):
-            i = s.lo + int(off)
+            i = int(s.rows.rows[s.lo + int(off)])
             col.fail(
                 "coverage",
                 f"row {i} of {split} is neither stored nor listed as a failure in generation.json",
@@ -336,7 +337,7 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
                 index=i,
             )
         for off in np.flatnonzero((count > 0) & (listed > 0)):
-            i = s.lo + int(off)
+            i = int(s.rows.rows[s.lo + int(off)])
             col.fail(
                 "coverage",
                 f"row {i} of {split} is stored but also listed as not fooled in generation.json",
@@ -346,10 +347,10 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
             )
 
 
-def check_source(d: ShardData, cfg: Config, col: Collector) -> None:
-    """linf/l2, the linf bound, unchanged rows and original_image against the original split."""
+def check_against_originals(d: ShardData, cfg: Config, col: Collector) -> None:
+    """linf/l2, the linf bound, unchanged rows and original_image against the original split's row ``index``."""
 
-    originals = d.source
+    originals = d.original_split
     spec = d.spec
     where = {"split": spec.split, "shard": spec.name}
     table = d.table

@@ -2,7 +2,7 @@
 
 The repo is downloaded with :func:`cifar10_fgs.hub.download` and checked by
 :func:`cifar10_fgs.validate.validate_dataset`, against the source model shipped under ``source_model/``
-and, when ``source`` is given or the manifest names a ``hub:`` source, against the originals.
+and, when ``cifar10`` is given or the manifest names a ``hub:`` CIFAR-10, against the originals.
 """
 
 from __future__ import annotations
@@ -33,31 +33,31 @@ def shipped_model(snapshot: HubSnapshot, manifest: mf.Manifest) -> Path:
     return model
 
 
-def hub_source(manifest: mf.Manifest) -> str | None:
-    """The manifest's data source if it is a hub dataset (reachable from anywhere), else None."""
-    src = str(manifest.data_source.source or "")
-    return src if src.startswith(PREFIX) else None
+def hub_cifar10(manifest: mf.Manifest) -> str | None:
+    """The manifest's CIFAR-10 input if it is a hub dataset (reachable from anywhere), else None."""
+    recorded = str(manifest.data_source.source or "")
+    return recorded if recorded.startswith(PREFIX) else None
 
 
-def validate_hub(text: str, model_path=None, source=None, **options):
-    """Download ``hub:USER/NAME[@REVISION]`` and run every check of ``validate_dataset`` on it.
+def validate_hub(ref: str, source_model=None, *, cifar10=None, **options):
+    """Download ``hub:USER/NAME[@REVISION]`` (``ref``) and run every check of ``validate_dataset`` on it.
 
-    The model is ``model_path`` or the one shipped under ``source_model/``; the originals are
-    ``source`` or the manifest's ``hub:`` source (source checks are skipped when neither exists).
-    The report's ``directory`` is ``hub:USER/NAME@<commit>`` and its ``commit`` the commit checked.
+    The model is ``source_model`` or the one shipped under ``source_model/``; the originals are
+    ``cifar10`` or the manifest's ``hub:`` CIFAR-10 (those checks are skipped when neither exists).
+    The report's ``dataset_dir`` is ``hub:USER/NAME@<commit>`` and its ``commit`` the commit checked.
     """
-    snapshot = download(parse_hub_ref(text), progress=bool(options.get("progress")))
+    snapshot = download(parse_hub_ref(ref), progress=bool(options.get("progress")))
     if not mf.exists(snapshot.path):
         raise NotADatasetError(f"{snapshot.label} holds no {mf.FILE}: it is not a dataset written by cifar10-fgs")
     try:
         manifest = mf.read(snapshot.path)
     except mf.ManifestError:
         manifest = None  # validate_dataset reports the unusable manifest as a failed check
-    if model_path is None and manifest is not None:
-        model_path = shipped_model(snapshot, manifest)
-    if source is None and manifest is not None:
-        source = hub_source(manifest)
-        if source is None:
+    if source_model is None and manifest is not None:
+        source_model = shipped_model(snapshot, manifest)
+    if cifar10 is None and manifest is not None:
+        cifar10 = hub_cifar10(manifest)
+        if cifar10 is None:
             log.info("%s was made from a local source; originals not checked (pass --cifar10)", snapshot.label)
-    report = validate_dataset(snapshot.path, model_path, source, **options)
-    return dataclasses.replace(report, directory=snapshot.label, commit=snapshot.commit)
+    report = validate_dataset(snapshot.path, source_model, cifar10=cifar10, **options)
+    return dataclasses.replace(report, dataset_dir=snapshot.label, commit=snapshot.commit)

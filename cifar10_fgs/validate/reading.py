@@ -13,7 +13,7 @@ import numpy as np
 
 from cifar10_fgs.config import CONFIDENCE_TOLERANCE
 from cifar10_fgs.data import IMAGE_SHAPE, decode_image, load_cifar10
-from cifar10_fgs.dataset.manifest import Manifest, ShardEntry, SourceMismatchError
+from cifar10_fgs.dataset.manifest import Cifar10MismatchError, Manifest, ShardEntry, SplitRows
 from cifar10_fgs.dataset.shards import read_shard
 from cifar10_fgs.errors import Cifar10FgsError
 from cifar10_fgs.models.inference import predict_logits, softmax
@@ -27,9 +27,20 @@ class ShardSpec:
     name: str  # data/<split>-<i>-of-<n>.arrow
     split: str
     k: int
-    lo: int  # first original row of the shard
+    lo: int  # first position of the shard among the split's generated rows (``rows``)
     hi: int  # one past the last
     entry: ShardEntry | None  # generation.json's entry, None if not listed or malformed
+    rows: SplitRows  # the split's: the CIFAR-10 row of each position
+
+    @property
+    def index_range(self) -> tuple[int, int]:
+        """The CIFAR-10 rows [first, last + 1) the shard spans (its ``index`` values lie among them)."""
+        return int(self.rows.rows[self.lo]), int(self.rows.rows[self.hi - 1]) + 1
+
+    @property
+    def span(self) -> str:
+        lo, hi = self.index_range
+        return f"rows {lo}..{hi - 1}"
 
 
 @dataclass
@@ -46,9 +57,9 @@ class ShardData:
     originals: np.ndarray | None = None  # decoded original_image column
     originals_decoded: np.ndarray | None = None
     original_errors: list = field(default_factory=list)
-    source: object = None  # the original split's images (already cut to num_rows) or None
-    source_problem: str | None = None  # set on the first shard of a split whose --cifar10 does not match
-    source_loaded: bool = False  # this shard's read loaded its split from --cifar10
+    original_split: object = None  # the original CIFAR-10 split's images (indexed by ``index``), or None
+    cifar10_problem: str | None = None  # set on the first shard of a split whose --cifar10 does not match
+    cifar10_loaded: bool = False  # this shard's read loaded its split from --cifar10
 
 
 def _decode_column(table, column: str):
@@ -78,13 +89,13 @@ def _decode_column(table, column: str):
     return out, ok, errors
 
 
-def _read_shard(directory: Path, spec: ShardSpec, expected_schema, sources: _SourceCache) -> ShardData:
+def _read_shard(dataset_dir: Path, spec: ShardSpec, expected_schema, originals: _OriginalsCache) -> ShardData:
     """Hash, read and decode one shard (runs in the prefetch thread)."""
     import os
 
     d = ShardData(spec)
-    d.source, d.source_problem, d.source_loaded = sources.get(spec.split)
-    path = directory / spec.name
+    d.original_split, d.cifar10_problem, d.cifar10_loaded = originals.get(spec.split)
+    path = dataset_dir / spec.name
     if not path.is_file():
         return d
     d.exists = True
@@ -106,39 +117,41 @@ def _read_shard(directory: Path, spec: ShardSpec, expected_schema, sources: _Sou
     return d
 
 
-class _SourceCache:
-    """The original split for the shard being read, loaded once per split (in the prefetch thread).
+class _OriginalsCache:
+    """The original split for the shard being read, loaded once per split (in the prefetch thread): all of it,
+    once its generated rows (all, or the ``--limit`` subset) have the recorded fingerprint.
 
     ``get`` returns ``(images or None, problem or None, loaded now)``; the caller records the problem.
     """
 
-    def __init__(self, source, manifest: Manifest):
-        self.source = source
+    def __init__(self, cifar10, manifest: Manifest):
+        self.cifar10 = cifar10
         self.manifest = manifest
         self.split = None
         self.images = None
 
     def get(self, split: str):
 
-        if self.source is None:
+        if self.cifar10 is None:
             return None, None, False
         if split == self.split:
             return self.images, None, False
         self.split, self.images = split, None
-        full = load_cifar10(self.source, split)  # an unreadable --cifar10 is bad input: raised
+        full = load_cifar10(self.cifar10, split)  # an unreadable --cifar10 is bad input: raised
         try:
-            self.images = self.manifest.check_source(split, full).images
-        except SourceMismatchError as exc:
+            self.manifest.check_cifar10_fingerprint(split, full)
+            self.images = full.images
+        except Cifar10MismatchError as exc:
             return None, str(exc), True
         return self.images, None, True
 
 
-def prefetched(directory: Path, specs: list[ShardSpec], expected_schemas, sources: _SourceCache):
+def prefetched(dataset_dir: Path, specs: list[ShardSpec], expected_schemas, originals: _OriginalsCache):
     """Yield ``ShardData`` in order, reading the next shard in a thread while the caller works."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-read") as pool:
 
         def submit(spec):
-            return pool.submit(_read_shard, directory, spec, expected_schemas, sources)
+            return pool.submit(_read_shard, dataset_dir, spec, expected_schemas, originals)
 
         pending = submit(specs[0]) if specs else None
         for i in range(len(specs)):
@@ -212,10 +225,10 @@ class Predictor:
     less often. Failures are recorded in the caller's thread.
     """
 
-    def __init__(self, model_path, unsafe: bool, batch_size: int, chunk_rows: int, col: Collector):
+    def __init__(self, source_model, unsafe: bool, batch_size: int, chunk_rows: int, col: Collector):
 
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-predict")
-        self.model = self.pool.submit(load_model, model_path, unsafe=unsafe)
+        self.model = self.pool.submit(load_model, source_model, unsafe=unsafe)
         self.batch_size = batch_size
         self.chunk_rows = chunk_rows
         self.col = col

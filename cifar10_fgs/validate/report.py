@@ -32,7 +32,7 @@ CHECKS: dict[str, str] = {
     "card": "README.md dataset_info split sizes equal the row counts and its features name the columns",
 }
 MODEL_CHECKS = ("misclassified", "adversarial_prediction")
-SOURCE_CHECKS = ("perturbation", "perturbation_bound", "unchanged_rows", "original_image")
+ORIGINALS_CHECKS = ("perturbation", "perturbation_bound", "unchanged_rows", "original_image")
 # --------------------------------------------------------------------------- report
 
 
@@ -111,13 +111,13 @@ class SplitCounts:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    directory: str
+    dataset_dir: str  # the folder checked, or hub:USER/NAME@<commit>
     checks: tuple[CheckResult, ...]
     failures: tuple[Failure, ...]
     splits: tuple[SplitCounts, ...]
-    model: str | None
+    source_model: str | None
     model_sha256: str | None
-    source: str | None
+    cifar10: str | None
     seconds: float
     library_versions: dict = field(default_factory=dict)
     commit: str | None = None  # the hub commit checked, for a hub:USER/NAME copy (see hub.validate_hub)
@@ -139,14 +139,14 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return {
             "ok": self.ok,
-            "directory": self.directory,
+            "directory": self.dataset_dir,
             "failed_checks": list(self.failed_checks),
             "checks": [c.to_dict() for c in self.checks],
             "failures": [f.to_dict() for f in self.failures],
             "splits": {s.split: s.to_dict() for s in self.splits},
-            "model": self.model,
+            "model": self.source_model,
             "model_sha256": self.model_sha256,
-            "source": self.source,
+            "source": self.cifar10,
             "seconds": round(self.seconds, 3),
             "library_versions": dict(self.library_versions),
             "commit": self.commit,
@@ -155,9 +155,9 @@ class ValidationReport:
     def summary_line(self) -> str:
         if self.ok:
             skipped = sum(c.status == SKIPPED for c in self.checks)
-            return f"{self.directory}: all {len(self.checks) - skipped} checks passed ({skipped} skipped)"
+            return f"{self.dataset_dir}: all {len(self.checks) - skipped} checks passed ({skipped} skipped)"
         names = ", ".join(self.failed_checks)
-        return f"{self.directory}: {len(self.failures)} failures in checks {names}"
+        return f"{self.dataset_dir}: {len(self.failures)} failures in checks {names}"
 
     def raise_for_failures(self) -> None:
         """Raise ``ValidationError`` (exit code 1) unless every check held."""
@@ -166,7 +166,7 @@ class ValidationReport:
             first = self.failures[0] if self.failures else None
             where = f"; first: {first.location + ': ' if first.location else ''}{first.message}" if first else ""
             raise ValidationError(
-                f"{self.directory} failed validation ({len(self.failures)} failures in {', '.join(self.failed_checks)}"
+                f"{self.dataset_dir} failed validation ({len(self.failures)} failures in {', '.join(self.failed_checks)}"
                 f"{where}): repair or regenerate the dataset"
             )
 

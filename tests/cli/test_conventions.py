@@ -1,7 +1,7 @@
 """One CLI convention for every command: help with examples, the shared output options, the same names.
 
 Walks the real click group: every command and subcommand, its --help, its parameters, and the
-one-line errors for spellings removed in 0.1.0.
+one-line usage errors.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import click
 import pytest
 
 from cifar10_fgs.cli._cli_utils import Output
-from cifar10_fgs.cli._errors import RENAMED, run_with_friendly_errors
+from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
 from cifar10_fgs.config import Arch, GaussianVariant, Method, RetrainMode
 
@@ -97,9 +97,7 @@ def test_the_names_are_the_same_in_every_command():
         assert (model is not None) == (name in SCORES_MODELS), name
         if model is not None:
             assert model.multiple, f"{name}: --model is repeatable, never a comma list"
-        for old in ("--source", "--dataset", "--models", "--num-shards", "--shard-index", "--include-model"):
-            assert option(cmd, old) is None, (name, old)
-    assert option(LEAVES["train"], "--limit") is None and option(LEAVES["train"], "--train-limit") is not None
+    assert option(LEAVES["train"], "--train-limit") is not None
 
 
 def test_choice_lists_come_from_the_enums():
@@ -111,24 +109,6 @@ def test_choice_lists_come_from_the_enums():
     assert choices("evaluate retrain", "--mode") == [m.value for m in RetrainMode]
     assert choices("run", "--retrain-mode") == [*(m.value for m in RetrainMode), "both"]
     assert choices("evaluate gaussian", "--variant") == [*(v.value for v in GaussianVariant), "all"]
-
-
-def test_every_removed_spelling_is_a_one_line_error_naming_its_replacement(capsys):
-    paths = {(p[-1] if p else ""): p for p in COMMANDS}
-    assert set(RENAMED) <= set(paths)
-    checked = 0
-    for command, renamed in RENAMED.items():
-        for old, new in renamed.items():
-            assert option(COMMANDS[paths[command]], old) is None, (command, old)
-            code = run_with_friendly_errors(cli, [*paths[command], old, "x"])
-            err = capsys.readouterr().err.strip()
-            assert code == 2, (command, old)
-            assert (
-                err
-                == f"Error: {old} was replaced in 0.1.0: use {new} (see `cifar10-fgs {' '.join(paths[command])} --help`)"
-            )
-            checked += 1
-    assert checked >= 15
 
 
 def test_a_missing_dataset_or_an_unknown_option_is_one_line_exit_2(capsys):
@@ -166,11 +146,8 @@ def test_output_prints_json_or_the_lines_and_nothing_else(capsys):
         assert capsys.readouterr().err == ("[stage] done\n" if shown else "")
 
 
-def test_docs_list_every_command_and_every_removed_spelling():
+def test_docs_list_every_command():
     text = DOCS.read_text()
     for path in COMMANDS:
         if path:
             assert f"`cifar10-fgs {' '.join(path)}" in text, path
-    for renamed in RENAMED.values():
-        for old in renamed:
-            assert f"`{old}" in text, old

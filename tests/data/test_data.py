@@ -273,7 +273,7 @@ def test_every_lossless_format_gives_a_subset_equal_to_its_whole_split_taken(kin
         assert total == len(whole) and np.array_equal(rows, balanced_rows(whole.labels, 10, seed=5))
         np.testing.assert_array_equal(sub.images, whole.images[rows])
         np.testing.assert_array_equal(sub.labels, whole.labels[rows])
-        assert sub.split == split and sub.source == str(source)
+        assert sub.split == split and sub.origin == str(source)
 
 
 def test_jpeg_folder_keeps_labels_and_approximate_pixels(tmp_path, arrays):
@@ -344,7 +344,7 @@ def test_class_label_names_in_another_order_map_to_cifar10_indices(tmp_path, arr
 def test_fingerprint_depends_on_pixels_and_labels_only(tmp_path, arrays):
     a = load_cifar10(_build("pickle_dir", tmp_path / "a", arrays)[0], "test")
     b = load_cifar10(_build("parquet", tmp_path / "b", arrays)[0], "test")
-    assert a.source != b.source and a.fingerprint() == b.fingerprint()
+    assert a.origin != b.origin and a.fingerprint() == b.fingerprint()
     x, y = arrays["test"]
     y2 = y.copy()
     y2[0] = (y2[0] + 1) % 10

@@ -103,15 +103,6 @@ def test_keys_a_newer_writer_adds_survive_a_rewrite(tmp_path):
     assert back == {**obj, "complete": False}
 
 
-def test_the_old_worker_keys_are_read_as_the_worker(tmp_path):
-    obj = written_by_generate()
-    obj["worker"] = {"num_shards": 3, "shard_index": 2}  # written before a shard meant only a file
-    write(tmp_path, obj)
-    m = mf.read(tmp_path)
-    assert (m.worker.num_workers, m.worker.worker_index) == (3, 2)
-    assert m.to_json()["worker"] == {"num_workers": 3, "worker_index": 2}
-
-
 def test_a_folder_that_is_no_dataset_is_bad_input_and_a_broken_manifest_is_a_failure(tmp_path):
     with pytest.raises(NotADatasetError) as err:
         mf.read(tmp_path / "nope")

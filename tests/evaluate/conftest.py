@@ -25,5 +25,7 @@ def folder(tmp_path_factory, tiny_keras_path, image_folder_source) -> Path:
     """A dataset generated from the image-folder fixture by the tiny model (shards of 25 rows)."""
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("ev") / "ds"
-    generate_dataset(tiny_keras_path, root, out, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25))
+    generate_dataset(
+        out, tiny_keras_path, GenerateOptions(cifar10=root, attack=AttackConfig(batch_size=32), rows_per_shard=25)
+    )
     return out

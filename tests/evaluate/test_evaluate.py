@@ -11,26 +11,21 @@ import pytest
 
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
-from cifar10_fgs.config import AttackConfig
+from cifar10_fgs.config import AttackConfig, GaussianVariant
 from cifar10_fgs.data import CLASS_NAMES, load_cifar10
 from cifar10_fgs.dataset.shards import decode_images, read_shard, write_table_atomic
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError
 from cifar10_fgs.evaluate import (
     ALL_VARIANTS,
-    Classification,
     GaussianOptions,
-    GaussianVariant,
     RetrainOptions,
     TransferOptions,
-    blur,
-    confidence_split,
     evaluate_gaussian,
     evaluate_retrain,
     evaluate_transfer,
-    gaussian_blur,
-    linf_levels,
-    random_sign_control,
 )
+from cifar10_fgs.evaluate.filters import blur, gaussian_blur
+from cifar10_fgs.evaluate.metrics import Classification, confidence_split, linf_levels, random_sign_control
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.provenance import sha256_file
 
@@ -244,7 +239,7 @@ def test_paper_scalar_float_differs_from_spatial_float_by_the_channel_blur_only(
 @pytest.fixture(scope="module")
 def transfer(folder, target_path, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
-    return evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5))
+    return evaluate_transfer(folder, target_path, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5))
 
 
 def test_transfer_matches_a_direct_computation(transfer, folder, target_path, tiny_keras_path, image_folder_source):
@@ -321,7 +316,7 @@ def test_rows_join_by_index_whatever_their_order(
     first = read_shard(sorted((shuffled / "data").glob("test-*.arrow"))[0]).column("index").to_numpy()
     assert not np.array_equal(first, np.arange(len(first))), "the copy's rows really are out of order"
     again = evaluate_transfer(
-        target_path, shuffled, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5)
+        shuffled, target_path, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5)
     )
     assert again.report["results"] == transfer.report["results"]
 
@@ -338,15 +333,15 @@ def test_altered_or_foreign_data_is_refused(folder, target_path, image_folder_so
 
     bad = copy_with_rewritten_test_shards(folder, tmp_path / "relabelled", relabel)
     with pytest.raises(ValidationError, match="label"):
-        evaluate_transfer(target_path, bad, TransferOptions(cifar10=root))
+        evaluate_transfer(bad, target_path, TransferOptions(cifar10=root))
     short = copy_with_rewritten_test_shards(folder, tmp_path / "short", lambda t: t.slice(1))
     with pytest.raises(ValidationError, match="missing"):
-        evaluate_transfer(target_path, short, TransferOptions(cifar10=root))
+        evaluate_transfer(short, target_path, TransferOptions(cifar10=root))
     other = tmp_path / "other_src"
     for split, (images, labels) in data.items():
         write_image_folder(other, split, 255 - images, labels)
     with pytest.raises(DataSourceError, match="fingerprint"):
-        evaluate_transfer(target_path, folder, TransferOptions(cifar10=other, name="foreign"))
+        evaluate_transfer(folder, target_path, TransferOptions(cifar10=other, name="foreign"))
     assert not (folder / "results" / "foreign.json").exists()
 
 
@@ -354,18 +349,18 @@ def test_rows_the_attack_did_not_fool_are_excluded(tmp_path, tiny_keras_path, ta
     root, _ = image_folder_source
     out = tmp_path / "failures"
     generate_dataset(
-        tiny_keras_path,
-        root,
         out,
-        AttackConfig(batch_size=32, max_iterations=3),
-        GenerateOptions(splits=("test",), rows_per_shard=25),
+        tiny_keras_path,
+        GenerateOptions(
+            cifar10=root, attack=AttackConfig(batch_size=32, max_iterations=3), splits=("test",), rows_per_shard=25
+        ),
         allow_failures=True,
     )
     failures = sorted(
         i for e in json.loads((out / "generation.json").read_text())["shards"].values() for i in e["failures"]
     )
     assert 0 < len(failures) < 40
-    r = evaluate_transfer(target_path, out, TransferOptions(cifar10=root))
+    r = evaluate_transfer(out, target_path, TransferOptions(cifar10=root))
     index, orig, adv, labels = direct(out, root)
     assert np.array_equal(index, np.setdiff1d(np.arange(40), failures))
     assert r.num_rows_used == 40 - len(failures) and r.num_rows_split == 40
@@ -386,19 +381,43 @@ def test_rows_the_attack_did_not_fool_are_excluded(tmp_path, tiny_keras_path, ta
         evaluate_retrain(out, tmp_path / "r.keras", RetrainOptions(cifar10=root, epochs=1))
 
 
+def test_a_limit_dataset_joins_cifar10_by_index(tmp_path, tiny_keras_path, target_path, image_folder_source):
+    """Under --limit, index is the CIFAR-10 row: transfer scores CIFAR-10[index], the subset's rows in all."""
+    root, _ = image_folder_source
+    out = tmp_path / "limited"
+    attack = AttackConfig(batch_size=32, max_iterations=3)
+    options = GenerateOptions(cifar10=root, attack=attack, splits=("test",), limit=20, seed=4, rows_per_shard=8)
+    generate_dataset(out, tiny_keras_path, options, allow_failures=True)
+    subset = json.loads((out / "generation.json").read_text())["config"]["splits"]["test"]["subset"]
+    failures = json.loads((out / "generation.json").read_text())["summary"]["test"]["failures"]
+    assert 0 < len(failures) < 20 and subset["original_rows"] != list(range(20))
+    r = evaluate_transfer(out, target_path, TransferOptions(cifar10=root, seed=2))
+    index, orig, adv, labels = direct(out, root)  # joined by hand, original = CIFAR-10[index]
+    assert sorted([*index.tolist(), *failures]) == subset["original_rows"]
+    assert r.num_rows_used == 20 - len(failures) and r.num_rows_split == 20
+    target, t = load(target_path), r.report["results"]["target"]
+    assert_metrics(t["original"], numpy_metrics(model_logits(target, orig), labels))
+    assert_metrics(t["adversarial"], numpy_metrics(model_logits(target, adv), labels))
+    control = random_sign_control(orig, linf_levels(adv, orig), seed=2, keys=index)
+    assert_metrics(t["random_sign_control"], numpy_metrics(model_logits(target, control), labels))
+    subset_rows = load_cifar10(root, "test").take(np.asarray(subset["original_rows"]))
+    expected = numpy_metrics(model_logits(target, subset_rows.images), subset_rows.labels)
+    assert_metrics(t["original_all_rows"], expected)
+
+
 def test_results_made_with_other_settings_are_kept(transfer, folder, target_path, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
     path = folder / "results" / "transfer.json"
     before = path.read_bytes()
     with pytest.raises(OutputError, match="other settings"):
-        evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=6))
+        evaluate_transfer(folder, target_path, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=6))
     assert path.read_bytes() == before
-    other = evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, seed=6, name="transfer_seed6"))
+    other = evaluate_transfer(folder, target_path, TransferOptions(cifar10=root, seed=6, name="transfer_seed6"))
     assert Path(other.json_path).name == "transfer_seed6.json" and path.read_bytes() == before
-    same = evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5))
+    same = evaluate_transfer(folder, target_path, TransferOptions(cifar10=root, source_model=tiny_keras_path, seed=5))
     assert same.report["results"] == transfer.report["results"], "same settings: recomputed, same numbers"
     with pytest.raises(ConfigError):
-        evaluate_transfer(target_path, folder, TransferOptions(cifar10=root, name="../escape"))
+        evaluate_transfer(folder, target_path, TransferOptions(cifar10=root, name="../escape"))
 
 
 # --------------------------------------------------------------------------- gaussian
@@ -406,7 +425,7 @@ def test_results_made_with_other_settings_are_kept(transfer, folder, target_path
 
 def test_gaussian_matches_direct_computation(transfer, folder, target_path, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
-    r = evaluate_gaussian([target_path, tiny_keras_path], folder, GaussianOptions(cifar10=root, stds=(0, 0.5, 1.5)))
+    r = evaluate_gaussian(folder, [target_path, tiny_keras_path], GaussianOptions(cifar10=root, stds=(0, 0.5, 1.5)))
     assert r.models == ("target", "tiny") and r.stds == (0.0, 0.5, 1.5)
     t = transfer.report["results"]["target"]
     for s in ("original", "adversarial"):  # std 0 is the identity: the transfer numbers
@@ -437,8 +456,8 @@ def test_gaussian_variants_in_one_sweep(transfer, folder, target_path, tiny_kera
 
     root, _ = image_folder_source
     r = evaluate_gaussian(
-        [target_path, tiny_keras_path],
         folder,
+        [target_path, tiny_keras_path],
         GaussianOptions(
             cifar10=root, stds=(0, 0.6), variants=[v.value for v in ALL_VARIANTS], name="gaussian_variants"
         ),
@@ -497,7 +516,8 @@ def test_retrain_trains_and_writes(retrained, transfer, folder, image_folder_sou
 
 
 def test_retrain_splits(folder, image_folder_source, tmp_path):
-    from cifar10_fgs.evaluate import load_joined, retrain_split
+    from cifar10_fgs.evaluate.joined import load_joined
+    from cifar10_fgs.evaluate.retrain import retrain_split
 
     root, data = image_folder_source
     joined, _, _ = load_joined(folder, ["train"], root)
@@ -559,14 +579,15 @@ def test_the_paper_comparison_does_not_replace_other_results_named_paper(folder,
 def test_paper_comparison_numbers_are_those_of_the_results_files(
     retrained, transfer, folder, target_path, image_folder_source
 ):
-    from cifar10_fgs.evaluate import PAPER, write_paper_comparison
+    from cifar10_fgs.evaluate import write_paper_comparison
+    from cifar10_fgs.evaluate.paper import PAPER
     from cifar10_fgs.publish.card import write_card
 
     root, _ = image_folder_source
     out, rt = retrained
     g = evaluate_gaussian(
-        [target_path, out],
         folder,
+        [target_path, out],
         GaussianOptions(
             cifar10=root, stds=(0, 0.25, 0.5, 0.6, 1.0), variants=list(ALL_VARIANTS), name="gaussian_paper"
         ),
@@ -617,7 +638,7 @@ def test_paper_comparison_numbers_are_those_of_the_results_files(
     assert report["reproduced_gaussian_variants"] == sorted(
         v for v in g.variants if ours[("gaussian_gain_std_0.5", v)] > 0
     )
-    card = write_card(folder, source=root)
+    card = write_card(folder, cifar10=root)
     text = Path(card.path).read_text()
     assert "[results/paper.md](results/paper.md)" in text and "Comparison with the paper" in text
 
@@ -747,8 +768,6 @@ def test_cli_paper_writes_the_comparison_and_fills_the_readme(transfer, folder, 
         (["retrain", "{folder}", "--out", "{missing}/r.h5"], "must end in .keras"),
         (["gaussian", "{folder}", "--model", "m.keras", "--std", "0,x"], "comma-separated"),
         (["transfer", "--model", "{target}"], "Missing argument 'DIR"),
-        (["gaussian", "{folder}", "--models", "a.keras,b.keras"], "use --model A.keras --model B.keras"),
-        (["transfer", "--dataset", "{folder}", "--model", "{target}"], "use the dataset folder DIR as the first"),
         (["transfer", "{folder}", "--model", "{target}", "--out", "{missing}"], "--out applies to a leaderboard"),
     ],
 )

@@ -24,8 +24,9 @@ from cifar10_fgs.cli.main import cli
 from cifar10_fgs.data import load_cifar10
 from cifar10_fgs.dataset.shards import decode_images, read_shard
 from cifar10_fgs.errors import ConfigError, ModelError
-from cifar10_fgs.evaluate import GaussianOptions, classify, evaluate_gaussian, linf_levels, random_sign_control
+from cifar10_fgs.evaluate import GaussianOptions, evaluate_gaussian
 from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
+from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
 from cifar10_fgs.models.convention import SIDECAR, Declared, Layout, Output, merge, parse_declared
 from cifar10_fgs.models.forward import load_classifier
 from cifar10_fgs.models.onnx_model import EXTRA, load_onnx
@@ -167,7 +168,7 @@ def board(folder, nets, tiny_keras_path, tmp_path_factory):
     """One leaderboard of the Keras target, its two ONNX graphs and the (Keras) source model."""
     models = [str(nets["keras"]), str(nets["nchw"]), str(nets["nhwc"]), str(tiny_keras_path)]
     out = tmp_path_factory.mktemp("board")
-    result = evaluate_leaderboard(models, folder, LeaderboardOptions(out_dir=out))
+    result = evaluate_leaderboard(folder, models, LeaderboardOptions(out_dir=out))
     return result, {e.model: e for e in result.entries}, json.loads(Path(result.json_path).read_text())
 
 
@@ -239,7 +240,7 @@ def test_keras_and_the_equivalent_onnx_graphs_score_the_same_to_the_image(board,
     assert md.count("| onnx |") == 2 and md.count("| keras |") == 2
 
     # the same prediction on every image, not only the same counts
-    from cifar10_fgs.evaluate import load_joined
+    from cifar10_fgs.evaluate.joined import load_joined
 
     joined, _, _ = load_joined(folder, ["test"])
     j = joined["test"]
@@ -305,7 +306,7 @@ def test_probabilities_are_declared_and_checked(folder, nets, board, tmp_path, c
 
 def test_gaussian_scores_onnx_models_like_the_keras_one(folder, nets):
     r = evaluate_gaussian(
-        [nets["keras"], nets["nhwc"], nets["nchw"]], folder, GaussianOptions(stds=(0.0, 1.0), name="gaussian_onnx")
+        folder, [nets["keras"], nets["nhwc"], nets["nchw"]], GaussianOptions(stds=(0.0, 1.0), name="gaussian_onnx")
     )
     assert r.models == ("target", "target_nhwc", "target_nchw")
     for std in r.stds:
@@ -360,7 +361,7 @@ def test_an_hf_onnx_repo_is_scored_with_its_sidecar(folder, nets, board, tmp_pat
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with hub.serve() as endpoint:
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
-        result = evaluate_leaderboard(["hf://someone/tiny-onnx"], folder, LeaderboardOptions(out_dir=tmp_path / "b"))
+        result = evaluate_leaderboard(folder, ["hf://someone/tiny-onnx"], LeaderboardOptions(out_dir=tmp_path / "b"))
     (e,) = result.entries
     local = board[1][str(nets["nhwc"])]
     assert (e.commit, e.name, e.framework) == (commit, "someone/tiny-onnx", "onnx")
@@ -436,7 +437,7 @@ def test_onnx_models_are_scored_without_tensorflow(folder, nets, board, tmp_path
         "import json, sys\n"
         "from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard\n"
         f"o = LeaderboardOptions(out_dir={str(tmp_path / 'b')!r})\n"
-        f"b = evaluate_leaderboard([{str(nets['nchw'])!r}], {str(folder)!r}, o)\n"
+        f"b = evaluate_leaderboard({str(folder)!r}, [{str(nets['nchw'])!r}], o)\n"
         "print(json.dumps([b.entries[0].adversarial_acc, 'tensorflow' in sys.modules, 'keras' in sys.modules]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""Each evaluation takes its models and dataset plus one frozen options dataclass (issue 19, part 4)."""
+"""Each entry point takes its dataset folder, then its models, then one frozen options dataclass (issues 19 and 26)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 
+from cifar10_fgs.data import DEFAULT_CIFAR10
 from cifar10_fgs.evaluate import (
     EvaluateOptions,
     GaussianOptions,
@@ -17,12 +18,13 @@ from cifar10_fgs.evaluate import (
     evaluate_transfer,
 )
 from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
+from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 
 EVALUATIONS = [
-    (evaluate_transfer, TransferOptions, ["model_path", "dataset_dir", "options"], "transfer"),
-    (evaluate_retrain, RetrainOptions, ["dataset_dir", "out", "options"], None),
-    (evaluate_gaussian, GaussianOptions, ["model_paths", "dataset_dir", "options"], "gaussian"),
-    (evaluate_leaderboard, LeaderboardOptions, ["models", "dataset", "options"], "leaderboard"),
+    (evaluate_transfer, TransferOptions, ["dataset_dir", "target_model", "options"], "transfer"),
+    (evaluate_retrain, RetrainOptions, ["dataset_dir", "retrained_model", "options"], None),
+    (evaluate_gaussian, GaussianOptions, ["dataset_dir", "models", "options"], "gaussian"),
+    (evaluate_leaderboard, LeaderboardOptions, ["dataset_dir", "models", "options"], "leaderboard"),
 ]
 
 
@@ -36,6 +38,14 @@ def test_an_evaluation_takes_one_frozen_options_dataclass(function, options, par
         options().batch_size = 1
     shared = {f.name for f in dataclasses.fields(EvaluateOptions)}
     assert shared <= {f.name for f in dataclasses.fields(options)}
+
+
+def test_generate_takes_the_dataset_folder_the_source_model_and_its_options():
+    sig = inspect.signature(generate_dataset)
+    positional = [p.name for p in sig.parameters.values() if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    assert positional == ["dataset_dir", "source_model", "options"]
+    assert sig.parameters["options"].default == GenerateOptions()
+    assert GenerateOptions().cifar10 == DEFAULT_CIFAR10 and GenerateOptions().attack is None
 
 
 def test_options_reject_an_unknown_field():

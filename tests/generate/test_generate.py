@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,26 +26,24 @@ from cifar10_fgs.errors import ConfigError, OutputError
 from cifar10_fgs.generate.core import AttackFailuresError, GenerateOptions, generate_dataset
 from cifar10_fgs.models.inference import predict_logits
 
-from helpers import generate_cli, labels_the_model_gets_right, synthetic_images, tiny_model, write_image_folder
+from helpers import (
+    folder_bytes,
+    generate_cli,
+    labels_the_model_gets_right,
+    synthetic_images,
+    tiny_model,
+    write_image_folder,
+)
 
 CFG = AttackConfig(batch_size=32)
 OPTS = GenerateOptions(rows_per_shard=25)
-
-
-def folder_bytes(d: Path) -> dict[str, bytes]:
-    """Every file of a dataset folder, the manifest without its (volatile) timing block."""
-    out = {str(p.relative_to(d)): p.read_bytes() for p in sorted((d / "data").iterdir())}
-    manifest = json.loads((d / MANIFEST).read_text())
-    manifest.pop("timing", None)
-    out[MANIFEST] = json.dumps(manifest, sort_keys=True).encode()
-    return out
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("gen") / "ds"
-    result = generate_dataset(tiny_keras_path, root, out, CFG, OPTS)
+    result = generate_dataset(out, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     return out, result
 
 
@@ -100,11 +99,11 @@ def test_rerun_is_a_no_op_and_deterministic(generated, tiny_keras_path, image_fo
     out, _ = generated
     root, _ = image_folder_source
     before = folder_bytes(out)
-    again = generate_dataset(tiny_keras_path, root, out, CFG, OPTS)
+    again = generate_dataset(out, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     assert again.images_attacked == 0
     assert folder_bytes(out) == before
     fresh = tmp_path / "fresh"
-    generate_dataset(tiny_keras_path, root, fresh, CFG, OPTS)
+    generate_dataset(fresh, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     assert folder_bytes(fresh) == before
 
 
@@ -125,12 +124,12 @@ def test_resume_after_a_crash_is_byte_identical(generated, tiny_keras_path, imag
     monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", crash_on_third)
     target = tmp_path / "crashed"
     with pytest.raises(OSError):
-        generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
+        generate_dataset(target, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     kept = sorted(p.name for p in (target / "data").iterdir())
     assert 2 <= len(kept) < 5  # finished shards kept (one queued behind the failure may finish too)
     assert all(p.endswith(".arrow") for p in kept)  # no partial shard visible
     monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", real)
-    resumed = generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
+    resumed = generate_dataset(target, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     assert 0 < resumed.images_attacked < 100
     assert folder_bytes(target) == folder_bytes(out)
 
@@ -142,9 +141,16 @@ def test_other_settings_refused_unless_overwrite(generated, tiny_keras_path, ima
     shutil.copytree(out, copy)
     before = folder_bytes(copy)
     with pytest.raises(OutputError, match="other settings"):
-        generate_dataset(tiny_keras_path, root, copy, AttackConfig(step=0.02, batch_size=32), OPTS)
+        generate_dataset(
+            copy, tiny_keras_path, replace(OPTS, cifar10=root, attack=AttackConfig(step=0.02, batch_size=32))
+        )
     assert folder_bytes(copy) == before
-    generate_dataset(tiny_keras_path, root, copy, AttackConfig(step=0.02, batch_size=32), OPTS, overwrite=True)
+    generate_dataset(
+        copy,
+        tiny_keras_path,
+        replace(OPTS, cifar10=root, attack=AttackConfig(step=0.02, batch_size=32)),
+        overwrite=True,
+    )
     assert json.loads((copy / MANIFEST).read_text())["config"]["attack"]["step"] == 0.02
 
 
@@ -154,29 +160,33 @@ def test_foreign_folder_and_lock_are_refused(tiny_keras_path, image_folder_sourc
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="not empty"):
-        generate_dataset(tiny_keras_path, root, foreign, CFG, OPTS)
+        generate_dataset(foreign, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     assert (foreign / "notes.txt").read_text() == "mine"
     locked = tmp_path / "locked"
     locked.mkdir()
     with folder_lock(locked), pytest.raises(OutputError, match="another generate"):
-        generate_dataset(tiny_keras_path, root, locked, CFG, OPTS)
-    generate_dataset(tiny_keras_path, root, locked, CFG, GenerateOptions(rows_per_shard=25, splits=("test",)))
+        generate_dataset(locked, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
+    generate_dataset(
+        locked, tiny_keras_path, GenerateOptions(cifar10=root, attack=CFG, rows_per_shard=25, splits=("test",))
+    )
     assert (locked / MANIFEST).exists()  # the lock is released with its holder
 
 
 def test_limit_larger_than_split_and_failures(tiny_keras_path, image_folder_source, tmp_path):
     root, _ = image_folder_source
     with pytest.raises(ConfigError, match="larger than the test split"):
-        generate_dataset(tiny_keras_path, root, tmp_path / "x", CFG, GenerateOptions(splits=("test",), limit=41))
+        generate_dataset(
+            tmp_path / "x", tiny_keras_path, GenerateOptions(cifar10=root, attack=CFG, splits=("test",), limit=41)
+        )
     assert not (tmp_path / "x").exists()
     out = tmp_path / "fail"
     with pytest.raises(AttackFailuresError, match="not fooled within 1 iterations"):
         generate_dataset(
-            tiny_keras_path,
-            root,
             out,
-            AttackConfig(max_iterations=1, batch_size=32),
-            GenerateOptions(splits=("test",), rows_per_shard=25),
+            tiny_keras_path,
+            GenerateOptions(
+                cifar10=root, attack=AttackConfig(max_iterations=1, batch_size=32), splits=("test",), rows_per_shard=25
+            ),
         )
     manifest = json.loads((out / MANIFEST).read_text())
     failures = manifest["summary"]["test"]["failures"]
@@ -189,7 +199,9 @@ def test_with_originals_column(tiny_keras_path, image_folder_source, tmp_path):
     root, data = image_folder_source
     out = tmp_path / "orig"
     generate_dataset(
-        tiny_keras_path, root, out, CFG, GenerateOptions(splits=("test",), rows_per_shard=25, with_originals=True)
+        out,
+        tiny_keras_path,
+        GenerateOptions(cifar10=root, attack=CFG, splits=("test",), rows_per_shard=25, with_originals=True),
     )
     tables = [read_shard(p) for p in sorted((out / "data").iterdir())]
     originals = np.concatenate([decode_images(t.column("original_image").to_pylist()) for t in tables])
@@ -322,14 +334,16 @@ def test_two_workers_combine_into_the_single_machine_folder(generated, tiny_kera
     for i in range(2):
         part = tmp_path / f"worker{i}"
         generate_dataset(
-            tiny_keras_path, root, part, CFG, GenerateOptions(rows_per_shard=25, num_workers=2, worker_index=i)
+            part,
+            tiny_keras_path,
+            GenerateOptions(cifar10=root, attack=CFG, rows_per_shard=25, num_workers=2, worker_index=i),
         )
         assert json.loads((part / MANIFEST).read_text())["complete"] is False  # a part alone is not publishable
         parts.append(part)
     with pytest.raises(OutputError, match="in no part"):
-        combine_workers(parts[:1], tmp_path / "half")
+        combine_workers(tmp_path / "half", parts[:1])
     combined = tmp_path / "combined"
-    combine_workers(parts, combined)
+    combine_workers(combined, parts)
     assert {k: v for k, v in folder_bytes(combined).items() if k != MANIFEST} == {
         k: v for k, v in folder_bytes(out).items() if k != MANIFEST
     }
@@ -359,12 +373,12 @@ def test_kill_between_shard_rename_and_manifest_write(
     monkeypatch.setattr(mf, "write_json", dies_on_first_shard_entry)
     target = tmp_path / "between"
     with pytest.raises(KeyboardInterrupt):
-        generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
+        generate_dataset(target, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     monkeypatch.setattr(mf, "write_json", real)
     assert calls["n"] >= 1 and len(list((target / "data").glob("*.arrow"))) >= 1
     report = validate_dataset(target)
     assert not report.ok  # the unlisted shard (and the incomplete manifest) are named
-    generate_dataset(tiny_keras_path, root, target, CFG, OPTS)
+    generate_dataset(target, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     assert folder_bytes(target) == folder_bytes(out)
     assert validate_dataset(target, tiny_keras_path).ok
 

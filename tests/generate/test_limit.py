@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from cifar10_fgs.cli.main import cli
 from cifar10_fgs.data import Cifar10Split, load_cifar10
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
-from cifar10_fgs.dataset.manifest import Manifest, SourceMismatchError
+from cifar10_fgs.dataset.manifest import Cifar10MismatchError, Manifest
 from cifar10_fgs.dataset.shards import decode_images, read_shard
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.generate.check import check_source_model
@@ -88,39 +89,51 @@ def test_balanced_rows_deals_the_classes_in_turn_and_fills_a_short_class_from_th
 def test_limit_on_a_class_sorted_folder_covers_every_class_and_joins_back(sorted_folder, tiny_keras_path, tmp_path):
     out = tmp_path / "lim"
     options = GenerateOptions(splits=("test",), limit=30, rows_per_shard=16, with_originals=True, seed=2)
-    generate_dataset(tiny_keras_path, sorted_folder, out, CFG, options, allow_failures=True)
+    generate_dataset(out, tiny_keras_path, replace(options, cifar10=sorted_folder, attack=CFG), allow_failures=True)
     full = load_cifar10(sorted_folder, "test")
     assert full.labels[:30].tolist() == [0] * 10 + [1] * 10 + [2] * 10  # what the first 30 rows would have been
 
     manifest = json.loads((out / MANIFEST).read_text())
     subset = manifest["config"]["splits"]["test"]["subset"]
-    assert {k: subset[k] for k in ("rule", "limit", "seed")} == {"rule": "balanced", "limit": 30, "seed": 2}
+    assert {k: subset[k] for k in ("rule", "limit", "seed", "index")} == {
+        "rule": "balanced",
+        "limit": 30,
+        "seed": 2,
+        "index": "cifar10_row",
+    }
     original_rows = np.asarray(subset["original_rows"])
     assert original_rows.tolist() == balanced_rows(full.labels, 30, 2).tolist()
     assert np.bincount(full.labels[original_rows], minlength=10).tolist() == [3] * 10
 
     rows = stored(out)
     failures = manifest["summary"]["test"]["failures"]
-    assert sorted([*rows["index"].tolist(), *failures]) == list(range(30))
-    assert len(set(rows["label"].tolist()) | set(full.labels[original_rows[failures]].tolist())) == 10
-    # index -> original_rows[index] is the original row: its label and (stored with --with-originals) its pixels
-    assert np.array_equal(rows["label"], full.labels[original_rows[rows["index"]]])
+    assert sorted([*rows["index"].tolist(), *failures]) == original_rows.tolist()  # CIFAR-10 rows, both
+    assert len(set(full.labels[rows["index"]].tolist()) | set(full.labels[failures].tolist())) == 10
+    # index is the original row: its label and (stored with --with-originals) its pixels
+    assert np.array_equal(rows["label"], full.labels[rows["index"]])
     tables = [read_shard(p) for p in sorted((out / "data").iterdir())]
     originals = np.concatenate([decode_images(t.column("original_image").to_pylist()) for t in tables])
-    assert np.array_equal(originals, full.images[original_rows[rows["index"]]])
+    assert np.array_equal(originals, full.images[rows["index"]])
+    # a shard covers 16 consecutive rows of the subset; its index_range spans their CIFAR-10 rows
+    entries = sorted(manifest["shards"].values(), key=lambda e: e["shard"])
+    assert [e["index_range"] for e in entries] == [
+        [int(original_rows[0]), int(original_rows[15]) + 1],
+        [int(original_rows[16]), int(original_rows[29]) + 1],
+    ]
 
     # every consumer re-derives the subset from the record: validate checks against the originals
-    report = validate_dataset(out, tiny_keras_path, sorted_folder)
+    report = validate_dataset(out, tiny_keras_path, cifar10=sorted_folder)
     assert report.ok, report.to_json() if hasattr(report, "to_json") else report
     # and the same command again gives the same bytes
     again = tmp_path / "again"
-    generate_dataset(tiny_keras_path, sorted_folder, again, CFG, options, allow_failures=True)
+    generate_dataset(again, tiny_keras_path, replace(options, cifar10=sorted_folder, attack=CFG), allow_failures=True)
     for p in sorted((out / "data").iterdir()):
         assert (again / "data" / p.name).read_bytes() == p.read_bytes()
     # the card says how `index` joins back for a subset
-    write_card(out, source=sorted_folder)
+    write_card(out, cifar10=sorted_folder)
     card = (out / "README.md").read_text()
-    assert "class-balanced subset of 30 test images" in card and "original_rows[index]" in card
+    assert "class-balanced subset of 30 test images" in card and "`index` is still the CIFAR-10 row" in card
+    assert "original_rows[index]" not in card
     assert "Only the first" not in card
 
 
@@ -131,7 +144,9 @@ def test_limit_on_an_image_folder_decodes_only_the_subset(sorted_folder, tiny_ke
     real = Image.open
     monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
     options = GenerateOptions(splits=("test",), limit=20, seed=2)
-    generate_dataset(tiny_keras_path, sorted_folder, tmp_path / "lim", CFG, options, allow_failures=True)
+    generate_dataset(
+        tmp_path / "lim", tiny_keras_path, replace(options, cifar10=sorted_folder, attack=CFG), allow_failures=True
+    )
     assert len(opened) == 20  # of the folder's 100 images
     subset = json.loads((tmp_path / "lim" / MANIFEST).read_text())["config"]["splits"]["test"]["subset"]
     assert subset["original_rows"] == balanced_rows(load_cifar10(sorted_folder, "test").labels, 20, 2).tolist()
@@ -141,27 +156,32 @@ def test_a_manifest_without_a_subset_still_reads_as_the_first_rows(sorted_folder
     """generation.json files from before --limit was balanced record no subset: their rows are the first num_rows."""
     out = tmp_path / "lim"
     generate_dataset(
-        tiny_keras_path, sorted_folder, out, CFG, GenerateOptions(splits=("test",), limit=20), allow_failures=True
+        out,
+        tiny_keras_path,
+        GenerateOptions(cifar10=sorted_folder, attack=CFG, splits=("test",), limit=20),
+        allow_failures=True,
     )
     full = load_cifar10(sorted_folder, "test")
     obj = json.loads((out / MANIFEST).read_text())
     manifest = Manifest.from_json(obj)
-    assert manifest.check_source("test", full).fingerprint() == full.balanced(20, 0).fingerprint()
+    assert manifest.check_cifar10_fingerprint("test", full).fingerprint() == full.balanced(20, 0).fingerprint()
     del obj["config"]["splits"]["test"]["subset"]
     old = Manifest.from_json(obj)
     assert old.config.splits["test"].subset is None
     assert "subset" not in old.to_json()["config"]["splits"]["test"]
     assert old.config.splits["test"].rows_of(full).fingerprint() == full.head(20).fingerprint()
-    with pytest.raises(SourceMismatchError, match="the first 20 test images"):
-        old.check_source("test", full)  # these rows were not the first 20: refused, not silently mis-joined
+    with pytest.raises(Cifar10MismatchError, match="the first 20 test images"):
+        old.check_cifar10_fingerprint(
+            "test", full
+        )  # these rows were not the first 20: refused, not silently mis-joined
     obj["config"]["splits"]["test"]["fingerprint"] = full.head(20).fingerprint()
-    assert Manifest.from_json(obj).check_source("test", full).fingerprint() == full.head(20).fingerprint()
+    assert Manifest.from_json(obj).check_cifar10_fingerprint("test", full).fingerprint() == full.head(20).fingerprint()
 
 
 def test_no_limit_records_no_subset(tiny_keras_path, image_folder_source, tmp_path):
     root, _ = image_folder_source
     out = tmp_path / "all"
-    generate_dataset(tiny_keras_path, root, out, CFG, GenerateOptions(splits=("test",)))
+    generate_dataset(out, tiny_keras_path, GenerateOptions(cifar10=root, attack=CFG, splits=("test",)))
     assert "subset" not in json.loads((out / MANIFEST).read_text())["config"]["splits"]["test"]
 
 

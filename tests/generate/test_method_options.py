@@ -13,7 +13,7 @@ from cifar10_fgs.cli.main import cli
 from cifar10_fgs.config import TARGET_RECIPE, AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate import TransferOptions
-from cifar10_fgs.generate.core import GenerateOptions, check_method_config, check_options, generate_dataset
+from cifar10_fgs.generate.core import GenerateOptions, check_options, generate_dataset
 from cifar10_fgs.pipeline import RunOptions
 
 from helpers import generate_cli
@@ -24,8 +24,8 @@ SMALL = OnePixelConfig(population=5, max_generations=2, seed=3, batch_size=16)  
 def test_onepixel_runs_with_the_settings_it_is_given_and_records_them(tiny_keras_path, image_folder_source, tmp_path):
     root, _ = image_folder_source
     out = tmp_path / "ds"
-    options = GenerateOptions(splits=("test",), limit=10, method=Method.ONEPIXEL, onepixel=SMALL)
-    result = generate_dataset(tiny_keras_path, root, out, None, options, allow_failures=True)
+    options = GenerateOptions(cifar10=root, splits=("test",), limit=10, method=Method.ONEPIXEL, onepixel=SMALL)
+    result = generate_dataset(out, tiny_keras_path, options, allow_failures=True)
     manifest = json.loads((out / "generation.json").read_text())
     assert manifest["config"]["method"] == "onepixel"
     assert manifest["config"]["onepixel"] == dataclasses.asdict(SMALL)
@@ -67,29 +67,24 @@ def test_cli_an_option_the_method_would_ignore_is_one_line_before_any_work(
 
 
 @pytest.mark.parametrize(
-    "config, options, words",
+    "options, words",
     [
-        (
-            AttackConfig(step=0.02),
-            GenerateOptions(limit=10, method=Method.ONEPIXEL),
-            "do not apply to --method onepixel",
-        ),
-        (AttackConfig(batch_size=7), GenerateOptions(limit=10, method=Method.ONEPIXEL), "do not apply"),
-        (None, GenerateOptions(onepixel=OnePixelConfig(population=50)), "apply to --method onepixel"),
-        (None, GenerateOptions(seed=4), "seeds the --limit subset, and there is no limit"),
+        (GenerateOptions(attack=AttackConfig(step=0.02), limit=10, method=Method.ONEPIXEL), "do not apply to --method"),
+        (GenerateOptions(attack=AttackConfig(batch_size=7), limit=10, method=Method.ONEPIXEL), "do not apply"),
+        (GenerateOptions(onepixel=OnePixelConfig(population=50)), "apply to --method onepixel"),
+        (GenerateOptions(seed=4), "seeds the --limit subset, and there is no limit"),
     ],
 )
 def test_library_settings_the_method_would_ignore_are_refused_before_any_work(
-    config, options, words, tiny_keras_path, image_folder_source, tmp_path
+    options, words, tiny_keras_path, image_folder_source, tmp_path
 ):
     root, _ = image_folder_source
     out = tmp_path / "ds"
     with pytest.raises(ConfigError, match=words):
-        generate_dataset(tiny_keras_path, root, out, config, options)
+        generate_dataset(out, tiny_keras_path, dataclasses.replace(options, cifar10=root))
     assert not out.exists()
-    onepixel = GenerateOptions(limit=10, method=Method.ONEPIXEL, onepixel=SMALL)
     for default in (None, AttackConfig()):  # the defaults pass
-        check_method_config(default, onepixel)
+        check_options(GenerateOptions(attack=default, limit=10, method=Method.ONEPIXEL, onepixel=SMALL))
 
 
 @pytest.mark.parametrize(

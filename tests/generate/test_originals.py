@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 import cifar10_fgs.generate.originals as originals_module
@@ -51,7 +53,9 @@ def test_a_short_stream_enters_by_margin_a_long_one_in_row_order_and_the_shards_
         monkeypatch.setattr(stream, "RANKED_STREAM_ROWS", ranked_up_to)
         caplog.clear()
         with caplog.at_level("INFO", logger="cifar10_fgs.generate.stream"):
-            generate_dataset(tiny_keras_path, root, tmp_path / name, AttackConfig(batch_size=8), options)
+            generate_dataset(
+                tmp_path / name, tiny_keras_path, replace(options, cifar10=root, attack=AttackConfig(batch_size=8))
+            )
         assert ("enter by margin" in caplog.text) == (name == "ranked")
         digests[name] = sorted((p.name, p.read_bytes()) for p in (tmp_path / name / "data").iterdir())
     assert len(digests["ranked"]) == 7 and digests["ranked"] == digests["row order"]
@@ -77,10 +81,10 @@ def test_the_order_given_to_the_attack_ranks_the_streams_own_rows_also_on_resume
     monkeypatch.setattr(stream, "iterate_attack", spy)
     root, _ = image_folder_source
     out, options, cfg = tmp_path / "g", GenerateOptions(rows_per_shard=16), AttackConfig(batch_size=8)
-    generate_dataset(tiny_keras_path, root, out, cfg, options)
+    generate_dataset(out, tiny_keras_path, replace(options, cifar10=root, attack=cfg))
     for name in ("train-00001-of-00004.arrow", "test-00002-of-00003.arrow"):  # 16 and 8 rows
         (out / "data" / name).unlink()
-    generate_dataset(tiny_keras_path, root, out, cfg, options)
+    generate_dataset(out, tiny_keras_path, replace(options, cifar10=root, attack=cfg))
     assert [len(labels) for _, labels, _ in captured] == [100, 24]
     model = load_model(tiny_keras_path)
     for images, labels, order in captured:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def dataset(tmp_path_factory, tiny_keras_path, image_folder_source):
     """A generated folder (no card yet); tests copy it before changing anything."""
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("card") / "ds"
-    generate_dataset(tiny_keras_path, root, out, CFG, OPTS, allow_failures=True)
+    generate_dataset(out, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG), allow_failures=True)
     return out
 
 
@@ -196,7 +197,7 @@ def test_figures_from_the_source_images(dataset, tmp_path, image_folder_source):
 
     root, _ = image_folder_source
     d = copy_folder(dataset, tmp_path)
-    result = write_card(d, REPO, source=root, examples=3)
+    result = write_card(d, REPO, cifar10=root, examples=3)
     assert set(result.figures) == set(FIGURES.values())
     assert result.notes == ()
     text = (d / README).read_text()
@@ -220,7 +221,7 @@ def test_a_one_pixel_dataset_is_described_as_such(dataset, tmp_path, image_folde
     manifest = json.loads((d / MANIFEST).read_text())
     manifest["config"]["method"] = "onepixel"
     (d / MANIFEST).write_text(json.dumps(manifest))
-    result = write_card(d, REPO, source=root)
+    result = write_card(d, REPO, cifar10=root)
     assert set(result.figures) == {FIGURES["examples"], FIGURES["iterations"]}
     card = DatasetCard.load(d / README)
     assert "one-pixel" in card.data.pretty_name
@@ -233,7 +234,7 @@ def test_figures_need_the_right_source(dataset, tmp_path):
     images, labels = synthetic_images(60, seed=99)
     other = write_image_folder(tmp_path / "other", "test", images, labels)
     with pytest.raises(DataSourceError, match="fingerprint"):
-        write_card(d, REPO, source=other)
+        write_card(d, REPO, cifar10=other)
     assert not (d / README).exists()
 
 
@@ -252,11 +253,9 @@ def test_original_image_column_is_used_for_figures(tmp_path, tiny_keras_path, im
     root, _ = image_folder_source
     out = tmp_path / "orig"
     generate_dataset(
-        tiny_keras_path,
-        root,
         out,
-        CFG,
-        GenerateOptions(splits=("test",), rows_per_shard=25, with_originals=True),
+        tiny_keras_path,
+        GenerateOptions(cifar10=root, attack=CFG, splits=("test",), rows_per_shard=25, with_originals=True),
         allow_failures=True,
     )
     result = write_card(out, REPO)

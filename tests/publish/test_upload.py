@@ -33,7 +33,10 @@ def carded(tmp_path_factory, tiny_keras_path, image_folder_source):
     root, _ = image_folder_source
     d = tmp_path_factory.mktemp("up") / "ds"
     generate_dataset(
-        tiny_keras_path, root, d, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25), allow_failures=True
+        d,
+        tiny_keras_path,
+        GenerateOptions(cifar10=root, attack=AttackConfig(batch_size=32), rows_per_shard=25),
+        allow_failures=True,
     )
     (d / "results").mkdir()
     (d / "results" / "transfer.json").write_text(json.dumps({"accuracy": 0.5}))
@@ -86,7 +89,7 @@ def online(monkeypatch):
 
 
 def test_dry_run_lists_exactly_the_dataset_files(carded, no_hub, no_saved_token, capsys):
-    result = upload.upload_dataset(carded, REPO, dry_run=True, ship_model=False)
+    result = upload.upload_dataset(carded, REPO, dry_run=True, ship_source_model=False)
     assert {f.path_in_repo: f.bytes for f in result.files} == expected_files(carded)
     assert result.total_bytes == sum(expected_files(carded).values())
     assert result.uploaded == () and result.commits == () and result.warnings == ()
@@ -140,23 +143,23 @@ def test_refuses_a_folder_that_fails_the_fast_checks(carded, tmp_path, no_hub, c
 
 
 def test_card_for_another_repo_gives_a_warning(carded, no_hub):
-    result = upload.upload_dataset(carded, "other/name", dry_run=True, ship_model=False)
+    result = upload.upload_dataset(carded, "other/name", dry_run=True, ship_source_model=False)
     assert len(result.warnings) == 1 and "--repo-id other/name" in result.warnings[0]
 
 
-def test_include_model_must_be_the_source_model(carded, tiny_keras_path, tmp_path, no_hub):
-    result = upload.upload_dataset(carded, REPO, dry_run=True, include_model=tiny_keras_path)
+def test_the_shipped_model_must_be_the_source_model(carded, tiny_keras_path, tmp_path, no_hub):
+    result = upload.upload_dataset(carded, REPO, dry_run=True, source_model=tiny_keras_path)
     assert f"source_model/{tiny_keras_path.name}" in {f.path_in_repo for f in result.files}
     other = tmp_path / "other.keras"
     other.write_bytes(tiny_keras_path.read_bytes() + b"\0")
     with pytest.raises(ConfigError, match="sha256"):
-        upload.upload_dataset(carded, REPO, dry_run=True, include_model=other)
+        upload.upload_dataset(carded, REPO, dry_run=True, source_model=other)
 
 
 def test_contradicting_model_options_are_refused_before_the_folder_is_read(tmp_path, no_hub, capsys):
     missing = tmp_path / "no-such-folder"  # the options are checked first: the folder is never read or hashed
     with pytest.raises(ConfigError, match="--source-model and --no-source-model contradict"):
-        upload.upload_dataset(missing, REPO, include_model="source.keras", ship_model=False)
+        upload.upload_dataset(missing, REPO, source_model="source.keras", ship_source_model=False)
     args = ["upload", str(missing), "--repo-id", REPO, "--source-model", "source.keras", "--no-source-model"]
     assert run_with_friendly_errors(cli, args) == 2
     err = capsys.readouterr().err
@@ -168,7 +171,7 @@ def test_contradicting_model_options_are_refused_before_the_folder_is_read(tmp_p
 
 def test_no_token_is_a_one_line_error(carded, no_saved_token, no_hub, capsys):
     with pytest.raises(HubError, match="no Hugging Face token"):
-        upload.upload_dataset(carded, REPO, ship_model=False)
+        upload.upload_dataset(carded, REPO, ship_source_model=False)
     assert run_with_friendly_errors(cli, ["upload", str(carded), "--repo-id", REPO, "--no-source-model"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: no Hugging Face token") and err.count("\n") == 1
@@ -177,7 +180,7 @@ def test_no_token_is_a_one_line_error(carded, no_saved_token, no_hub, capsys):
 def test_unreachable_hub_is_a_one_line_error(carded, online, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET)
     with pytest.raises(HubError, match="cannot reach the hub at http://127.0.0.1:9") as info:
-        upload.upload_dataset(carded, REPO, endpoint="http://127.0.0.1:9", ship_model=False)
+        upload.upload_dataset(carded, REPO, endpoint="http://127.0.0.1:9", ship_source_model=False)
     assert SECRET not in str(info.value)
 
 
@@ -186,7 +189,7 @@ def test_offline_mode_is_a_one_line_error(carded, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(HubError, match="HF_HUB_OFFLINE"):
-        upload.upload_dataset(carded, REPO, token=SECRET, ship_model=False)
+        upload.upload_dataset(carded, REPO, token=SECRET, ship_source_model=False)
 
 
 class _Refusing(http.server.BaseHTTPRequestHandler):
@@ -221,7 +224,7 @@ def test_permission_and_bad_token_errors_from_a_real_http_exchange(carded, onlin
         monkeypatch.setenv("HF_TOKEN", SECRET)
         monkeypatch.setattr(upload, "hub_api", lambda endpoint=None, token=None: _real_api(endpoint, token))
         with pytest.raises(HubError, match=needle) as info:
-            upload.upload_dataset(carded, REPO, endpoint=endpoint, ship_model=False)
+            upload.upload_dataset(carded, REPO, endpoint=endpoint, ship_source_model=False)
     finally:
         server.shutdown()
         server.server_close()
@@ -313,13 +316,13 @@ def test_private_flag_refuses_an_existing_public_repo(carded, local_hub):
     local_hub.create(REPO, private=False)
     local_hub.commit(REPO, {".gitattributes": GITATTRIBUTES}, message="initial commit")
     with pytest.raises(HubError, match="public"):
-        upload.upload_dataset(carded, REPO, private=True, ship_model=False)
+        upload.upload_dataset(carded, REPO, private=True, ship_source_model=False)
     assert local_hub.calls() == ["create", "repo-info"]  # refused before anything was sent
     assert local_hub.created[0]["visibility"] == "private"
     assert list(local_hub.files(REPO)) == [".gitattributes"]
 
     new = "someone/adv-cifar10-private"  # a new repo is created private and filled
-    result = upload.upload_dataset(carded, new, private=True, ship_model=False)
+    result = upload.upload_dataset(carded, new, private=True, ship_source_model=False)
     assert set(result.uploaded) == set(expected_files(carded)) and result.private
     assert local_hub.repos[("dataset", new)]["private"] is True
     assert set(local_hub.files(new)) == set(expected_files(carded)) | {".gitattributes"}
@@ -330,24 +333,24 @@ def test_a_dataset_of_other_settings_in_the_repo_is_replaced_only_with_overwrite
 ):
     from cifar10_fgs.errors import ExistingOutputError
 
-    upload.upload_dataset(carded, REPO, ship_model=False)
+    upload.upload_dataset(carded, REPO, ship_source_model=False)
     first = local_hub.files(REPO)
     # the same dataset again, its manifest rewritten (a resumed run's timing): an update, not a replacement
     same = copy_folder(carded, tmp_path)
     manifest = json.loads((same / MANIFEST).read_text())
     manifest["timing"]["runs"] = 2
     (same / MANIFEST).write_text(json.dumps(manifest))
-    upload.upload_dataset(same, REPO, ship_model=False)
+    upload.upload_dataset(same, REPO, ship_source_model=False)
     assert local_hub.files(REPO)[MANIFEST] == (same / MANIFEST).read_bytes()
 
     root, _ = image_folder_source  # another dataset: other shards (40 rows each), no results
     other = tmp_path / "other"
-    options = GenerateOptions(rows_per_shard=40)
-    generate_dataset(tiny_keras_path, root, other, AttackConfig(batch_size=32), options, allow_failures=True)
+    options = GenerateOptions(cifar10=root, attack=AttackConfig(batch_size=32), rows_per_shard=40)
+    generate_dataset(other, tiny_keras_path, options, allow_failures=True)
     write_card(other, REPO)
     before = local_hub.files(REPO)
     with pytest.raises(ExistingOutputError, match=f"dataset repo {REPO} holds a dataset generated with other settings"):
-        upload.upload_dataset(other, REPO, ship_model=False)
+        upload.upload_dataset(other, REPO, ship_source_model=False)
     assert local_hub.files(REPO) == before
     args = ["upload", str(other), "--repo-id", REPO, "--no-source-model"]
     capsys.readouterr()  # the library uploads' progress bars
@@ -357,7 +360,7 @@ def test_a_dataset_of_other_settings_in_the_repo_is_replaced_only_with_overwrite
 
     assert run_with_friendly_errors(cli, [*args, "--overwrite"]) == 0
     files = local_hub.files(REPO)
-    ours = {f.path_in_repo for f in upload.upload_dataset(other, REPO, dry_run=True, ship_model=False).files}
+    ours = {f.path_in_repo for f in upload.upload_dataset(other, REPO, dry_run=True, ship_source_model=False).files}
     assert set(files) == ours | {".gitattributes"}  # the first dataset's shards and results are gone
     assert {p for p in first if p.startswith(("data/", "results/"))} - ours
     for rel in ours:

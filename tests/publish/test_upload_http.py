@@ -158,7 +158,7 @@ def test_upload_validate_and_evaluate_hub_in_one_server(hub, workspace, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(d, copy, ignore=shutil.ignore_patterns("results"))
     for m in models:  # the same numbers as on the local folder the upload came from
-        local = evaluate_transfer(m, copy)
+        local = evaluate_transfer(copy, m)
         assert by[str(m)]["clean_acc"] == pytest.approx(local.original.accuracy)
         assert by[str(m)]["adversarial_acc"] == pytest.approx(local.adversarial.accuracy)
 

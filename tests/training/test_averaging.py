@@ -22,8 +22,8 @@ AVERAGED = dataclasses.replace(TARGET_RECIPE, epochs=4, batch_size=50, restarts=
 
 @pytest.fixture(scope="module")
 def splits():
-    train = Cifar10Split(*synthetic_images(200, seed=31), source="synthetic", split="train")
-    test = Cifar10Split(*synthetic_images(60, seed=32), source="synthetic", split="test")
+    train = Cifar10Split(*synthetic_images(200, seed=31), origin="synthetic", split="train")
+    test = Cifar10Split(*synthetic_images(60, seed=32), origin="synthetic", split="test")
     return train, test
 
 

@@ -35,8 +35,8 @@ def test_four_short_trainings_and_predictions_warn_of_no_retracing(tmp_path, mon
 
     monkeypatch.setattr(pf, "_frequent_tracing_detector_manager", pf._FrequentTracingDetectorManager())
 
-    train = Cifar10Split(*synthetic_images(100, seed=31), source="synthetic", split="train")  # 2 steps: 64 + 36
-    test = Cifar10Split(*synthetic_images(40, seed=32), source="synthetic", split="test")
+    train = Cifar10Split(*synthetic_images(100, seed=31), origin="synthetic", split="train")  # 2 steps: 64 + 36
+    test = Cifar10Split(*synthetic_images(40, seed=32), origin="synthetic", split="test")
     records = _Records()
     tf_log = logging.getLogger("tensorflow")
     tf_log.addHandler(records)
@@ -60,7 +60,7 @@ def test_four_short_trainings_and_predictions_warn_of_no_retracing(tmp_path, mon
 def test_the_validation_numbers_are_what_keras_evaluation_reports():
     from cifar10_fgs.training.train import _compiled_model, _validation_callback
 
-    test = Cifar10Split(*synthetic_images(70, seed=33), source="synthetic", split="test")
+    test = Cifar10Split(*synthetic_images(70, seed=33), origin="synthetic", split="test")
     model = _compiled_model(dataclasses.replace(RECIPE, label_smoothing=0.1), steps_per_epoch=2)
     callback = _validation_callback(test)
     callback.set_model(model)

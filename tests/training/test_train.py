@@ -20,7 +20,7 @@ from cifar10_fgs.training.train import (
     evaluate_model,
     model_metadata_path,
     read_model_metadata,
-    train_from_source,
+    train_from_cifar10,
     train_model,
     trained_model_matches,
 )
@@ -32,8 +32,8 @@ RECIPE = dataclasses.replace(TARGET_RECIPE, epochs=2, batch_size=50)
 
 @pytest.fixture(scope="module")
 def splits():
-    train = Cifar10Split(*synthetic_images(200, seed=21), source="synthetic", split="train")
-    test = Cifar10Split(*synthetic_images(60, seed=22), source="synthetic", split="test")
+    train = Cifar10Split(*synthetic_images(200, seed=21), origin="synthetic", split="train")
+    test = Cifar10Split(*synthetic_images(60, seed=22), origin="synthetic", split="test")
     return train, test
 
 
@@ -94,11 +94,9 @@ def test_the_manifest_and_card_carry_the_sources_train_split_accuracy(trained, s
     train, test = splits
     ds = tmp_path / "ds"
     generate_dataset(
-        out,
-        "synthetic",
         ds,
-        AttackConfig(batch_size=32, max_iterations=3),
-        GenerateOptions(limit=20),
+        out,
+        GenerateOptions(cifar10="synthetic", attack=AttackConfig(batch_size=32, max_iterations=3), limit=20),
         data={"train": train, "test": test},
         allow_failures=True,
     )
@@ -115,7 +113,7 @@ def test_existing_output_is_refused_and_left_untouched(trained, splits):
     with pytest.raises(OutputError, match="already exists: pass --overwrite"):
         train_model(*splits, out, arch="target", recipe=RECIPE, seed=7)
     with pytest.raises(OutputError, match="already exists"):
-        train_from_source("/nonexistent/source", out, arch="target")
+        train_from_cifar10("/nonexistent/source", out, arch="target")
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out, meta_path)} == before
     assert not Path(f"{out}.ckpt").exists()
 
@@ -143,7 +141,7 @@ def test_bad_output_paths_are_config_errors(splits, tmp_path):
     with pytest.raises(OutputError, match="is a folder"):
         train_model(*splits, tmp_path / "dir.keras", arch="target", recipe=RECIPE)
     with pytest.raises(ConfigError, match="--imagenet applies to the source model only"):
-        train_from_source("x", tmp_path / "m.keras", arch=Arch.TARGET, imagenet=True)
+        train_from_cifar10("x", tmp_path / "m.keras", arch=Arch.TARGET, imagenet=True)
 
 
 class Interrupted(Exception):
@@ -517,13 +515,11 @@ def test_a_flip_averaged_source_is_attacked_validated_and_named_in_the_card(trai
     wrapped.save(tmp_path / "tiny.keras")
     images = synthetic_images(24, seed=9)[0]
     labels = labels_the_model_gets_right(wrapped, images, wrong=4)
-    data = {s: Cifar10Split(images, labels, source="synthetic", split=s) for s in ("train", "test")}
+    data = {s: Cifar10Split(images, labels, origin="synthetic", split=s) for s in ("train", "test")}
     gen = generate_dataset(
-        tmp_path / "tiny.keras",
-        "synthetic",
         tmp_path / "tiny",
-        AttackConfig(batch_size=16),
-        GenerateOptions(),
+        tmp_path / "tiny.keras",
+        GenerateOptions(cifar10="synthetic", attack=AttackConfig(batch_size=16)),
         data=data,
     )
     for summary in gen.summary.values():
@@ -535,11 +531,9 @@ def test_a_flip_averaged_source_is_attacked_validated_and_named_in_the_card(trai
     train_model(*splits, model, arch="target", recipe=FLIPPED, seed=7, init_from=init, start_epoch=2)
     ds = tmp_path / "ds"
     generate_dataset(
-        model,
-        "synthetic",
         ds,
-        AttackConfig(batch_size=32, max_iterations=3),
-        GenerateOptions(limit=20),
+        model,
+        GenerateOptions(cifar10="synthetic", attack=AttackConfig(batch_size=32, max_iterations=3), limit=20),
         data=dict(zip(("train", "test"), splits)),
         allow_failures=True,
     )

@@ -134,10 +134,10 @@ def test_upload_refuses_a_missing_or_different_model_before_sending(workspace, t
     other = tmp_path / "tiny.keras"
     other.write_bytes((workspace / "models" / "tiny.keras").read_bytes() + b"\0")
     with pytest.raises(ConfigError, match="sha256"):
-        upload.upload_dataset(alone, REPO, include_model=other, token=TOKEN)
+        upload.upload_dataset(alone, REPO, source_model=other, token=TOKEN)
     with pytest.raises(ConfigError, match="contradict"):
-        upload.upload_dataset(alone, REPO, include_model=other, ship_model=False, dry_run=True)
-    result = upload.upload_dataset(alone, REPO, ship_model=False, dry_run=True)
+        upload.upload_dataset(alone, REPO, source_model=other, ship_source_model=False, dry_run=True)
+    result = upload.upload_dataset(alone, REPO, ship_source_model=False, dry_run=True)
     assert not any(f.path_in_repo.startswith("source_model/") for f in result.files)
 
 
@@ -306,7 +306,7 @@ def test_leaderboard_from_the_hub_scores_every_model_like_evaluate_transfer(
     # the same numbers as the paper's single-model transfer evaluation on a local copy
     copy = tmp_path / "copy"
     shutil.copytree(workspace / "dataset", copy)
-    single = evaluate_transfer(local, copy)
+    single = evaluate_transfer(copy, local)
     assert by[str(local)]["clean_acc"] == pytest.approx(single.original.accuracy)
     assert by[str(local)]["adversarial_acc"] == pytest.approx(single.adversarial.accuracy)
     assert by[str(local)]["accuracy_drop"] == pytest.approx(single.accuracy_drop)

@@ -15,10 +15,10 @@ from PIL import Image
 
 from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.dataset.shards import encode_png, read_shard, write_table_atomic
-from cifar10_fgs.errors import ValidationError
+from cifar10_fgs.errors import NotADatasetError, ValidationError
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.provenance import read_json, write_json
-from cifar10_fgs.validate import CHECKS, NotADatasetError, validate_dataset
+from cifar10_fgs.validate import CHECKS, validate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,9 @@ def generated(tmp_path_factory, tiny_keras_path, image_folder_source):
     """A real folder written by generate: train 60 rows in shards of 25 (3), test 40 (2)."""
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("gen") / "ds"
-    generate_dataset(tiny_keras_path, root, out, AttackConfig(batch_size=32), GenerateOptions(rows_per_shard=25))
+    generate_dataset(
+        out, tiny_keras_path, GenerateOptions(cifar10=root, attack=AttackConfig(batch_size=32), rows_per_shard=25)
+    )
     return out
 
 
@@ -42,11 +44,11 @@ def generated_with_originals(tmp_path_factory, tiny_keras_path, image_folder_sou
     root, _ = image_folder_source
     out = tmp_path_factory.mktemp("gen_orig") / "ds"
     generate_dataset(
-        tiny_keras_path,
-        root,
         out,
-        AttackConfig(batch_size=32),
-        GenerateOptions(splits=("test",), rows_per_shard=25, with_originals=True),
+        tiny_keras_path,
+        GenerateOptions(
+            cifar10=root, attack=AttackConfig(batch_size=32), splits=("test",), rows_per_shard=25, with_originals=True
+        ),
     )
     return out
 
@@ -110,7 +112,7 @@ def only(report, check):
 
 
 def test_clean_folder_passes_every_check(ds, tiny_keras_path, image_folder_source):
-    report = validate_dataset(ds, tiny_keras_path, image_folder_source[0])
+    report = validate_dataset(ds, tiny_keras_path, cifar10=image_folder_source[0])
     assert report.ok, report.failures
     status = {c.name: c.status for c in report.checks}
     assert set(status) == set(CHECKS)
@@ -198,7 +200,7 @@ def test_duplicated_row_is_named(ds, tiny_keras_path, image_folder_source):
     table = read_shard(ds / name)
     n = table.num_rows
     rewrite_shard(ds, name, pa.concat_tables([table, table.slice(3, 1)]))
-    report = validate_dataset(ds, tiny_keras_path, image_folder_source[0])
+    report = validate_dataset(ds, tiny_keras_path, cifar10=image_folder_source[0])
     assert report.failed_checks == ("indices",), report.failures
     (fail,) = report.failures
     dup = table.column("index")[3].as_py()
@@ -229,7 +231,7 @@ def test_edited_distance_is_caught_against_the_source(ds, tiny_keras_path, image
     linf = table.column("linf")[row].as_py()
     rewrite_shard(ds, name, replace_cell(table, "linf", row, linf / 2))
     assert validate_dataset(ds, tiny_keras_path).ok  # only the source can tell
-    report = validate_dataset(ds, tiny_keras_path, image_folder_source[0])
+    report = validate_dataset(ds, tiny_keras_path, cifar10=image_folder_source[0])
     assert report.failed_checks == ("perturbation",)
     (fail,) = report.failures
     assert (fail.shard, fail.row) == (name, row) and "linf" in fail.message
@@ -274,6 +276,47 @@ def test_row_moved_to_another_shard_is_named(ds):
     assert [(f.shard, f.index) for f in report.failures_of("coverage")] == [(name, lost)]
 
 
+@pytest.fixture
+def limited(tmp_path, tiny_keras_path, image_folder_source) -> Path:
+    """A --limit folder: 20 of the 40 test rows, shards of 8; index is the CIFAR-10 row."""
+    root, _ = image_folder_source
+    out = tmp_path / "limited"
+    options = GenerateOptions(
+        cifar10=root,
+        attack=AttackConfig(batch_size=32),
+        splits=("test",),
+        limit=20,
+        seed=5,
+        rows_per_shard=8,
+        with_originals=True,
+    )
+    generate_dataset(out, tiny_keras_path, options, allow_failures=True)
+    return out
+
+
+def test_a_limit_folder_is_checked_by_cifar10_row(limited, tiny_keras_path, image_folder_source):
+    root, _ = image_folder_source
+    rows = manifest(limited)["config"]["splits"]["test"]["subset"]["original_rows"]
+    assert rows != list(range(20))
+    assert validate_dataset(limited, tiny_keras_path, cifar10=root).ok  # pixels, labels, originals at CIFAR-10[index]
+    name = shard_of(limited, "test", 1)  # subset rows 8..15
+    table = read_shard(limited / name)
+    lost = table.column("index")[0].as_py()
+    outside = next(i for i in range(rows[8], rows[15]) if i not in rows)  # in the shard's span, not in the subset
+    rewrite_shard(limited, name, replace_cell(table, "index", 0, outside))
+    report = validate_dataset(limited, cifar10=root)
+    (bad,) = report.failures_of("indices")
+    assert (bad.index, bad.row) == (outside, 0) and "the --limit subset lacks it" in bad.message
+    assert [f.index for f in report.failures_of("coverage")] == [lost]  # named by its CIFAR-10 row
+    # its label and pixels now belong to another CIFAR-10 row: the source checks say so too
+    assert report.failures_of("original_image") and report.failures_of("perturbation")
+    m = manifest(limited)
+    m["shards"][name]["index_range"] = [8, 16]  # the positions, as an older reader might have written them
+    write_json(limited / "generation.json", m)
+    report = validate_dataset(limited)
+    assert any("index_range [8, 16]" in f.message for f in report.failures_of("manifest"))
+
+
 def test_onepixel_folder_bounds_changed_pixels_not_linf(ds, image_folder_source):
     root, data = image_folder_source
     m = manifest(ds)
@@ -288,7 +331,7 @@ def test_onepixel_folder_bounds_changed_pixels_not_linf(ds, image_folder_source)
         changed = (adv != orig).any(axis=-1).reshape(len(adv), -1).sum(axis=1)
         expected |= {(name, int(r)) for r in np.flatnonzero(changed > 1)}
     assert expected  # the FGS rows change many pixels
-    report = validate_dataset(ds, source=root)
+    report = validate_dataset(ds, cifar10=root)
     assert report.failed_checks == ("perturbation_bound",)
     assert {(f.shard, f.row) for f in report.failures} == expected
     assert all("one-pixel" in f.message for f in report.failures)
@@ -315,7 +358,7 @@ def test_wrong_source_is_named(ds, tmp_path, image_folder_source):
     root = tmp_path / "other_src"
     for split, (_images, labels) in data.items():
         write_image_folder(root, split, synthetic_images(len(labels), seed=9)[0], labels)
-    report = validate_dataset(ds, source=root)
+    report = validate_dataset(ds, cifar10=root)
     fails = only(report, "source_fingerprint")
     assert {f.split for f in fails} == {"train", "test"}
     assert report.failed_checks == ("source_fingerprint",)
@@ -416,7 +459,7 @@ def test_original_image_column_is_checked_against_the_source(
 ):
     root, data = image_folder_source
     ds = Path(shutil.copytree(generated_with_originals, tmp_path / "ds"))
-    report = validate_dataset(ds, tiny_keras_path, root)
+    report = validate_dataset(ds, tiny_keras_path, cifar10=root)
     assert report.ok, report.failures
     assert report.check("original_image").status == "passed"
     assert report.check("original_image").checked == stored_counts(ds)["test"]
@@ -425,7 +468,7 @@ def test_original_image_column_is_checked_against_the_source(
     table = read_shard(ds / name)
     other = data["test"][0][table.column("index")[1].as_py()]
     rewrite_shard(ds, name, replace_cell(table, "original_image", 0, {"bytes": encode_png(other), "path": None}))
-    report = validate_dataset(ds, tiny_keras_path, root)
+    report = validate_dataset(ds, tiny_keras_path, cifar10=root)
     assert report.failed_checks == ("original_image",)
     (fail,) = report.failures
     assert (fail.shard, fail.row) == (name, 0)

@@ -5,13 +5,14 @@
     config          the settings that made the folder (a folder resumes only with equal settings)
       format_version, method ("fgs" | "onepixel"), attack {AttackConfig fields}, onepixel {..} (onepixel only),
       model_sha256, rows_per_shard, replicas, with_originals,
-      splits {<split>: {fingerprint, num_rows, num_shards, subset (``--limit`` only: rule, limit, seed, original_rows)}}
+      splits {<split>: {fingerprint, num_rows, num_shards, subset (``--limit`` only: rule, limit, seed, original_rows,
+              index: "cifar10_row")}}
     source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy, network
     data_source     source (as given), splits {<split>: how that split was read}
     library_versions {package: version}
     worker          num_workers, worker_index (this machine's part of the work), combined_from
     shards          {data/<split>-<i>-of-<n>.arrow: {split, shard, rows, sha256, bytes, index_range, failures,
-                     gradient_evaluations}}
+                     gradient_evaluations}}  (index_range and failures in CIFAR-10 rows, as the ``index`` column: ``rows``)
     complete        true once every shard of every split is present
     summary         {<split>: statistics of the stored rows, phases and perturbation percentiles (``stats.SplitSummary``)}
     timing          shard_seconds {<shard>: seconds}, seconds_total, runs, last_run_* (volatile)
@@ -36,12 +37,14 @@ from cifar10_fgs.dataset.manifest.records import (
     ShardEntry,
     SourceModel,
     SplitConfig,
+    StaleIndexError,
     Subset,
     Timing,
     Worker,
     extra_keys,
     to_object,
 )
+from cifar10_fgs.dataset.manifest.rows import SplitRows
 from cifar10_fgs.dataset.shards import DATA_DIR
 from cifar10_fgs.dataset.stats import SplitSummary
 from cifar10_fgs.errors import DataSourceError, NotADatasetError, ValidationError
@@ -50,14 +53,16 @@ from cifar10_fgs.provenance import read_json, write_json
 __all__ = [
     "FILE",
     "FORMAT_VERSION",
+    "Cifar10MismatchError",
     "Config",
     "DataSource",
     "Manifest",
     "ManifestError",
     "ShardEntry",
-    "SourceMismatchError",
     "SourceModel",
     "SplitConfig",
+    "SplitRows",
+    "StaleIndexError",
     "Subset",
     "Timing",
     "Worker",
@@ -70,7 +75,7 @@ __all__ = [
 FILE = "generation.json"
 
 
-class SourceMismatchError(DataSourceError):
+class Cifar10MismatchError(DataSourceError):
     """A CIFAR-10 source whose rows are not those the folder was generated from."""
 
 
@@ -136,7 +141,7 @@ class Manifest:
         return sorted((n, e) for n, e in self.shards.items() if e.split == split)
 
     def failures(self, split: str) -> tuple[int, ...]:
-        """Original rows of ``split`` not fooled (absent from the shards), ascending."""
+        """CIFAR-10 rows of ``split`` not fooled (absent from the shards), ascending."""
         return tuple(sorted(i for _, e in self.shards_of(split) for i in e.failures))
 
     def stored_rows(self) -> dict[str, int]:
@@ -157,26 +162,27 @@ class Manifest:
             )
         return self.config.splits[split]
 
-    def check_source(self, split: str, data):
+    def check_cifar10_fingerprint(self, split: str, data):
         """The rows of ``data`` (a whole source split, ``Cifar10Split``) the split was generated from, checked
         against the recorded fingerprint: the first ``num_rows``, or the ``--limit`` subset the config records.
 
         Raises DataSourceError (one line, naming the recorded source) if they are not the rows generated from.
+        A stored row joins ``data`` itself at its ``index`` (the CIFAR-10 row, also for a subset: ``rows``).
         """
         spec = self.split_config(split)
         n = spec.num_rows
         recorded = self.data_source.source or "unknown"
         if len(data) < n:
-            raise SourceMismatchError(
-                f"{data.source} has {len(data)} {split} images, fewer than the {n} rows the dataset was generated "
+            raise Cifar10MismatchError(
+                f"{data.origin} has {len(data)} {split} images, fewer than the {n} rows the dataset was generated "
                 f"from: pass the source recorded in {FILE} ({recorded})"
             )
         rows = spec.rows_of(data)
         fingerprint = rows.fingerprint()
         if fingerprint != spec.fingerprint:
             which = f"the first {n}" if spec.subset is None else f"the balanced subset of {n} (seed {spec.subset.seed})"
-            raise SourceMismatchError(
-                f"{which} {split} images of {data.source} have fingerprint {fingerprint[:12]}..., {FILE} records "
+            raise Cifar10MismatchError(
+                f"{which} {split} images of {data.origin} have fingerprint {fingerprint[:12]}..., {FILE} records "
                 f"{str(spec.fingerprint)[:12]}...: pass the source the dataset was made from ({recorded})"
             )
         return rows
@@ -185,57 +191,59 @@ class Manifest:
 # --------------------------------------------------------------------------- files
 
 
-def path(directory: str | Path) -> Path:
-    return Path(directory) / FILE
+def path(dataset_dir: str | Path) -> Path:
+    return Path(dataset_dir) / FILE
 
 
-def exists(directory: str | Path) -> bool:
-    return path(directory).is_file()
+def exists(dataset_dir: str | Path) -> bool:
+    return path(dataset_dir).is_file()
 
 
-def read(directory: str | Path, *, complete: bool = False) -> Manifest:
-    """The manifest of ``directory``.
+def read(dataset_dir: str | Path, *, complete: bool = False) -> Manifest:
+    """The manifest of ``dataset_dir``.
 
-    Raises NotADatasetError (exit code 2) if ``directory`` is no folder or holds no manifest, and
+    Raises NotADatasetError (exit code 2) if ``dataset_dir`` is no folder or holds no manifest, and
     ManifestError (exit code 1) if the manifest is unreadable or malformed. With ``complete``, also
     ValidationError unless the folder is finished: ``complete: true``, every listed shard present
     with its recorded size, and no unlisted ``.arrow`` file in ``data/``.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        what = "it is a file" if directory.exists() else "it does not exist"
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        what = "it is a file" if dataset_dir.exists() else "it does not exist"
         raise NotADatasetError(
-            f"{directory} is not a folder ({what}): pass the folder `cifar10-fgs generate --out` wrote"
+            f"{dataset_dir} is not a folder ({what}): pass the folder `cifar10-fgs generate --out` wrote"
         )
-    if not exists(directory):
-        raise NotADatasetError(f"{directory} holds no {FILE}: pass a folder written by `cifar10-fgs generate --out`")
+    if not exists(dataset_dir):
+        raise NotADatasetError(f"{dataset_dir} holds no {FILE}: pass a folder written by `cifar10-fgs generate --out`")
     try:
-        obj = read_json(path(directory))
+        obj = read_json(path(dataset_dir))
     except (OSError, ValueError) as exc:
         raise ManifestError(
-            f"{path(directory)} is not readable JSON ({type(exc).__name__}): regenerate the folder"
+            f"{path(dataset_dir)} is not readable JSON ({type(exc).__name__}): regenerate the folder"
         ) from None
     try:
         manifest = Manifest.from_json(obj)
+    except StaleIndexError as exc:
+        raise StaleIndexError(f"{path(dataset_dir)}: {exc}") from None
     except ManifestError as exc:
-        raise ManifestError(f"{path(directory)} is unusable ({exc}): regenerate the folder") from None
+        raise ManifestError(f"{path(dataset_dir)} is unusable ({exc}): regenerate the folder") from None
     if complete:
-        _check_complete(directory, manifest)
+        _check_complete(dataset_dir, manifest)
     return manifest
 
 
-def _check_complete(directory: Path, manifest: Manifest) -> None:
+def _check_complete(dataset_dir: Path, manifest: Manifest) -> None:
 
     if not manifest.complete:
         raise ValidationError(
-            f"{directory} is incomplete ({FILE} says complete: false): rerun the same `cifar10-fgs generate` "
+            f"{dataset_dir} is incomplete ({FILE} says complete: false): rerun the same `cifar10-fgs generate` "
             "command to finish it"
         )
     if manifest.malformed:
         name, why = sorted(manifest.malformed.items())[0]
-        raise ManifestError(f"{directory / FILE}: {name}: {why}: regenerate the folder")
+        raise ManifestError(f"{dataset_dir / FILE}: {name}: {why}: regenerate the folder")
     for name, entry in sorted(manifest.shards.items()):
-        shard = directory / name
+        shard = dataset_dir / name
         if not shard.is_file():
             raise ValidationError(
                 f"{shard} is listed in {FILE} but missing: rerun `cifar10-fgs generate` to rewrite it"
@@ -246,7 +254,7 @@ def _check_complete(directory: Path, manifest: Manifest) -> None:
                 f"{shard} has {size} bytes, {FILE} says {entry.bytes}: rerun `cifar10-fgs generate` "
                 "(or `cifar10-fgs validate`) to find and rewrite it"
             )
-    data_dir = directory / DATA_DIR
+    data_dir = dataset_dir / DATA_DIR
     extra = (
         sorted(
             f"{DATA_DIR}/{p.name}" for p in data_dir.glob("*.arrow") if f"{DATA_DIR}/{p.name}" not in manifest.shards
@@ -256,10 +264,10 @@ def _check_complete(directory: Path, manifest: Manifest) -> None:
     )
     if extra:
         raise ValidationError(
-            f"{directory / extra[0]} is not listed in {FILE}: remove it (it would be loaded as part of the dataset)"
+            f"{dataset_dir / extra[0]} is not listed in {FILE}: remove it (it would be loaded as part of the dataset)"
         )
 
 
-def write(directory: str | Path, manifest: Manifest) -> None:
+def write(dataset_dir: str | Path, manifest: Manifest) -> None:
     """Write ``manifest`` atomically (fsynced temp file, renamed) as sorted, indented JSON."""
-    write_json(path(directory), manifest.to_json())
+    write_json(path(dataset_dir), manifest.to_json())

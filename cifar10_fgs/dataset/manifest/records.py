@@ -12,6 +12,7 @@ from typing import Any
 
 from cifar10_fgs.config import AttackConfig, Method
 from cifar10_fgs.data import check_split
+from cifar10_fgs.dataset.manifest.rows import SplitRows
 from cifar10_fgs.errors import ConfigError, DataSourceError, ValidationError
 
 FORMAT_VERSION = 1
@@ -76,17 +77,27 @@ def to_object(record) -> dict:
 # --------------------------------------------------------------------------- config
 
 
+INDEX_IS_CIFAR10_ROW = "cifar10_row"  # Subset.index: the shards' ``index`` is the CIFAR-10 row (``rows``)
+
+
+class StaleIndexError(ManifestError):
+    """A ``--limit`` folder written when ``index`` was the position in the subset: refused, never mis-joined."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class Subset:
     """How ``--limit`` chose a split's rows: ``data.split.balanced_rows(labels, limit, seed)`` of the source split.
 
-    ``original_rows[i]`` is the source row of generated row ``i`` (the shards' ``index``), ascending.
+    ``original_rows`` are those CIFAR-10 rows, ascending; the shards' ``index`` is one of them (``rows``).
     """
 
     limit: int
     seed: int
     original_rows: tuple[int, ...]
     rule: str = "balanced"  # the only rule; folders whose split has no subset took the first num_rows rows
+    index: str = INDEX_IS_CIFAR10_ROW  # absent in folders whose ``index`` was the position in the subset
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -99,7 +110,13 @@ class Subset:
             raise ManifestError(f"{where} lacks a positive integer 'limit' and an integer 'seed'")
         if not isinstance(rows, list) or len(rows) != limit or not all(isinstance(i, int) for i in rows):
             raise ManifestError(f"{where}.original_rows is not a list of {limit} integers")
-        return cls(limit, seed, tuple(rows), "balanced", extra_keys(obj, cls))
+        if obj.get("index") != INDEX_IS_CIFAR10_ROW and rows != list(range(limit)):  # positions are rows: no harm
+            raise StaleIndexError(
+                f"{where} is a --limit subset whose shards store `index` as the position in the subset, not the "
+                "CIFAR-10 row (written by an older cifar10-fgs): regenerate it with the same `cifar10-fgs generate` "
+                "command and --overwrite"
+            )
+        return cls(limit, seed, tuple(rows), "balanced", INDEX_IS_CIFAR10_ROW, extra_keys(obj, cls))
 
     def to_json(self) -> dict:
         return to_object(self)
@@ -110,7 +127,7 @@ class SplitConfig:
     """One split as generated: ``num_rows`` rows of the source split, in ``num_shards`` shards.
 
     Without ``subset`` (no ``--limit``, or a folder from before ``--limit`` was class-balanced) they are the
-    first ``num_rows`` rows; with it, the rows ``subset`` names.
+    first ``num_rows`` rows; with it, the rows ``subset`` names. Either way the shards' ``index`` is the CIFAR-10 row.
     """
 
     num_rows: int
@@ -140,6 +157,10 @@ class SplitConfig:
         if self.subset is None:
             return data.head(self.num_rows)
         return data.balanced(self.subset.limit, self.subset.seed)
+
+    def rows(self) -> SplitRows:
+        """The CIFAR-10 row of each generated position: the shards' ``index`` values (``rows``)."""
+        return SplitRows(self.subset.original_rows if self.subset is not None else range(self.num_rows))
 
 
 @dataclass(frozen=True)
@@ -249,8 +270,8 @@ class ShardEntry:
     rows: int  # rows stored
     sha256: str
     bytes: int
-    index_range: tuple[int, int]  # original rows [lo, hi) the shard covers
-    failures: tuple[int, ...]  # original rows in that range not fooled (so not stored)
+    index_range: tuple[int, int]  # CIFAR-10 rows [first, last + 1) of the positions the shard covers (``rows``)
+    failures: tuple[int, ...]  # CIFAR-10 rows among them not fooled (so not stored)
     gradient_evaluations: int | None = None  # forward+backward passes spent on the range (failures included)
     extra: dict = field(default_factory=dict)
 
@@ -342,12 +363,11 @@ class Worker:
     @classmethod
     def from_json(cls, obj) -> Worker:
         obj = obj if isinstance(obj, dict) else {}
-        legacy = {"num_shards", "shard_index"}  # written before "shard" meant only a file
         return cls(
-            int(obj.get("num_workers", obj.get("num_shards", 1))),
-            int(obj.get("worker_index", obj.get("shard_index", 0))),
+            int(obj.get("num_workers", 1)),
+            int(obj.get("worker_index", 0)),
             obj.get("combined_from"),
-            {k: v for k, v in extra_keys(obj, cls).items() if k not in legacy},
+            extra_keys(obj, cls),
         )
 
     def to_json(self) -> dict:
