@@ -97,7 +97,7 @@ def test_two_workers_and_combine_write_the_single_run(limited, image_folder_sour
             parts[-1], tiny_keras_path, dataclasses.replace(options, cifar10=root, attack=CFG), allow_failures=True
         )
     combined = tmp_path / "combined"
-    combine_workers(parts, combined)
+    combine_workers(combined, parts)
     single = folder_bytes(limited)
     assert {k: v for k, v in folder_bytes(combined).items() if k != MANIFEST} == {
         k: v for k, v in single.items() if k != MANIFEST
@@ -182,7 +182,7 @@ def test_an_old_limit_folder_is_refused_in_one_line_by_every_reader(
     with pytest.raises(DataSourceError, match="--overwrite"):
         evaluate_transfer(old_style, tiny_keras_path, TransferOptions(cifar10=root))
     with pytest.raises(mf.StaleIndexError):
-        combine_workers([old_style], tmp_path / "combined")
+        combine_workers(tmp_path / "combined", [old_style])
     with pytest.raises(OutputError, match="position in the subset.*--overwrite"):  # resume: nothing replaced
         generate_dataset(
             old_style, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True
