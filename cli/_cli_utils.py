@@ -18,7 +18,7 @@ import click
 from click.core import ParameterSource
 
 from cifar10_fgs import config
-from cifar10_fgs.data import DEFAULT_CIFAR10
+from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS
 from cifar10_fgs.provenance import dumps_sorted
 
 from ._errors import debug_enabled
@@ -125,6 +125,31 @@ def overwrite_option(text: str = "Replace existing output made with other settin
     return click.option("--overwrite", is_flag=True, help=text)
 
 
+def scored_model_option(metavar: str, text: str):
+    """``--model``: a model being scored, repeatable (one --model per model); ``text`` says what is scored."""
+    return click.option("--model", "models", multiple=True, required=True, metavar=metavar, help=text)
+
+
+def results_name_option(default: str):
+    """``--name NAME``: the results files DIR/results/NAME.*; ``default`` says the evaluation's own."""
+    return click.option(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help=f"Results are written to DIR/results/NAME.json|.md|*.png (default: {default}).",
+    )
+
+
+evaluate_cifar10_option = cifar10_option(
+    "The original CIFAR-10 the dataset was made from (default: the one recorded in DIR/generation.json)."
+)
+split_option = click.option(  # the split an evaluation scores
+    "--split",
+    type=click.Choice(SPLITS),
+    default="test",
+    show_default=True,
+    help="Which split to evaluate on.",
+)
 limit_option = click.option(
     "--limit",
     type=click.IntRange(min=1),

@@ -36,6 +36,7 @@ def test_wheel_has_one_top_level_package_with_cli_and_card_template(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"cifar10_fgs", wheel.name.split("-py")[0] + ".dist-info"}
     assert "cifar10_fgs/cli/main.py" in names and "cifar10_fgs/dataset_card/template.md.j2" in names
+    assert "cifar10_fgs/cli/evaluate/transfer.py" in names  # a subpackage of cli, listed in pyproject
     assert "cifar10_fgs/dataset/manifest/records.py" in names and "cifar10_fgs/validate/checks.py" in names
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "cifar10-fgs = cifar10_fgs.cli.main:main" in entry
