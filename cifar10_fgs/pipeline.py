@@ -170,12 +170,10 @@ class _Run:
             check_retrained_model(
                 self._retrained_path(mode), recipe_of(Arch.TARGET, o.retrain_epochs), o.seed, self.overwrite
             )
-        if o.source_model is not None:
-            source_sha = sha256_file(o.source_model)
-        else:  # a model still to be trained replaces any dataset
-            source_sha = sha256_file(self._training(Arch.SOURCE, data)[0]) if self.reuse[Arch.SOURCE] else None
-        options = self._generate_options()
-        check_dataset_dir(self.dataset_dir, source_sha, options, data, overwrite=self.overwrite)
+        source = o.source_model  # None: a model still to be trained, which replaces any dataset
+        if source is None and self.reuse[Arch.SOURCE]:
+            source = self._training(Arch.SOURCE, data)[0]
+        check_dataset_dir(self.dataset_dir, source, self._generate_options(), data, overwrite=self.overwrite)
         check_readme(self.dataset_dir / CARD, self.overwrite)
 
     def _generate_options(self) -> GenerateOptions:

@@ -6,7 +6,8 @@ import click
 
 from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method, OnePixelConfig, SourceCheck
 from cifar10_fgs.data import SPLITS
-from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset, parse_splits
+from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset
+from cifar10_fgs.generate.options import parse_splits
 
 from ._cli_utils import (
     Output,
@@ -25,6 +26,7 @@ from ._cli_utils import (
     table,
     unsafe_model_option,
 )
+from ._model_input import model_input_options
 
 ALL_SPLITS = "all"
 DEFAULT = AttackConfig()  # the defaults the options show
@@ -132,6 +134,7 @@ ONEPIXEL_ONLY = ("population", "max_generations")
 )
 @allow_failures_option()
 @unsafe_model_option
+@model_input_options
 @overwrite_option()
 @output_options
 def command(
@@ -155,6 +158,7 @@ def command(
     no_source_check,
     allow_failures,
     unsafe_model,
+    model_input,
     overwrite,
     output: Output,
 ):
@@ -187,6 +191,7 @@ def command(
         method=method,
         source_check=None if no_source_check else SourceCheck(),
         onepixel=onepixel,
+        model_input=model_input,
     )
     result = generate_dataset(
         dataset_dir,

@@ -110,7 +110,9 @@ def evaluate_retrain(
     if epochs is not None and (int(epochs) != epochs or epochs < 1):
         raise ConfigError(f"--epochs {epochs} is invalid: expected an integer >= 1")
     if o.model_input:  # it would be ignored
-        raise ConfigError("model_input describes ONNX models; retrain trains and scores Keras models: drop it")
+        raise ConfigError(
+            "model_input would be ignored: evaluate retrain trains and scores the target architecture as it is; drop it"
+        )
     check_keras_path(retrained_model)
     name = check_name(o.name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)

@@ -26,14 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.attack.gradient import make_gradient_fn
-from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config, check_flags
-from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS, Cifar10Split, check_split, load_cifar10, load_cifar10_rows
+from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, check_attack_config
+from cifar10_fgs.data import Cifar10Split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_dataset_dir, shard_done
 from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import (
-    ROWS_PER_SHARD,
     TMP_DIR,
     num_shards,
     read_columns,
@@ -42,11 +41,14 @@ from cifar10_fgs.dataset.shards import (
 from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
 from cifar10_fgs.errors import Cifar10FgsError, ConfigError
 from cifar10_fgs.generate.check import check_source_model
+from cifar10_fgs.generate.options import GenerateOptions, attack_config, check_options
 from cifar10_fgs.generate.originals import OriginalLogits
 from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
 from cifar10_fgs.generate.writer import ManifestWriter, ShardWriter
-from cifar10_fgs.models.inference import default_batch_size, device_strategy
-from cifar10_fgs.models.networks import architecture, load_model
+from cifar10_fgs.models.convention import Declared
+from cifar10_fgs.models.inference import device_strategy
+from cifar10_fgs.models.keras_input import FedModel, load_keras
+from cifar10_fgs.models.networks import architecture
 from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
 from cifar10_fgs.training.train import read_model_metadata
 
@@ -59,78 +61,27 @@ class AttackFailuresError(Cifar10FgsError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class GenerateOptions:
-    cifar10: str | Path = DEFAULT_CIFAR10  # the CIFAR-10 input attacked (any load_cifar10 input)
-    attack: AttackConfig | None = None  # None: attack_config() (the attack defaults, the device's batch size)
-    splits: tuple[str, ...] = SPLITS
-    limit: int | None = None  # a class-balanced subset of N rows of each split (data.split.balanced_rows)
-    seed: int = 0  # seeds that subset (only with limit; the attack's own seed is AttackConfig.seed)
-    rows_per_shard: int = ROWS_PER_SHARD
-    with_originals: bool = False
-    num_workers: int = 1  # machines sharing the work (CLI: --num-workers)
-    worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
-    method: Method = Method.FGS
-    source_check: SourceCheck | None = SourceCheck()  # None: attack the source even if near chance (--no-source-check)
-    onepixel: OnePixelConfig = OnePixelConfig()  # method onepixel's settings (recorded in generation.json)
-
-
-def parse_splits(split: str) -> tuple[str, ...]:
-    if split == "all":
-        return SPLITS
-    return (check_split(split),)
-
-
-def check_options(opts: GenerateOptions) -> None:
-    check_flags(opts)
-    for s in opts.splits:
-        check_split(s)
-    if opts.limit is not None and opts.limit < 1:
-        raise ConfigError(f"--limit {opts.limit} is invalid: expected a positive number of images")
-    if opts.rows_per_shard < 1:
-        raise ConfigError(f"rows per shard {opts.rows_per_shard} is invalid: expected >= 1")
-    if opts.method not in set(Method):
-        raise ConfigError(f"unknown method {opts.method!r}: expected one of {', '.join(m.value for m in Method)}")
-    if opts.method == Method.ONEPIXEL and opts.limit is None:
-        raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
-    if opts.method != Method.ONEPIXEL and opts.onepixel != OnePixelConfig():
-        raise ConfigError("one-pixel settings (--population, --max-generations) apply to --method onepixel: omit them")
-    if opts.method == Method.ONEPIXEL and opts.attack not in (None, AttackConfig(), attack_config()):
-        raise ConfigError(  # only the defaults pass: the one-pixel baseline would ignore the FGS attack's settings
-            "the FGS attack's settings (step, max iterations, max L-inf, escalation, batch size, ...) do not apply "
-            "to --method onepixel: omit them (its settings: GenerateOptions.onepixel, --population, --max-generations)"
-        )
-    if opts.limit is None and opts.seed != 0:
-        raise ConfigError(
-            f"seed {opts.seed} seeds the --limit subset, and there is no limit: pass a limit, or seed the attack's "
-            "random starts with AttackConfig(seed=...)"
-        )
-    if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
-        raise ConfigError(
-            f"--worker-index {opts.worker_index} with --num-workers {opts.num_workers} is invalid: "
-            "expected 0 <= worker-index < num-workers"
-        )
-
-
-def _load_model_info(source_model: Path, unsafe: bool, strategy=None):
+def _load_model_info(source_model: Path, declared: Declared | None, unsafe: bool, strategy=None):
+    """(the source model fed as declared, its ``source_model`` record)."""
     from contextlib import nullcontext
 
     with strategy.scope() if strategy is not None else nullcontext():
-        model = load_model(source_model, unsafe=unsafe)
+        fed = load_keras(source_model, [declared], unsafe=unsafe)
     meta = read_model_metadata(source_model)
     info = mf.SourceModel(
         path=source_model.name,
         sha256=sha256_file(source_model),
-        architecture=architecture(model),
+        architecture=architecture(fed.network),
         test_accuracy=meta.get("test_accuracy"),
         test_loss=meta.get("test_loss"),
         recipe=meta.get("recipe"),
         train_data=meta.get("train_data"),
-        outputs="logits",
+        outputs=fed.convention.output.value,
         train_accuracy=meta.get("train_accuracy"),
         network=meta.get("network"),
+        input_convention=fed.record(),
     )
-    return model, info
+    return fed, info
 
 
 def summarize(dataset_dir: Path, manifest: Manifest, split: str) -> SplitSummary:
@@ -157,12 +108,6 @@ class GenerateResult:  # its field names are the keys of `generate --json`
     @property
     def images_per_second(self) -> float:
         return self.images_attacked / self.seconds if self.seconds else 0.0
-
-
-def attack_config(batch_size: int | None = None, **settings) -> AttackConfig:
-    """An ``AttackConfig`` whose batch size, unless given, follows the device (``inference.default_batch_size``)."""
-
-    return AttackConfig(batch_size=batch_size or default_batch_size(), **settings)
 
 
 def generate_dataset(
@@ -194,10 +139,11 @@ def generate_dataset(
         raise ConfigError(
             f"batch size {config.batch_size} does not split over {replicas} GPUs: pass a multiple of {replicas}"
         )
-    model, model_info = _load_model_info(source_model, unsafe_model, strategy)
+    fed, model_info = _load_model_info(source_model, options.model_input, unsafe_model, strategy)
+    model = fed.model  # uint8 levels in, logits out: the loaded model itself in this project's convention
 
     splits, subsets, sizes = _limited_splits(options, data)
-    key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
+    key = _settings(config, options, model_info.sha256, replicas, splits, subsets, fed)
     resume = prepare_dataset_dir(dataset_dir, key, overwrite)
     originals = OriginalLogits(model)  # the check's rows, then the entry order's: each predicted once
     if resume is None:  # a folder resumed with the same settings was checked, with this model, when it was begun
@@ -225,22 +171,25 @@ def generate_dataset(
 
 def check_dataset_dir(
     dataset_dir: str | Path,
-    model_sha256: str | None,
+    source_model: str | Path | None,
     options: GenerateOptions,
     data: dict[str, Cifar10Split],
     *,
     overwrite: bool = False,
 ) -> None:
     """Before a model is trained for it: refuse (``ExistingOutputError``) a folder that ``generate_dataset`` with
-    these settings would replace, unless ``overwrite``. ``model_sha256`` None: a model still to be trained, so any
+    these settings would replace, unless ``overwrite``. ``source_model`` None: a model still to be trained, so any
     dataset already there would be replaced. ``data``: the loaded splits (``run``)."""
     check_options(options)
     config = attack_config() if options.attack is None else options.attack
     strategy = device_strategy() if options.method == Method.FGS else None
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    fed, sha = None, ""
+    if source_model is not None:
+        fed, info = _load_model_info(Path(source_model), options.model_input, False, strategy)
+        sha = info.sha256
     splits, subsets, _ = _limited_splits(options, data)
-    key = _settings(config, options, model_sha256 or "", replicas, splits, subsets)
-    prepare_dataset_dir(Path(dataset_dir), key, overwrite)
+    prepare_dataset_dir(Path(dataset_dir), _settings(config, options, sha, replicas, splits, subsets, fed), overwrite)
 
 
 def _limited_splits(options: GenerateOptions, data):
@@ -284,9 +233,16 @@ def _balanced_subset(split: str, limit: int, seed: int):
 
 
 def _settings(
-    config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits, subsets
+    config: AttackConfig,
+    options: GenerateOptions,
+    model_sha256: str,
+    replicas: int,
+    splits,
+    subsets,
+    fed: FedModel | None,
 ) -> mf.Config:
-    """The manifest's ``config``: what a folder must have been made with to be resumed."""
+    """The manifest's ``config``: what a folder must have been made with to be resumed (``fed`` None: a model still
+    to be trained, in this project's convention)."""
     onepixel = None
     if options.method == Method.ONEPIXEL:
         onepixel = _jsonable(dataclasses.asdict(options.onepixel))
@@ -303,6 +259,7 @@ def _settings(
         replicas=replicas,
         with_originals=options.with_originals,
         onepixel=onepixel,
+        input_convention=None if fed is None or fed.is_default else fed.convention.to_json(),
     )
 
 

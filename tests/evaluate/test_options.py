@@ -61,5 +61,5 @@ def test_retrain_refuses_an_input_convention_it_would_ignore(tmp_path):
     declared = parse_declared(
         {"layout": "nchw", "scale": None, "mean": None, "std": None, "output": None}, COMMAND_LINE
     )
-    with pytest.raises(ConfigError, match="model_input describes ONNX models; retrain trains and scores Keras"):
+    with pytest.raises(ConfigError, match="model_input would be ignored: evaluate retrain trains and scores"):
         evaluate_retrain(tmp_path / "no-dataset", tmp_path / "r.keras", RetrainOptions(model_input=declared))
