@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cifar10_fgs.evaluate.joined import Generation, read_generation
 from cifar10_fgs.evaluate.paper import PAPER, PAPER_STD
-from cifar10_fgs.evaluate.results import RESULTS_DIR, md_table, write_results
+from cifar10_fgs.evaluate.results import RESULTS_DIR, claim_kind, md_table, write_results
 from cifar10_fgs.formatting import fmt, quantity
 from cifar10_fgs.provenance import splice_marked
 
@@ -372,9 +372,16 @@ def build_comparison(dataset_dir: str | Path, inputs: dict | None = None) -> tup
     return rows, effects, used
 
 
-def write_paper_comparison(dataset_dir: str | Path, inputs: dict | None = None) -> PaperComparison:
-    """Write ``DIR/results/paper.json`` and ``paper.md`` from the results files present (see module docstring)."""
+def write_paper_comparison(
+    dataset_dir: str | Path, inputs: dict | None = None, *, overwrite: bool = False
+) -> PaperComparison:
+    """Write ``DIR/results/paper.json`` and ``paper.md`` from the results files present (see module docstring).
+
+    An earlier comparison is rewritten; a ``paper.json`` that is not one (e.g. ``evaluate transfer --name paper``)
+    is replaced only with ``overwrite``.
+    """
     dataset_dir = Path(dataset_dir)
+    claim_kind(dataset_dir, NAME, "paper", overwrite)
     rows, effects, used = build_comparison(dataset_dir, inputs)
     reproduced = sorted({e.label for e in effects if e.key == "gaussian_gain" and e.reproduced})
     report = {

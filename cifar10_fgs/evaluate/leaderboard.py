@@ -266,13 +266,8 @@ def evaluate_leaderboard(
     identity = dataset_identity(local_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     key = _settings_key(settings, identity, commit, loaded)
-    refuse_other_settings(
-        json_path,
-        key,
-        o.overwrite,
-        "a leaderboard made with other settings or models",
-        "pass --overwrite to replace it, or another --name / --out",
-    )
+    why = "holds a leaderboard made with other settings or models"
+    refuse_other_settings(json_path, key, o.overwrite, why, "another --name / --out")
 
     joined, generation, used_cifar10 = load_joined(
         local_dir, [split], cifar10, cache_dir=o.cache_dir, progress=progress

@@ -22,7 +22,7 @@ import numpy as np
 from cifar10_fgs.config import PREDICT_BATCH_SIZE, RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
 from cifar10_fgs.data import NUM_CLASSES, Cifar10Split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
-from cifar10_fgs.errors import ConfigError, OutputError, one_line
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, OutputError, one_line
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import (
     architecture,
@@ -75,9 +75,10 @@ def read_model_metadata(model_path: str | Path) -> dict:
     meta = model_metadata_path(model_path)
     if meta.is_file():
         try:
-            return read_json(meta)
+            found = read_json(meta)
         except (OSError, ValueError):
             return {}
+        return found if isinstance(found, dict) else {}
     return {}
 
 
@@ -187,14 +188,7 @@ def train_model(
     init = _check_init(init_from, start_epoch, recipe, out)
     ckpt_dir = Path(f"{out}.ckpt")
     history_path = history_file(out)
-    run_key = {
-        "arch": arch.value,
-        "recipe": recipe.training_json(),
-        "seed": seed,
-        "train": train.fingerprint(),
-        "n_train": len(train),
-        **({"init": init.key()} if init else {}),
-    }
+    run_key = _run_key(arch, recipe, seed, train, init)
 
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
@@ -231,6 +225,35 @@ def train_model(
     )
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return result
+
+
+def _run_key(arch: Arch, recipe: TrainRecipe, seed: int, train: Cifar10Split, init: InitFrom | None = None) -> dict:
+    """What makes two trainings the same run: a checkpoint resumes only under its own key (JSON as saved)."""
+    key = {
+        "arch": arch.value,
+        "recipe": recipe.training_json(),
+        "seed": seed,
+        "train": train.fingerprint(),
+        "n_train": len(train),
+        **({"init": init.key()} if init else {}),
+    }
+    return json.loads(json.dumps(key, default=str))
+
+
+def claim_model_out(
+    out: str | Path, train: Cifar10Split, *, arch: Arch, recipe: TrainRecipe, seed: int, overwrite: bool
+) -> bool:
+    """Before any work: True if ``out`` already holds this training (reuse it), False if it may be trained there.
+
+    Raises ``ExistingOutputError`` if training would replace a model, provenance JSON or checkpoint that was
+    not made with this data, recipe and seed, unless ``overwrite``.
+    """
+    out = Path(out)
+    if trained_model_matches(out, train, recipe, seed):
+        return True
+    _check_out(out, overwrite)
+    _checkpoint_resumes(Path(f"{out}.ckpt"), _run_key(Arch(arch), recipe, seed, train), overwrite)
+    return False
 
 
 @dataclass(frozen=True)
@@ -319,29 +342,37 @@ def _check_out(out: Path, overwrite: bool) -> None:
     check_keras_path(out)
     if out.is_dir():
         raise OutputError(f"{out} is a folder: pass a file path ending in .keras as --out")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+    if overwrite:
+        return
+    if out.exists():
+        raise ExistingOutputError(out, "already exists")
+    meta = model_metadata_path(out)
+    if meta.exists() and not {"recipe", "sha256"} <= read_model_metadata(out).keys():
+        raise ExistingOutputError(meta, f"is in the way: it is not the provenance `train` writes beside {out.name}")
+
+
+def _checkpoint_resumes(ckpt_dir: Path, run_key: dict, overwrite: bool) -> bool:
+    """True if ``ckpt_dir`` holds this run (``run_key``); one of another run is refused unless ``overwrite``."""
+    if not ckpt_dir.exists():
+        return False
+    run_path = ckpt_dir / "run.json"
+    if (read_json(run_path) if run_path.exists() else None) == run_key:
+        return True
+    if not overwrite:
+        raise ExistingOutputError(ckpt_dir, "holds a checkpoint of a different training run")
+    return False
 
 
 def _prepare_checkpoint_dir(out: Path, ckpt_dir: Path, history_path: Path, run_key: dict, overwrite: bool) -> None:
     """Keep ``ckpt_dir`` to resume only if it holds this run (``run_key``), else discard it or refuse (``out`` checked)."""
-    run_path = ckpt_dir / "run.json"
-    if ckpt_dir.exists():
-        previous = read_json(run_path) if run_path.exists() else None
-        if previous != json.loads(json.dumps(run_key, default=str)):
-            if not overwrite:
-                raise OutputError(
-                    f"{ckpt_dir} holds a checkpoint of a different training run: pass --overwrite to discard it"
-                )
-            shutil.rmtree(ckpt_dir)
-            history_path.unlink(missing_ok=True)
-        else:
-            log.info("resuming from %s", ckpt_dir)
-    if not ckpt_dir.exists():  # a fresh run: rows from an earlier (overwritten) run do not belong to it
+    if _checkpoint_resumes(ckpt_dir, run_key, overwrite):
+        log.info("resuming from %s", ckpt_dir)
+    else:  # a fresh run: a checkpoint of another (overwritten) run, and its history rows, do not belong to it
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
         history_path.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_path, json.loads(json.dumps(run_key, default=str)))
+    write_json(ckpt_dir / "run.json", run_key)
 
 
 def _compiled_model(recipe: TrainRecipe, steps_per_epoch: int):
