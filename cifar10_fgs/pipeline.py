@@ -43,7 +43,8 @@ from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.provenance import read_json, sha256_file, write_json
 from cifar10_fgs.publish.card import write_card
 from cifar10_fgs.publish.upload import upload_dataset
-from cifar10_fgs.training.train import train_model, trained_model_matches
+from cifar10_fgs.training.saved import trained_model_matches
+from cifar10_fgs.training.train import train_model
 from cifar10_fgs.validate import validate_dataset
 
 log = logging.getLogger(__name__)

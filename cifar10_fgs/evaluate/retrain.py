@@ -28,7 +28,8 @@ from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
 from cifar10_fgs.models.networks import check_keras_path
-from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
+from cifar10_fgs.training.saved import read_model_metadata, trained_model_matches
+from cifar10_fgs.training.train import train_model
 
 log = logging.getLogger(__name__)
 

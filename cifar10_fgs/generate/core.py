@@ -48,7 +48,7 @@ from cifar10_fgs.generate.writer import ManifestWriter, ShardWriter
 from cifar10_fgs.models.inference import default_batch_size, device_strategy
 from cifar10_fgs.models.networks import architecture, load_model
 from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
-from cifar10_fgs.training.train import read_model_metadata
+from cifar10_fgs.training.saved import read_model_metadata
 
 log = logging.getLogger(__name__)
 

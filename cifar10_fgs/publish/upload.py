@@ -37,7 +37,7 @@ from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR, features
 from cifar10_fgs.errors import ConfigError, HubError, ValidationError
 from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.publish.repo_id import check_repo_id
-from cifar10_fgs.training.train import model_metadata_path
+from cifar10_fgs.training.saved import model_metadata_path
 from cifar10_fgs.validate.card_check import check_card
 
 README = CARD

@@ -12,7 +12,8 @@ from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.networks import load_model
 from cifar10_fgs.training.averaging import average_weights, recompute_batchnorm
-from cifar10_fgs.training.train import read_model_metadata, train_model
+from cifar10_fgs.training.saved import read_model_metadata
+from cifar10_fgs.training.train import train_model
 
 from helpers import synthetic_images
 
