@@ -15,6 +15,9 @@ The public names:
 * ``load_model(path)``: a ``.keras`` model, in Keras safe mode, its shapes checked;
 * ``train_model(train, test, out, arch=...)``: train the source or target network and save it with its provenance;
 * ``AttackConfig``: the attack's settings (step, iterations, batch size ...), the ``attack`` of ``GenerateOptions``;
+* ``InputConvention``: how a model takes its pixels and what it returns (layout, scale, mean/std, output);
+* ``attack(model, images, labels, *, convention=None, **settings)``: the attack on a batch in memory, one call
+  (a ``keras.Model`` or ``.keras`` path fed by its input convention; returns the ``AttackRecord``);
 * ``GenerateOptions``, ``generate_dataset(dataset_dir, source_model, options)``: attack CIFAR-10 into a dataset folder;
 * ``validate_dataset(dataset_dir, source_model=None, *, cifar10=None)``: re-prove a dataset folder (a report);
 * ``TransferOptions``, ``evaluate_transfer(dataset_dir, target_model, options)``: transfer to a target (section IV);
@@ -37,6 +40,8 @@ _PUBLIC = {
     "load_model": "cifar10_fgs.models.networks",
     "train_model": "cifar10_fgs.training.train",
     "AttackConfig": "cifar10_fgs.config",
+    "InputConvention": "cifar10_fgs.models.convention",
+    "attack": "cifar10_fgs.attack",  # the subpackage itself, callable: cifar10_fgs.attack(model, images, labels)
     "GenerateOptions": "cifar10_fgs.generate.core",
     "generate_dataset": "cifar10_fgs.generate.core",
     "validate_dataset": "cifar10_fgs.validate",
@@ -59,7 +64,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_PUBLIC[name]), name)
+    module = importlib.import_module(_PUBLIC[name])
+    return module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
 
 
 def __dir__():

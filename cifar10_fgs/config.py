@@ -1,9 +1,12 @@
 """Every hyperparameter in one documented place, with its unit.
 
-Pixels are uint8 levels in [0, 255] everywhere: both models take them as they are (normalisation
-is inside the model), so an attack step of 0.01 *of the pixel range* is 2.55 levels for either.
-Models output **logits**; probabilities are ``softmax(logits)``. The paper's final softmax layer is
-thus folded into the loss (``from_logits=True``) and into the reported confidences.
+Pixels are uint8 levels in [0, 255] everywhere: the attack steps, clips and stores uint8 levels, so an
+attack step of 0.01 *of the pixel range* is 2.55 levels. Both of this project's models take the levels
+as they are (normalisation is inside the model) and output **logits**; probabilities are
+``softmax(logits)``, so the paper's final softmax layer is folded into the loss (``from_logits=True``)
+and into the reported confidences. Any other model declares how it takes the levels and what it returns
+(``models.convention``: layout, [0, 1] or [0, 255], mean/std, logits or probabilities); the attack then
+runs on the model fed as it declares, still over uint8 levels.
 """
 
 from __future__ import annotations
@@ -86,14 +89,13 @@ VARIANT_DESCRIPTIONS = {
 class AttackConfig:
     """Settings of the iterative FGS attack (``cifar10_fgs.attack.fgs``); ``AttackConfig()`` is the default.
 
-    The stall ladder these settings drive is described in docs/attack.md.
+    Pixels are always uint8 levels [PIXEL_MIN, PIXEL_MAX] (a model's own range is its input convention,
+    ``models.convention``). The stall ladder these settings drive is described in docs/attack.md.
     """
 
     step: float = 0.01  # fraction of the pixel range per step: 0.01 of [0, 255] = 2.55 levels, as in the paper
     max_iterations: int = 200  # gradient steps per image over every phase; the range is crossed after 100
     batch_size: int = 256  # slots per forward+backward on a CPU (the measured knee; on GPU: GPU_BATCH_SIZE)
-    pixel_min: float = PIXEL_MIN
-    pixel_max: float = PIXEL_MAX
     escalate: bool = True  # False: the paper's loop only (a stalled image keeps stepping until its budget ends)
     patience: int = 10  # steps without a new lowest margin (z_y - max_{j!=y} z_j) before a path counts as stalled
     path_steps: int = 30  # steps one path may take before it counts as stalled (0.30 of the range; escalate only)
@@ -106,14 +108,14 @@ class AttackConfig:
 
     @property
     def step_levels(self) -> float:
-        return self.step * (self.pixel_max - self.pixel_min)
+        return self.step * PIXEL_RANGE
 
     @property
     def radius_levels(self) -> float | None:
         """The ``max_linf`` ball's radius in whole pixel levels (floored, so stored bytes stay inside)."""
         if self.max_linf is None:
             return None
-        return float(math.floor(self.max_linf * (self.pixel_max - self.pixel_min) + 1e-9))
+        return float(math.floor(self.max_linf * PIXEL_RANGE + 1e-9))
 
 
 def check_attack_config(cfg: AttackConfig) -> None:
@@ -123,8 +125,6 @@ def check_attack_config(cfg: AttackConfig) -> None:
         raise ConfigError(f"max-iterations {cfg.max_iterations} is invalid: expected an integer >= 1")
     if int(cfg.batch_size) != cfg.batch_size or cfg.batch_size < 1:
         raise ConfigError(f"batch size {cfg.batch_size} is invalid: expected an integer >= 1")
-    if not cfg.pixel_min < cfg.pixel_max:
-        raise ConfigError(f"pixel range [{cfg.pixel_min}, {cfg.pixel_max}] is empty: expected min < max")
     if int(cfg.patience) != cfg.patience or cfg.patience < 1:
         raise ConfigError(f"stall patience {cfg.patience} is invalid: expected an integer >= 1 (steps)")
     if int(cfg.path_steps) != cfg.path_steps or cfg.path_steps < 1:
@@ -135,11 +135,8 @@ def check_attack_config(cfg: AttackConfig) -> None:
         raise ConfigError(
             f"max-linf {cfg.max_linf} is out of range: expected 0 < max-linf <= 1 (a fraction of the range)"
         )
-    if cfg.max_linf is not None and math.floor(cfg.max_linf * (cfg.pixel_max - cfg.pixel_min) + 1e-9) < 1:
-        raise ConfigError(
-            f"max-linf {cfg.max_linf} is below one pixel level: expected at least "
-            f"{1 / (cfg.pixel_max - cfg.pixel_min):.4g}"
-        )
+    if cfg.max_linf is not None and math.floor(cfg.max_linf * PIXEL_RANGE + 1e-9) < 1:
+        raise ConfigError(f"max-linf {cfg.max_linf} is below one pixel level: expected at least {1 / PIXEL_RANGE:.4g}")
 
 
 @dataclass(frozen=True)

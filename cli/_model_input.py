@@ -1,8 +1,9 @@
-"""How ONNX models take their pixels, on the command line: one decorator for every command that scores models.
+"""How models take their pixels, on the command line: one decorator for every command that loads models.
 
 ``@model_input_options`` adds ``--input-layout``, ``--input-scale``, ``--input-mean``, ``--input-std`` and
 ``--model-output`` and hands the command one ``model_input`` argument (a ``convention.Declared``, empty
-when none is given). They apply to every ONNX ``--model``; a model's ``cifar10-fgs.json`` may declare
+when none is given). They apply to every model the command loads from ``--model`` (``evaluate``) or
+``--source-model`` (``generate``, ``validate``), Keras or ONNX; a model's ``cifar10-fgs.json`` may declare
 the same fields, and a field both declare differently is refused (see ``cifar10_fgs.models.convention``).
 """
 
@@ -14,21 +15,22 @@ import click
 
 from cifar10_fgs.models.convention import COMMAND_LINE, OPTION, SIDECAR, Layout, Output, parse_declared
 
-_NOTE = f"ONNX models only (a {SIDECAR} beside the model may declare it instead)."
+_NOTE = f"Applies to every model loaded (a {SIDECAR} beside the model may declare it instead)."
 _OPTIONS = (
     click.option(
         OPTION["layout"],
         "input_layout",
         type=click.Choice([x.value for x in Layout], case_sensitive=False),
         default=None,
-        help=f"Pixel layout the model takes (default: read from its input shape, else NCHW). {_NOTE}",
+        help=f"Pixel layout the model takes (default: read from its input shape, else NHWC for Keras, NCHW for "
+        f"ONNX). {_NOTE}",
     ),
     click.option(
         OPTION["scale"],
         "input_scale",
         type=click.Choice(["1", "255"]),
         default=None,
-        help=f"Pixel range the model takes: 1 = [0, 1] (default), 255 = [0, 255]. {_NOTE}",
+        help=f"Pixel range the model takes: 1 = [0, 1], 255 = [0, 255] (default: 255 for Keras, 1 for ONNX). {_NOTE}",
     ),
     click.option(
         OPTION["mean"],
@@ -49,7 +51,8 @@ _OPTIONS = (
         "model_output",
         type=click.Choice([x.value for x in Output]),
         default=None,
-        help=f"What the model returns: logits (default) or probabilities. {_NOTE}",
+        help=f"What the model returns: logits (default) or probabilities (softmax; the attack takes the logits "
+        f"before a final softmax layer). {_NOTE}",
     ),
 )
 

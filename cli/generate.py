@@ -24,6 +24,7 @@ from ._cli_utils import (
     table,
     unsafe_model_option,
 )
+from ._model_input import model_input_options
 
 ALL_SPLITS = "all"
 DEFAULT = AttackConfig()  # the defaults the options show
@@ -113,6 +114,7 @@ DEFAULT = AttackConfig()  # the defaults the options show
 )
 @allow_failures_option()
 @unsafe_model_option
+@model_input_options
 @overwrite_option()
 @output_options
 def command(
@@ -134,6 +136,7 @@ def command(
     no_source_check,
     allow_failures,
     unsafe_model,
+    model_input,
     overwrite,
     output: Output,
 ):
@@ -154,6 +157,7 @@ def command(
         worker_index=worker_index,
         method=Method(method),
         source_check=None if no_source_check else SourceCheck(),
+        model_input=model_input,
     )
     result = generate_dataset(
         dataset_dir,

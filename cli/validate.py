@@ -18,6 +18,7 @@ from ._cli_utils import (
     table,
     unsafe_model_option,
 )
+from ._model_input import model_input_options
 
 MAX_LISTED = 30  # failures printed in the text summary (--json lists all)
 
@@ -38,8 +39,9 @@ MAX_LISTED = 30  # failures printed in the text summary (--json lists all)
     "The original CIFAR-10: check its fingerprint and every row's distances to its original (skipped without it)."
 )
 @unsafe_model_option
+@model_input_options
 @output_options
-def command(dataset_dir, source_model, cifar10, unsafe_model, output: Output):
+def command(dataset_dir, source_model, cifar10, unsafe_model, model_input, output: Output):
     """Check DIR (or a published copy, hub:USER/NAME[@REVISION]) against generation.json, the source
     model and the CIFAR-10 originals; exit 1 if any check fails.
 
@@ -51,10 +53,19 @@ def command(dataset_dir, source_model, cifar10, unsafe_model, output: Output):
     foreign files, complete manifest, every image decodes to 32x32x3, labels 0-9, indices unique and
     covering each split (with the listed failures); with --source-model: misclassified and predicted as
     stored; with --cifar10: linf/l2 and the linf bound; README.md dataset_info counts if present.
+    The model is fed by the input convention generation.json records (nothing to declare); --input-* and
+    --model-output, or a cifar10-fgs.json beside the model, must agree with it.
     """
 
     check = validate_hub if is_hub_ref(dataset_dir) else validate_dataset
-    report = check(dataset_dir, source_model, cifar10=cifar10, unsafe_model=unsafe_model, progress=output.progress)
+    report = check(
+        dataset_dir,
+        source_model,
+        cifar10=cifar10,
+        unsafe_model=unsafe_model,
+        progress=output.progress,
+        model_input=model_input,
+    )
     output.result(report.to_dict(), lambda: _text(report))
     report.raise_for_failures()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the types card.py passes in (never imported at run time)
@@ -237,3 +238,23 @@ def render_card(context: dict, card_data):
     from huggingface_hub import DatasetCard
 
     return DatasetCard(render(context, card_data))
+
+
+def convention_text(record) -> str:
+    """How the source model was fed, from ``source_model.input_convention`` (none: this project's convention)."""
+    if not isinstance(record, dict):
+        return "NHWC, pixels in [0, 255], logits out (this project's convention)"
+    nums = lambda v: "[" + ", ".join(f"{x:g}" for x in v) + "]"  # noqa: E731
+    text = f"{record.get('layout')}, pixels in [0, {record.get('scale', 255):g}]"
+    if record.get("mean") is not None and record.get("std") is not None:
+        text += f", then (x - mean {nums(record['mean'])}) / std {nums(record['std'])}"
+    text += f", {record.get('output')} out"
+    declared = record.get("declared_by")
+    if isinstance(declared, dict):
+        places = sorted(
+            {(PurePath(str(v)).name or str(v)) for v in declared.values() if v not in ("default", "input shape")}
+        )
+        text += f" (declared by {', '.join(places)})" if places else " (this project's convention)"
+    if record.get("output") == "probabilities" and record.get("logits"):
+        text += f"; attacked on its logits: {record['logits']}"
+    return text

@@ -40,6 +40,53 @@ def tiny_model(seed: int = 0, hidden: int = 8):
     )
 
 
+def softmax_model(seed: int = 0, hidden: int = 8, end: str = "dense"):
+    """A small real Keras classifier in keras.io's convention: pixels in [0, 1] (x / 255) in, softmax out.
+
+    ``end``: how the softmax is applied, "dense" (``Dense(10, activation="softmax")``), "layer" (``Dense(10)``
+    then ``Softmax()``) or "hidden" (the softmax, then a layer that hides it: a ``Reshape``).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(hidden, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+    ]
+    if end == "dense":
+        layers.append(keras.layers.Dense(10, activation="softmax", name="probabilities"))
+    else:
+        layers += [keras.layers.Dense(10, name="scores"), keras.layers.Softmax(name="probabilities")]
+    if end == "hidden":
+        layers.append(keras.layers.Reshape((10,)))
+    return keras.Sequential(layers, name=f"softmax_{end}")
+
+
+def logits_twin(model):
+    """``softmax_model``'s network in this project's convention ([0, 255] in, logits out), on the same weights."""
+    import keras
+
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    twin = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1.0 / 255.0),
+            keras.layers.Conv2D(conv.filters, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ],
+        name="logits_twin",
+    )
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def fed_as_keras_io(model, images: np.ndarray) -> np.ndarray:
+    """``model``'s outputs on uint8 ``images`` fed as keras.io feeds them: x / 255 (float32)."""
+    return np.asarray(model.predict(images.astype(np.float32) / 255.0, batch_size=256, verbose=0))
+
+
 def labels_the_model_gets_right(model, images: np.ndarray, wrong: int = 0, batch_size: int = 256) -> np.ndarray:
     """Labels equal to the model's predictions, except the first ``wrong`` rows (shifted by one)."""
     from cifar10_fgs.models.inference import predict_logits

@@ -1,13 +1,13 @@
 """Untargeted iterative fast gradient sign attack, batched with per-image early stop and stall escalation.
 
-For each image ``x0`` with label ``y`` (pixels in ``[pixel_min, pixel_max]``), a *path* is::
+For each image ``x0`` with label ``y`` (uint8 levels, ``[lo, hi] = [PIXEL_MIN, PIXEL_MAX] = [0, 255]``), a *path* is::
 
     x_acc <- start                                (float64 accumulator; start = x0 except for restarts)
     loop:
         q <- round(x_acc)                         (the exact uint8 image that would be stored)
         logits, g <- model(q), d loss(model(q), y) / d q      (one forward + backward)
         if argmax(logits) != y: stop, store q     (misclassified by construction)
-        x_acc <- clip(x_acc + step * (pixel_max - pixel_min) * sign(g), pixel_min, pixel_max)
+        x_acc <- clip(x_acc + step * (hi - lo) * sign(g), lo, hi)
         (with ``max_linf``: also projected onto the L-inf ball of that radius around x0, as in BIM/PGD)
 
 The first path is the paper's: the loss is ``logsumexp_{j != y} z_j - z_y`` on the logits ``z``, whose
@@ -40,7 +40,7 @@ import numpy as np
 from cifar10_fgs.attack.gradient import DrainSizes, make_gradient_fn
 from cifar10_fgs.attack.ladder import LOSS_LOGSUMEXP, Slots
 from cifar10_fgs.attack.step import quantize
-from cifar10_fgs.config import AttackConfig, check_attack_config
+from cifar10_fgs.config import NUM_LOGITS, PIXEL_RANGE, AttackConfig, check_attack_config
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.inference import softmax
 
@@ -119,8 +119,7 @@ def iterate_attack(
     B = int(config.batch_size)
     if drain is True:
         drain = DrainSizes(fn, B, images.shape[1:])
-    lo, hi = config.pixel_min, config.pixel_max
-    slots = Slots(B, images.shape[1:], config)
+    slots = Slots(B, images.shape[1:], config, _classes(model))
     orig_pred = np.zeros(B, np.int64)
     orig_conf = np.zeros(B, np.float32)
     next_row = 0
@@ -134,7 +133,7 @@ def iterate_attack(
         idx = np.flatnonzero(slots.row >= 0)
         if not len(idx):
             return
-        q = quantize(slots.acc[idx], lo, hi)
+        q = quantize(slots.acc[idx])
         size = drain.size_for(len(idx)) if drain and next_row >= n_total else B
         z, gsign = _evaluate(fn, q, slots.label[idx], slots.code[idx], size)  # size < B: a proven-equivalent drain
         slots.evaluated[idx] += 1
@@ -161,6 +160,15 @@ def iterate_attack(
                 going &= ~stuck
         if going.any():
             slots.step(idx[going], gsign[going])
+
+
+def _classes(model) -> int:
+    """The model's number of outputs (the width of its logits), or ``NUM_LOGITS`` when it does not say."""
+    try:
+        width = model.output_shape[-1]
+    except (AttributeError, ValueError, TypeError, IndexError):
+        return NUM_LOGITS
+    return int(width) if isinstance(width, int) and width > 1 else NUM_LOGITS
 
 
 def _evaluate(fn: Callable, q: np.ndarray, y: np.ndarray, code: np.ndarray, size: int):
@@ -192,7 +200,7 @@ def _record(
     config: AttackConfig,
 ) -> AttackRecord:
     rows = slots.row[d]
-    linf, l2 = perturbation_norms(adv, images[rows], config.pixel_max - config.pixel_min)
+    linf, l2 = perturbation_norms(adv, images[rows], PIXEL_RANGE)
     # a fooled image is reported with its path's steps (linf <= step * iterations); one not fooled with its budget
     iterations = np.where(fooled, slots.path[d], slots.spent[d]).astype(np.int32)
     return AttackRecord(

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from cifar10_fgs.attack.step import fgs_step
-from cifar10_fgs.config import Phase
+from cifar10_fgs.config import NUM_LOGITS, PIXEL_MAX, PIXEL_MIN, Phase
 
 LOSS_LOGSUMEXP = -1  # the paper's direction (phase fgs)
 LOSS_RUNNER_UP = -2  # max_{j != y} z_j - z_y (phases runner_up and restart); a code k >= 0 aims at class k
@@ -48,7 +48,7 @@ class Slots:
     L-inf distance (levels) its paths from the original have reached (restarts start inside that ball).
     """
 
-    def __init__(self, size: int, shape: tuple, config):
+    def __init__(self, size: int, shape: tuple, config, classes: int = NUM_LOGITS):
         self.config = config
         self.row = np.full(size, -1, np.int64)
         self.acc = np.zeros((size, *shape), np.float64)
@@ -64,7 +64,7 @@ class Slots:
         self.best = np.full(size, np.inf)
         self.stale = np.zeros(size, np.int32)
         self.reach = np.zeros(size)
-        self.targets = np.zeros((size, 9), np.int32)  # the original's classes other than y, most likely first
+        self.targets = np.zeros((size, classes - 1), np.int32)  # the original's other classes, most likely first
         self.seen: list[set] = [set() for _ in range(size)]
 
     def load(self, slots: np.ndarray, rows: np.ndarray, images: np.ndarray, labels: np.ndarray, keys: np.ndarray):
@@ -97,7 +97,7 @@ class Slots:
         """Rank the other classes of each image by its original logits (for the targeted rungs)."""
         for s, z in zip(slots, logits):
             order = np.argsort(-np.asarray(z, np.float64), kind="stable")
-            self.targets[s] = order[order != self.label[s]][:9]
+            self.targets[s] = order[order != self.label[s]][: self.targets.shape[1]]
 
     def stalled(self, slots: np.ndarray, logits: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Update each slot's margin record and visited images; True where its path made no progress."""
@@ -120,7 +120,7 @@ class Slots:
 
     def step(self, slots: np.ndarray, grad_sign: np.ndarray) -> None:
         cfg = self.config
-        moved = fgs_step(self.acc[slots], grad_sign, cfg.step, cfg.pixel_min, cfg.pixel_max)
+        moved = fgs_step(self.acc[slots], grad_sign, cfg.step, PIXEL_MIN, PIXEL_MAX)
         moved = _project(moved, self.origin[slots], cfg.radius_levels)
         self.acc[slots] = moved
         self.path[slots] += 1
@@ -160,7 +160,7 @@ class Slots:
             radius = min(radius, cfg.radius_levels)
         rng = np.random.default_rng([cfg.seed, int(self.key[s]), restart])
         start = self.origin[s] + rng.uniform(-radius, radius, self.origin[s].shape)
-        start = _project(np.clip(start, cfg.pixel_min, cfg.pixel_max), self.origin[s], cfg.radius_levels)
+        start = _project(np.clip(start, PIXEL_MIN, PIXEL_MAX), self.origin[s], cfg.radius_levels)
         return start, offset
 
 

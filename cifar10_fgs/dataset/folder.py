@@ -60,7 +60,7 @@ def prepare_dataset_dir(dataset_dir: Path, key: mf.Config, overwrite: bool) -> M
             manifest = None
         except mf.ManifestError:
             manifest = None
-        if manifest is not None and manifest.config.to_json() == key.to_json():
+        if manifest is not None and manifest.config.resume_key() == key.resume_key():
             return manifest
         if not overwrite:
             raise OutputError(

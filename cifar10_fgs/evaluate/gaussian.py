@@ -31,7 +31,6 @@ from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
-from cifar10_fgs.models.forward import check_declared_used
 
 
 def cost_key(variant: str, std: float) -> str:
@@ -106,7 +105,7 @@ def evaluate_gaussian(
     """Accuracy of each model on both sets after the Gaussian filter, per variant and std (paper section VI).
 
     Each model is a ``.keras`` or an ``.onnx`` file; ``options.model_input`` (a ``convention.Declared``) declares
-    how the ONNX ones take their pixels (see ``models.convention``).
+    how they take their pixels, as a ``cifar10-fgs.json`` beside a model may (see ``models.convention``).
     """
     o = options
     name, split, batch_size = o.name, o.split, o.batch_size
@@ -118,7 +117,6 @@ def evaluate_gaussian(
     ev = begin("gaussian", dataset_dir, name, [split], batch_size)
     labels = model_labels(models)
     loaded = [_classifier_info(p, o.unsafe_model, o.model_input) for p in models]
-    check_declared_used([m for m, _ in loaded], o.model_input)
     settings = {
         "split": split,
         "stds": list(stds),

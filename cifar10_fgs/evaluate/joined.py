@@ -26,7 +26,8 @@ from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import decode_images
 from cifar10_fgs.errors import DataSourceError, ValidationError
 from cifar10_fgs.evaluate.metrics import linf_levels
-from cifar10_fgs.provenance import dumps_sorted, sha256_bytes
+from cifar10_fgs.models.convention import InputConvention
+from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,15 @@ class Generation:
     attack_step: float | None = None  # FGS step, fraction of the pixel range
     attack_seconds: float | None = None  # wall time of every generate run that attacked images
     manifest: mf.Manifest | None = None  # the whole record, as the manifest package read it
+
+    def convention_of(self, path) -> InputConvention | None:
+        """How generate fed the Keras file ``path`` if it is the generating model (its sha256); else None."""
+        path = Path(str(path))
+        if self.manifest is None or path.suffix.lower() not in (".keras", ".h5", ".hdf5") or not path.is_file():
+            return None
+        if sha256_file(path) != self.source_model_sha256:
+            return None
+        return self.manifest.config.source_convention()
 
 
 def read_generation(dataset_dir: str | Path) -> Generation:

@@ -7,8 +7,8 @@ evaluation's own functions (:func:`cifar10_fgs.evaluate.load_joined`, ``classify
 and the random-sign control. Each model is a local ``.keras`` or ``.onnx`` file or an
 ``hf://USER/NAME[@REVISION]`` model repo holding a Keras model (``config.json`` + ``model.weights.h5``,
 as ``model.save("hf://...")`` writes it) or one ``.onnx`` file (:mod:`cifar10_fgs.models.forward`).
-Keras models load in safe mode unless ``unsafe_model``; ONNX models run in onnxruntime with the input
-convention ``model_input`` and their ``cifar10-fgs.json`` declare (:mod:`cifar10_fgs.models.convention`).
+Keras models load in safe mode unless ``unsafe_model``, ONNX models run in onnxruntime; each is fed by the
+input convention ``model_input`` and its ``cifar10-fgs.json`` declare (:mod:`cifar10_fgs.models.convention`).
 
 It writes ``NAME.json`` (one entry per model in the style of RobustBench's per-model JSON, plus the
 dataset, settings and library versions) and ``NAME.md`` (the table) into ``out_dir``, entries sorted
@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError
 from cifar10_fgs.evaluate.joined import dataset_identity, load_joined, read_generation
 from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
 from cifar10_fgs.evaluate.results import check_name, settings_key_of
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
-from cifar10_fgs.models.forward import check_declared_used, load_classifier, load_hub_folder, model_key
+from cifar10_fgs.models.forward import load_classifier, load_hub_folder, model_key
 from cifar10_fgs.provenance import (
     atomic_write_bytes,
     dumps_sorted,
@@ -95,8 +96,13 @@ class Leaderboard:  # its field names are the keys of `evaluate transfer --leade
 # --------------------------------------------------------------------------- models
 
 
-def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: bool = False) -> LoadedModel:
-    """A local ``.keras`` / ``.onnx`` file or an ``hf://`` model repo, loaded and identified."""
+def load_candidate(
+    spec: str, *, declared=None, unsafe: bool = False, progress: bool = False, recorded=None
+) -> LoadedModel:
+    """A local ``.keras`` / ``.onnx`` file or an ``hf://`` model repo, loaded and identified.
+
+    ``recorded``: the input convention generation.json records for a local Keras file (the generating model); it
+    is used, and ``declared`` and the model's sidecar must agree with it."""
 
     commit = None
     if is_model_uri(spec):
@@ -104,7 +110,7 @@ def load_candidate(spec: str, *, declared=None, unsafe: bool = False, progress: 
         model = load_hub_folder(snapshot.path, spec, declared=declared, unsafe=unsafe)
         commit = snapshot.commit
     else:
-        model = load_classifier(spec, declared=declared, unsafe=unsafe)
+        model = load_classifier(spec, declared=declared, unsafe=unsafe, recorded=recorded, record=mf.FILE)
     return LoadedModel(spec, model.path, model.sha256, commit, model, model.describe())
 
 
@@ -249,8 +255,8 @@ class LeaderboardOptions(EvaluateOptions):
 def evaluate_leaderboard(
     dataset_dir: str | Path, models: Sequence[str], options: LeaderboardOptions = LeaderboardOptions()
 ) -> Leaderboard:
-    """Score ``models`` on ``dataset_dir``, a folder or ``hub:`` copy (see the module docstring); ``options.model_input`` (a
-    ``convention.Declared``) declares how every ONNX model takes its pixels."""
+    """Score ``models`` on ``dataset_dir``, a folder or ``hub:`` copy (see the module docstring); ``options.model_input``
+    (a ``convention.Declared``) declares how every model takes its pixels (a model's own sidecar may too)."""
 
     t0 = time.time()
     o = options
@@ -261,8 +267,16 @@ def evaluate_leaderboard(
     cifar10 = _cifar10_for(generation, o.cifar10, label)
     out = Path(o.out_dir) if o.out_dir is not None else (Path.cwd() if commit else local_dir / "results")
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    loaded = [load_candidate(m, declared=o.model_input, unsafe=o.unsafe_model, progress=progress) for m in models]
-    check_declared_used([m.model for m in loaded], o.model_input)
+    loaded = [
+        load_candidate(
+            m,
+            declared=o.model_input,
+            unsafe=o.unsafe_model,
+            progress=progress,
+            recorded=None if is_model_uri(m) else generation.convention_of(m),
+        )
+        for m in models
+    ]
     identity = dataset_identity(local_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
     key = sha256_bytes(

@@ -84,10 +84,13 @@ def model_info(path: str | Path, unsafe: bool):
     }
 
 
-def classifier_info(path: str | Path, unsafe: bool, declared=None):
-    """(a model only run forward, Keras or ONNX: ``models.forward.load_classifier``, its identity and what runs it)."""
+def classifier_info(path: str | Path, unsafe: bool, declared=None, recorded=None):
+    """(a model only run forward, Keras or ONNX: ``models.forward.load_classifier``, its identity and what runs it).
 
-    model = load_classifier(path, declared=declared, unsafe=unsafe)
+    ``recorded``: the input convention generation.json records for the model (the source model), used instead of
+    the declared one."""
+
+    model = load_classifier(path, declared=declared, unsafe=unsafe, recorded=recorded, record="generation.json")
     info = {"path": str(path), "file": Path(path).name, "sha256": model.sha256, "architecture": model.architecture}
     return model, {**info, **model.describe()}
 

@@ -54,7 +54,7 @@ class EvaluateOptions:
     unsafe_model: bool = False  # allow models with Lambda layers (runs code from the file)
     progress: bool = False  # progress bars
     cache_dir: str | None = None  # the datasets cache for the adversarial shards (None: the usual one)
-    model_input: Declared | None = None  # how ONNX models take their pixels (models.convention); None: as they declare
+    model_input: Declared | None = None  # how the models take their pixels (models.convention); None: as they declare
 
 
 @dataclass(frozen=True)

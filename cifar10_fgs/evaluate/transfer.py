@@ -31,7 +31,6 @@ from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
-from cifar10_fgs.models.forward import check_declared_used
 
 
 @dataclass(frozen=True)
@@ -64,18 +63,19 @@ def evaluate_transfer(
     Also: per-class accuracy, a random-sign control (each original plus random +-1 signs at the
     same per-image L-infinity as its adversarial copy, seeded by ``options.seed`` and the row index),
     and the source model's white-box numbers when ``options.source_model`` is given. ``target_model`` may be a
-    ``.keras`` or an ``.onnx`` file; ``options.model_input`` (a ``convention.Declared``) declares how an ONNX
-    target takes its pixels (see ``models.convention``).
+    ``.keras`` or an ``.onnx`` file; ``options.model_input`` (a ``convention.Declared``) declares how the target
+    takes its pixels, as a ``cifar10-fgs.json`` beside it may (see ``models.convention``). The source model is
+    fed as ``generation.json`` records it was attacked (its sidecar must agree).
     """
     o = options
     name, split, seed, batch_size = o.name, o.split, o.seed, o.batch_size
     ev = begin("transfer", dataset_dir, name, [split], batch_size)
     target, target_info = _classifier_info(target_model, o.unsafe_model, o.model_input)
-    check_declared_used([target], o.model_input)
     models = {"target": target_info}
     source_model = None
     if o.source_model is not None:
-        source_model, info = _classifier_info(o.source_model, o.unsafe_model)
+        recorded = ev.generation.convention_of(o.source_model)  # fed as generate fed it
+        source_model, info = _classifier_info(o.source_model, o.unsafe_model, recorded=recorded)
         info["generated_the_dataset"] = info["sha256"] == ev.generation.source_model_sha256
         models["source"] = info
     ev = ev.claim({"split": split, "control_seed": seed, "batch_size": batch_size}, models, o.overwrite)

@@ -35,7 +35,7 @@ def combine_workers(dataset_dir: str | Path, parts: list[str | Path], *, overwri
         manifests.append(mf.read(p))
     key = manifests[0].config
     for p, m in zip(parts, manifests):
-        if m.config.to_json() != key.to_json():
+        if m.config.resume_key() != key.resume_key():
             raise ConfigError(f"{p} was generated with other settings than {parts[0]}: combine only parts of one run")
     shards: dict[str, tuple[Path, ShardEntry]] = {}
     for p, m in zip(parts, manifests):

@@ -45,8 +45,10 @@ from cifar10_fgs.generate.check import check_source_model
 from cifar10_fgs.generate.originals import OriginalLogits
 from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
 from cifar10_fgs.generate.writer import ManifestWriter, ShardWriter
+from cifar10_fgs.models.convention import Declared
 from cifar10_fgs.models.inference import default_batch_size, device_strategy
-from cifar10_fgs.models.networks import architecture, load_model
+from cifar10_fgs.models.keras_input import FedModel, load_keras
+from cifar10_fgs.models.networks import architecture
 from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
 from cifar10_fgs.training.saved import read_model_metadata
 
@@ -72,6 +74,9 @@ class GenerateOptions:
     worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
     method: Method = Method.FGS
     source_check: SourceCheck | None = SourceCheck()  # None: attack the source even if near chance (--no-source-check)
+    # How the source model takes its pixels (models.convention; CLI: --input-*, --model-output), with the sidecar
+    # beside the model; None and no sidecar: this project's convention (NHWC, [0, 255], logits)
+    model_input: Declared | None = None
 
 
 def parse_splits(split: str) -> tuple[str, ...]:
@@ -98,25 +103,27 @@ def check_options(opts: GenerateOptions) -> None:
         )
 
 
-def _load_model_info(source_model: Path, unsafe: bool, strategy=None):
+def _load_model_info(source_model: Path, declared: Declared | None, unsafe: bool, strategy=None):
+    """(the source model fed as declared, its ``source_model`` record)."""
     from contextlib import nullcontext
 
     with strategy.scope() if strategy is not None else nullcontext():
-        model = load_model(source_model, unsafe=unsafe)
+        fed = load_keras(source_model, [declared], unsafe=unsafe)
     meta = read_model_metadata(source_model)
     info = mf.SourceModel(
         path=source_model.name,
         sha256=sha256_file(source_model),
-        architecture=architecture(model),
+        architecture=architecture(fed.network),
         test_accuracy=meta.get("test_accuracy"),
         test_loss=meta.get("test_loss"),
         recipe=meta.get("recipe"),
         train_data=meta.get("train_data"),
-        outputs="logits",
+        outputs=fed.convention.output.value,
         train_accuracy=meta.get("train_accuracy"),
         network=meta.get("network"),
+        input_convention=fed.record(),
     )
-    return model, info
+    return fed, info
 
 
 def summarize(dataset_dir: Path, manifest: Manifest, split: str) -> SplitSummary:
@@ -180,10 +187,11 @@ def generate_dataset(
         raise ConfigError(
             f"batch size {config.batch_size} does not split over {replicas} GPUs: pass a multiple of {replicas}"
         )
-    model, model_info = _load_model_info(source_model, unsafe_model, strategy)
+    fed, model_info = _load_model_info(source_model, options.model_input, unsafe_model, strategy)
+    model = fed.model  # uint8 levels in, logits out: the loaded model itself in this project's convention
 
     splits, subsets, sizes = _limited_splits(options, data)
-    key = _settings(config, options, model_info.sha256, replicas, splits, subsets)
+    key = _settings(config, options, model_info.sha256, replicas, splits, subsets, fed)
     resume = prepare_dataset_dir(dataset_dir, key, overwrite)
     originals = OriginalLogits(model)  # the check's rows, then the entry order's: each predicted once
     if resume is None:  # a folder resumed with the same settings was checked, with this model, when it was begun
@@ -250,7 +258,7 @@ def _balanced_subset(split: str, limit: int, seed: int):
 
 
 def _settings(
-    config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits, subsets
+    config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits, subsets, fed: FedModel
 ) -> mf.Config:
     """The manifest's ``config``: what a folder must have been made with to be resumed."""
     onepixel = None
@@ -269,6 +277,7 @@ def _settings(
         replicas=replicas,
         with_originals=options.with_originals,
         onepixel=onepixel,
+        input_convention=None if fed.is_default else fed.convention.to_json(),
     )
 
 

@@ -1,22 +1,27 @@
-"""The input convention of a forward-only model: how it wants its pixels and what it returns. Declared, never guessed.
+"""The input convention of a model: how it wants its pixels and what it returns. Declared, never guessed.
 
-The project's Keras models take NHWC uint8-range pixels and return logits (``KERAS_CONVENTION``). An
-ONNX model follows :class:`InputConvention`, by default PyTorch's and RobustBench's: float32 NCHW
-RGB pixels in [0, 1], normalisation inside the model, logits out. Each field may be declared
+Every model, Keras or ONNX, in every role (attacked by ``generate`` and ``cifar10_fgs.attack``, checked by
+``validate``, scored by ``evaluate``) is fed by an :class:`InputConvention`. Each field may be declared
 
-* in ``cifar10-fgs.json`` (:data:`SIDECAR`) beside the ``.onnx`` file or at the root of its hub repo, e.g.
-  ``{"layout": "NCHW", "scale": 1, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616],
-  "output": "logits"}`` (every key optional), and
+* in ``cifar10-fgs.json`` (:data:`SIDECAR`) beside the ``.keras`` or ``.onnx`` file, or at the root of its hub
+  repo, e.g. ``{"layout": "NCHW", "scale": 1, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435,
+  0.2616], "output": "logits"}`` (every key optional), and
 * on the command line (``--input-layout``, ``--input-scale``, ``--input-mean``, ``--input-std``, ``--model-output``),
-  which applies to every ONNX model of the command.
+  which applies to every model the command loads from ``--model`` (and to ``generate``'s and ``validate``'s
+  ``--source-model``).
 
 A field declared in both places must agree: a disagreement is refused before any work starts (neither
-silently wins). A field declared nowhere takes the default; the layout, when undeclared, is read from
-the model's input shape when that is unambiguous, ``(N, 3, 32, 32)`` or ``(N, 32, 32, 3)``.
+silently wins). A field declared nowhere takes the framework's default. For a Keras model that is this
+project's convention (``KERAS_CONVENTION``: NHWC pixels in [0, 255], logits out), so every model and dataset
+made before conventions applied to Keras works unchanged; for an ONNX model it is PyTorch's and
+RobustBench's (float32 NCHW RGB pixels in [0, 1], normalisation inside the model, logits out). The layout,
+when undeclared, is read from the model's input shape when that is unambiguous, ``(N, 3, 32, 32)`` or
+``(N, 32, 32, 3)``.
 
 The model receives ``((pixels / 255 * scale) - mean) / std`` per channel, in float32, where ``pixels`` are
 the stored uint8 levels: ``mean`` and ``std`` are in the units of the scaled pixels. With ``output`` =
-``probabilities`` the model's outputs are turned into logits as ``log(p)`` (same argmax and softmax).
+``probabilities`` the model's outputs are softmax probabilities; logits are taken from before the final
+softmax where a Keras model ends in one (``models.keras_input``), else as ``log(p)`` (same argmax and softmax).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from cifar10_fgs.data import IMAGE_SHAPE
 from cifar10_fgs.errors import ConfigError, ModelError, one_line
 
-SIDECAR = "cifar10-fgs.json"  # beside an .onnx file, or at the root of its hf:// repo
+SIDECAR = "cifar10-fgs.json"  # beside a .keras or .onnx file, or at the root of its hf:// repo
 COMMAND_LINE = "the command line"  # where options given to a command are declared
 PIXEL_SCALES = (1.0, 255.0)  # the model's pixel range: [0, 1] or [0, 255]
 CHANNELS = 3
@@ -65,8 +71,27 @@ class InputConvention:
             "output": self.output.value,
         }
 
+    @classmethod
+    def from_json(cls, obj, where: str, default: InputConvention | None = None) -> InputConvention:
+        """The convention ``obj`` (as ``to_json`` writes it) records; missing fields from ``default``."""
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{where} holds {type(obj).__name__}, not an object: expected {SIDECAR}'s keys")
+        values = parse_declared(obj, where).values()
+        return InputConvention(**{**_fields(default or cls()), **values})
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``NHWC, pixels in [0, 255], logits out``."""
+        norm = f", then (x - mean {_text(self.mean)}) / std {_text(self.std)}" if self.mean is not None else ""
+        return f"{self.layout.value}, pixels in [0, {self.scale:g}]{norm}, {self.output.value} out"
+
+
+def _fields(c: InputConvention) -> dict:
+    return {f.name: getattr(c, f.name) for f in fields(c)}
+
 
 KERAS_CONVENTION = InputConvention(Layout.NHWC, 255.0, None, None, Output.LOGITS)  # this project's models
+ONNX_CONVENTION = InputConvention()  # PyTorch's and RobustBench's: NCHW, [0, 1], logits
+SHAPES = {Layout.NCHW: (3, *IMAGE_SHAPE[:2]), Layout.NHWC: IMAGE_SHAPE}  # one image, per layout
 
 OPTION = {  # the command-line option of each field, for messages
     "layout": "--input-layout",
@@ -192,6 +217,8 @@ def merge(declarations: Sequence[Declared | None], model: str) -> tuple[dict, di
 
 
 def _text(value) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
@@ -199,9 +226,62 @@ def _text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def complete(values: dict, origin: dict, layout: Layout, layout_origin: str) -> tuple[InputConvention, dict]:
-    """The full convention: declared ``values``, the given ``layout``, defaults for the rest; and every field's origin."""
-    convention = InputConvention(**{**values, "layout": layout})
+def complete(
+    values: dict, origin: dict, layout: Layout, layout_origin: str, default: InputConvention = ONNX_CONVENTION
+) -> tuple[InputConvention, dict]:
+    """The full convention: declared ``values``, the given ``layout``, ``default``'s for the rest; and every field's
+    origin."""
+    convention = InputConvention(**{**_fields(default), **values, "layout": layout})
     where = {f.name: origin.get(f.name, "default") for f in fields(InputConvention)}
     where["layout"] = layout_origin
     return convention, where
+
+
+def shape_text(shape) -> str:
+    """A model's input or output shape for messages, the batch dimension as N: ``(N, 3, 32, 32)``."""
+    return (
+        "("
+        + ", ".join(str(d) if isinstance(d, int) else "N" if i == 0 else str(d or "?") for i, d in enumerate(shape))
+        + ")"
+    )
+
+
+def layout_of(
+    shape, declared: Layout | None, where: str, model: str, default: Layout = Layout.NCHW
+) -> tuple[Layout, str]:
+    """The layout (declared, else read from the input ``shape`` when unambiguous, else ``default``) and its origin.
+
+    ``shape`` is the model's input shape with its batch dimension (unknown dimensions: None or a name).
+    """
+    dims = list(shape[1:]) if len(shape) == 4 else None
+    fits = {
+        lay: dims is not None and all(not isinstance(d, int) or d == want for d, want in zip(dims, SHAPES[lay]))
+        for lay in Layout
+    }
+    if not any(fits.values()):
+        raise ModelError(
+            f"{model} takes input of shape {shape_text(shape)}: expected a batch of 32x32x3 images, "
+            "(N, 3, 32, 32) or (N, 32, 32, 3)"
+        )
+    if declared is not None:
+        if not fits[declared]:
+            other = next(lay for lay in Layout if fits[lay]).value
+            raise ConfigError(
+                f"{model} takes {shape_text(shape)} but {where} declares layout {declared.value}: declare {other}"
+            )
+        return declared, where
+    if all(fits.values()):
+        return default, "default"
+    return next(lay for lay in Layout if fits[lay]), "input shape"
+
+
+def check_recorded(recorded: InputConvention, declarations: Sequence[Declared | None], model: str, record: str) -> None:
+    """A one-line ConfigError if a field declared in ``declarations`` (options, a sidecar) differs from ``recorded``
+    (the convention ``record`` says the model runs with, e.g. generation.json); fields declared nowhere follow it."""
+    values, origin = merge(declarations, model)
+    for name, value in values.items():
+        if value != getattr(recorded, name):
+            raise ConfigError(
+                f"{model}: {origin[name]} declares {name} {_text(value)} but {record} says "
+                f"{_text(getattr(recorded, name))}: make them agree (drop {OPTION[name]} or fix {SIDECAR})"
+            )

@@ -3,10 +3,11 @@
 A *classifier* here is anything with ``predict_logits(images, batch_size)`` (uint8 (N, 32, 32, 3)
 images in, float32 (N, 10) logits out), ``describe()`` (what ran: framework, input convention, opset,
 producer, provider, runtime) and ``path``, ``sha256``, ``architecture``, ``parameters``, ``framework``.
-:class:`KerasClassifier` wraps this project's Keras models (see ``networks``); ONNX models are
-:class:`~cifar10_fgs.models.onnx_model.OnnxClassifier`. :func:`load_classifier` picks by the file,
-:func:`load_hub_folder` by what an ``hf://`` repo holds. Commands that take gradients or train
-(generate, validate, retrain) load Keras models with ``networks.load_model`` instead.
+:class:`KerasClassifier` runs a Keras model fed by its declared input convention (``keras_input``); ONNX
+models are :class:`~cifar10_fgs.models.onnx_model.OnnxClassifier`. :func:`load_classifier` picks by the file,
+:func:`load_hub_folder` by what an ``hf://`` repo holds; a convention given on the command line applies to
+every model either loads, a ``cifar10-fgs.json`` beside the model to that model (``convention``). Commands that
+take gradients (generate, validate) load Keras models with ``keras_input.load_keras``.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.errors import ConfigError, ModelError, one_line
-from cifar10_fgs.models.convention import KERAS_CONVENTION, OPTION, Declared
+from cifar10_fgs.errors import ModelError, one_line
+from cifar10_fgs.models.convention import KERAS_CONVENTION, Declared, InputConvention, read_sidecar
 from cifar10_fgs.models.inference import predict_logits
-from cifar10_fgs.models.networks import architecture, check_model, load_model, network_of
+from cifar10_fgs.models.keras_input import FedModel, feed, feed_declared, load_keras
+from cifar10_fgs.models.networks import architecture, network_of
 from cifar10_fgs.models.onnx_model import SUFFIX, load_onnx
 from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
 
@@ -35,26 +36,31 @@ KERAS_DIR_FILES = ("config.json", "model.weights.h5")  # what identifies a Keras
 
 @dataclass(frozen=True, eq=False)
 class KerasClassifier:
-    """A Keras model of this project's convention (NHWC uint8-range pixels, logits), run by TensorFlow."""
+    """A Keras model fed by its declared input convention (``keras_input.FedModel``), run by TensorFlow."""
 
-    model: object
+    fed: FedModel
     path: str
     sha256: str  # of the .keras file; for a folder, over "name sha256" lines of KERAS_DIR_FILES
     framework: str = "keras"
 
+    @property
+    def model(self):
+        """The loaded Keras model (as it is, not fed)."""
+        return self.fed.network
+
     def predict_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:
 
-        return predict_logits(self.model, images, batch_size=batch_size)
+        return predict_logits(self.fed.model, images, batch_size=batch_size)
 
     @property
     def architecture(self) -> str:
 
-        return architecture(self.model)
+        return architecture(self.fed.network)
 
     @property
     def parameters(self) -> int:
 
-        return int(network_of(self.model).count_params())
+        return int(network_of(self.fed.network).count_params())
 
     def describe(self) -> dict:
         import keras
@@ -63,7 +69,7 @@ class KerasClassifier:
         device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
         return {
             "framework": self.framework,
-            "input_convention": {**KERAS_CONVENTION.to_json(), "declared_by": "keras"},
+            "input_convention": self.fed.record(),
             "opset": None,
             "producer": _keras_producer(Path(self.path)),
             "provider": f"tensorflow {device}",
@@ -85,14 +91,26 @@ def _keras_producer(path: Path) -> str:
 
 
 def as_classifier(model):
-    """``model`` as a classifier: a classifier unchanged, a bare Keras model wrapped (no file: no sha256)."""
+    """``model`` as a classifier: a classifier unchanged, a bare Keras model in this project's convention wrapped
+    (no file: no sha256), a ``FedModel`` as it is fed."""
     if hasattr(model, "predict_logits"):
         return model
-    return KerasClassifier(model, getattr(model, "name", "model"), "")
+    fed = model if isinstance(model, FedModel) else feed(model, KERAS_CONVENTION, where=getattr(model, "name", "model"))
+    return KerasClassifier(fed, getattr(fed.network, "name", "model"), "")
 
 
-def load_classifier(path: str | Path, *, declared: Declared | None = None, unsafe: bool = False):
-    """A local ``.keras`` (or ``.h5``) or ``.onnx`` file, loaded and checked; ``declared`` applies to ONNX only."""
+def load_classifier(
+    path: str | Path,
+    *,
+    declared: Declared | None = None,
+    unsafe: bool = False,
+    recorded: InputConvention | None = None,
+    record: str = "the dataset",
+):
+    """A local ``.keras`` (or ``.h5``) or ``.onnx`` file, loaded and checked, fed as ``declared`` and its sidecar say.
+
+    ``recorded`` (Keras only): the convention ``record`` says the model ran with; used, and declarations must agree.
+    """
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -103,8 +121,8 @@ def load_classifier(path: str | Path, *, declared: Declared | None = None, unsaf
             f"{path} is neither a Keras (.keras, .h5) nor an .onnx file: pass a model saved by Keras 3 (MODEL.keras) or "
             "exported to ONNX (MODEL.onnx)"
         )
-    model = load_model(path, unsafe=unsafe)
-    return KerasClassifier(model, str(path), sha256_file(path))
+    fed = load_keras(path, [declared], unsafe=unsafe, recorded=recorded, record=record)
+    return KerasClassifier(fed, str(path), sha256_file(path))
 
 
 def load_hub_folder(folder: str | Path, spec: str, *, declared: Declared | None = None, unsafe: bool = False):
@@ -114,7 +132,7 @@ def load_hub_folder(folder: str | Path, spec: str, *, declared: Declared | None 
     """
     folder = Path(folder)
     if all((folder / n).is_file() for n in KERAS_DIR_FILES):
-        return _load_keras_dir(folder, spec, unsafe)
+        return _load_keras_dir(folder, spec, declared, unsafe)
     onnx_files = sorted(p for p in folder.glob("*.onnx") if p.is_file())
     if len(onnx_files) == 1:
         return load_onnx(onnx_files[0], [declared])
@@ -133,7 +151,7 @@ def _tree_sha256(folder: Path) -> str:
     return sha256_bytes(lines.encode())
 
 
-def _load_keras_dir(folder: Path, spec: str, unsafe: bool) -> KerasClassifier:
+def _load_keras_dir(folder: Path, spec: str, declared: Declared | None, unsafe: bool) -> KerasClassifier:
     import keras
 
     try:
@@ -147,21 +165,15 @@ def _load_keras_dir(folder: Path, spec: str, unsafe: bool) -> KerasClassifier:
         raise ModelError(f"{spec} is not a loadable Keras model ({one_line(exc)}): expected a Keras 3 model") from None
     except Exception as exc:  # noqa: BLE001 - h5 and deserialisation errors of every kind
         raise ModelError(f"{spec} is not a Keras model ({one_line(exc)}): expected a Keras 3 model") from None
-    return KerasClassifier(check_model(model, spec), str(folder), _tree_sha256(folder))
-
-
-def check_declared_used(classifiers: Sequence, declared: Declared | None) -> None:
-    """A convention given on the command line with no ONNX model to apply to is refused (it would do nothing)."""
-    if declared and not any(c.framework == "onnx" for c in classifiers):
-        options = ", ".join(OPTION[k] for k in declared.values())
-        raise ConfigError(
-            f"{options} describe ONNX models, and no --model is one: drop them (Keras models take uint8 pixels)"
-        )
+    fed = feed_declared(model, [read_sidecar(folder), declared], spec)
+    return KerasClassifier(fed, str(folder), _tree_sha256(folder))
 
 
 def model_key(info: dict) -> object:
-    """What of a model enters a results file's settings key: its sha256, and for ONNX also its input convention."""
-    if info.get("framework", "keras") == "keras":
+    """What of a model enters a results file's settings key: its sha256, and its input convention unless it is a
+    Keras model in this project's convention (so results made before conventions applied to Keras keep their key)."""
+    recorded = info.get("input_convention")
+    convention = {k: v for k, v in recorded.items() if k in KERAS_CONVENTION.to_json()} if recorded else None
+    if info.get("framework", "keras") == "keras" and convention in (None, KERAS_CONVENTION.to_json()):
         return info.get("sha256")
-    convention = {k: v for k, v in info["input_convention"].items() if k != "declared_by"}
     return [info["sha256"], dumps_sorted(convention)]

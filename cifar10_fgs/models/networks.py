@@ -133,7 +133,7 @@ def architecture(model) -> str:
 
 
 def check_model(model, where: str = "model"):
-    """Raise ModelError unless ``model`` maps (None, 32, 32, 3) pixels to (None, 10) outputs."""
+    """Raise ModelError unless ``model`` maps (None, 32, 32, 3) pixels to (None, 10) outputs (one per class)."""
     try:
         in_shape = tuple(model.input_shape)
         out_shape = tuple(model.output_shape)
@@ -142,7 +142,8 @@ def check_model(model, where: str = "model"):
     fits = len(in_shape) == 4 and all(d is None or d == want for d, want in zip(in_shape[1:], IMAGE_SHAPE))
     if not fits or out_shape[1:] != (NUM_CLASSES,):  # None: any size, e.g. a fully convolutional model
         raise ModelError(
-            f"{where} maps {in_shape[1:]} to {out_shape[1:]}: expected a 32x32x3 -> 10 CIFAR-10 classifier"
+            f"{where} maps {in_shape[1:]} to {out_shape[1:]}: expected a 32x32x3 -> 10 CIFAR-10 classifier "
+            "(one output per class)"
         )
     return model
 
@@ -158,8 +159,14 @@ def check_keras_path(out: str | Path) -> Path:
 def load_model(path: str | Path, *, unsafe: bool = False):
     """Load a ``.keras`` (or legacy ``.h5``) file in Keras safe mode (no Lambda code) and check its shapes.
 
-    ``unsafe=True`` allows Lambda layers, i.e. running Python code stored in the file.
+    ``unsafe=True`` allows Lambda layers, i.e. running Python code stored in the file. The model is checked as it
+    is: to feed it by a declared input convention, load it with ``models.keras_input.load_keras``.
     """
+    return check_model(read_keras(path, unsafe=unsafe), str(path))
+
+
+def read_keras(path: str | Path, *, unsafe: bool = False):
+    """The Keras model in ``path``, loaded as :func:`load_model` loads it, its shapes not yet checked."""
     import zipfile
 
     import keras
@@ -193,4 +200,4 @@ def load_model(path: str | Path, *, unsafe: bool = False):
         raise ModelError(
             f"{path} is not a Keras model ({one_line(exc)}): expected a .keras file saved by Keras 3"
         ) from None
-    return check_model(model, str(path))
+    return model

@@ -27,8 +27,10 @@ from cifar10_fgs.models.convention import (
     Layout,
     Output,
     complete,
+    layout_of,
     merge,
     read_sidecar,
+    shape_text,
 )
 from cifar10_fgs.provenance import sha256_bytes, sha256_file
 
@@ -37,7 +39,6 @@ log = logging.getLogger(__name__)
 EXTRA = 'pip install "cifar10-fgs[onnx]"'
 SUFFIX = ".onnx"
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
-SHAPES = {Layout.NCHW: (3, 32, 32), Layout.NHWC: IMAGE_SHAPE}  # one image, per layout
 _FLOATS = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
 PROBABILITY_TOLERANCE = 1e-3  # |row sum - 1| allowed for outputs declared to be probabilities
 
@@ -199,38 +200,6 @@ def _session(ort, path: Path):
         ) from None
 
 
-def _shape_text(shape) -> str:
-    return (
-        "("
-        + ", ".join(str(d) if isinstance(d, int) else "N" if i == 0 else str(d or "?") for i, d in enumerate(shape))
-        + ")"
-    )
-
-
-def _layout(shape, declared: Layout | None, where: str, path: Path) -> tuple[Layout, str]:
-    """The layout (declared, else read from ``shape`` when unambiguous, else NCHW) and where it came from."""
-    dims = list(shape[1:]) if len(shape) == 4 else None
-    fits = {
-        lay: dims is not None and all(not isinstance(d, int) or d == want for d, want in zip(dims, SHAPES[lay]))
-        for lay in Layout
-    }
-    if not any(fits.values()):
-        raise ModelError(
-            f"{path} takes input of shape {_shape_text(shape)}: expected a batch of 32x32x3 images, "
-            "(N, 3, 32, 32) or (N, 32, 32, 3)"
-        )
-    if declared is not None:
-        if not fits[declared]:
-            other = next(lay for lay in Layout if fits[lay]).value
-            raise ConfigError(
-                f"{path} takes {_shape_text(shape)} but {where} declares layout {declared.value}: declare {other}"
-            )
-        return declared, where
-    if all(fits.values()):
-        return Layout.NCHW, "default"
-    return next(lay for lay in Layout if fits[lay]), "input shape"
-
-
 def load_onnx(path: str | Path, declared: Sequence[Declared | None] = ()) -> OnnxClassifier:
     """``path`` (.onnx) ready to run: its convention from ``declared`` (e.g. the command line) and the sidecar."""
     path = Path(path)
@@ -248,9 +217,9 @@ def load_onnx(path: str | Path, declared: Sequence[Declared | None] = ()) -> Onn
         raise ModelError(f"{path} takes {inp.type} input: expected float32 pixels (a batch of 32x32x3 images)")
     out_shape = outputs[0].shape
     if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != NUM_LOGITS):
-        raise ModelError(f"{path} outputs shape {_shape_text(out_shape)}: expected (N, {NUM_LOGITS}) class scores")
+        raise ModelError(f"{path} outputs shape {shape_text(out_shape)}: expected (N, {NUM_LOGITS}) class scores")
     values, origin = merge([read_sidecar(path.parent), *declared], str(path))
-    layout, layout_origin = _layout(inp.shape, values.pop("layout", None), origin.get("layout", ""), path)
+    layout, layout_origin = layout_of(inp.shape, values.pop("layout", None), origin.get("layout", ""), str(path))
     convention, origin = complete(values, origin, layout, layout_origin)
     batch = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)

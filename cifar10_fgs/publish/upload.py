@@ -2,9 +2,10 @@
 
 Only the dataset's own files go up: ``README.md``, ``generation.json``, ``data/*.arrow`` (exactly the
 shards the manifest lists), ``figures/*`` and ``results/*``; never ``.lock``, ``.tmp/`` or hidden
-files. By default the source model travels with the data: ``source_model/<name>.keras`` and its
-provenance ``source_model/<name>.json``, where ``<name>`` is the file name ``generation.json`` records,
-so ``cifar10-fgs validate hub:USER/NAME`` can re-prove the copy from the repo alone. The model is
+files. By default the source model travels with the data: ``source_model/<name>.keras``, its
+provenance ``source_model/<name>.json`` and, when one lies beside the model, its input convention
+``source_model/cifar10-fgs.json`` (checked against ``generation.json``), where ``<name>`` is the file name
+``generation.json`` records, so ``cifar10-fgs validate hub:USER/NAME`` can re-prove the copy from the repo alone. The model is
 found at the given path, else beside the dataset folder (``../models/<name>``, the ``run`` workspace,
 or ``../<name>``); one whose sha256 differs from ``generation.json`` is refused before anything is sent.
 Before uploading, the remote files are compared with the local ones (git blob sha1, or the
@@ -35,6 +36,7 @@ from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
 from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR, features
 from cifar10_fgs.errors import ConfigError, HubError, ValidationError
+from cifar10_fgs.models.convention import SIDECAR, check_recorded, read_sidecar
 from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.publish.repo_id import check_repo_id
 from cifar10_fgs.training.saved import model_metadata_path
@@ -161,6 +163,10 @@ def _model_files(source_model: Path, manifest: Manifest) -> list[tuple[str, Path
     meta = model_metadata_path(source_model)
     if meta.is_file():
         files.append((in_repo[1], meta))
+    sidecar = read_sidecar(source_model.parent)
+    if sidecar is not None:  # the model's input convention travels with it; it must be the one generate used
+        check_recorded(manifest.config.source_convention(), [sidecar], str(source_model), mf.FILE)
+        files.append((f"{MODEL_DIR}/{SIDECAR}", source_model.parent / SIDECAR))
     return files
 
 

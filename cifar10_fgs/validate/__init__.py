@@ -11,9 +11,11 @@
   twice, and the stored indices plus the manifest's listed failures cover each split's rows exactly once
   (CIFAR-10 rows: ``0..num_rows-1``, or a ``--limit`` subset's ``original_rows``; ``dataset.manifest.rows``);
 * with ``source_model``: the file is the generating model (sha256 equal to ``config.model_sha256``),
-  and it misclassifies every stored image and predicts exactly the stored
+  and, fed by the input convention ``generation.json`` records (``config.input_convention``; none recorded:
+  this project's Keras convention), it misclassifies every stored image and predicts exactly the stored
   ``adversarial_prediction`` (inference with the generation's batch size, ``config.attack`` or
-  ``config.onepixel``, so the logits are bitwise those that generate saw);
+  ``config.onepixel``, so the logits are bitwise those that generate saw). A convention declared on the
+  command line or in a ``cifar10-fgs.json`` beside the model must agree with the recorded one;
 * with ``cifar10``: the rows generated from have the manifest's fingerprint, against the original at each
   row's ``index`` (its CIFAR-10 row) the stored ``linf``/``l2``
   equal the recomputed distances, ``linf <= step * iterations + 0.5 / 255`` (for a ``--method
@@ -31,6 +33,7 @@ Modules: ``report`` (the checks and the report), ``reading`` (prefetch and predi
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -39,8 +42,10 @@ from cifar10_fgs.config import VALIDATE_PREDICT_ROWS
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import CARD, features
-from cifar10_fgs.errors import NotADatasetError
-from cifar10_fgs.models.networks import load_model
+from cifar10_fgs.errors import ConfigError, NotADatasetError
+from cifar10_fgs.models.convention import OPTION, Declared, check_recorded, read_sidecar
+from cifar10_fgs.models.keras_input import load_keras
+from cifar10_fgs.models.networks import read_keras
 from cifar10_fgs.provenance import library_versions, sha256_file
 from cifar10_fgs.validate.card_check import check_card
 from cifar10_fgs.validate.checks import (
@@ -75,6 +80,7 @@ def validate_dataset(
     unsafe_model: bool = False,
     progress: bool = False,
     predict_rows: int = VALIDATE_PREDICT_ROWS,
+    model_input: Declared | None = None,
 ) -> ValidationReport:
     """Check the dataset folder ``dataset_dir``; see the module docstring for every check.
 
@@ -82,6 +88,8 @@ def validate_dataset(
     input) the checks against the original images. Bad input (no such folder, no ``generation.json``, an
     unloadable model or CIFAR-10) raises a ``Cifar10FgsError``; failed checks are returned in the report.
     ``predict_rows`` is how many images the model sees per call (fewer calls, fewer retraces).
+    ``model_input``: the model's input convention as the command line declares it (it must agree with the one
+    ``generation.json`` records, which is used; nothing needs declaring).
     """
 
     t0 = time.time()
@@ -107,17 +115,16 @@ def validate_dataset(
         return report()
     specs = layout(manifest, col)
     check_files(dataset_dir, specs, col)
-    check_model = _model_file(manifest, source_model, model_sha, unsafe_model, col)
+    check_model = _model_file(manifest, source_model, model_sha, unsafe_model, col, model_input)
     if cifar10 is None:
         for name in ("source_fingerprint", *ORIGINALS_CHECKS):
             col.skip(name, "no --cifar10 given")
     elif not manifest.config.with_originals:
         col.skip("original_image", "the dataset stores no original_image column")
-    predictor = (
-        Predictor(source_model, unsafe_model, manifest.config.predict_batch_size, predict_rows, col)
-        if check_model
-        else None
-    )
+    predictor = None
+    if check_model:
+        load = functools.partial(_fed_model, source_model, manifest, model_input, unsafe_model)
+        predictor = Predictor(load, manifest.config.predict_batch_size, predict_rows, col)
     states = _check_shards(dataset_dir, manifest, specs, cifar10, predictor, progress, col)
     _check_card(dataset_dir, manifest, states, col)
 
@@ -174,19 +181,32 @@ def _check_card(dataset_dir: Path, manifest: Manifest, states: dict[str, SplitSt
         col.fail("card", p.message, split=p.split, shard=CARD)
 
 
-def _model_file(manifest: Manifest, source_model, model_sha: str | None, unsafe: bool, col: Collector) -> bool:
+def _fed_model(source_model, manifest: Manifest, model_input: Declared | None, unsafe: bool):
+    """The model as generate ran it: fed by the recorded convention (declarations checked against it)."""
+    recorded = manifest.config.source_convention()
+    return load_keras(source_model, [model_input], unsafe=unsafe, recorded=recorded, record=mf.FILE).model
+
+
+def _model_file(
+    manifest: Manifest, source_model, model_sha: str | None, unsafe: bool, col: Collector, model_input=None
+) -> bool:
     """The model_file check; True if the model checks can run."""
     if source_model is None:
+        if model_input:
+            options = ", ".join(OPTION[k] for k in model_input.values())
+            raise ConfigError(f"{options} describe the source model, and no --source-model is given: drop them")
         col.skip("model_file", "no --source-model given")
         for name in MODEL_CHECKS:
             col.skip(name, "model checks skipped: no --source-model given")
         return False
 
     if model_sha is None:
-        load_model(source_model, unsafe=unsafe)  # raises the one-line ModelError
+        read_keras(source_model, unsafe=unsafe)  # raises the one-line ModelError
     col.checked("model_file")
     want = manifest.config.model_sha256
-    if model_sha == want:
+    if model_sha == want:  # a declaration that disagrees with the recorded convention: refused before any shard
+        declared = [read_sidecar(Path(source_model).parent), model_input]
+        check_recorded(manifest.config.source_convention(), declared, str(source_model), mf.FILE)
         return True
     col.fail(
         "model_file",

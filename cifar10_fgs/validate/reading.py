@@ -5,6 +5,7 @@ Memory holds about two shards plus two model chunks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,6 @@ from cifar10_fgs.dataset.manifest import Cifar10MismatchError, Manifest, ShardEn
 from cifar10_fgs.dataset.shards import read_shard
 from cifar10_fgs.errors import Cifar10FgsError
 from cifar10_fgs.models.inference import predict_logits, softmax
-from cifar10_fgs.models.networks import load_model
 from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.validate.report import Collector
 
@@ -225,10 +225,10 @@ class Predictor:
     less often. Failures are recorded in the caller's thread.
     """
 
-    def __init__(self, source_model, unsafe: bool, batch_size: int, chunk_rows: int, col: Collector):
-
+    def __init__(self, load_model: Callable, batch_size: int, chunk_rows: int, col: Collector):
+        """``load_model()`` returns the model to run (uint8 levels in, logits out); it runs in the model's thread."""
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-predict")
-        self.model = self.pool.submit(load_model, source_model, unsafe=unsafe)
+        self.model = self.pool.submit(load_model)
         self.batch_size = batch_size
         self.chunk_rows = chunk_rows
         self.col = col

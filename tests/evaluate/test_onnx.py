@@ -392,7 +392,7 @@ def test_bad_models_and_conflicting_declarations_are_one_line_errors(folder, net
         ([str(nets["nchw"]), "--input-layout", "NHWC"], "declares layout NHWC: declare NCHW"),
         ([str(nets["nchw"]), "--input-mean", "0.5,0.5,0.5"], "mean is declared without std"),
         ([str(nets["nchw"]), "--input-std", "1,0,1"], "--input-std [1.0, 0.0, 1.0] is invalid"),
-        ([str(nets["keras"]), "--input-scale", "255"], "--input-scale describe ONNX models, and no --model is one"),
+        ([str(nets["keras"]), "--input-layout", "NCHW"], "declares layout NCHW: declare NHWC"),
         ([str(tmp_path / "model.pt")], "is neither a Keras (.keras, .h5) nor an .onnx file"),
     ]
     (tmp_path / "model.pt").write_bytes(b"\0")

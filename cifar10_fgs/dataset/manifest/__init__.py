@@ -4,10 +4,12 @@
 
     config          the settings that made the folder (a folder resumes only with equal settings)
       format_version, method ("fgs" | "onepixel"), attack {AttackConfig fields}, onepixel {..} (onepixel only),
-      model_sha256, rows_per_shard, replicas, with_originals,
+      model_sha256, rows_per_shard, replicas, with_originals, input_convention (only when not this project's
+      Keras convention: layout, scale, mean, std, output),
       splits {<split>: {fingerprint, num_rows, num_shards, subset (``--limit`` only: rule, limit, seed, original_rows,
               index: "cifar10_row")}}
-    source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy, network
+    source_model    path, sha256, architecture, test_accuracy, test_loss, recipe, train_data, outputs, train_accuracy, network,
+                    input_convention (how it was fed, where each field was declared, how the logits were taken)
     data_source     source (as given), splits {<split>: how that split was read}
     library_versions {package: version}
     worker          num_workers, worker_index (this machine's part of the work), combined_from

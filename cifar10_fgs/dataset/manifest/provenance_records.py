@@ -71,9 +71,12 @@ class SourceModel:
     test_loss: float | None = None
     recipe: dict | None = None
     train_data: dict | None = None
-    outputs: str = "logits"
+    outputs: str = "logits"  # what the model returns: logits or probabilities (its input convention's output)
     train_accuracy: float | None = None  # on the unaugmented training images (its misses: the unchanged train rows)
     network: dict | None = None  # a flip-averaged model: its network's own name, test_accuracy and train_accuracy
+    # How it was fed: layout, scale, mean, std, output, declared_by (where each field came from) and logits (how the
+    # attack took them); folders made before conventions applied to Keras record none (this project's convention).
+    input_convention: dict | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cifar10_fgs.config import AttackConfig, Method
+from cifar10_fgs.attack.settings import attack_config_of, attack_settings
+from cifar10_fgs.config import PIXEL_RANGE, Method
 from cifar10_fgs.data import check_split
 from cifar10_fgs.dataset.manifest.fields import ManifestError, bool_of, extra_keys, int_of, obj_of, to_object
 from cifar10_fgs.dataset.manifest.rows import SplitRows
 from cifar10_fgs.errors import ConfigError, DataSourceError
+from cifar10_fgs.models.convention import KERAS_CONVENTION, InputConvention
 
 FORMAT_VERSION = 1
 
@@ -119,6 +121,9 @@ class Config:
     replicas: int = 1  # GPUs the batch was split over (each ran attack.batch_size / replicas rows)
     with_originals: bool = False
     onepixel: dict | None = None  # OnePixelConfig fields (method onepixel only)
+    # How the source model was fed (InputConvention.to_json()); None: this project's KERAS_CONVENTION, which is
+    # never written, so folders made before conventions applied to Keras resume under the same key.
+    input_convention: dict | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -156,18 +161,39 @@ class Config:
             replicas=int_of(obj.get("replicas", 1), "config.replicas"),
             with_originals=bool_of(obj.get("with_originals", False), "config.with_originals"),
             onepixel=onepixel,
+            input_convention=obj.get("input_convention"),
             extra=extra_keys(obj, cls),
         )
 
     def to_json(self) -> dict:
         return to_object(self)
 
-    def attack_config(self):
-
+    def source_convention(self) -> InputConvention:
+        """How the source model was fed when the folder was made (``KERAS_CONVENTION`` when none is recorded)."""
+        if self.input_convention is None:
+            return KERAS_CONVENTION
         try:
-            return AttackConfig(**self.attack)
-        except (TypeError, ConfigError) as exc:
-            raise ManifestError(f"config.attack is invalid ({exc})") from None
+            return InputConvention.from_json(self.input_convention, "config.input_convention", KERAS_CONVENTION)
+        except ConfigError as exc:
+            raise ManifestError(f"{exc}") from None
+
+    def attack_config(self):
+        """The recorded attack settings as an ``AttackConfig`` (an old folder's pixel range 0..255 accepted)."""
+        try:
+            return attack_config_of(self.attack, "config.attack")
+        except ConfigError as exc:
+            raise ManifestError(f"{exc}") from None
+
+    def resume_key(self) -> dict:
+        """What a folder must have been made with to be resumed or combined: the JSON, with an old folder's
+        recorded pixel range (exactly 0..255, ``attack.settings.LEGACY_PIXEL_RANGE``) left out of ``attack``."""
+        out = self.to_json()
+        if isinstance(out.get("attack"), dict):
+            try:
+                out["attack"] = attack_settings(out["attack"], "config.attack")
+            except ConfigError:
+                pass  # another range: the key differs from every new run's, so the folder is not resumed
+        return out
 
     def _onepixel(self, key: str) -> int:
         if not (
@@ -197,5 +223,6 @@ class Config:
 
     @property
     def pixel_range(self) -> float:
-        a = self.attack_config()
-        return float(a.pixel_max - a.pixel_min)
+        """The uint8 levels' range (255); a folder that records another pixel range is refused (ManifestError)."""
+        self.attack_config()
+        return PIXEL_RANGE
