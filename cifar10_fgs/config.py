@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from cifar10_fgs.errors import ConfigError
 
@@ -118,7 +118,19 @@ class AttackConfig:
         return float(math.floor(self.max_linf * PIXEL_RANGE + 1e-9))
 
 
+def check_flags(settings) -> None:
+    """Every ``bool`` field of the dataclass ``settings`` holds True or False: a string such as "False" (read from a
+    file or the environment) would otherwise count as true and be followed silently."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if f.type in ("bool", bool) and not isinstance(value, bool):
+            raise ConfigError(
+                f"{f.name}={value!r} is not True or False: pass a bool (a string such as 'False' would count as true)"
+            )
+
+
 def check_attack_config(cfg: AttackConfig) -> None:
+    check_flags(cfg)
     if not (0.0 < cfg.step < 1.0):
         raise ConfigError(f"step {cfg.step} is out of range: expected 0 < step < 1 (a fraction of the pixel range)")
     if int(cfg.max_iterations) != cfg.max_iterations or cfg.max_iterations < 1:
@@ -232,6 +244,7 @@ class TrainRecipe:
     recompute_batchnorm: bool = False
 
     def __post_init__(self):
+        check_flags(self)
         epochs = [e for e, _ in self.restarts]
         if epochs != sorted(set(epochs)) or any(not 0 < e < self.epochs for e in epochs):
             raise ConfigError(f"restarts {self.restarts!r}: epochs must be increasing and inside (0, {self.epochs})")

@@ -30,6 +30,19 @@ class OutputError(Cifar10FgsError):
     """An output folder that cannot be written without losing earlier work."""
 
 
+class ExistingOutputError(OutputError):
+    """Something is already where a call would write (a model, dataset, results file or card) that it did not make
+    with the same settings: it is kept, and the call stops before any work. ``overwrite=True`` (``--overwrite``)
+    replaces it; the message names that and ``alternative`` (another ``--out``, another ``--name`` ...)."""
+
+    def __init__(self, path, why: str, alternative: str = "choose another --out"):
+        self.path, self.why, self.alternative = str(path), why, alternative
+        super().__init__(f"{path} {why}: pass --overwrite to replace it, or {alternative}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.why, self.alternative)
+
+
 class ValidationError(Cifar10FgsError):
     """A generated dataset folder that fails validation."""
 

@@ -17,18 +17,17 @@ not given come from ``config.QuickTrial()`` (class-balanced subsets, so every cl
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import QUICK_RECIPES, RECIPES, Arch, AttackConfig, QuickTrial, RetrainMode, parse_choices
-from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS, load_cifar10
+from cifar10_fgs.config import Arch, RetrainMode, TrainRecipe, parse_choices
+from cifar10_fgs.data import SPLITS, Cifar10Split, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import CARD, RESULTS_DIR
-from cifar10_fgs.errors import ValidationError
+from cifar10_fgs.errors import ExistingOutputError, ValidationError
 from cifar10_fgs.evaluate import (
     ALL_VARIANTS,
     GaussianOptions,
@@ -39,37 +38,24 @@ from cifar10_fgs.evaluate import (
     evaluate_transfer,
     write_paper_comparison,
 )
-from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
-from cifar10_fgs.provenance import read_json, sha256_file, write_json
-from cifar10_fgs.publish.card import write_card
+from cifar10_fgs.evaluate.retrain import check_retrained_model
+from cifar10_fgs.generate.core import GenerateOptions, check_dataset_dir, generate_dataset
+from cifar10_fgs.provenance import sha256_file, write_json
+from cifar10_fgs.publish.card import check_readme, write_card
 from cifar10_fgs.publish.upload import upload_dataset
-from cifar10_fgs.training.saved import trained_model_matches
+from cifar10_fgs.run_setup import (
+    RUN_FILE,
+    RunOptions,
+    check_given_models,
+    claim_trained_model,
+    quick_options,
+    read_record,
+    recipe_of,
+)
 from cifar10_fgs.training.train import train_model
 from cifar10_fgs.validate import validate_dataset
 
 log = logging.getLogger(__name__)
-
-RUN_FILE = "run.json"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    cifar10: str = DEFAULT_CIFAR10
-    source_model: str | None = None  # use this .keras instead of training EfficientNetB0
-    target_model: str | None = None  # use this .keras instead of training the simple deep CNN
-    source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
-    target_epochs: int | None = None
-    retrain_epochs: int | None = None
-    retrain_modes: tuple[RetrainMode, ...] = tuple(RetrainMode)  # retrained in turn: adversarial (the paper), mixed
-    limit: int | None = None  # attack a seeded class-balanced subset of N images of each split (a quick run)
-    train_limit: int | None = None  # train on the seeded class-balanced subset of N training images (a quick run)
-    quick: bool = False  # the quick trial (config.QuickTrial()): its recipes, and its limits where none are given
-    attack: AttackConfig | None = None  # None: generate.attack_config() (the batch size follows the device)
-    upload: str | None = None  # hub repo id; None: nothing leaves the machine
-    private: bool = False
-    ship_source_model: bool = True  # with upload: ship the source model under source_model/ too
-    seed: int = 0
-    allow_failures: bool = False  # accept images not fooled within max_iterations (listed in generation.json)
 
 
 @dataclass(frozen=True)
@@ -98,36 +84,48 @@ def run_pipeline(
 ) -> RunResult:
     """Run every stage into the folder ``workspace`` (see the module docstring).
 
-    ``overwrite`` lets a dataset generated with other settings (attack, limit, model) be replaced.
+    Nothing in ``workspace`` that this run did not make with the same settings is replaced: a model trained with
+    another recipe, data or seed (or not by ``train`` at all), a dataset generated with other settings, results
+    or a card made otherwise. The run stops with a one-line ``ExistingOutputError`` before it trains or attacks,
+    unless ``overwrite`` (``run --overwrite``), which every stage is given: the one way to retrain over the
+    workspace's models and replace its dataset and results.
     """
     modes = parse_choices(RetrainMode, options.retrain_modes, "retrain mode")  # a bad mode fails before any work
     options = quick_options(options)
-    _recipe(Arch.SOURCE, options.source_epochs, options.quick)  # and so does a bad --source-epochs or --target-epochs
-    _recipe(Arch.TARGET, options.target_epochs, options.quick)
-    run = _Run(Path(workspace), options, progress, on_stage)
-    data = run.load()
-    source_model = run.model(Arch.SOURCE, options.source_model, options.source_epochs, data)
-    target_model = run.model(Arch.TARGET, options.target_model, options.target_epochs, data)
-    manifest_sha, fooled = run.generate(source_model, data, overwrite)
-    run.validate(source_model, manifest_sha)
-    run.evaluations(source_model, target_model, manifest_sha, modes)
-    run.paper(manifest_sha)
-    run.card_and_upload(source_model, manifest_sha)
+    recipe_of(Arch.SOURCE, options.source_epochs, options.quick)  # and so does a bad --source-epochs or --target-epochs
+    recipe_of(Arch.TARGET, options.target_epochs, options.quick)
+    check_given_models(options)
+    try:
+        run = _Run(Path(workspace), options, progress, on_stage, overwrite)
+        data = run.load()
+        run.check_outputs(data, modes)  # before any training: what the run would replace
+        source_model = run.model(Arch.SOURCE, options.source_model, data)
+        target_model = run.model(Arch.TARGET, options.target_model, data)
+        manifest_sha, fooled = run.generate(source_model, data)
+        run.validate(source_model, manifest_sha)
+        run.evaluations(source_model, target_model, manifest_sha, modes)
+        run.paper(manifest_sha)
+        run.card_and_upload(source_model, manifest_sha)
+    except ExistingOutputError as e:
+        if "--name" not in e.alternative:
+            raise
+        raise ExistingOutputError(e.path, e.why, "choose another --out") from None  # run has no --name
     return RunResult(str(run.workspace), str(run.dataset_dir), tuple(run.stages), {"fooled_percent": fooled})
 
 
 class _Run:
     """The workspace of one ``run_pipeline`` call: ``run.json`` and the stages done or skipped so far."""
 
-    def __init__(self, workspace: Path, options: RunOptions, progress: bool, on_stage):
+    def __init__(self, workspace: Path, options: RunOptions, progress: bool, on_stage, overwrite: bool):
         self.workspace, self.options, self.progress, self.on_stage = workspace, options, progress, on_stage
+        self.overwrite = overwrite  # given to every stage: replace what was made with other settings
         self.models = workspace / "models"
         self.dataset_dir = workspace / "dataset"
-        workspace.mkdir(parents=True, exist_ok=True)
         self.record_path = workspace / RUN_FILE
-        self.record = read_json(self.record_path) if self.record_path.exists() else {}
-        self.record.setdefault("stages", {})
+        self.record = read_record(self.record_path, overwrite)
+        workspace.mkdir(parents=True, exist_ok=True)
         self.stages: list[StageResult] = []
+        self.reuse: dict[Arch, bool] = {}  # check_outputs: the workspace already holds this model
 
     def finish(self, stage: str, status: str, t0: float, detail: str, key=None, numbers=None) -> None:
         res = StageResult(stage, status, round(time.time() - t0, 1), detail)
@@ -160,17 +158,49 @@ class _Run:
         )
         return data
 
-    def model(self, arch: Arch, given: str | None, epochs: int | None, data: dict) -> Path:
+    def check_outputs(self, data: dict, modes: tuple[RetrainMode, ...]) -> None:
+        """Before any training: refuse (unless overwrite) a model, dataset or card this run would replace but did
+        not make with the same settings. What needs the new dataset is checked again by its stage."""
+        o = self.options
+        for arch, given in ((Arch.SOURCE, o.source_model), (Arch.TARGET, o.target_model)):
+            if given is None:
+                path, train, recipe = self._training(arch, data)
+                self.reuse[arch] = claim_trained_model(path, train, arch, recipe, o.seed, self.overwrite)
+        for mode in modes:
+            check_retrained_model(
+                self._retrained_path(mode), recipe_of(Arch.TARGET, o.retrain_epochs), o.seed, self.overwrite
+            )
+        source = o.source_model  # None: a model still to be trained, which replaces any dataset
+        if source is None and self.reuse[Arch.SOURCE]:
+            source = self._training(Arch.SOURCE, data)[0]
+        check_dataset_dir(self.dataset_dir, source, self._generate_options(), data, overwrite=self.overwrite)
+        check_readme(self.dataset_dir / CARD, self.overwrite)
+
+    def _generate_options(self) -> GenerateOptions:
+        o = self.options  # the run's seed seeds the --limit subset (there is none without a limit)
+        return GenerateOptions(
+            cifar10=o.cifar10, attack=o.attack, limit=o.limit, seed=o.seed if o.limit is not None else 0
+        )
+
+    def _training(self, arch: Arch, data: dict) -> tuple[Path, Cifar10Split, TrainRecipe]:
+        """(where ``arch`` is trained in the workspace, its training images, its recipe)."""
+        o = self.options
+        epochs = o.source_epochs if arch is Arch.SOURCE else o.target_epochs
+        return (
+            self.models / f"{arch.value}.keras",
+            data["train"].balanced(o.train_limit, seed=o.seed),
+            recipe_of(arch, epochs, o.quick),
+        )
+
+    def model(self, arch: Arch, given: str | None, data: dict) -> Path:
         """2-3. a model: the one given, the one already trained with these data and recipe, or a new one."""
 
         t0, name, o = time.time(), f"train_{arch.value}", self.options
         if given:
             self.finish(name, "skipped", t0, f"given: {given}")
             return Path(given)
-        path = self.models / f"{arch.value}.keras"
-        train = data["train"].balanced(o.train_limit, seed=o.seed)
-        recipe = _recipe(arch, epochs, o.quick)
-        if trained_model_matches(path, train, recipe, o.seed):
+        path, train, recipe = self._training(arch, data)
+        if self.reuse[arch]:
             self.finish(name, "skipped", t0, f"{path} was trained with these data, recipe and seed")
             return path
         res = train_model(
@@ -180,7 +210,7 @@ class _Run:
             arch=arch,
             recipe=recipe,
             seed=o.seed,
-            overwrite=True,
+            overwrite=self.overwrite,
             progress=self.progress,
         )
         self.finish(
@@ -193,17 +223,17 @@ class _Run:
         )
         return path
 
-    def generate(self, source_model: Path, data: dict, overwrite: bool) -> tuple[str, dict]:
+    def generate(self, source_model: Path, data: dict) -> tuple[str, dict]:
         """4. generate (resumes from its shards; a finished folder is a no-op): (manifest sha256, fooled %)."""
 
         t0, o = time.time(), self.options
         gen = generate_dataset(
             self.dataset_dir,
             source_model,
-            GenerateOptions(cifar10=o.cifar10, attack=o.attack, limit=o.limit, seed=o.seed),
+            self._generate_options(),
             progress=self.progress,
             data=data,
-            overwrite=overwrite,
+            overwrite=self.overwrite,
             allow_failures=o.allow_failures,
         )
         manifest_sha = sha256_file(mf.path(self.dataset_dir))
@@ -251,7 +281,11 @@ class _Run:
                 d,
                 target_model,
                 TransferOptions(
-                    cifar10=o.cifar10, source_model=source_model, seed=o.seed, overwrite=True, progress=self.progress
+                    cifar10=o.cifar10,
+                    source_model=source_model,
+                    seed=o.seed,
+                    overwrite=self.overwrite,
+                    progress=self.progress,
                 ),
             )
             self.finish(
@@ -271,7 +305,9 @@ class _Run:
             evaluate_gaussian(
                 d,
                 [target_model, *retrained],
-                GaussianOptions(cifar10=o.cifar10, variants=ALL_VARIANTS, overwrite=True, progress=self.progress),
+                GaussianOptions(
+                    cifar10=o.cifar10, variants=ALL_VARIANTS, overwrite=self.overwrite, progress=self.progress
+                ),
             )
             self.finish("gaussian", "done", t0, f"std sweep written ({len(ALL_VARIANTS)} filter variants)", key=key)
 
@@ -281,7 +317,7 @@ class _Run:
         t0, o = time.time(), self.options
         adversarial = mode is RetrainMode.ADVERSARIAL
         stage = "retrain" if adversarial else f"retrain_{mode.value}"
-        path = self.models / ("retrained.keras" if adversarial else f"retrained_{mode.value}.keras")
+        path = self._retrained_path(mode)
         key = [manifest_sha, target_sha, mode.value, o.retrain_epochs, o.seed]
         if (
             self.unchanged(stage, key)
@@ -300,7 +336,7 @@ class _Run:
                 target_model=target_model,
                 seed=o.seed,
                 name=stage,
-                overwrite=True,
+                overwrite=self.overwrite,
                 progress=self.progress,
             ),
         )
@@ -320,11 +356,14 @@ class _Run:
         )
         return path
 
+    def _retrained_path(self, mode: RetrainMode) -> Path:
+        return self.models / ("retrained.keras" if mode is RetrainMode.ADVERSARIAL else f"retrained_{mode.value}.keras")
+
     def paper(self, manifest_sha: str) -> None:
         """9. the paper beside our numbers (cheap: always rewritten from the results files)."""
 
         t0 = time.time()
-        paper = write_paper_comparison(self.dataset_dir)
+        paper = write_paper_comparison(self.dataset_dir, overwrite=self.overwrite)
         held = sum(e.reproduced is True for e in paper.effects)
         self.finish(
             "paper",
@@ -338,7 +377,7 @@ class _Run:
         """10. the card (cheap and deterministic: always rewritten, so it shows the latest results); 11. upload."""
 
         t0, o = time.time(), self.options
-        write_card(self.dataset_dir, o.upload, cifar10=o.cifar10)
+        write_card(self.dataset_dir, o.upload, cifar10=o.cifar10, overwrite=self.overwrite)
         self.finish("card", "done", t0, f"{self.dataset_dir / CARD}", key=manifest_sha)
         if o.upload:
             t0 = time.time()
@@ -348,6 +387,7 @@ class _Run:
                 private=o.private,
                 source_model=source_model if o.ship_source_model else None,
                 ship_source_model=o.ship_source_model,
+                overwrite=self.overwrite,
             )
             self.finish(
                 "upload",
@@ -356,18 +396,3 @@ class _Run:
                 f"{up.url}: {len(up.uploaded)} files sent, {len(up.unchanged)} unchanged",
                 key=manifest_sha,
             )
-
-
-def quick_options(options: RunOptions) -> RunOptions:
-    """``options`` with the quick trial's limits and retrain epochs (``config.QuickTrial()``) where none are given."""
-    if not options.quick:
-        return options
-
-    given = {k: getattr(options, k) for k in ("limit", "train_limit", "retrain_epochs")}
-    preset = {k: getattr(QuickTrial(), k) for k in given}
-    return dataclasses.replace(options, **{k: preset[k] if v is None else v for k, v in given.items()})
-
-
-def _recipe(arch: Arch, epochs: int | None, quick: bool = False):
-
-    return (QUICK_RECIPES if quick else RECIPES)[arch].with_epochs(epochs)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import click
+from click.core import ParameterSource
 
 from cifar10_fgs import config
 from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS
@@ -274,6 +275,25 @@ def fmt(x, digits: int = 4) -> str:
     if isinstance(x, float):
         return f"{x:.{digits}f}"
     return str(x)
+
+
+def given_options(ctx: click.Context, *names: str) -> list[str]:
+    """The flags of the options ``names`` (parameter names) the user gave, on the command line or in the environment
+    (``ctx.get_parameter_source``), so an option that would be ignored can be refused before any work."""
+    params = {p.name: p for p in ctx.command.params}
+    defaults = (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    return [
+        "/".join((*params[n].opts, *params[n].secondary_opts))
+        for n in names
+        if ctx.get_parameter_source(n) not in defaults
+    ]
+
+
+def refuse_given(ctx: click.Context, names, applies_to: str) -> None:
+    """A one-line usage error if the user gave one of the options ``names``: they apply to ``applies_to`` only."""
+    wrong = given_options(ctx, *names)
+    if wrong:
+        raise click.UsageError(f"{wrong[0]} applies to {applies_to} only: omit it")
 
 
 def examples(*lines: str) -> str:

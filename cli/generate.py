@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method, SourceCheck
+from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method, OnePixelConfig, SourceCheck
 from cifar10_fgs.data import SPLITS
-from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset, parse_splits
+from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset
+from cifar10_fgs.generate.options import parse_splits
 
 from ._cli_utils import (
     Output,
@@ -20,6 +21,7 @@ from ._cli_utils import (
     out_dir_option,
     output_options,
     overwrite_option,
+    refuse_given,
     source_model_option,
     table,
     unsafe_model_option,
@@ -28,6 +30,9 @@ from ._model_input import model_input_options
 
 ALL_SPLITS = "all"
 DEFAULT = AttackConfig()  # the defaults the options show
+ONEPIXEL = OnePixelConfig()
+FGS_ONLY = ("step", "max_iterations", "max_linf", "escalate")  # options of the FGS attack (refused with onepixel)
+ONEPIXEL_ONLY = ("population", "max_generations")
 
 
 @click.command(
@@ -105,7 +110,22 @@ DEFAULT = AttackConfig()  # the defaults the options show
     type=choice(Method),
     default=Method.FGS.value,
     show_default=True,
-    help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit).",
+    help="fgs: the paper's attack; onepixel: Su et al.'s differential evolution baseline (needs --limit; "
+    "takes --population, --max-generations and --batch-size, not the FGS options).",
+)
+@click.option(
+    "--population",
+    type=click.IntRange(min=5),
+    default=ONEPIXEL.population,
+    show_default=True,
+    help="--method onepixel: candidate pixels per differential-evolution generation.",
+)
+@click.option(
+    "--max-generations",
+    type=click.IntRange(min=1),
+    default=ONEPIXEL.max_generations,
+    show_default=True,
+    help="--method onepixel: generations per image before it counts as not fooled.",
 )
 @click.option(
     "--no-source-check",
@@ -133,6 +153,8 @@ def command(
     num_workers,
     worker_index,
     method,
+    population,
+    max_generations,
     no_source_check,
     allow_failures,
     unsafe_model,
@@ -145,7 +167,18 @@ def command(
     Writes DIR/data/<split>-<i>-of-<n>.arrow and DIR/generation.json; rerun the same command to resume.
     """
 
-    config = attack_config(batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate)
+    ctx, method = click.get_current_context(), Method(method)
+    config, onepixel = None, ONEPIXEL  # the FGS attack's settings, or the one-pixel baseline's
+    if method is Method.ONEPIXEL:
+        refuse_given(ctx, FGS_ONLY, "--method fgs")
+        onepixel = OnePixelConfig(
+            population=population, max_generations=max_generations, batch_size=batch_size or ONEPIXEL.batch_size
+        )
+    else:
+        refuse_given(ctx, ONEPIXEL_ONLY, "--method onepixel")
+        config = attack_config(
+            batch_size, step=step, max_iterations=max_iterations, max_linf=max_linf, escalate=escalate
+        )
     options = GenerateOptions(
         cifar10=cifar10,
         attack=config,
@@ -155,8 +188,9 @@ def command(
         with_originals=with_originals,
         num_workers=num_workers,
         worker_index=worker_index,
-        method=Method(method),
+        method=method,
         source_check=None if no_source_check else SourceCheck(),
+        onepixel=onepixel,
         model_input=model_input,
     )
     result = generate_dataset(

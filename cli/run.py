@@ -74,7 +74,10 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 @limit_option
 @train_limit_option
 @batch_size_option
-@overwrite_option()
+@overwrite_option(
+    "Replace what the workspace holds but this run did not make with the same settings: retrain over its models "
+    "(one of yours, or of another recipe), replace its dataset and results. Without it the run stops first."
+)
 @click.option(
     "--upload", "repo_id", default=None, metavar="USER/NAME", help="Upload the dataset to this hub repo at the end."
 )
@@ -103,10 +106,7 @@ def command(
     output: Output,
 ):
     """Everything, resumable: rerun the same command after an interruption to continue."""
-    if repo_id is None and (private or no_source_model):
-        given = "--private" if private else "--no-source-model"
-        raise click.UsageError(f"{given} applies to an upload: add --upload USER/NAME, or omit {given}")
-    options = RunOptions(
+    options = RunOptions(  # refuses options that would be ignored (--private without --upload, ...)
         cifar10=cifar10,
         source_model=source_model,
         target_model=target_model,

@@ -12,6 +12,7 @@ from ._cli_utils import (
     examples,
     no_source_model_option,
     output_options,
+    overwrite_option,
     private_option,
     source_model_option,
     table,
@@ -41,8 +42,12 @@ def _mb(n: int) -> str:
     "DIR/../models/NAME or DIR/../NAME, NAME as generation.json records it)."
 )
 @no_source_model_option()
+@overwrite_option(
+    "Replace a dataset generated with other settings that the repo (branch) holds: its data, figures, results and "
+    "model files this folder lacks are deleted in the same commit (the hub keeps the old commits)."
+)
 @output_options(tensorflow=False)
-def command(dataset_dir, repo_id, private, revision, dry_run, source_model, no_source_model, output: Output):
+def command(dataset_dir, repo_id, private, revision, dry_run, source_model, no_source_model, overwrite, output: Output):
     """Upload README.md, generation.json, data/*.arrow, figures/, results/ and the source model of DIR.
 
     The token comes from HF_TOKEN or `hf auth login`.
@@ -56,6 +61,7 @@ def command(dataset_dir, repo_id, private, revision, dry_run, source_model, no_s
         dry_run=dry_run,
         source_model=source_model,
         ship_source_model=not no_source_model,
+        overwrite=overwrite,
     )
     if not output.as_json:
         for w in result.warnings:

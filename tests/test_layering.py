@@ -22,6 +22,7 @@ LAYERS = (
     ("validate",),
     ("evaluate",),
     ("publish",),
+    ("run_setup",),  # run's options and workspace checks
     ("pipeline",),
     ("cli",),
 )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from cifar10_fgs.config import AttackConfig
+from cifar10_fgs.config import SOURCE_RECIPE, TARGET_RECIPE, Arch, AttackConfig
 from cifar10_fgs.pipeline import RunOptions, run_pipeline
 
 
@@ -86,8 +87,8 @@ def test_run_killed_inside_a_stage_resumes_without_redoing_finished_ones(options
     assert (out / "dataset" / "generation.json").read_bytes() == manifest_before
 
 
-def test_run_reruns_a_stage_whose_input_changed(options, tmp_path):
-    import dataclasses
+def test_run_reruns_a_stage_whose_input_changed_only_with_overwrite(options, tmp_path):
+    from cifar10_fgs.errors import ExistingOutputError
 
     from helpers import tiny_model
 
@@ -95,10 +96,133 @@ def test_run_reruns_a_stage_whose_input_changed(options, tmp_path):
     run_pipeline(out, options)
     other = tmp_path / "other-target.keras"
     tiny_model(seed=21, hidden=4).save(other)
-    again = run_pipeline(out, dataclasses.replace(options, target_model=str(other)))
+    changed = dataclasses.replace(options, target_model=str(other))
+    transfer = out / "dataset" / "results" / "transfer.json"
+    before = transfer.read_bytes()
+    with pytest.raises(
+        ExistingOutputError, match=r"transfer\.json holds results .* --overwrite .* or choose another --out$"
+    ):
+        run_pipeline(out, changed)  # the results of the first target are not replaced without asking
+    assert transfer.read_bytes() == before
+    again = run_pipeline(out, changed, overwrite=True)
     st = statuses(again)
     assert st["generate"] == st["validate"] == "skipped"
     assert st["transfer"] == st["retrain"] == st["gaussian"] == "done"
+    assert transfer.read_bytes() != before
+
+
+TINY_RECIPE = dataclasses.replace(TARGET_RECIPE, epochs=1, batch_size=50)  # trains in seconds
+
+
+@pytest.fixture()
+def tiny_quick_recipes(monkeypatch):
+    """The quick trial's recipes cut to one epoch of the small CNN, so a run trains its models in seconds."""
+    import cifar10_fgs.run_setup as run_setup
+
+    monkeypatch.setattr(run_setup, "QUICK_RECIPES", {Arch.SOURCE: TINY_RECIPE, Arch.TARGET: TINY_RECIPE})
+
+
+@pytest.mark.parametrize("provenance", ["none", "the full recipe's"])
+def test_a_model_run_did_not_make_survives_run_quick_and_is_replaced_only_with_overwrite(
+    options, tiny_quick_recipes, tmp_path, monkeypatch, capsys, provenance
+):
+    import cifar10_fgs.pipeline as pipeline
+    from cifar10_fgs.cli._errors import run_with_friendly_errors
+    from cifar10_fgs.cli.main import cli
+    from cifar10_fgs.provenance import sha256_file
+
+    from helpers import tiny_model
+
+    ws = tmp_path / "ws"
+    foreign = ws / "models" / "source.keras"
+    foreign.parent.mkdir(parents=True)
+    tiny_model(seed=5, hidden=6).save(foreign)  # a real Keras model of the user's
+    if provenance != "none":  # or the 4-hour source, with the provenance `train` writes beside it
+        meta = {"arch": "source", "recipe": SOURCE_RECIPE.to_json(), "seed": 0, "sha256": sha256_file(foreign)}
+        foreign.with_suffix(".json").write_text(json.dumps(meta))
+    before = {p.name: p.read_bytes() for p in foreign.parent.iterdir()}
+    args = ["run", "--quick", "--cifar10", options.cifar10, "--out", str(ws), "--target-model", options.target_model]
+    args += ["--limit", "20", "--batch-size", "32", "-q"]
+
+    assert run_with_friendly_errors(cli, args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{foreign} was not trained by `run` with these data, recipe and seed" in err
+    assert "pass --overwrite" in err and f"--source-model {foreign}" in err and "another --out" in err
+    assert {p.name: p.read_bytes() for p in foreign.parent.iterdir()} == before  # nothing replaced, no checkpoint
+    assert not (ws / "dataset").exists()  # stopped before any training or attack
+
+    def attack_starts(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "generate_dataset", attack_starts)  # the model is what this test is about
+    assert run_with_friendly_errors(cli, [*args, "--overwrite"]) == 130
+    assert foreign.read_bytes() != before["source.keras"]
+    meta = json.loads(foreign.with_suffix(".json").read_text())
+    assert meta["recipe"] == TINY_RECIPE.to_json() and meta["sha256"] == sha256_file(foreign)
+    assert json.loads((ws / "run.json").read_text())["stages"]["train_source"]["key"] == meta["sha256"]
+
+
+def test_run_refuses_a_dataset_of_other_settings_before_it_trains(options, tiny_quick_recipes, tmp_path):
+    from cifar10_fgs.errors import ExistingOutputError
+    from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
+
+    ws = tmp_path / "ws"
+    dataset = ws / "dataset"
+    generate_dataset(
+        dataset, options.source_model, GenerateOptions(cifar10=options.cifar10, attack=options.attack, limit=20)
+    )
+    manifest = (dataset / "generation.json").read_bytes()
+    quick = dataclasses.replace(options, target_model=None, quick=True, limit=30)  # another --limit
+    with pytest.raises(ExistingOutputError, match=r"dataset was generated with other settings .*--overwrite"):
+        run_pipeline(ws, quick)
+    assert not (ws / "models").exists()  # the target was not trained for a dataset that could not be written
+    assert (dataset / "generation.json").read_bytes() == manifest
+
+
+def test_a_given_model_that_is_not_a_file_is_refused_before_any_work(options, tmp_path):
+    from cifar10_fgs.errors import ModelError
+
+    ws = tmp_path / "ws"
+    missing = dataclasses.replace(options, target_model=str(tmp_path / "typo.keras"))
+    with pytest.raises(ModelError, match=r"--target-model .*typo\.keras is not a file"):
+        run_pipeline(ws, missing)  # not found only at the transfer stage, after the attack
+    assert not ws.exists()
+
+
+def test_a_run_json_run_did_not_write_is_kept(tmp_path):
+    from cifar10_fgs.errors import ExistingOutputError
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "run.json").write_text('{"my": "notes"}')
+    with pytest.raises(ExistingOutputError, match=r"run\.json is not the record `cifar10-fgs run` keeps"):
+        run_pipeline(ws, RunOptions(cifar10=str(tmp_path / "unread")))
+    assert (ws / "run.json").read_text() == '{"my": "notes"}'
+
+
+@pytest.mark.parametrize(
+    "given, words",
+    [
+        ({"private": True}, "--private applies to an upload: add --upload USER/NAME"),
+        ({"ship_source_model": False}, "--no-source-model applies to an upload"),
+        (
+            {"source_model": "s.keras", "source_epochs": 3},
+            "--source-epochs trains the source model, but --source-model",
+        ),
+        (
+            {"target_model": "t.keras", "target_epochs": 3},
+            "--target-epochs trains the target model, but --target-model",
+        ),
+        ({"source_model": "s.keras", "target_model": "t.keras", "train_limit": 9}, "--train-limit limits the training"),
+    ],
+)
+def test_run_options_that_would_be_ignored_are_refused_by_the_library(given, words):
+    from cifar10_fgs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        RunOptions(**given)
+    both = RunOptions(source_model="s.keras", target_model="t.keras", quick=True)
+    assert both.train_limit is None  # --quick gives no train limit when no model is trained
 
 
 def test_source_epochs_that_cut_a_cycle_to_its_warmup_fail_before_any_work(tmp_path):
@@ -112,7 +236,7 @@ def test_source_epochs_that_cut_a_cycle_to_its_warmup_fail_before_any_work(tmp_p
 
 def test_quick_gives_its_limits_and_recipes_where_none_are_given():
     from cifar10_fgs.config import QUICK_SOURCE_RECIPE, QUICK_TARGET_RECIPE, SOURCE_RECIPE, Arch, QuickTrial
-    from cifar10_fgs.pipeline import _recipe, quick_options
+    from cifar10_fgs.run_setup import quick_options, recipe_of
 
     quick = quick_options(RunOptions(quick=True))
     assert (quick.limit, quick.train_limit, quick.retrain_epochs) == (
@@ -123,9 +247,9 @@ def test_quick_gives_its_limits_and_recipes_where_none_are_given():
     given = quick_options(RunOptions(quick=True, limit=30, train_limit=40, retrain_epochs=3))
     assert (given.limit, given.train_limit, given.retrain_epochs) == (30, 40, 3)
     assert quick_options(RunOptions()) == RunOptions()  # no --quick: nothing changes
-    assert _recipe(Arch.SOURCE, None, quick=True) == QUICK_SOURCE_RECIPE != SOURCE_RECIPE
-    assert _recipe(Arch.TARGET, None, quick=True) == QUICK_TARGET_RECIPE
-    assert _recipe(Arch.SOURCE, 2, quick=True).epochs == 2  # --source-epochs still wins
+    assert recipe_of(Arch.SOURCE, None, quick=True) == QUICK_SOURCE_RECIPE != SOURCE_RECIPE
+    assert recipe_of(Arch.TARGET, None, quick=True) == QUICK_TARGET_RECIPE
+    assert recipe_of(Arch.SOURCE, 2, quick=True).epochs == 2  # --source-epochs still wins
     assert QuickTrial().limit % 10 == 0 and QuickTrial().train_limit % 10 == 0  # N/10 per class exactly
 
 
@@ -151,12 +275,19 @@ def test_cli_run_quick_attacks_a_balanced_subset_of_a_class_sorted_folder(option
     assert manifest["summary"]["test"]["failures"] == [] and manifest["summary"]["train"]["failures"] == []
 
 
-@pytest.mark.parametrize("flag", ["--private", "--no-source-model"])
-def test_an_upload_option_without_upload_is_one_line_and_writes_nothing(tmp_path, capsys, flag):
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--private"], "--private applies to an upload"),
+        (["--no-source-model"], "--no-source-model applies to an upload"),
+        (["--source-model", "s.keras", "--source-epochs", "2"], "--source-epochs trains the source model"),
+    ],
+)
+def test_an_option_run_would_ignore_is_one_line_and_writes_nothing(tmp_path, capsys, flags, words):
     from cifar10_fgs.cli._errors import run_with_friendly_errors
     from cifar10_fgs.cli.main import cli
 
-    assert run_with_friendly_errors(cli, ["run", "--out", str(tmp_path / "ws"), flag]) == 2
+    assert run_with_friendly_errors(cli, ["run", "--out", str(tmp_path / "ws"), *flags]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{flag} applies to an upload" in err
+    assert err.count("\n") == 1 and words in err
     assert not (tmp_path / "ws").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
 from cifar10_fgs.dataset.shards import CARD, DATA_DIR, FIGURES_DIR, LOCK, RESULTS_DIR, TMP_DIR, file_matches
-from cifar10_fgs.errors import OutputError
+from cifar10_fgs.errors import ExistingOutputError, OutputError
 
 MODEL_DIR = "source_model"  # where a published copy ships its source model
 
@@ -63,10 +63,7 @@ def prepare_dataset_dir(dataset_dir: Path, key: mf.Config, overwrite: bool) -> M
         if manifest is not None and manifest.config.resume_key() == key.resume_key():
             return manifest
         if not overwrite:
-            raise OutputError(
-                f"{dataset_dir} was generated with other settings (model, data or attack): "
-                "pass --overwrite to replace it, or choose another --out"
-            )
+            raise ExistingOutputError(dataset_dir, "was generated with other settings (model, data or attack)")
         return None
     if dataset_dir.exists():
         ours = {DATA_DIR, TMP_DIR, LOCK, RESULTS_DIR, FIGURES_DIR}

@@ -21,7 +21,7 @@ from cifar10_fgs.evaluate.comparison_gaussian import gaussian_rows
 from cifar10_fgs.evaluate.comparison_rows import Effect, ResultsFiles, Row, add_effect, add_row
 from cifar10_fgs.evaluate.joined import Generation, read_generation
 from cifar10_fgs.evaluate.paper import PAPER_STD
-from cifar10_fgs.evaluate.results import fmt, md_table, write_results
+from cifar10_fgs.evaluate.results import claim_kind, fmt, md_table, write_results
 from cifar10_fgs.provenance import splice_marked
 
 log = logging.getLogger(__name__)
@@ -187,9 +187,16 @@ def build_comparison(dataset_dir: str | Path, inputs: dict | None = None) -> tup
     return rows, effects, used
 
 
-def write_paper_comparison(dataset_dir: str | Path, inputs: dict | None = None) -> PaperComparison:
-    """Write ``DIR/results/paper.json`` and ``paper.md`` from the results files present (see module docstring)."""
+def write_paper_comparison(
+    dataset_dir: str | Path, inputs: dict | None = None, *, overwrite: bool = False
+) -> PaperComparison:
+    """Write ``DIR/results/paper.json`` and ``paper.md`` from the results files present (see module docstring).
+
+    An earlier comparison is rewritten; a ``paper.json`` that is not one (e.g. ``evaluate transfer --name paper``)
+    is replaced only with ``overwrite``.
+    """
     dataset_dir = Path(dataset_dir)
+    claim_kind(dataset_dir, NAME, "paper", overwrite)
     rows, effects, used = build_comparison(dataset_dir, inputs)
     report = {
         "kind": "paper",

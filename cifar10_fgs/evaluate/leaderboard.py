@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cifar10_fgs.dataset import manifest as mf
-from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError
+from cifar10_fgs.errors import ConfigError, DataSourceError, ExistingOutputError
 from cifar10_fgs.evaluate.joined import dataset_identity, load_joined, read_generation
 from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
 from cifar10_fgs.evaluate.results import check_name, settings_key_of
@@ -141,9 +141,8 @@ def _cifar10_for(generation, cifar10, label: str):
 
 def _claim(json_path: Path, key: str, overwrite: bool) -> None:
     if json_path.exists() and not overwrite and settings_key_of(json_path) != key:
-        raise OutputError(
-            f"{json_path} holds a leaderboard made with other settings or models: pass --overwrite "
-            "to replace it, or another --name / --out"
+        raise ExistingOutputError(
+            json_path, "holds a leaderboard made with other settings or models", "another --name / --out"
         )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cifar10_fgs.dataset.shards import RESULTS_DIR
 from cifar10_fgs.dataset_card.render import md_table as card_table
-from cifar10_fgs.errors import ConfigError, OutputError
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, OutputError
 from cifar10_fgs.evaluate.figures import save_png
 from cifar10_fgs.models.forward import load_classifier, model_key
 from cifar10_fgs.models.networks import architecture, load_model
@@ -55,6 +55,17 @@ def settings_key_of(json_path: Path) -> str | None:
         return None
 
 
+def claim_kind(dataset_dir: Path, name: str, kind: str, overwrite: bool) -> None:
+    """Refuse to replace a ``results/<name>.json`` of another kind (e.g. transfer results named like ``kind``)."""
+    json_path, _ = results_paths(dataset_dir, name)
+    try:
+        found = read_json(json_path).get("kind") if json_path.exists() else kind
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found != kind and not overwrite:
+        raise ExistingOutputError(json_path, f"holds other results than {kind}", "give those results another --name")
+
+
 def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> None:
     """Refuse to replace results made with other settings (same settings: recomputed and replaced)."""
     json_path, _ = results_paths(dataset_dir, name)
@@ -66,9 +77,8 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
     elif not os.access(dataset_dir / RESULTS_DIR, os.W_OK | os.X_OK):
         raise OutputError(f"{dataset_dir / RESULTS_DIR} is not writable: make it writable or copy the dataset folder")
     if not overwrite and json_path.exists() and settings_key_of(json_path) != key:
-        raise OutputError(
-            f"{json_path} holds results made with other settings (models, data or options): pass --overwrite "
-            "to replace them, or --name NAME to keep both"
+        raise ExistingOutputError(
+            json_path, "holds results made with other settings (models, data or options)", "--name NAME to keep both"
         )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from cifar10_fgs.config import RECIPES, Arch, RetrainMode
 from cifar10_fgs.data import Cifar10Split
-from cifar10_fgs.errors import ConfigError
+from cifar10_fgs.errors import ConfigError, ExistingOutputError
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import check_name
@@ -28,6 +28,7 @@ from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
 from cifar10_fgs.models.networks import check_keras_path
+from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.training.saved import read_model_metadata, trained_model_matches
 from cifar10_fgs.training.train import train_model
 
@@ -109,10 +110,15 @@ def evaluate_retrain(
     mode = _check_mode(mode)
     if epochs is not None and (int(epochs) != epochs or epochs < 1):
         raise ConfigError(f"--epochs {epochs} is invalid: expected an integer >= 1")
+    if o.model_input:  # it would be ignored
+        raise ConfigError(
+            "model_input would be ignored: evaluate retrain trains and scores the target architecture as it is; drop it"
+        )
     check_keras_path(retrained_model)
     name = check_name(o.name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)
     recipe = RECIPES[Arch.TARGET].with_epochs(epochs)
+    check_retrained_model(retrained_model, recipe, seed, o.overwrite)  # before the data is read
     models = {}
     target = None
     if o.target_model is not None:
@@ -178,6 +184,17 @@ DEFINITIONS = {
     "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
     "training.seconds": "wall time of model.fit summed over epochs (all resumed runs), from the model's metadata",
 }
+
+
+def check_retrained_model(retrained_model: Path, recipe, seed: int, overwrite: bool) -> None:
+    """A model at ``retrained_model`` not trained with ``recipe`` and ``seed`` is kept unless ``overwrite``
+    (``ExistingOutputError``); one that was is reused if its data match too (known once the data are read)."""
+    if overwrite or not retrained_model.exists():
+        return
+    meta = read_model_metadata(retrained_model)
+    made = (meta.get("recipe"), meta.get("seed"), meta.get("sha256"))
+    if made != (recipe.to_json(), seed, sha256_file(retrained_model)):
+        raise ExistingOutputError(retrained_model, "was not retrained with this recipe and seed")
 
 
 def _check_mode(mode) -> str:

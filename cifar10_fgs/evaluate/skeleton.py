@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import PREDICT_BATCH_SIZE
+from cifar10_fgs.config import PREDICT_BATCH_SIZE, check_flags
 from cifar10_fgs.evaluate.joined import (
     Generation,
     check_split_generated,
@@ -55,6 +55,9 @@ class EvaluateOptions:
     progress: bool = False  # progress bars
     cache_dir: str | None = None  # the datasets cache for the adversarial shards (None: the usual one)
     model_input: Declared | None = None  # how the models take their pixels (models.convention); None: as they declare
+
+    def __post_init__(self):
+        check_flags(self)  # overwrite="False" would replace results
 
 
 @dataclass(frozen=True)

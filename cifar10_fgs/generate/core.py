@@ -26,14 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_fgs.attack.gradient import make_gradient_fn
-from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, SourceCheck, check_attack_config
-from cifar10_fgs.data import DEFAULT_CIFAR10, SPLITS, Cifar10Split, check_split, load_cifar10, load_cifar10_rows
+from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig, check_attack_config
+from cifar10_fgs.data import Cifar10Split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import check_writable, clear_outputs, folder_lock, prepare_dataset_dir, shard_done
 from cifar10_fgs.dataset.manifest import Manifest
 from cifar10_fgs.dataset.shards import (
-    ROWS_PER_SHARD,
     TMP_DIR,
     num_shards,
     read_columns,
@@ -42,11 +41,12 @@ from cifar10_fgs.dataset.shards import (
 from cifar10_fgs.dataset.stats import COLUMNS, SplitSummary, split_statistics
 from cifar10_fgs.errors import Cifar10FgsError, ConfigError
 from cifar10_fgs.generate.check import check_source_model
+from cifar10_fgs.generate.options import GenerateOptions, attack_config, check_options
 from cifar10_fgs.generate.originals import OriginalLogits
 from cifar10_fgs.generate.stream import ShardRouter, attack_stream, plan_shards
 from cifar10_fgs.generate.writer import ManifestWriter, ShardWriter
 from cifar10_fgs.models.convention import Declared
-from cifar10_fgs.models.inference import default_batch_size, device_strategy
+from cifar10_fgs.models.inference import device_strategy
 from cifar10_fgs.models.keras_input import FedModel, load_keras
 from cifar10_fgs.models.networks import architecture
 from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
@@ -59,48 +59,6 @@ class AttackFailuresError(Cifar10FgsError):
     """Some images were not fooled within max_iterations (everything else was written)."""
 
     exit_code = 1
-
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    cifar10: str | Path = DEFAULT_CIFAR10  # the CIFAR-10 input attacked (any load_cifar10 input)
-    attack: AttackConfig | None = None  # None: attack_config() (the attack defaults, the device's batch size)
-    splits: tuple[str, ...] = SPLITS
-    limit: int | None = None  # a class-balanced subset of N rows of each split (data.split.balanced_rows)
-    seed: int = 0  # seeds that subset
-    rows_per_shard: int = ROWS_PER_SHARD
-    with_originals: bool = False
-    num_workers: int = 1  # machines sharing the work (CLI: --num-workers)
-    worker_index: int = 0  # this machine's part: shards k with k % num_workers == worker_index (CLI: --worker-index)
-    method: Method = Method.FGS
-    source_check: SourceCheck | None = SourceCheck()  # None: attack the source even if near chance (--no-source-check)
-    # How the source model takes its pixels (models.convention; CLI: --input-*, --model-output), with the sidecar
-    # beside the model; None and no sidecar: this project's convention (NHWC, [0, 255], logits)
-    model_input: Declared | None = None
-
-
-def parse_splits(split: str) -> tuple[str, ...]:
-    if split == "all":
-        return SPLITS
-    return (check_split(split),)
-
-
-def check_options(opts: GenerateOptions) -> None:
-    for s in opts.splits:
-        check_split(s)
-    if opts.limit is not None and opts.limit < 1:
-        raise ConfigError(f"--limit {opts.limit} is invalid: expected a positive number of images")
-    if opts.rows_per_shard < 1:
-        raise ConfigError(f"rows per shard {opts.rows_per_shard} is invalid: expected >= 1")
-    if opts.method not in set(Method):
-        raise ConfigError(f"unknown method {opts.method!r}: expected one of {', '.join(m.value for m in Method)}")
-    if opts.method == Method.ONEPIXEL and opts.limit is None:
-        raise ConfigError("--method onepixel takes seconds per image: pass --limit N (e.g. --limit 100)")
-    if opts.num_workers < 1 or not (0 <= opts.worker_index < opts.num_workers):
-        raise ConfigError(
-            f"--worker-index {opts.worker_index} with --num-workers {opts.num_workers} is invalid: "
-            "expected 0 <= worker-index < num-workers"
-        )
 
 
 def _load_model_info(source_model: Path, declared: Declared | None, unsafe: bool, strategy=None):
@@ -152,12 +110,6 @@ class GenerateResult:  # its field names are the keys of `generate --json`
         return self.images_attacked / self.seconds if self.seconds else 0.0
 
 
-def attack_config(batch_size: int | None = None, **settings) -> AttackConfig:
-    """An ``AttackConfig`` whose batch size, unless given, follows the device (``inference.default_batch_size``)."""
-
-    return AttackConfig(batch_size=batch_size or default_batch_size(), **settings)
-
-
 def generate_dataset(
     dataset_dir: str | Path,
     source_model: str | Path,
@@ -174,9 +126,9 @@ def generate_dataset(
     ``data`` may pass already-loaded splits (keyed by split) instead of reading ``options.cifar10`` again.
     ``options.attack`` defaults to :func:`attack_config` (the attack defaults, the device's batch size).
     """
+    check_options(options)
     config = attack_config() if options.attack is None else options.attack
     check_attack_config(config)
-    check_options(options)
     dataset_dir = Path(dataset_dir)
     source_model = Path(source_model)
     check_writable(dataset_dir)
@@ -215,6 +167,29 @@ def generate_dataset(
         return _run(
             model, splits, sizes, dataset_dir, manifest, config, options, allow_failures, progress, strategy, originals
         )
+
+
+def check_dataset_dir(
+    dataset_dir: str | Path,
+    source_model: str | Path | None,
+    options: GenerateOptions,
+    data: dict[str, Cifar10Split],
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Before a model is trained for it: refuse (``ExistingOutputError``) a folder that ``generate_dataset`` with
+    these settings would replace, unless ``overwrite``. ``source_model`` None: a model still to be trained, so any
+    dataset already there would be replaced. ``data``: the loaded splits (``run``)."""
+    check_options(options)
+    config = attack_config() if options.attack is None else options.attack
+    strategy = device_strategy() if options.method == Method.FGS else None
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    fed, sha = None, ""
+    if source_model is not None:
+        fed, info = _load_model_info(Path(source_model), options.model_input, False, strategy)
+        sha = info.sha256
+    splits, subsets, _ = _limited_splits(options, data)
+    prepare_dataset_dir(Path(dataset_dir), _settings(config, options, sha, replicas, splits, subsets, fed), overwrite)
 
 
 def _limited_splits(options: GenerateOptions, data):
@@ -258,12 +233,19 @@ def _balanced_subset(split: str, limit: int, seed: int):
 
 
 def _settings(
-    config: AttackConfig, options: GenerateOptions, model_sha256: str, replicas: int, splits, subsets, fed: FedModel
+    config: AttackConfig,
+    options: GenerateOptions,
+    model_sha256: str,
+    replicas: int,
+    splits,
+    subsets,
+    fed: FedModel | None,
 ) -> mf.Config:
-    """The manifest's ``config``: what a folder must have been made with to be resumed."""
+    """The manifest's ``config``: what a folder must have been made with to be resumed (``fed`` None: a model still
+    to be trained, in this project's convention)."""
     onepixel = None
     if options.method == Method.ONEPIXEL:
-        onepixel = _jsonable(dataclasses.asdict(OnePixelConfig()))
+        onepixel = _jsonable(dataclasses.asdict(options.onepixel))
     return mf.Config(
         splits={
             s: mf.SplitConfig(len(d), d.fingerprint(), num_shards(len(d), options.rows_per_shard), subsets.get(s))
@@ -277,7 +259,7 @@ def _settings(
         replicas=replicas,
         with_originals=options.with_originals,
         onepixel=onepixel,
-        input_convention=None if fed.is_default else fed.convention.to_json(),
+        input_convention=None if fed is None or fed.is_default else fed.convention.to_json(),
     )
 
 
@@ -296,6 +278,7 @@ def _run(
     """
     record = ManifestWriter(dataset_dir, manifest)
     gradient_fn = _gradient_fn(model, strategy) if options.method == Method.FGS else None
+    config = options.onepixel if options.method == Method.ONEPIXEL else config  # the method's own settings
     t_start = time.time()
     attacked = grad_evals = 0
     writer = ShardWriter(dataset_dir, options.with_originals, record)
@@ -344,7 +327,7 @@ def _finish(
     dataset_dir: Path,
     manifest: Manifest,
     splits: dict[str, Cifar10Split],
-    config: AttackConfig,
+    config: AttackConfig | OnePixelConfig,
     rps: int,
     run: _RunTotals,
     allow_failures: bool,
@@ -377,8 +360,11 @@ def _finish(
     result = GenerateResult(str(dataset_dir), summary, run.seconds, run.images, run.gradient_evaluations, failures)
     if failures and not allow_failures:
         listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
+        onepixel = isinstance(config, OnePixelConfig)
+        budget = f"{config.max_generations} generations" if onepixel else f"{config.max_iterations} iterations"
         raise AttackFailuresError(
-            f"{sum(map(len, failures.values()))} images were not fooled within {config.max_iterations} iterations "
-            f"({listed}): raise --max-iterations, or pass --allow-failures to accept them (listed in {mf.FILE})"
+            f"{sum(map(len, failures.values()))} images were not fooled within {budget} ({listed}): raise "
+            f"{'--max-generations' if onepixel else '--max-iterations'}, or pass --allow-failures to accept them "
+            f"(listed in {mf.FILE})"
         )
     return result

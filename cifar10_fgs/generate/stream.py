@@ -125,7 +125,7 @@ def attack_stream(
     model,
     splits: dict[str, Cifar10Split],
     plan: Plan,
-    config: AttackConfig,
+    config: AttackConfig | OnePixelConfig,  # the settings of ``method``
     method: Method,
     gradient_fn,
     originals: OriginalLogits,
@@ -154,7 +154,7 @@ def attack_stream(
         smoothing=0.1,
     )
     if method == Method.ONEPIXEL:
-        records = iterate_onepixel(model, images, labels, OnePixelConfig(), indices=ids)
+        records = iterate_onepixel(model, images, labels, config, indices=ids)
     else:
         order = _entry_order(originals, splits, plan, labels)
         records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn, order=order)

@@ -45,7 +45,7 @@ from cifar10_fgs.dataset_card.render import (
     ordered_splits,
     render_card,
 )
-from cifar10_fgs.errors import ConfigError, OutputError, ValidationError
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, ValidationError
 from cifar10_fgs.evaluate.comparison import NAME
 from cifar10_fgs.evaluate.figures import new_figure, save_png
 from cifar10_fgs.evaluate.results import results_paths
@@ -293,17 +293,15 @@ def draw_iterations(path: Path, stats: dict, xlabel: str) -> None:
 # --------------------------------------------------------------------------- the card
 
 
-def _check_readme(path: Path, overwrite: bool) -> None:
-
+def check_readme(path: Path, overwrite: bool) -> None:
+    """A README.md at ``path`` not written by ``write_card`` is replaced only with ``overwrite``."""
     if path.exists() and not overwrite:
         try:
             ours = MARKER in path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             ours = False
         if not ours:
-            raise OutputError(
-                f"{path} exists and was not written by `cifar10-fgs card`: move it away, or pass --overwrite to replace it"
-            )
+            raise ExistingOutputError(path, "exists and was not written by `cifar10-fgs card`", "move it away")
 
 
 def _draw_examples(
@@ -381,7 +379,7 @@ def write_card(
         raise ConfigError(f"--examples {examples} is invalid: expected at least 1")
     manifest = mf.read(dataset_dir, complete=True)
     readme = dataset_dir / README
-    _check_readme(readme, overwrite)
+    check_readme(readme, overwrite)
 
     layout = read_layout(dataset_dir, manifest)
     read = {s: read_statistics(dataset_dir, manifest, sl) for s, sl in layout.splits.items()}

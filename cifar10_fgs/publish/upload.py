@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import json
 import logging
-from contextlib import contextmanager
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +35,11 @@ from cifar10_fgs.config import UPLOAD_MODEL_SEARCH
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
 from cifar10_fgs.dataset.manifest import Manifest
-from cifar10_fgs.dataset.shards import CARD, FIGURES_DIR, RESULTS_DIR, features
-from cifar10_fgs.errors import ConfigError, HubError, ValidationError
+from cifar10_fgs.dataset.shards import CARD, DATA_DIR, FIGURES_DIR, RESULTS_DIR, features
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, HubError, ValidationError
 from cifar10_fgs.models.convention import SIDECAR, check_recorded, read_sidecar
-from cifar10_fgs.provenance import sha256_file
+from cifar10_fgs.provenance import read_json, sha256_file
+from cifar10_fgs.publish.hub_errors import hub_errors
 from cifar10_fgs.publish.repo_id import check_repo_id
 from cifar10_fgs.training.saved import model_metadata_path
 from cifar10_fgs.validate.card_check import check_card
@@ -192,71 +194,6 @@ def _same(remote, local: Path) -> bool:
     return getattr(remote, "blob_id", None) == sha1
 
 
-# --------------------------------------------------------------------------- hub errors
-
-
-def _scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
-
-
-@contextmanager
-def _hub_errors(repo_id: str, endpoint: str, revision: str | None, token: str | None):
-    """Turn huggingface_hub / network failures into one-line HubErrors that never contain the token."""
-    from huggingface_hub import errors as E
-
-    try:
-        yield
-    except HubError:
-        raise
-    except E.OfflineModeIsEnabled:
-        raise HubError(
-            "HF_HUB_OFFLINE is set, so the hub cannot be reached: unset it to upload (or use --dry-run)"
-        ) from None
-    except E.RevisionNotFoundError:
-        raise HubError(
-            f"revision {revision!r} does not exist in dataset repo {repo_id}: pass an existing branch or omit --revision"
-        ) from None
-    except E.RepositoryNotFoundError:
-        raise HubError(
-            f"dataset repo {repo_id} was not found or is not visible with this token: check --repo-id and the token's account"
-        ) from None
-    except E.HfHubHTTPError as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status == 401:
-            msg = "the hub rejected the token (401): log in again with `hf auth login` or set a valid HF_TOKEN"
-        elif status == 403:
-            msg = (
-                f"the token may not write to dataset repo {repo_id} (403): use a token with write access to "
-                f"{repo_id.split('/')[0]}"
-            )
-        else:
-            detail = (getattr(exc, "server_message", None) or "").strip().splitlines()
-            detail = f": {detail[0][:200]}" if detail else ""
-            msg = (
-                f"the hub refused the request for {repo_id} (HTTP {status}{detail}): "
-                f"retry later or check the repo on {endpoint}"
-            )
-        raise HubError(_scrub(msg, token)) from None
-    except RuntimeError as exc:  # huggingface_hub wraps a failed LFS transfer: "Error while uploading 'x' to the Hub."
-        cause = exc.__cause__
-        if not isinstance(cause, (E.HTTPError, ConnectionError, TimeoutError)):
-            raise
-        status = getattr(getattr(cause, "response", None), "status_code", None)
-        why = f"HTTP {status}" if status else type(cause).__name__
-        what = str(exc).removeprefix("Error while uploading ").removesuffix(" to the Hub.")
-        raise HubError(
-            _scrub(
-                f"uploading {what} to dataset repo {repo_id} failed ({why}): rerun the same command to resume "
-                "(files already on the hub are not sent again)",
-                token,
-            )
-        ) from None
-    except (E.HTTPError, ConnectionError, TimeoutError) as exc:
-        raise HubError(
-            f"cannot reach the hub at {endpoint} ({type(exc).__name__}): check the network connection (and HF_ENDPOINT)"
-        ) from None
-
-
 # --------------------------------------------------------------------------- upload
 
 
@@ -271,6 +208,7 @@ def upload_dataset(
     ship_source_model: bool = True,
     endpoint: str | None = None,
     token: str | None = None,
+    overwrite: bool = False,
 ) -> UploadResult:
     """Upload a finished, carded dataset folder to the dataset repo ``repo_id`` (created if needed).
 
@@ -278,9 +216,13 @@ def upload_dataset(
     The source model (checked against the manifest's sha256) goes under ``source_model/`` unless
     ``ship_source_model`` is false; ``source_model`` is its path (default: found beside the folder, see
     :func:`find_source_model`). ``token`` defaults to huggingface_hub's (``HF_TOKEN`` or the saved login).
+    A repo holding a dataset generated with other settings is replaced only with ``overwrite``, and then its
+    dataset files this folder does not have are deleted in the same commit (the hub keeps the old commits).
     """
     from huggingface_hub import constants
 
+    if not ship_source_model and source_model is not None:  # options first: before the folder is read or hashed
+        raise ConfigError("--source-model and --no-source-model contradict each other: drop one of them")
     dataset_dir = Path(dataset_dir)
     check_repo_id(repo_id)
     if revision is not None and not revision.strip():
@@ -289,8 +231,6 @@ def upload_dataset(
     warnings = _check_card(dataset_dir, manifest, repo_id)
     manifest_sha = sha256_file(dataset_dir / mf.FILE)
     local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
-    if not ship_source_model and source_model is not None:
-        raise ConfigError("--source-model and --no-source-model contradict each other: drop one of them")
     model = (
         dict(_model_files(find_source_model(dataset_dir, manifest, source_model), manifest))
         if ship_source_model
@@ -326,12 +266,15 @@ def upload_dataset(
 
     token = _resolve_token(token)
     api = hub_api(endpoint=endpoint, token=token)
-    with _hub_errors(repo_id, endpoint_url, revision, token):
+    with hub_errors(repo_id, endpoint_url, revision, token):
         _prepare_repo(api, repo_id, private, revision)
         remote = _remote_files(api, repo_id, [*local, *model], revision)
+        stale = _replaced_files(api, repo_id, revision, remote, {**local, **model}, overwrite)
         changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
         changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
-        commits = _push_data(api, dataset_dir, repo_id, revision, changed, len(local), message, description)
+        commits = _push_data(
+            api, dataset_dir, repo_id, revision, changed, len(local), message, description, delete=stale
+        )
         commits += _push_model(
             api, repo_id, revision, {p: model[p] for p in changed_model}, manifest.source_model.sha256
         )
@@ -366,6 +309,33 @@ def _prepare_repo(api, repo_id: str, private: bool, revision: str | None) -> Non
         api.create_branch(repo_id, branch=revision, repo_type=REPO_TYPE, exist_ok=True)
 
 
+def _replaced_files(api, repo_id: str, revision: str | None, remote: dict, ours: dict[str, Path], overwrite: bool):
+    """Refuse to replace a dataset of other settings in the repo (its ``generation.json`` ``config``) unless
+    ``overwrite``; with it, the repo's dataset files this upload does not hold, to delete (another dataset's shards
+    would be loaded with ours: the card's data files are ``data/<split>-*.arrow``). [] for the same dataset."""
+    there = remote.get(mf.FILE)
+    if there is None or _same(there, ours[mf.FILE]):
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = api.hf_hub_download(repo_id, mf.FILE, repo_type=REPO_TYPE, revision=revision, local_dir=tmp)
+        try:
+            config = json.loads(Path(path).read_text(encoding="utf-8")).get("config")
+        except (OSError, ValueError, AttributeError):
+            config = None
+    if config == read_json(ours[mf.FILE]).get("config"):  # the same dataset (summary or timing rewritten)
+        return []
+    if not overwrite:
+        where = repo_id + (f"@{revision}" if revision else "")
+        raise ExistingOutputError(
+            f"dataset repo {where}",
+            "holds a dataset generated with other settings (its generation.json)",
+            "upload to another --repo-id",
+        )
+    folders = (DATA_DIR, FIGURES_DIR, RESULTS_DIR, MODEL_DIR)
+    files = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=revision)
+    return [p for p in files if p.split("/")[0] in folders and p not in ours]
+
+
 def _push_data(
     api,
     dataset_dir: Path,
@@ -375,11 +345,15 @@ def _push_data(
     num_local: int,
     message: str,
     description: str,
+    delete: list[str] = (),
 ) -> list[str]:
-    """Upload the ``changed`` dataset files in ``upload_folder``; the commit ids made (none if nothing changed)."""
+    """Upload the ``changed`` dataset files in ``upload_folder`` (deleting the repo's files ``delete``); the commit
+    ids made (none if nothing changed)."""
     if not changed:
         return []
     log.info("uploading %d of %d files to %s", len(changed), num_local, repo_id)
+    if delete:
+        log.info("deleting %d files of the dataset it replaces from %s", len(delete), repo_id)
     info = api.upload_folder(
         repo_id=repo_id,
         folder_path=str(dataset_dir),
@@ -389,6 +363,7 @@ def _push_data(
         commit_description=description,
         allow_patterns=[glob.escape(p) for p in changed],
         ignore_patterns=list(IGNORE_PATTERNS),
+        delete_patterns=[glob.escape(p) for p in delete] or None,
     )
     return [getattr(info, "oid", None) or ""]
 

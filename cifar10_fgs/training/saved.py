@@ -65,9 +65,10 @@ def read_model_metadata(model_path: str | Path) -> dict:
     meta = model_metadata_path(model_path)
     if meta.is_file():
         try:
-            return read_json(meta)
+            found = read_json(meta)
         except (OSError, ValueError):
             return {}
+        return found if isinstance(found, dict) else {}
     return {}
 
 

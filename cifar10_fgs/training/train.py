@@ -22,14 +22,20 @@ from pathlib import Path
 from cifar10_fgs.config import RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
 from cifar10_fgs.data import Cifar10Split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
-from cifar10_fgs.errors import ConfigError, OutputError
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, OutputError
 from cifar10_fgs.models.networks import check_keras_path
 from cifar10_fgs.provenance import read_json, write_json
 from cifar10_fgs.training.averaging import final_weights, snapshot_callbacks
 from cifar10_fgs.training.fitting import backup_callback, compiled_model, train_dataset, validation_callback
 from cifar10_fgs.training.history import history_callback, history_file, read_history, seed_history
-from cifar10_fgs.training.init_from import check_init, warm_start
-from cifar10_fgs.training.saved import TrainResult, save_final
+from cifar10_fgs.training.init_from import InitFrom, check_init, warm_start
+from cifar10_fgs.training.saved import (
+    TrainResult,
+    model_metadata_path,
+    read_model_metadata,
+    save_final,
+    trained_model_matches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +74,7 @@ def train_model(
     init = check_init(init_from, start_epoch, recipe, out)
     ckpt_dir = Path(f"{out}.ckpt")
     history_path = history_file(out)
-    run_key = {
-        "arch": arch.value,
-        "recipe": recipe.training_json(),
-        "seed": seed,
-        "train": train.fingerprint(),
-        "n_train": len(train),
-        **({"init": init.key()} if init else {}),
-    }
+    run_key = _run_key(arch, recipe, seed, train, init)
 
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
@@ -111,34 +110,71 @@ def train_model(
     return result
 
 
+def _run_key(arch: Arch, recipe: TrainRecipe, seed: int, train: Cifar10Split, init: InitFrom | None = None) -> dict:
+    """What makes two trainings the same run: a checkpoint resumes only under its own key (JSON as saved)."""
+    key = {
+        "arch": arch.value,
+        "recipe": recipe.training_json(),
+        "seed": seed,
+        "train": train.fingerprint(),
+        "n_train": len(train),
+        **({"init": init.key()} if init else {}),
+    }
+    return json.loads(json.dumps(key, default=str))
+
+
+def claim_model_out(
+    out: str | Path, train: Cifar10Split, *, arch: Arch, recipe: TrainRecipe, seed: int, overwrite: bool
+) -> bool:
+    """Before any work: True if ``out`` already holds this training (reuse it), False if it may be trained there.
+
+    Raises ``ExistingOutputError`` if training would replace a model, provenance JSON or checkpoint that was
+    not made with this data, recipe and seed, unless ``overwrite``.
+    """
+    out = Path(out)
+    if trained_model_matches(out, train, recipe, seed):
+        return True
+    _check_out(out, overwrite)
+    _checkpoint_resumes(Path(f"{out}.ckpt"), _run_key(Arch(arch), recipe, seed, train), overwrite)
+    return False
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     """``out`` (a ``.keras`` path) may be written: not a folder, and not a file unless ``overwrite``."""
     check_keras_path(out)
     if out.is_dir():
         raise OutputError(f"{out} is a folder: pass a file path ending in .keras as --out")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+    if overwrite:
+        return
+    if out.exists():
+        raise ExistingOutputError(out, "already exists")
+    meta = model_metadata_path(out)
+    if meta.exists() and not {"recipe", "sha256"} <= read_model_metadata(out).keys():
+        raise ExistingOutputError(meta, f"is in the way: it is not the provenance `train` writes beside {out.name}")
+
+
+def _checkpoint_resumes(ckpt_dir: Path, run_key: dict, overwrite: bool) -> bool:
+    """True if ``ckpt_dir`` holds this run (``run_key``); one of another run is refused unless ``overwrite``."""
+    if not ckpt_dir.exists():
+        return False
+    run_path = ckpt_dir / "run.json"
+    if (read_json(run_path) if run_path.exists() else None) == run_key:
+        return True
+    if not overwrite:
+        raise ExistingOutputError(ckpt_dir, "holds a checkpoint of a different training run")
+    return False
 
 
 def _prepare_checkpoint_dir(out: Path, ckpt_dir: Path, history_path: Path, run_key: dict, overwrite: bool) -> None:
     """Keep ``ckpt_dir`` to resume only if it holds this run (``run_key``), else discard it or refuse (``out`` checked)."""
-    run_path = ckpt_dir / "run.json"
-    if ckpt_dir.exists():
-        previous = read_json(run_path) if run_path.exists() else None
-        if previous != json.loads(json.dumps(run_key, default=str)):
-            if not overwrite:
-                raise OutputError(
-                    f"{ckpt_dir} holds a checkpoint of a different training run: pass --overwrite to discard it"
-                )
-            shutil.rmtree(ckpt_dir)
-            history_path.unlink(missing_ok=True)
-        else:
-            log.info("resuming from %s", ckpt_dir)
-    if not ckpt_dir.exists():  # a fresh run: rows from an earlier (overwritten) run do not belong to it
+    if _checkpoint_resumes(ckpt_dir, run_key, overwrite):
+        log.info("resuming from %s", ckpt_dir)
+    else:  # a fresh run: a checkpoint of another (overwritten) run, and its history rows, do not belong to it
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
         history_path.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_path, json.loads(json.dumps(run_key, default=str)))
+    write_json(ckpt_dir / "run.json", run_key)
 
 
 def train_from_cifar10(

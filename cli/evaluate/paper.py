@@ -6,7 +6,7 @@ import click
 
 from cifar10_fgs.evaluate.comparison import splice_into_readme, write_paper_comparison
 
-from .._cli_utils import Output, dataset_argument, examples, output_options, table
+from .._cli_utils import Output, dataset_argument, examples, output_options, overwrite_option, table
 from ._common import quiet_inference
 
 
@@ -24,12 +24,13 @@ from ._common import quiet_inference
     metavar="README.md",
     help="Also put the comparison between this README's paper-comparison markers.",
 )
+@overwrite_option("Replace a results/paper.json that is not a paper comparison.")
 @output_options
-def command(dataset_dir, readme, output: Output):
+def command(dataset_dir, readme, overwrite, output: Output):
     """The paper's numbers beside ours: DIR/results/paper.md and paper.json from the results present."""
     quiet_inference(output)
 
-    r = write_paper_comparison(dataset_dir)
+    r = write_paper_comparison(dataset_dir, overwrite=overwrite)
     if readme:
         splice_into_readme(readme, r, dataset_dir)
     mark = {True: "yes", False: "no", None: "not measured"}

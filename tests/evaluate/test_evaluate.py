@@ -544,6 +544,38 @@ def resolve(folder: Path, source: str):
     return obj
 
 
+def test_retrain_keeps_a_model_it_did_not_make_before_reading_the_data(folder, tmp_path, capsys):
+    from cifar10_fgs.errors import ExistingOutputError
+
+    out = tmp_path / "retrained.keras"
+    tiny_model(seed=4).save(out)  # a model of the user's at --out
+    before = out.read_bytes()
+    options = RetrainOptions(cifar10=str(tmp_path / "not-read"), epochs=1)
+    with pytest.raises(ExistingOutputError, match=r"retrained\.keras was not retrained with this recipe and seed"):
+        evaluate_retrain(folder, out, options)
+    args = ["evaluate", "retrain", str(folder), "--out", str(out), "--epochs", "1", "-q"]
+    assert run_with_friendly_errors(cli, args) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and out.read_bytes() == before
+
+
+def test_the_paper_comparison_does_not_replace_other_results_named_paper(folder, tmp_path, capsys):
+    from cifar10_fgs.errors import ExistingOutputError
+    from cifar10_fgs.evaluate import write_paper_comparison
+
+    d = tmp_path / "ds"
+    shutil.copytree(folder, d)
+    (d / "results").mkdir(exist_ok=True)
+    theirs = d / "results" / "paper.json"  # e.g. `evaluate transfer --name paper`
+    theirs.write_text(json.dumps({"kind": "transfer", "name": "paper", "results": {}}))
+    with pytest.raises(ExistingOutputError, match=r"paper\.json holds other results than paper: pass --overwrite"):
+        write_paper_comparison(d)
+    assert run_with_friendly_errors(cli, ["evaluate", "paper", str(d), "-q"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and json.loads(theirs.read_text())["kind"] == "transfer"
+    assert run_with_friendly_errors(cli, ["evaluate", "paper", str(d), "-q", "--overwrite"]) == 0
+    assert json.loads(theirs.read_text())["kind"] == "paper"
+    write_paper_comparison(d)  # its own comparison is rewritten without asking
+
+
 def test_paper_comparison_numbers_are_those_of_the_results_files(
     retrained, transfer, folder, target_path, image_folder_source
 ):
@@ -702,7 +734,8 @@ def test_cli_retrain_reuses_an_identical_model(retrained, folder, target_path, c
             str(target_path),
         ],
     )
-    assert code == 2 and "other settings" in capsys.readouterr().err, "results of the 1-epoch run are kept"
+    err = capsys.readouterr().err  # the 1-epoch model (and its results) are kept, refused before the data are read
+    assert code == 2 and "was not retrained with this recipe and seed: pass --overwrite" in err
     assert out.stat().st_mtime_ns == stamp
 
 

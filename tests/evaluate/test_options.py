@@ -52,3 +52,14 @@ def test_options_reject_an_unknown_field():
     with pytest.raises(TypeError):
         TransferOptions(source="cifar-10-python.tar.gz")  # the CIFAR-10 is `cifar10`, the attacked model `source_model`
     assert TransferOptions(cifar10="x", source_model="m.keras").source_model == "m.keras"
+
+
+def test_retrain_refuses_an_input_convention_it_would_ignore(tmp_path):
+    from cifar10_fgs.errors import ConfigError
+    from cifar10_fgs.models.convention import COMMAND_LINE, parse_declared
+
+    declared = parse_declared(
+        {"layout": "nchw", "scale": None, "mean": None, "std": None, "output": None}, COMMAND_LINE
+    )
+    with pytest.raises(ConfigError, match="model_input would be ignored: evaluate retrain trains and scores"):
+        evaluate_retrain(tmp_path / "no-dataset", tmp_path / "r.keras", RetrainOptions(model_input=declared))

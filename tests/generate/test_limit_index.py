@@ -140,7 +140,7 @@ def test_onepixel_under_limit_stores_the_cifar10_row(image_folder_source, tiny_k
     root, _ = image_folder_source
     out = tmp_path / "onepixel"
     options = GenerateOptions(splits=("test",), limit=4, seed=1, with_originals=True, method=Method.ONEPIXEL)
-    generate_dataset(out, tiny_keras_path, dataclasses.replace(options, cifar10=root, attack=CFG), allow_failures=True)
+    generate_dataset(out, tiny_keras_path, dataclasses.replace(options, cifar10=root), allow_failures=True)
     full, manifest = load_cifar10(root, "test"), manifest_json(out)
     rows = manifest["config"]["splits"]["test"]["subset"]["original_rows"]
     table = read_shard(next((out / "data").iterdir()))

@@ -156,6 +156,16 @@ def test_the_shipped_model_must_be_the_source_model(carded, tiny_keras_path, tmp
         upload.upload_dataset(carded, REPO, dry_run=True, source_model=other)
 
 
+def test_contradicting_model_options_are_refused_before_the_folder_is_read(tmp_path, no_hub, capsys):
+    missing = tmp_path / "no-such-folder"  # the options are checked first: the folder is never read or hashed
+    with pytest.raises(ConfigError, match="--source-model and --no-source-model contradict"):
+        upload.upload_dataset(missing, REPO, source_model="source.keras", ship_source_model=False)
+    args = ["upload", str(missing), "--repo-id", REPO, "--source-model", "source.keras", "--no-source-model"]
+    assert run_with_friendly_errors(cli, args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "contradict each other" in err
+
+
 # --------------------------------------------------------------------------- token and network errors
 
 
@@ -316,3 +326,42 @@ def test_private_flag_refuses_an_existing_public_repo(carded, local_hub):
     assert set(result.uploaded) == set(expected_files(carded)) and result.private
     assert local_hub.repos[("dataset", new)]["private"] is True
     assert set(local_hub.files(new)) == set(expected_files(carded)) | {".gitattributes"}
+
+
+def test_a_dataset_of_other_settings_in_the_repo_is_replaced_only_with_overwrite(
+    carded, tmp_path, tiny_keras_path, image_folder_source, local_hub, capsys
+):
+    from cifar10_fgs.errors import ExistingOutputError
+
+    upload.upload_dataset(carded, REPO, ship_source_model=False)
+    first = local_hub.files(REPO)
+    # the same dataset again, its manifest rewritten (a resumed run's timing): an update, not a replacement
+    same = copy_folder(carded, tmp_path)
+    manifest = json.loads((same / MANIFEST).read_text())
+    manifest["timing"]["runs"] = 2
+    (same / MANIFEST).write_text(json.dumps(manifest))
+    upload.upload_dataset(same, REPO, ship_source_model=False)
+    assert local_hub.files(REPO)[MANIFEST] == (same / MANIFEST).read_bytes()
+
+    root, _ = image_folder_source  # another dataset: other shards (40 rows each), no results
+    other = tmp_path / "other"
+    options = GenerateOptions(cifar10=root, attack=AttackConfig(batch_size=32), rows_per_shard=40)
+    generate_dataset(other, tiny_keras_path, options, allow_failures=True)
+    write_card(other, REPO)
+    before = local_hub.files(REPO)
+    with pytest.raises(ExistingOutputError, match=f"dataset repo {REPO} holds a dataset generated with other settings"):
+        upload.upload_dataset(other, REPO, ship_source_model=False)
+    assert local_hub.files(REPO) == before
+    args = ["upload", str(other), "--repo-id", REPO, "--no-source-model"]
+    capsys.readouterr()  # the library uploads' progress bars
+    assert run_with_friendly_errors(cli, args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --overwrite" in err and "another --repo-id" in err
+
+    assert run_with_friendly_errors(cli, [*args, "--overwrite"]) == 0
+    files = local_hub.files(REPO)
+    ours = {f.path_in_repo for f in upload.upload_dataset(other, REPO, dry_run=True, ship_source_model=False).files}
+    assert set(files) == ours | {".gitattributes"}  # the first dataset's shards and results are gone
+    assert {p for p in first if p.startswith(("data/", "results/"))} - ours
+    for rel in ours:
+        assert files[rel] == (other / rel).read_bytes()

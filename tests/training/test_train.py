@@ -117,6 +117,22 @@ def test_existing_output_is_refused_and_left_untouched(trained, splits):
     assert not Path(f"{out}.ckpt").exists()
 
 
+def test_a_file_of_the_users_where_the_provenance_json_goes_is_kept(splits, tmp_path, capsys):
+    from cifar10_fgs.cli._errors import run_with_friendly_errors
+    from cifar10_fgs.cli.main import cli
+
+    out = tmp_path / "results.keras"
+    notes = tmp_path / "results.json"  # not a model's provenance: train would write it beside results.keras
+    notes.write_text('{"my": "numbers"}')
+    with pytest.raises(OutputError, match=r"results\.json is in the way: it is not the provenance `train` writes"):
+        train_model(*splits, out, arch="target", recipe=RECIPE)
+    args = ["train", "--arch", "target", "--cifar10", "/nonexistent", "--out", str(out), "-q"]
+    assert run_with_friendly_errors(cli, args) == 2  # before the data is read
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --overwrite to replace it" in err
+    assert notes.read_text() == '{"my": "numbers"}' and not out.exists() and not Path(f"{out}.ckpt").exists()
+
+
 def test_bad_output_paths_are_config_errors(splits, tmp_path):
     with pytest.raises(ConfigError, match=r"must end in \.keras"):
         train_model(*splits, tmp_path / "model.h5", arch="target", recipe=RECIPE)
