@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.config import PREDICT_BATCH_SIZE, TrainRecipe
+from cifar10_fgs.config import PREDICT_BATCH_SIZE
 from cifar10_fgs.data import NUM_CLASSES, Cifar10Split
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import build_model
+from cifar10_fgs.recipes import TrainRecipe
 
 
 def lr_schedule(recipe: TrainRecipe, steps_per_epoch: int):

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import TrainRecipe
 from cifar10_fgs.errors import ConfigError, one_line
 from cifar10_fgs.models.networks import load_model, network_of
 from cifar10_fgs.provenance import sha256_file
+from cifar10_fgs.recipes import TrainRecipe
 from cifar10_fgs.training.averaging import averaged_epochs
 from cifar10_fgs.training.saved import read_model_metadata
 

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cifar10_fgs.config import PREDICT_BATCH_SIZE, Arch, TrainRecipe
+from cifar10_fgs.config import PREDICT_BATCH_SIZE
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import architecture, build_model, flip_averaged
 from cifar10_fgs.provenance import library_versions, read_json, sha256_file, write_json
+from cifar10_fgs.recipes import Arch, TrainRecipe
 from cifar10_fgs.training.averaging import recompute_batchnorm
 
 if TYPE_CHECKING:  # init_from reads the metadata through this module

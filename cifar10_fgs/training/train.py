@@ -19,12 +19,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cifar10_fgs.config import RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
 from cifar10_fgs.data import Cifar10Split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
 from cifar10_fgs.errors import ConfigError, ExistingOutputError, OutputError
 from cifar10_fgs.models.networks import check_keras_path
 from cifar10_fgs.provenance import read_json, write_json
+from cifar10_fgs.recipes import RECIPES, SOURCE_IMAGENET_RECIPE, Arch, TrainRecipe
 from cifar10_fgs.training.averaging import final_weights, snapshot_callbacks
 from cifar10_fgs.training.fitting import backup_callback, compiled_model, train_dataset, validation_callback
 from cifar10_fgs.training.history import history_callback, history_file, read_history, seed_history

@@ -8,10 +8,10 @@ import logging
 
 import numpy as np
 
-from cifar10_fgs.config import TARGET_RECIPE
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import load_model
+from cifar10_fgs.recipes import TARGET_RECIPE
 from cifar10_fgs.training.train import train_model
 
 from helpers import synthetic_images

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar10_fgs.config import TARGET_RECIPE, Arch
 from cifar10_fgs.data import Cifar10Split, load_cifar10
 from cifar10_fgs.errors import ConfigError, ModelError, OutputError
 from cifar10_fgs.models.networks import load_model
+from cifar10_fgs.recipes import TARGET_RECIPE, Arch
 from cifar10_fgs.training.saved import (
     TrainResult,
     evaluate_model,
@@ -358,7 +358,7 @@ def test_recipes_saved_before_restarts_existed_still_match(trained, splits):
 
 
 def test_a_last_cycle_shorter_than_its_warmup_is_refused():
-    from cifar10_fgs.config import SOURCE_RECIPE
+    from cifar10_fgs.recipes import SOURCE_RECIPE
 
     assert SOURCE_RECIPE.with_epochs(30).restarts == () and SOURCE_RECIPE.with_epochs(32).cycles()[-1] == (30, 32, 0.05)
     with pytest.raises(
