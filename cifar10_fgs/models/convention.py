@@ -226,6 +226,11 @@ def _text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def recorded_origin(origin: dict) -> dict:
+    """``origin`` as files record it: a sidecar by its file name, never the path of the machine it was read on."""
+    return {field: Path(where).name if where.endswith(SIDECAR) else where for field, where in origin.items()}
+
+
 def complete(
     values: dict, origin: dict, layout: Layout, layout_origin: str, default: InputConvention = ONNX_CONVENTION
 ) -> tuple[InputConvention, dict]:

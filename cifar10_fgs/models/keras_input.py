@@ -43,6 +43,7 @@ from cifar10_fgs.models.convention import (
     layout_of,
     merge,
     read_sidecar,
+    recorded_origin,
 )
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import check_model, read_keras
@@ -72,7 +73,7 @@ class FedModel:
 
     def record(self) -> dict:
         """The convention as manifests and results record it: its fields, where each came from, the logits."""
-        return {**self.convention.to_json(), "declared_by": self.origin, "logits": self.logits}
+        return {**self.convention.to_json(), "declared_by": recorded_origin(self.origin), "logits": self.logits}
 
 
 def keras_convention(network, declarations: Sequence[Declared | None], where: str) -> tuple[InputConvention, dict]:

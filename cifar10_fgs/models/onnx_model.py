@@ -30,6 +30,7 @@ from cifar10_fgs.models.convention import (
     layout_of,
     merge,
     read_sidecar,
+    recorded_origin,
     shape_text,
 )
 from cifar10_fgs.provenance import sha256_bytes, sha256_file
@@ -130,7 +131,7 @@ class OnnxClassifier:
         """What ran, for results and leaderboard entries."""
         return {
             "framework": self.framework,
-            "input_convention": {**self.convention.to_json(), "declared_by": self.origin},
+            "input_convention": {**self.convention.to_json(), "declared_by": recorded_origin(self.origin)},
             "opset": self.opset,
             "producer": self.producer,
             "provider": self.provider,

@@ -84,7 +84,7 @@ def test_every_stored_row_fools_the_model_fed_as_it_expects(generated, keras_io)
     assert recorded == {"layout": "NHWC", "scale": 1.0, "mean": None, "std": None, "output": "probabilities"}
     source = manifest["source_model"]
     assert source["outputs"] == "probabilities" and source["input_convention"]["logits"].startswith("pre-softmax")
-    assert source["input_convention"]["declared_by"]["scale"].endswith(SIDECAR)
+    assert source["input_convention"]["declared_by"]["scale"] == SIDECAR
     write_card(generated, REPO)
     assert (
         "NHWC, pixels in [0, 1], probabilities out (declared by cifar10-fgs.json)"
