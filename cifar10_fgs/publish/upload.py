@@ -267,22 +267,41 @@ def upload_dataset(
     token = _resolve_token(token)
     api = hub_api(endpoint=endpoint, token=token)
     with hub_errors(repo_id, endpoint_url, revision, token):
-        _prepare_repo(api, repo_id, private, revision)
-        remote = _remote_files(api, repo_id, [*local, *model], revision)
-        stale = _replaced_files(api, repo_id, revision, remote, {**local, **model}, overwrite)
-        changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
-        changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
-        commits = _push_data(
-            api, dataset_dir, repo_id, revision, changed, len(local), message, description, delete=stale
+        uploaded, commits = _send_changed(
+            api, planned, dataset_dir, local, model, description, overwrite, manifest.source_model.sha256
         )
-        commits += _push_model(
-            api, repo_id, revision, {p: model[p] for p in changed_model}, manifest.source_model.sha256
-        )
-    uploaded = [*changed, *changed_model]
     unchanged = [p for p in [*local, *model] if p not in uploaded]
     if not uploaded:
         log.info("nothing to upload: %s already holds all %d files", repo_id, len(files))
     return dataclasses.replace(planned, uploaded=tuple(uploaded), unchanged=tuple(unchanged), commits=tuple(commits))
+
+
+def _send_changed(
+    api,
+    planned: UploadResult,
+    dataset_dir: Path,
+    local: dict[str, Path],
+    model: dict[str, Path],
+    description: str,
+    overwrite: bool,
+    model_sha256: str | None,
+) -> tuple[list[str], list[str]]:
+    """Create the repo if needed and upload the files that differ from the remote ones: (uploaded, commits).
+
+    ``local`` and ``model`` map repo paths to the dataset's files and the source model's; ``planned`` names the
+    repo, revision, visibility and commit message.
+    """
+    repo_id, revision = planned.repo_id, planned.revision
+    _prepare_repo(api, repo_id, planned.private, revision)
+    remote = _remote_files(api, repo_id, [*local, *model], revision)
+    stale = _replaced_files(api, repo_id, revision, remote, {**local, **model}, overwrite)
+    changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
+    changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
+    commits = _push_data(
+        api, dataset_dir, repo_id, revision, changed, len(local), planned.commit_message, description, delete=stale
+    )
+    commits += _push_model(api, repo_id, revision, {p: model[p] for p in changed_model}, model_sha256)
+    return [*changed, *changed_model], commits
 
 
 def _resolve_token(token: str | None) -> str:
