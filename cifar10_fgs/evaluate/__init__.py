@@ -8,7 +8,8 @@ Rooms, in data-flow order:
 * ``results``: results files (JSON, markdown, PNG) and table helpers;
 * ``skeleton``: the one flow every evaluation follows (check, claim, load, report, write);
 * ``transfer`` (section IV), ``retrain`` (section V), ``gaussian`` (section VI): the evaluations;
-* ``paper``: the paper's numbers with their sections; ``comparison``: them beside ours (``results/paper.md``).
+* ``paper``: the paper's numbers with their sections; ``comparison``: them beside ours (``results/paper.md``),
+  with its row types in ``comparison_rows`` and its Gaussian section in ``comparison_gaussian``.
 
 Results go to ``DIR/results/<name>.json`` (written last, sorted, atomically: settings, model
 sha256s, library versions, numbers, and a ``markdown`` field holding ready tables),
