@@ -159,10 +159,11 @@ def main(argv=None) -> int:
 
     from cifar10_fgs.attack.gradient import make_gradient_fn
     from cifar10_fgs.attack.onepixel import iterate_onepixel
-    from cifar10_fgs.config import SOURCE_RECIPE, OnePixelConfig
+    from cifar10_fgs.config import OnePixelConfig
     from cifar10_fgs.models.inference import predict_logits
     from cifar10_fgs.models.networks import build_source, load_model
     from cifar10_fgs.provenance import library_versions, sha256_file, write_json
+    from cifar10_fgs.recipes import SOURCE_RECIPE
 
     model = load_model(args.model) if args.model else build_source(SOURCE_RECIPE)
     if args.cifar10:

@@ -2,7 +2,7 @@
 
     python benchmarks/short_source.py --cifar10 DATA [--epochs 4] [--train-limit 10000] [--out DIR]
 
-Trains ``config.SOURCE_RECIPE`` cut to ``--epochs`` on the seeded class-balanced ``--train-limit`` training
+Trains ``recipes.SOURCE_RECIPE`` cut to ``--epochs`` on the seeded class-balanced ``--train-limit`` training
 images (what ``cifar10-fgs train --arch source --epochs 4 --train-limit 10000`` trains), once, and scores the
 same weights on every test image twice: with Keras' moving batch-norm averages (what a cut schedule saved
 before it recomputed them) and with the statistics recomputed over the training images (what ``train`` saves
@@ -47,10 +47,11 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="folder for the model (default: a temporary one)")
     args = ap.parse_args()
 
-    from cifar10_fgs.config import SOURCE_RECIPE, Arch, SourceCheck
+    from cifar10_fgs.config import SourceCheck
     from cifar10_fgs.data import load_cifar10, load_cifar10_rows
     from cifar10_fgs.data.split import balanced_rows
     from cifar10_fgs.models.networks import load_model, network_of
+    from cifar10_fgs.recipes import SOURCE_RECIPE, Arch
     from cifar10_fgs.training.averaging import recompute_batchnorm
     from cifar10_fgs.training.train import train_model
 

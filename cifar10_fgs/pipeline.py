@@ -11,8 +11,8 @@ evaluate retrain (adversarial, then mixed) -> evaluate gaussian (every filter va
 (results/paper.md) -> card -> (upload). Training and generation resume from their
 own checkpoints and shards, so a run killed anywhere continues where it stopped.
 
-``quick`` (``run --quick``) is the quick trial: the models train with ``config.QUICK_RECIPES`` and the limits
-not given come from ``config.QuickTrial()`` (class-balanced subsets, so every class is in every stage).
+``quick`` (``run --quick``) is the quick trial: the models train with ``recipes.QUICK_RECIPES`` and the limits
+not given come from ``recipes.QuickTrial()`` (class-balanced subsets, so every class is in every stage).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import Arch, RetrainMode, TrainRecipe, parse_choices
+from cifar10_fgs.config import RetrainMode, parse_choices
 from cifar10_fgs.data import SPLITS, Cifar10Split, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import CARD, RESULTS_DIR
@@ -43,6 +43,7 @@ from cifar10_fgs.generate.core import GenerateOptions, check_dataset_dir, genera
 from cifar10_fgs.provenance import sha256_file, write_json
 from cifar10_fgs.publish.card import check_readme, write_card
 from cifar10_fgs.publish.upload import upload_dataset
+from cifar10_fgs.recipes import Arch, TrainRecipe
 from cifar10_fgs.run_setup import (
     RUN_FILE,
     RunOptions,

@@ -15,19 +15,11 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import (
-    QUICK_RECIPES,
-    RECIPES,
-    Arch,
-    AttackConfig,
-    QuickTrial,
-    RetrainMode,
-    TrainRecipe,
-    check_flags,
-)
+from cifar10_fgs.config import AttackConfig, RetrainMode, check_flags
 from cifar10_fgs.data import DEFAULT_CIFAR10, Cifar10Split
 from cifar10_fgs.errors import ConfigError, ExistingOutputError, ModelError
 from cifar10_fgs.provenance import read_json
+from cifar10_fgs.recipes import QUICK_RECIPES, RECIPES, Arch, QuickTrial, TrainRecipe
 from cifar10_fgs.training.train import claim_model_out
 
 RUN_FILE = "run.json"  # what each stage of a run did: its input key, output, seconds and headline numbers
@@ -38,13 +30,13 @@ class RunOptions:
     cifar10: str = DEFAULT_CIFAR10
     source_model: str | None = None  # use this .keras instead of training EfficientNetB0
     target_model: str | None = None  # use this .keras instead of training the simple deep CNN
-    source_epochs: int | None = None  # None: the recipe's (config.SOURCE_RECIPE)
+    source_epochs: int | None = None  # None: the recipe's (recipes.SOURCE_RECIPE)
     target_epochs: int | None = None
     retrain_epochs: int | None = None
     retrain_modes: tuple[RetrainMode, ...] = tuple(RetrainMode)  # retrained in turn: adversarial (the paper), mixed
     limit: int | None = None  # attack a seeded class-balanced subset of N images of each split (a quick run)
     train_limit: int | None = None  # train on the seeded class-balanced subset of N training images (a quick run)
-    quick: bool = False  # the quick trial (config.QuickTrial()): its recipes, and its limits where none are given
+    quick: bool = False  # the quick trial (recipes.QuickTrial()): its recipes, and its limits where none are given
     attack: AttackConfig | None = None  # None: generate.attack_config() (the batch size follows the device)
     upload: str | None = None  # hub repo id; None: nothing leaves the machine
     private: bool = False
@@ -74,7 +66,7 @@ class RunOptions:
 
 
 def quick_options(options: RunOptions) -> RunOptions:
-    """``options`` with the quick trial's limits and retrain epochs (``config.QuickTrial()``) where none are given
+    """``options`` with the quick trial's limits and retrain epochs (``recipes.QuickTrial()``) where none are given
     (a train limit only if a model is trained)."""
     if not options.quick:
         return options

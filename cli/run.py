@@ -68,7 +68,7 @@ BOTH = "both"  # --retrain-mode: every RetrainMode in turn
 @click.option(
     "--quick",
     is_flag=True,
-    help="The quick trial, minutes on a CPU: short recipes and class-balanced limits (config.QuickTrial(); "
+    help="The quick trial, minutes on a CPU: short recipes and class-balanced limits (recipes.QuickTrial(); "
     "--limit, --train-limit, --*-epochs still win).",
 )
 @limit_option

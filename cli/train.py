@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cifar10_fgs.config import Arch
+from cifar10_fgs.recipes import Arch
 from cifar10_fgs.training.train import train_from_cifar10
 
 from ._cli_utils import (

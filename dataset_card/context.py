@@ -1,13 +1,15 @@
-"""``build_context(inputs) -> dict``: every value the card template shows, as a pure function of its inputs."""
+"""``build_context(inputs) -> dict``: every value the card template shows, as a pure function of its inputs.
+
+This module holds the field descriptions, the summary, the attack, model and provenance tables and the
+limitations; the statistics tables are ``statistics``'.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import PurePath
 
-import numpy as np
-
-from cifar10_fgs.formatting import fmt, percent
+from cifar10_fgs.formatting import fmt
 
 from .render import (
     MARKER,
@@ -20,6 +22,7 @@ from .render import (
     ordered_splits,
     pretty_name,
 )
+from .statistics import statistics_tables
 
 FIELD_DESCRIPTIONS = {
     "image": "The adversarial image: 32x32 RGB, lossless PNG, exactly the uint8 pixels the source model misclassifies.",
@@ -47,22 +50,10 @@ METHOD_FIELD_DESCRIPTIONS = {
         "or the original was already misclassified).",
     },
 }
-# Iteration histogram bins for the table: single values up to 5, then widening ranges.
-_BIN_EDGES = (0, 1, 2, 3, 4, 5, 6, 11, 21, 51, 101, 201, 501, 1001, 2001, 5001, 10001)
 
 
 def _name(path) -> str:
     return PurePath(str(path)).name or str(path)
-
-
-def histogram_bins(iterations: np.ndarray) -> list[tuple[str, int]]:
-    top = max(int(iterations.max(initial=0)), 0)
-    out = []
-    edges = sorted(set([e for e in _BIN_EDGES if e <= max(top, 5)] + [max(top, 5) + 1]))
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        label = str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}"
-        out.append((label, int(((iterations >= lo) & (iterations < hi)).sum())))
-    return out
 
 
 def _limitations(inputs: CardInputs) -> list[str]:
@@ -223,113 +214,6 @@ def _model_rows(inputs: CardInputs) -> tuple[list, list]:
     return rows, recipe
 
 
-def _statistics(inputs: CardInputs) -> dict:
-    """The statistics tables (overview, norms, confidences, histogram, confusion matrices)."""
-    stats, names = inputs.stats, inputs.class_names
-    pixel_range = inputs.manifest.config.pixel_range
-    overview = [
-        (
-            s,
-            str(st.num_images),
-            str(st.num_rows),
-            str(st.already_misclassified),
-            str(st.fooled_by_attack),
-            str(st.not_fooled),
-            percent(st.stored_percent),
-            percent(st.attack_success_percent),
-            fmt(st.mean_iterations_attacked, 2),
-            str(st.max_iterations_used),
-        )
-        for s, st in stats.items()
-    ]
-    norms = []
-    for s, st in stats.items():
-        for which, n, li, l2 in (
-            ("all rows", st.num_rows, st.linf_all, st.l2_all),
-            ("attacked rows", st.fooled_by_attack, st.linf_attacked, st.l2_attacked),
-        ):
-            norms.append(
-                (
-                    s,
-                    f"{which} ({n})",
-                    fmt(li.mean),
-                    fmt(li.median),
-                    f"{fmt(li.max)} ({fmt(None if li.max is None else li.max * pixel_range, 0)} levels)",
-                    fmt(l2.mean),
-                    fmt(l2.median),
-                    fmt(l2.max),
-                )
-            )
-    phase_rows = []
-    for s, st in stats.items():
-        perturbation = st.perturbation(pixel_range) if st.phase is not None else {}
-        for phase, count in st.phase_counts().items():
-            p = perturbation.get(phase) or {}
-            linf, levels, l2_of = p.get("linf") or {}, p.get("linf_levels") or {}, p.get("l2") or {}
-            phase_rows.append(
-                (
-                    s,
-                    f"`{phase}`",
-                    str(count),
-                    *(f"{fmt(linf[k])} ({levels[k]:g})" if k in linf else "-" for k in ("p50", "p90", "p99", "max")),
-                    fmt(l2_of["p50"]) if l2_of else "-",
-                    fmt(l2_of["max"]) if l2_of else "-",
-                )
-            )
-    conf = [
-        (s, fmt(st.original_confidence_attacked), fmt(st.adversarial_confidence_attacked), fmt(st.source_accuracy))
-        for s, st in stats.items()
-    ]
-    hists = {s: histogram_bins(st.iterations) for s, st in stats.items()}
-    hist_rows = [[lbl, *(str(dict(h).get(lbl, 0)) for h in hists.values())] for lbl, _ in max(hists.values(), key=len)]
-    confusion = {
-        s: md_table(
-            ["label \\ adversarial", *names, "total"],
-            [
-                [names[i], *[str(int(v)) for v in st.confusion[i]], str(int(st.confusion[i].sum()))]
-                for i in range(len(names))
-            ],
-        )
-        for s, st in stats.items()
-    }
-    return {
-        "overview_table": md_table(
-            [
-                "split",
-                "images attacked",
-                "rows stored",
-                "already misclassified",
-                "fooled by the attack",
-                "not fooled (absent)",
-                "stored %",
-                "attack success % (originally correct)",
-                "mean iterations (attacked)",
-                "max iterations used",
-            ],
-            overview,
-        ),
-        "norm_table": md_table(
-            ["split", "rows", "L∞ mean", "L∞ median", "L∞ max", "L2 mean", "L2 median", "L2 max"], norms
-        ),
-        "phase_table": md_table(
-            ["split", "phase", "rows", "L∞ p50 (levels)", "L∞ p90", "L∞ p99", "L∞ max", "L2 p50", "L2 max"], phase_rows
-        )
-        if phase_rows
-        else "",
-        "confidence_table": md_table(
-            [
-                "split",
-                "mean original confidence (attacked)",
-                "mean adversarial confidence (attacked)",
-                "source model accuracy on these images",
-            ],
-            conf,
-        ),
-        "hist_table": md_table(["iterations", *stats.keys()], hist_rows),
-        "confusion": confusion,
-    }
-
-
 def _provenance(inputs: CardInputs) -> dict:
     """The data, shard and timing tables."""
     m, layout = inputs.manifest, inputs.layout
@@ -393,7 +277,7 @@ def build_context(inputs: CardInputs) -> dict:
         "shipped_model": inputs.shipped_model if inputs.repo_id else None,  # (model, provenance) in the repo
         "recipe_table": md_table(["recipe", "value"], recipe_rows) if recipe_rows else "",
         **_provenance(inputs),
-        **_statistics(inputs),
+        **statistics_tables(inputs),
         "figures": inputs.figures,
         "notes": list(inputs.notes),
         "results": list(inputs.results),

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = (
     ("errors", "formatting"),  # leaves: import nothing of the package
     ("config", "provenance", "hub"),
+    ("recipes",),  # the training recipes: built on config's checks
     ("data",),
     ("models",),
     ("training", "attack"),

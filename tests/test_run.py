@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from cifar10_fgs.config import SOURCE_RECIPE, TARGET_RECIPE, Arch, AttackConfig
+from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.pipeline import RunOptions, run_pipeline
+from cifar10_fgs.recipes import SOURCE_RECIPE, TARGET_RECIPE, Arch
 
 
 @pytest.fixture()
@@ -235,7 +236,7 @@ def test_source_epochs_that_cut_a_cycle_to_its_warmup_fail_before_any_work(tmp_p
 
 
 def test_quick_gives_its_limits_and_recipes_where_none_are_given():
-    from cifar10_fgs.config import QUICK_SOURCE_RECIPE, QUICK_TARGET_RECIPE, SOURCE_RECIPE, Arch, QuickTrial
+    from cifar10_fgs.recipes import QUICK_SOURCE_RECIPE, QUICK_TARGET_RECIPE, SOURCE_RECIPE, Arch, QuickTrial
     from cifar10_fgs.run_setup import quick_options, recipe_of
 
     quick = quick_options(RunOptions(quick=True))

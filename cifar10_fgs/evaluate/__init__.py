@@ -9,7 +9,8 @@ Rooms, in data-flow order:
   other settings is kept); ``figures``: matplotlib figures saved as PNG;
 * ``skeleton``: the one flow every evaluation follows (check, claim, load, report, write);
 * ``transfer`` (section IV), ``retrain`` (section V), ``gaussian`` (section VI): the evaluations;
-* ``paper``: the paper's numbers with their sections; ``comparison``: them beside ours (``results/paper.md``);
+* ``paper``: the paper's numbers with their sections; ``comparison``: them beside ours (``results/paper.md``),
+  with its row types in ``comparison_rows`` and its Gaussian section in ``comparison_gaussian``;
 * ``leaderboard``: many models on one split, local or from the hub.
 
 Results go to ``DIR/results/<name>.json`` (written last, sorted, atomically: settings, model

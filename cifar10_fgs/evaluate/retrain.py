@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cifar10_fgs.config import RECIPES, Arch, RetrainMode
+from cifar10_fgs.config import RetrainMode
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.errors import ConfigError, ExistingOutputError
 from cifar10_fgs.evaluate.joined import JoinedSplit
@@ -30,7 +30,9 @@ from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begi
 from cifar10_fgs.formatting import fmt
 from cifar10_fgs.models.networks import check_keras_path
 from cifar10_fgs.provenance import sha256_file
-from cifar10_fgs.training.train import read_model_metadata, train_model, trained_model_matches
+from cifar10_fgs.recipes import RECIPES, Arch
+from cifar10_fgs.training.saved import read_model_metadata, trained_model_matches
+from cifar10_fgs.training.train import train_model
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,7 @@ def evaluate_retrain(
 
     ``mode="adversarial"`` trains on the adversarial train rows (the paper); ``"mixed"`` on the
     original train split plus the adversarial rows. Labels are the original labels. The recipe is
-    ``config.TARGET_RECIPE`` (``options.epochs`` overrides its epochs); ``training.train_model`` saves
+    ``recipes.TARGET_RECIPE`` (``options.epochs`` overrides its epochs); ``training.train_model`` saves
     the model to ``retrained_model`` with its own metadata and resumes after an interruption. If ``retrained_model`` already
     holds a model trained by the same recipe, seed and data, it is reused instead of retrained.
     """

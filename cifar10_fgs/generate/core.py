@@ -50,7 +50,7 @@ from cifar10_fgs.models.inference import device_strategy
 from cifar10_fgs.models.keras_input import FedModel, load_keras
 from cifar10_fgs.models.networks import architecture
 from cifar10_fgs.provenance import dumps_sorted, library_versions, sha256_file
-from cifar10_fgs.training.train import read_model_metadata
+from cifar10_fgs.training.saved import read_model_metadata
 
 log = logging.getLogger(__name__)
 

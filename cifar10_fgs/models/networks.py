@@ -6,9 +6,9 @@ import copy
 import logging
 from pathlib import Path
 
-from cifar10_fgs.config import Arch, TrainRecipe
 from cifar10_fgs.data import IMAGE_SHAPE, NUM_CLASSES
 from cifar10_fgs.errors import ConfigError, ModelError, one_line
+from cifar10_fgs.recipes import Arch, TrainRecipe
 
 log = logging.getLogger(__name__)
 

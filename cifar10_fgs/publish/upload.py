@@ -14,6 +14,7 @@ upload is resumed by rerunning. With ``hf_xet`` installed (the default) ``huggin
 splits very large folders into several commits on its own (``upload_large_folder`` no longer exists in
 huggingface_hub 2.x); with ``HF_HUB_DISABLE_XET=1`` it sends LFS files and makes one commit.
 
+What goes up is decided in ``upload_files``; this module compares it with the hub and sends what changed.
 Every hub call goes through :func:`hub_api` (the one place an ``HfApi`` is made). The token
 comes from huggingface_hub's usual places (``HF_TOKEN``, the token saved by ``hf auth login``) and is
 never printed, logged or written; failures become one-line :class:`HubError` messages.
@@ -32,20 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar10_fgs import __version__
-from cifar10_fgs.config import UPLOAD_MODEL_SEARCH
 from cifar10_fgs.dataset import manifest as mf
-from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
-from cifar10_fgs.dataset.manifest import Manifest
-from cifar10_fgs.dataset.shards import CARD, DATA_DIR, FIGURES_DIR, RESULTS_DIR, features
-from cifar10_fgs.errors import ConfigError, ExistingOutputError, HubError, ValidationError
-from cifar10_fgs.models.convention import SIDECAR, check_recorded, read_sidecar
+from cifar10_fgs.dataset.folder import MODEL_DIR
+from cifar10_fgs.dataset.shards import DATA_DIR, FIGURES_DIR, RESULTS_DIR
+from cifar10_fgs.errors import ConfigError, ExistingOutputError, HubError
 from cifar10_fgs.provenance import read_json, sha256_file
 from cifar10_fgs.publish.hub_errors import hub_errors
 from cifar10_fgs.publish.repo_id import check_repo_id
-from cifar10_fgs.training.train import model_metadata_path
-from cifar10_fgs.validate.card_check import check_card
-
-README = CARD
+from cifar10_fgs.publish.upload_files import check_upload_card, find_source_model, listed_files, model_files
 
 log = logging.getLogger(__name__)
 
@@ -83,94 +78,7 @@ class UploadResult:
     warnings: tuple[str, ...]
 
 
-# --------------------------------------------------------------------------- local checks
-
-
-def _is_hidden_or_temp(name: str) -> bool:
-    return name.startswith(".") or name.endswith((".tmp", ".partial", ".lock"))
-
-
-def _listed_files(dataset_dir: Path, manifest: Manifest) -> list[str]:
-    files = [README, mf.FILE, *sorted(manifest.shards)]
-    for folder in (FIGURES_DIR, RESULTS_DIR):
-        d = dataset_dir / folder
-        if d.is_dir():
-            files += sorted(
-                f"{folder}/{p.name}"
-                for p in d.iterdir()
-                if p.is_file() and not p.is_symlink() and not _is_hidden_or_temp(p.name)
-            )
-    return files
-
-
-def _check_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> list[str]:
-    """The README must describe these shards (else the hub's load_dataset fails); warn if it shows another repo id."""
-
-    path = dataset_dir / README
-    if not path.is_file():
-        raise ValidationError(
-            f"{dataset_dir} has no {README} card: run `cifar10-fgs card {dataset_dir} --repo-id {repo_id}` first"
-        )
-    columns = list(features(manifest.config.with_originals).arrow_schema.names)
-    result = check_card(dataset_dir, columns, manifest.stored_rows())
-    if not result.ok:
-        why = result.skipped or result.problems[0].message
-        raise ValidationError(
-            f"{path} does not describe the shards in {mf.FILE} ({why}): rerun "
-            f"`cifar10-fgs card {dataset_dir} --repo-id {repo_id}`"
-        )
-    warnings = []
-    if f'load_dataset("{repo_id}"' not in path.read_text(encoding="utf-8", errors="replace"):
-        warnings.append(
-            f'{README} shows no load_dataset("{repo_id}") example (written for another or no --repo-id): rerun '
-            f"`cifar10-fgs card {dataset_dir} --repo-id {repo_id}` before uploading to fix it"
-        )
-    return warnings
-
-
-def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path | None) -> Path:
-    """The source model file to ship: ``given``, else the manifest's file name in UPLOAD_MODEL_SEARCH; sha256-checked."""
-    want = manifest.source_model.sha256
-    name = Path(str(manifest.source_model.path or "")).name
-    if given is not None:
-        path = Path(given)
-        if not path.is_file():
-            raise ConfigError(
-                f"--source-model {path} does not exist: pass the source model (.keras) the dataset was made with"
-            )
-    else:
-        found = [dataset_dir / d / name for d in UPLOAD_MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
-        if not found:
-            where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in UPLOAD_MODEL_SEARCH)
-            raise ConfigError(
-                f"the source model {name or '(unnamed)'} of {dataset_dir} is not at {where}: pass --source-model PATH, or "
-                "--no-source-model to publish the data without it"
-            )
-        path = found[0]
-    if sha256_file(path) != want:
-        raise ConfigError(
-            f"--source-model {path} is not the model this dataset was generated with (sha256 differs from "
-            f"{mf.FILE}): pass {name or 'the source model'}"
-        )
-    return path
-
-
-def _model_files(source_model: Path, manifest: Manifest) -> list[tuple[str, Path]]:
-    """(path in repo, local file) of the model and its provenance JSON, named as ``generation.json`` names it."""
-
-    in_repo = shipped_model_paths(manifest) or (
-        f"{MODEL_DIR}/{source_model.name}",
-        f"{MODEL_DIR}/{source_model.stem}.json",
-    )
-    files = [(in_repo[0], source_model)]
-    meta = model_metadata_path(source_model)
-    if meta.is_file():
-        files.append((in_repo[1], meta))
-    sidecar = read_sidecar(source_model.parent)
-    if sidecar is not None:  # the model's input convention travels with it; it must be the one generate used
-        check_recorded(manifest.config.source_convention(), [sidecar], str(source_model), mf.FILE)
-        files.append((f"{MODEL_DIR}/{SIDECAR}", source_model.parent / SIDECAR))
-    return files
+# --------------------------------------------------------------------------- comparing with the hub
 
 
 def _git_blob_sha1(path: Path) -> tuple[str, str]:
@@ -229,13 +137,11 @@ def upload_dataset(
     if revision is not None and not revision.strip():
         raise ConfigError("--revision is empty: pass a branch name or omit it")
     manifest = mf.read(dataset_dir, complete=True)
-    warnings = _check_card(dataset_dir, manifest, repo_id)
+    warnings = check_upload_card(dataset_dir, manifest, repo_id)
     manifest_sha = sha256_file(dataset_dir / mf.FILE)
-    local = {p: dataset_dir / p for p in _listed_files(dataset_dir, manifest)}
+    local = {p: dataset_dir / p for p in listed_files(dataset_dir, manifest)}
     model = (
-        dict(_model_files(find_source_model(dataset_dir, manifest, source_model), manifest))
-        if ship_source_model
-        else {}
+        dict(model_files(find_source_model(dataset_dir, manifest, source_model), manifest)) if ship_source_model else {}
     )
     files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
     total = sum(f.bytes for f in files)
@@ -267,22 +173,41 @@ def upload_dataset(
     token = _resolve_token(token)
     api = hub_api(endpoint=endpoint, token=token)
     with hub_errors(repo_id, endpoint_url, revision, token):
-        _prepare_repo(api, repo_id, private, revision)
-        remote = _remote_files(api, repo_id, [*local, *model], revision)
-        stale = _replaced_files(api, repo_id, revision, remote, {**local, **model}, overwrite)
-        changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
-        changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
-        commits = _push_data(
-            api, dataset_dir, repo_id, revision, changed, len(local), message, description, delete=stale
+        uploaded, commits = _send_changed(
+            api, planned, dataset_dir, local, model, description, overwrite, manifest.source_model.sha256
         )
-        commits += _push_model(
-            api, repo_id, revision, {p: model[p] for p in changed_model}, manifest.source_model.sha256
-        )
-    uploaded = [*changed, *changed_model]
     unchanged = [p for p in [*local, *model] if p not in uploaded]
     if not uploaded:
         log.info("nothing to upload: %s already holds all %d files", repo_id, len(files))
     return dataclasses.replace(planned, uploaded=tuple(uploaded), unchanged=tuple(unchanged), commits=tuple(commits))
+
+
+def _send_changed(
+    api,
+    planned: UploadResult,
+    dataset_dir: Path,
+    local: dict[str, Path],
+    model: dict[str, Path],
+    description: str,
+    overwrite: bool,
+    model_sha256: str | None,
+) -> tuple[list[str], list[str]]:
+    """Create the repo if needed and upload the files that differ from the remote ones: (uploaded, commits).
+
+    ``local`` and ``model`` map repo paths to the dataset's files and the source model's; ``planned`` names the
+    repo, revision, visibility and commit message.
+    """
+    repo_id, revision = planned.repo_id, planned.revision
+    _prepare_repo(api, repo_id, planned.private, revision)
+    remote = _remote_files(api, repo_id, [*local, *model], revision)
+    stale = _replaced_files(api, repo_id, revision, remote, {**local, **model}, overwrite)
+    changed = [p for p, f in local.items() if not _same(remote.get(p), f)]
+    changed_model = [p for p, f in model.items() if not _same(remote.get(p), f)]
+    commits = _push_data(
+        api, dataset_dir, repo_id, revision, changed, len(local), planned.commit_message, description, delete=stale
+    )
+    commits += _push_model(api, repo_id, revision, {p: model[p] for p in changed_model}, model_sha256)
+    return [*changed, *changed_model], commits
 
 
 def _resolve_token(token: str | None) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.config import BATCHNORM_BATCH, TrainRecipe
 from cifar10_fgs.errors import OutputError
 from cifar10_fgs.provenance import atomic_write_bytes
+from cifar10_fgs.recipes import BATCHNORM_BATCH, TrainRecipe
 
 log = logging.getLogger(__name__)
 

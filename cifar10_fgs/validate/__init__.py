@@ -27,8 +27,9 @@
 Shards are streamed: one thread hashes, reads and decodes the next shard while another runs the
 model on a chunk of earlier ones, so memory holds about two shards plus two model chunks.
 
-Modules: ``report`` (the checks and the report), ``reading`` (prefetch and predictor), ``checks``
-(layout, shard, row and originals checks), ``card_check`` (the card's YAML, shared with ``upload``).
+Modules: ``report`` (the checks and the report), ``reading`` (prefetch and predictor), ``folder_checks``
+(the layout, the files in ``data/``, each split's coverage), ``checks`` (one shard's file, schema and rows, and
+its rows against the originals), ``card_check`` (the card's YAML, shared with ``upload``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,11 @@ from cifar10_fgs.models.keras_input import load_keras
 from cifar10_fgs.models.networks import read_keras
 from cifar10_fgs.provenance import library_versions, sha256_file
 from cifar10_fgs.validate.card_check import check_card
-from cifar10_fgs.validate.checks import (
+from cifar10_fgs.validate.checks import check_against_originals, check_shard
+from cifar10_fgs.validate.folder_checks import (
     SplitState,
-    check_against_originals,
     check_coverage,
     check_files,
-    check_shard,
     layout,
     register_listed_failures,
 )

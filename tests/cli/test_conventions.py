@@ -15,7 +15,8 @@ import pytest
 from cifar10_fgs.cli._cli_utils import Output
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
-from cifar10_fgs.config import Arch, GaussianVariant, Method, RetrainMode
+from cifar10_fgs.config import GaussianVariant, Method, RetrainMode
+from cifar10_fgs.recipes import Arch
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 READS_A_DATASET = (

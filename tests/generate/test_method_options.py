@@ -10,11 +10,12 @@ import pytest
 
 from cifar10_fgs.cli._errors import run_with_friendly_errors
 from cifar10_fgs.cli.main import cli
-from cifar10_fgs.config import TARGET_RECIPE, AttackConfig, Method, OnePixelConfig
+from cifar10_fgs.config import AttackConfig, Method, OnePixelConfig
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.evaluate import TransferOptions
 from cifar10_fgs.generate.core import GenerateOptions, check_options, generate_dataset
 from cifar10_fgs.pipeline import RunOptions
+from cifar10_fgs.recipes import TARGET_RECIPE
 
 from helpers import generate_cli
 

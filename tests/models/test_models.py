@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from cifar10_fgs.config import SOURCE_RECIPE, TARGET_RECIPE
 from cifar10_fgs.errors import ModelError
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import build_model, build_source, build_target, check_model, load_model
+from cifar10_fgs.recipes import SOURCE_RECIPE, TARGET_RECIPE
 
 from helpers import synthetic_images, tiny_model
 

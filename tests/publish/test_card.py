@@ -19,7 +19,8 @@ from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
 from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
-from cifar10_fgs.publish.card import FIGURES, README, write_card
+from cifar10_fgs.publish.card import README, write_card
+from cifar10_fgs.publish.card_figures import FIGURES
 
 from helpers import synthetic_images, write_image_folder
 

@@ -7,12 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cifar10_fgs.config import TARGET_RECIPE
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.models.networks import load_model
+from cifar10_fgs.recipes import TARGET_RECIPE
 from cifar10_fgs.training.averaging import average_weights, recompute_batchnorm
-from cifar10_fgs.training.train import read_model_metadata, train_model
+from cifar10_fgs.training.saved import read_model_metadata
+from cifar10_fgs.training.train import train_model
 
 from helpers import synthetic_images
 
@@ -149,7 +150,7 @@ def test_recompute_batchnorm_is_recorded_only_where_a_recipe_sets_it():
 
     (Training EfficientNetB0 with it is too slow for the suite: the quick trial's measurement shows its effect.)
     """
-    from cifar10_fgs.config import QUICK_SOURCE_RECIPE, SOURCE_RECIPE
+    from cifar10_fgs.recipes import QUICK_SOURCE_RECIPE, SOURCE_RECIPE
 
     assert QUICK_SOURCE_RECIPE.to_json()["recompute_batchnorm"] is True
     assert "recompute_batchnorm" not in SOURCE_RECIPE.to_json()
@@ -159,7 +160,7 @@ def test_recompute_batchnorm_is_recorded_only_where_a_recipe_sets_it():
 def test_a_source_schedule_cut_short_recomputes_batchnorm_and_the_full_one_is_unchanged():
     """``train --arch source --epochs 4`` recomputes the statistics at the end (0.10 -> 0.47 test accuracy measured by
     benchmarks/short_source.py); the 65-epoch recipe, its checkpoints and the target's recipes stay as they were."""
-    from cifar10_fgs.config import QUICK_TARGET_RECIPE, SOURCE_RECIPE
+    from cifar10_fgs.recipes import QUICK_TARGET_RECIPE, SOURCE_RECIPE
 
     assert SOURCE_RECIPE.with_epochs(4).recompute_batchnorm is True
     assert SOURCE_RECIPE.with_epochs(30).to_json()["recompute_batchnorm"] is True

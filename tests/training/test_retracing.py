@@ -8,10 +8,10 @@ import logging
 
 import numpy as np
 
-from cifar10_fgs.config import TARGET_RECIPE
 from cifar10_fgs.data import Cifar10Split
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.networks import load_model
+from cifar10_fgs.recipes import TARGET_RECIPE
 from cifar10_fgs.training.train import train_model
 
 from helpers import synthetic_images
@@ -58,11 +58,11 @@ def test_four_short_trainings_and_predictions_warn_of_no_retracing(tmp_path, mon
 
 
 def test_the_validation_numbers_are_what_keras_evaluation_reports():
-    from cifar10_fgs.training.train import _compiled_model, _validation_callback
+    from cifar10_fgs.training.fitting import compiled_model, validation_callback
 
     test = Cifar10Split(*synthetic_images(70, seed=33), origin="synthetic", split="test")
-    model = _compiled_model(dataclasses.replace(RECIPE, label_smoothing=0.1), steps_per_epoch=2)
-    callback = _validation_callback(test)
+    model = compiled_model(dataclasses.replace(RECIPE, label_smoothing=0.1), steps_per_epoch=2)
+    callback = validation_callback(test)
     callback.set_model(model)
     logs = {}
     callback.on_epoch_end(0, logs)

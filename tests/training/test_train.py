@@ -11,19 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar10_fgs.config import TARGET_RECIPE, Arch
 from cifar10_fgs.data import Cifar10Split, load_cifar10
 from cifar10_fgs.errors import ConfigError, ModelError, OutputError
 from cifar10_fgs.models.networks import load_model
-from cifar10_fgs.training.train import (
+from cifar10_fgs.recipes import TARGET_RECIPE, Arch
+from cifar10_fgs.training.saved import (
     TrainResult,
     evaluate_model,
     model_metadata_path,
     read_model_metadata,
-    train_from_cifar10,
-    train_model,
     trained_model_matches,
 )
+from cifar10_fgs.training.train import train_from_cifar10, train_model
 
 from helpers import synthetic_images
 
@@ -259,9 +258,9 @@ def test_cli_train_with_limit_uses_the_seeded_balanced_subset(image_folder_sourc
 
 
 def _lr(recipe, steps_per_epoch: int, steps) -> np.ndarray:
-    from cifar10_fgs.training.train import _lr_schedule
+    from cifar10_fgs.training.fitting import lr_schedule
 
-    schedule = _lr_schedule(recipe, steps_per_epoch)
+    schedule = lr_schedule(recipe, steps_per_epoch)
     return np.array([float(schedule(s)) for s in steps])
 
 
@@ -359,7 +358,7 @@ def test_recipes_saved_before_restarts_existed_still_match(trained, splits):
 
 
 def test_a_last_cycle_shorter_than_its_warmup_is_refused():
-    from cifar10_fgs.config import SOURCE_RECIPE
+    from cifar10_fgs.recipes import SOURCE_RECIPE
 
     assert SOURCE_RECIPE.with_epochs(30).restarts == () and SOURCE_RECIPE.with_epochs(32).cycles()[-1] == (30, 32, 0.05)
     with pytest.raises(

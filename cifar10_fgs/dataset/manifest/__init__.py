@@ -21,7 +21,8 @@
 
 Every module reads and writes the file through :func:`read` and :func:`write`. Keys this version
 does not know are kept in each record's ``extra`` and written back unchanged, so a newer writer's
-additions survive an older reader.
+additions survive an older reader. The records below the top level are in ``records`` (``config``) and
+``provenance_records`` (the others), their JSON helpers in ``fields``, a split's CIFAR-10 rows in ``rows``.
 """
 
 from __future__ import annotations
@@ -31,21 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cifar10_fgs.data import check_split
-from cifar10_fgs.dataset.manifest.records import (
-    FORMAT_VERSION,
-    Config,
-    DataSource,
-    ManifestError,
-    ShardEntry,
-    SourceModel,
-    SplitConfig,
-    StaleIndexError,
-    Subset,
-    Timing,
-    Worker,
-    extra_keys,
-    to_object,
-)
+from cifar10_fgs.dataset.manifest.fields import ManifestError, extra_keys, to_object
+from cifar10_fgs.dataset.manifest.provenance_records import DataSource, ShardEntry, SourceModel, Timing, Worker
+from cifar10_fgs.dataset.manifest.records import FORMAT_VERSION, Config, SplitConfig, StaleIndexError, Subset
 from cifar10_fgs.dataset.manifest.rows import SplitRows
 from cifar10_fgs.dataset.shards import DATA_DIR
 from cifar10_fgs.dataset.stats import SplitSummary
