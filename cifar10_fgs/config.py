@@ -118,6 +118,12 @@ class AttackConfig:
         return float(math.floor(self.max_linf * PIXEL_RANGE + 1e-9))
 
 
+def check_batch_size(batch_size: int) -> None:
+    """Every batch size (attack, inference, evaluation) is a whole number >= 1, or a one-line ConfigError."""
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
+
+
 def check_flags(settings) -> None:
     """Every ``bool`` field of the dataclass ``settings`` holds True or False: a string such as "False" (read from a
     file or the environment) would otherwise count as true and be followed silently."""
@@ -135,8 +141,7 @@ def check_attack_config(cfg: AttackConfig) -> None:
         raise ConfigError(f"step {cfg.step} is out of range: expected 0 < step < 1 (a fraction of the pixel range)")
     if int(cfg.max_iterations) != cfg.max_iterations or cfg.max_iterations < 1:
         raise ConfigError(f"max-iterations {cfg.max_iterations} is invalid: expected an integer >= 1")
-    if int(cfg.batch_size) != cfg.batch_size or cfg.batch_size < 1:
-        raise ConfigError(f"batch size {cfg.batch_size} is invalid: expected an integer >= 1")
+    check_batch_size(cfg.batch_size)
     if int(cfg.patience) != cfg.patience or cfg.patience < 1:
         raise ConfigError(f"stall patience {cfg.patience} is invalid: expected an integer >= 1 (steps)")
     if int(cfg.path_steps) != cfg.path_steps or cfg.path_steps < 1:
@@ -207,7 +212,7 @@ PHASES = tuple(p.value for p in Phase)  # the ``phase`` ClassLabel's names in th
 GPU_BATCH_SIZE = 1024  # attack slots per forward+backward per GPU (on CPU: AttackConfig().batch_size)
 PREDICT_BATCH_SIZE = 512  # images per inference call (evaluate, default of predict_logits)
 RANKED_STREAM_ROWS = 2048  # a generate stream of at most this many rows enters by margin (attack.schedule)
-VALIDATE_PREDICT_ROWS = 16384  # images validate hands the model per call (fewer calls retrace less)
+VALIDATE_PREDICT_ROWS = 16384  # images validate gathers for one model call (fewer calls pad fewer tail batches)
 
 # --------------------------------------------------------------------------- statistics
 

@@ -171,7 +171,7 @@ class _Run:
             check_retrained_model(
                 self._retrained_path(mode), recipe_of(Arch.TARGET, o.retrain_epochs), o.seed, self.overwrite
             )
-        source = o.source_model  # None: a model still to be trained, which replaces any dataset
+        source: str | Path | None = o.source_model  # None: a model still to be trained, which replaces any dataset
         if source is None and self.reuse[Arch.SOURCE]:
             source = self._training(Arch.SOURCE, data)[0]
         check_dataset_dir(self.dataset_dir, source, self._generate_options(), data, overwrite=self.overwrite)
@@ -274,7 +274,7 @@ class _Run:
         o, d, results = self.options, self.dataset_dir, self.dataset_dir / RESULTS_DIR
         target_sha = sha256_file(target_model)
         t0 = time.time()
-        key = [manifest_sha, target_sha, sha256_file(source_model)]
+        key: list[object] = [manifest_sha, target_sha, sha256_file(source_model)]  # a stage's key: JSON
         if self.unchanged("transfer", key) and (results / "transfer.json").exists():
             self.finish("transfer", "skipped", t0, "results exist")
         else:

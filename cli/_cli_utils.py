@@ -271,12 +271,6 @@ def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
     return "\n".join([line(cells[0]), line(tuple("-" * w for w in widths)), *map(line, cells[1:])])
 
 
-def fmt(x, digits: int = 4) -> str:
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
 def given_options(ctx: click.Context, *names: str) -> list[str]:
     """The flags of the options ``names`` (parameter names) the user gave, on the command line or in the environment
     (``ctx.get_parameter_source``), so an option that would be ignored can be refused before any work."""

@@ -6,6 +6,7 @@ import click
 
 from cifar10_fgs.config import PIXEL_RANGE, ROWS_PER_SHARD, AttackConfig, Method, OnePixelConfig, SourceCheck
 from cifar10_fgs.data import SPLITS
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.generate.core import GenerateOptions, attack_config, generate_dataset
 from cifar10_fgs.generate.options import parse_splits
 
@@ -16,7 +17,6 @@ from ._cli_utils import (
     choice,
     cifar10_option,
     examples,
-    fmt,
     limit_option,
     out_dir_option,
     output_options,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import PurePath
 
+from cifar10_fgs.formatting import fmt
+
 from .render import (
     MARKER,
     CardInputs,
@@ -175,7 +177,7 @@ def _attack(inputs: CardInputs) -> tuple[list[tuple[str, str]], str]:
 def _model_rows(inputs: CardInputs) -> tuple[list, list]:
     """(rows of the source-model table, rows of its training-recipe table)."""
     model = inputs.manifest.source_model
-    num = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "not recorded"  # noqa: E731
+    num = lambda v: fmt(v) if isinstance(v, (int, float)) else "not recorded"  # noqa: E731
     rows = [
         (
             "architecture",

@@ -5,12 +5,12 @@ statistics, results) and writes the text this package renders. The YAML header (
 ``dataset_info`` with features, split sizes and byte counts) comes from the shards' layout; the body
 is the Jinja template ``template.md.j2`` beside this file, filled with ``context.build_context(inputs)``. The
 output is a pure function of the inputs (no clock, no absolute paths), so the same folder always
-gives the same card. Of the library, only ``models``' naming constant is imported (no TensorFlow).
+gives the same card. Of the library, ``context`` imports only ``formatting`` (no TensorFlow); the manifest and
+statistics types are imported for type checking alone.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import PurePath
@@ -172,16 +172,6 @@ def build_card_data(inputs: CardInputs):
 
 
 # --------------------------------------------------------------------------- markdown helpers
-
-
-def fmt_number(v) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4f}"
-    return str(v)
 
 
 def md_escape(text) -> str:

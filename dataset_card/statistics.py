@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cifar10_fgs.formatting import fmt, percent
+
 from .render import CardInputs, md_table
 
 if TYPE_CHECKING:  # the type card.py passes in (never imported at run time)
@@ -17,14 +19,6 @@ if TYPE_CHECKING:  # the type card.py passes in (never imported at run time)
 
 # Iteration histogram bins for the table: single values up to 5, then widening ranges.
 _BIN_EDGES = (0, 1, 2, 3, 4, 5, 6, 11, 21, 51, 101, 201, 501, 1001, 2001, 5001, 10001)
-
-
-def _pct(x: float) -> str:
-    return f"{x:.2f}%"
-
-
-def _f(x: float, d: int = 4) -> str:
-    return f"{x:.{d}f}"
 
 
 def histogram_bins(iterations: np.ndarray) -> list[tuple[str, int]]:
@@ -61,9 +55,9 @@ def _overview_table(stats: Mapping[str, SplitStatistics]) -> str:
             str(st.already_misclassified),
             str(st.fooled_by_attack),
             str(st.not_fooled),
-            _pct(st.stored_percent),
-            _pct(st.attack_success_percent),
-            _f(st.mean_iterations_attacked, 2),
+            percent(st.stored_percent),
+            percent(st.attack_success_percent),
+            fmt(st.mean_iterations_attacked, 2),
             str(st.max_iterations_used),
         )
         for s, st in stats.items()
@@ -97,12 +91,12 @@ def _norm_table(stats: Mapping[str, SplitStatistics], pixel_range: float) -> str
                 (
                     s,
                     f"{which} ({n})",
-                    _f(li.mean),
-                    _f(li.median),
-                    f"{_f(li.max)} ({li.max * pixel_range:.0f} levels)",
-                    _f(l2.mean),
-                    _f(l2.median),
-                    _f(l2.max),
+                    fmt(li.mean),
+                    fmt(li.median),
+                    f"{fmt(li.max)} ({fmt(None if li.max is None else li.max * pixel_range, 0)} levels)",
+                    fmt(l2.mean),
+                    fmt(l2.median),
+                    fmt(l2.max),
                 )
             )
     return md_table(["split", "rows", "L∞ mean", "L∞ median", "L∞ max", "L2 mean", "L2 median", "L2 max"], norms)
@@ -115,15 +109,15 @@ def _phase_table(stats: Mapping[str, SplitStatistics], pixel_range: float) -> st
         perturbation = st.perturbation(pixel_range) if st.phase is not None else {}
         for phase, count in st.phase_counts().items():
             p = perturbation.get(phase) or {}
-            li, lv, l2 = p.get("linf") or {}, p.get("linf_levels") or {}, p.get("l2") or {}
+            linf, levels, l2_of = p.get("linf") or {}, p.get("linf_levels") or {}, p.get("l2") or {}
             phase_rows.append(
                 (
                     s,
                     f"`{phase}`",
                     str(count),
-                    *(f"{_f(li[k])} ({lv[k]:g})" if k in li else "-" for k in ("p50", "p90", "p99", "max")),
-                    _f(l2["p50"]) if l2 else "-",
-                    _f(l2["max"]) if l2 else "-",
+                    *(f"{fmt(linf[k])} ({levels[k]:g})" if k in linf else "-" for k in ("p50", "p90", "p99", "max")),
+                    fmt(l2_of["p50"]) if l2_of else "-",
+                    fmt(l2_of["max"]) if l2_of else "-",
                 )
             )
     if not phase_rows:
@@ -136,7 +130,7 @@ def _phase_table(stats: Mapping[str, SplitStatistics], pixel_range: float) -> st
 def _confidence_table(stats: Mapping[str, SplitStatistics]) -> str:
     """Per split: the mean confidences on the attacked rows and the source model's accuracy."""
     conf = [
-        (s, _f(st.original_confidence_attacked), _f(st.adversarial_confidence_attacked), _f(st.source_accuracy))
+        (s, fmt(st.original_confidence_attacked), fmt(st.adversarial_confidence_attacked), fmt(st.source_accuracy))
         for s, st in stats.items()
     ]
     return md_table(

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Stage packages from the bottom up: a module may import its own stage and the stages below it.
 LAYERS = (
-    ("errors",),
+    ("errors", "formatting"),  # leaves: import nothing of the package
     ("config", "provenance", "hub"),
     ("recipes",),  # the training recipes: built on config's checks
     ("data",),

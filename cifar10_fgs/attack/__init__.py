@@ -1,4 +1,4 @@
-"""The attack: a pure function over a batch, with the pixel range explicit (see docs/attack.md).
+"""The attack: pure functions over a batch of uint8 images, a model fed by its input convention (docs/attack.md).
 
 ``cifar10_fgs.attack(model, images, labels, *, convention=None, **settings)`` attacks a batch in one call:
 this package is callable (``call.attack``: the model requirements are in its docstring).

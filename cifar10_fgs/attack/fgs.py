@@ -11,8 +11,11 @@ For each image ``x0`` with label ``y`` (uint8 levels, ``[lo, hi] = [PIXEL_MIN, P
         (with ``max_linf``: also projected onto the L-inf ball of that radius around x0, as in BIM/PGD)
 
 The first path is the paper's: the loss is ``logsumexp_{j != y} z_j - z_y`` on the logits ``z``, whose
-input gradient is the cross-entropy gradient divided by ``1 - p_y`` (a positive scalar): the *sign* is
-exactly the sign of the paper's cross-entropy gradient, and it never underflows for confident images.
+input gradient is the cross-entropy gradient divided by ``1 - p_y`` (a positive scalar), so in exact
+arithmetic the *sign* is the paper's cross-entropy sign. Measured in float32 (docs/attack.md, "The loss"):
+equal element for element while ``1 - p_y`` is not tiny; on confident images (``p_y`` above about
+0.9999) float32 cross-entropy loses ``1 - p_y`` and its sign goes wrong on part of the pixels, while this
+loss, which never forms ``1 - p_y``, keeps the sign cross-entropy has in float64.
 
 **Stalls.** A path that makes no progress (no new low of its margin ``z_y - max_{j != y} z_j`` for
 ``patience`` steps, a repeated quantized image, or ``path_steps`` steps) has stalled, and that image

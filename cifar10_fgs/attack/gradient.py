@@ -108,7 +108,7 @@ class GradientFn:
         t0 = time.perf_counter()
         traced = self._traced.get(size)
         first = traced is None
-        if first:
+        if traced is None:
             traced = self._traced[size] = self._function.get_concrete_function(
                 tf.TensorSpec([size, *x.shape[1:]], tf.float32),
                 tf.TensorSpec([size], tf.int32),
@@ -158,7 +158,7 @@ class DrainSizes:
         self.proven: list[int] = [self.batch_size]
         self.waste = 0.0  # seconds of padding at the current size since it was adopted
         self._current = self.batch_size
-        self._probe = None
+        self._probe: tuple[np.ndarray, ...] | None = None  # (x, y, code, logits, gradient signs)
 
     def size_for(self, n: int) -> int:
         """The batch size for a round of ``n`` rows (``n <= B``), proving a smaller size first if it now pays."""

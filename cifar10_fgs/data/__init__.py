@@ -1,4 +1,4 @@
-"""CIFAR-10 from every source a user has, as uint8 arrays in the source's own order.
+"""CIFAR-10 from every input a user has, as uint8 arrays in the input's own order.
 
 ``load_cifar10(cifar10, split)`` loads a split, ``load_cifar10_rows(cifar10, split, choose)`` some of its
 rows (a ``--limit`` subset: an image folder or tarball decodes only those). ``cifar10`` (the CIFAR-10
@@ -13,15 +13,15 @@ input, ``--cifar10`` on the command line) is one of
 * a path to a folder written by ``datasets`` (``save_to_disk``) or holding parquet/arrow files
   whose names start with the split (``train-*.parquet``, ``data/test-00000-of-00001.arrow``).
 
-Decoded splits are cached by the source's content fingerprint (``cache``: ``~/.cache/cifar10-fgs``,
-``CIFAR10_FGS_CACHE`` to move it or ``=off``), so only the first command on a source decodes it.
+Decoded splits are cached by the input's content fingerprint (``cache``: ``~/.cache/cifar10-fgs``,
+``CIFAR10_FGS_CACHE`` to move it or ``=off``), so only the first command on an input decodes it.
 
-Rows keep the source's order (for an image folder: class, then file name in natural order), so
-row ``i`` of an adversarial split always joins back to row ``i`` of the original split.
+Rows keep the input's order (for an image folder: class, then file name in natural order), so the
+``index`` an adversarial row records (its CIFAR-10 row) joins it back to the same original on every load.
 
 Modules: ``split`` (the ``Cifar10Split`` type, constants and array checks), ``files`` (folders, image
 folders, tar archives, keras), ``pickles`` (the restricted unpickler), ``tables`` (``datasets``:
-save_to_disk, parquet/arrow, the hub), ``cache`` (decoded splits by source fingerprint).
+save_to_disk, parquet/arrow, the hub), ``cache`` (decoded splits by input fingerprint).
 """
 
 from __future__ import annotations
@@ -84,12 +84,12 @@ def load_cifar10(cifar10: str | Path = DEFAULT_CIFAR10, split: str = "train") ->
 def load_cifar10_rows(
     cifar10: str | Path, split: str, choose: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[Cifar10Split, np.ndarray, int]:
-    """The rows ``choose(labels)`` of one split, decoding only those where the source allows it.
+    """The rows ``choose(labels)`` of one split, decoding only those where the input allows it.
 
     ``choose`` maps the split's labels (all of them) to the positions wanted, e.g. a ``--limit`` subset.
     An image folder or a tarball of images whose split is not in the decode cache decodes only those
     rows (and caches nothing: the cache keeps whole splits), so a damaged image outside them goes
-    unnoticed until the whole split is loaded; any other source, or a cached split, is loaded whole and
+    unnoticed until the whole split is loaded; any other input, or a cached split, is loaded whole and
     the rows taken. Returns the rows as a split, their positions, and the split's size.
     """
     check_split(split)

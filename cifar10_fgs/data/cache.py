@@ -1,13 +1,13 @@
-"""Decoded CIFAR-10 splits, cached by their source's fingerprint, as ``datasets`` caches Arrow.
+"""Decoded CIFAR-10 splits, cached by their input's fingerprint, as ``datasets`` caches Arrow.
 
 An image folder, a tarball (of images or of the python pickles), a ``datasets`` folder or file and a
 hub dataset all need their PNG/JPEG bytes (or pickles) decoded, about 15 s for the 60,000 images on
 2 cores. :func:`cached_split` decodes a split once and keeps its arrays in
 ``$CIFAR10_FGS_CACHE`` (default ``$XDG_CACHE_HOME/cifar10-fgs``, i.e. ``~/.cache/cifar10-fgs``);
-``CIFAR10_FGS_CACHE=off`` turns the cache off. Every later command on the same source reads the
+``CIFAR10_FGS_CACHE=off`` turns the cache off. Every later command on the same input reads the
 arrays back (a fraction of a second) and decodes nothing.
 
-The key is a fingerprint of the source's content, with the split and this module's version:
+The key is a fingerprint of the input's content, with the split and this module's version:
 
 * a file (``.tar.gz``, ``.parquet``/``.arrow``): the sha256 of its bytes (20 MB for the JPEG tarball:
   50 ms, much less than one decode; a copy or a ``touch`` still hits, any edit misses);
@@ -17,7 +17,7 @@ The key is a fingerprint of the source's content, with the split and this module
 * a hub dataset: ``datasets``' own fingerprint of the Arrow files it downloaded (the revision's content).
 
 Each entry is one ``.npz`` written to a temporary file beside it and renamed into place: a reader sees
-a whole entry or none, and two processes that decode the same source at once each write a complete
+a whole entry or none, and two processes that decode the same input at once each write a complete
 file, the last rename winning with the same bytes. An unreadable entry is decoded again.
 """
 
@@ -40,7 +40,7 @@ from cifar10_fgs.data.split import IMAGE_SHAPE
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "CIFAR10_FGS_CACHE"
-CACHE_VERSION = 1  # bump when decoding changes what a source's arrays are
+CACHE_VERSION = 1  # bump when decoding changes what an input's arrays are
 _OFF = ("off", "0", "none", "false")
 
 
@@ -121,7 +121,9 @@ def _write(path: Path, digest: str, images: np.ndarray, labels: np.ndarray) -> N
 def read_cached(key: dict, where: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The cached arrays of ``key``, or None (not cached, unreadable, or the cache is off)."""
     entry = _entry(key)
-    hit = _read(*entry) if entry is not None else None
+    if entry is None:
+        return None
+    hit = _read(*entry)
     if hit is not None:
         log.info("read %d decoded images of %s from the cache %s", len(hit[1]), where, entry[0])
     return hit
@@ -130,7 +132,7 @@ def read_cached(key: dict, where: str) -> tuple[np.ndarray, np.ndarray] | None:
 def cached_split(
     key: dict, decode: Callable[[], tuple[np.ndarray, np.ndarray]], where: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``decode()`` once per ``key`` (a JSON-able fingerprint of the source and split); later calls read the cache."""
+    """``decode()`` once per ``key`` (a JSON-able fingerprint of the input and split); later calls read the cache."""
     hit = read_cached(key, where)
     if hit is not None:
         return hit

@@ -1,4 +1,4 @@
-"""Path sources: a folder of any supported kind, an image folder ``<split>/<class>/*``, a tar archive, keras' download."""
+"""Path inputs: a folder of any supported kind, an image folder ``<split>/<class>/*``, a tar archive, keras' download."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ _TAR_IMAGE = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/([^/]+)$")
 def load_tarball(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of ``split`` from a tar of the python pickles or of an image folder."""
     pickles, listing = _read_tarball(path, split)
-    if pickles:
+    if listing is None:
         return from_pickles([(name, pickles[name]) for name in PICKLE_FILES[split]], str(path))
     return listing.decode(np.arange(len(listing.labels))), listing.labels
 
@@ -164,12 +164,12 @@ def _read_tarball(path: Path, split: str) -> tuple[dict[str, bytes], ImageListin
                     continue
                 base = member.name.rsplit("/", 1)[-1]
                 if base in PICKLE_FILES[split]:
-                    pickles[base] = tar.extractfile(member).read()
+                    pickles[base] = _member_bytes(tar, member)
                     continue
                 m = _TAR_IMAGE.match(member.name)
                 if m and m.group(1) == split and base.lower().endswith(_IMAGE_SUFFIXES) and not base.startswith("."):
                     label = _class_index(m.group(2), str(path))
-                    entries.append((label, _natural_key(base), f"{path}:{member.name}", tar.extractfile(member).read()))
+                    entries.append((label, _natural_key(base), f"{path}:{member.name}", _member_bytes(tar, member)))
     except (tarfile.TarError, EOFError, OSError, Exception) as exc:  # zlib.error, gzip.BadGzipFile, ...
         if isinstance(exc, DataSourceError):
             raise
@@ -186,6 +186,14 @@ def _read_tarball(path: Path, split: str) -> tuple[dict[str, bytes], ImageListin
             f"{path} holds no {split} images: expected cifar-10-batches-py/ or {split}/<class>/*.png|jpg inside"
         )
     return {}, _listing(entries, lambda data: data)
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A regular member's bytes (``extractfile`` gives None only for members that are no regular file)."""
+    f = tar.extractfile(member)
+    if f is None:
+        raise tarfile.TarError(f"{member.name} is not a regular file")
+    return f.read()
 
 
 def keras_archive() -> Path:

@@ -1,4 +1,4 @@
-"""The ``Cifar10Split`` type, CIFAR-10's constants, and the checks every source's arrays pass."""
+"""The ``Cifar10Split`` type, CIFAR-10's constants, and the checks every input's arrays pass."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ KERAS_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 @dataclass(frozen=True)
 class Cifar10Split:
-    """One split: ``images`` uint8 (N, 32, 32, 3), ``labels`` int64 (N,), in the source's order."""
+    """One split: ``images`` uint8 (N, 32, 32, 3), ``labels`` int64 (N,), in the input's order."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -53,7 +53,7 @@ class Cifar10Split:
         return h.hexdigest()
 
     def head(self, limit: int | None) -> Cifar10Split:
-        """The first ``limit`` rows (keeps row ``i`` = source row ``i``; how ``--limit`` worked before it was
+        """The first ``limit`` rows (keeps row ``i`` = input row ``i``; how ``--limit`` worked before it was
         class-balanced, so folders generated then are read with it)."""
         if limit is None or limit >= len(self):
             return self
@@ -71,7 +71,7 @@ class Cifar10Split:
 
 
 def balanced_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
-    """Positions of a seeded, class-balanced subset of ``limit`` rows, ascending (so in source order).
+    """Positions of a seeded, class-balanced subset of ``limit`` rows, ascending (so in input order).
 
     The rule (``--limit``, ``--train-limit``): the rows of each class are put in a seeded random order
     (one ``numpy.random.default_rng(seed)`` permutation of the whole split); then they are dealt round-robin,
@@ -133,8 +133,9 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
             img.load()
             mode = img.mode
             if mode == "P" and "transparency" not in img.info:  # a lossless palette PNG of an RGB image
-                img, mode = img.convert("RGB"), "RGB"
-            arr = np.asarray(img)
+                arr, mode = np.asarray(img.convert("RGB")), "RGB"
+            else:
+                arr = np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataSourceError(
             f"{where} is not a readable image ({one_line(exc)}): expected PNG or JPEG bytes"

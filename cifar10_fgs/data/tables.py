@@ -1,4 +1,4 @@
-"""``datasets`` sources: a ``save_to_disk`` folder, parquet/arrow files, a hub dataset; ``datasets``' progress bars."""
+"""``datasets`` inputs: a ``save_to_disk`` folder, parquet/arrow files, a hub dataset; ``datasets``' progress bars."""
 
 from __future__ import annotations
 

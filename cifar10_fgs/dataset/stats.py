@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ COLUMNS = (  # the numeric columns statistics are computed from
 
 def perturbation_stats(linf: np.ndarray, l2: np.ndarray, pixel_range: float) -> dict:
     """p50/p90/p99/max/mean of L-inf (a fraction of the range, and in levels) and of L2 (a fraction of the range)."""
-    out = {"rows": int(len(linf))}
+    out: dict[str, Any] = {"rows": int(len(linf))}
     if not len(linf):
         return out
     for name, values in (("linf", linf), ("l2", l2)):

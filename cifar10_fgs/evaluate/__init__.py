@@ -5,11 +5,13 @@ Rooms, in data-flow order:
 * ``metrics``: pure functions over logits and images (accuracy, loss, confidence, random-sign control);
 * ``filters``: the Gaussian filter as pure functions;
 * ``joined``: the adversarial rows joined to the original split (the only reader of ``generation.json``);
-* ``results``: results files (JSON, markdown, PNG) and table helpers;
+* ``results``: results files (JSON, markdown, PNG), table helpers and the one claim (a results file made with
+  other settings is kept); ``figures``: matplotlib figures saved as PNG;
 * ``skeleton``: the one flow every evaluation follows (check, claim, load, report, write);
 * ``transfer`` (section IV), ``retrain`` (section V), ``gaussian`` (section VI): the evaluations;
 * ``paper``: the paper's numbers with their sections; ``comparison``: them beside ours (``results/paper.md``),
-  with its row types in ``comparison_rows`` and its Gaussian section in ``comparison_gaussian``.
+  with its row types in ``comparison_rows`` and its Gaussian section in ``comparison_gaussian``;
+* ``leaderboard``: many models on one split, local or from the hub.
 
 Results go to ``DIR/results/<name>.json`` (written last, sorted, atomically: settings, model
 sha256s, library versions, numbers, and a ``markdown`` field holding ready tables),

@@ -21,7 +21,8 @@ from cifar10_fgs.evaluate.comparison_gaussian import gaussian_rows
 from cifar10_fgs.evaluate.comparison_rows import Effect, ResultsFiles, Row, add_effect, add_row
 from cifar10_fgs.evaluate.joined import Generation, read_generation
 from cifar10_fgs.evaluate.paper import PAPER_STD
-from cifar10_fgs.evaluate.results import claim_kind, fmt, md_table, write_results
+from cifar10_fgs.evaluate.results import claim_kind, md_table, write_results
+from cifar10_fgs.formatting import fmt, quantity
 from cifar10_fgs.provenance import splice_marked
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def _retrain(r: ResultsFiles, names: Sequence[str], rows: list, effects: list) -
             "V",
             "retraining narrows the accuracy drop",
             f"{fmt(before)} → {fmt(after)}",
-            None if before is None else after < before,
+            None if before is None or after is None else after < before,
             "retraining on these adversarial images did not make the network more robust to them",
         )
         for key, ours, base, set_name in (
@@ -149,7 +150,7 @@ def _retrain(r: ResultsFiles, names: Sequence[str], rows: list, effects: list) -
                 "V",
                 f"the retrained network is more accurate on the {set_name} set",
                 f"{fmt(base)} → {fmt(ours)}",
-                None if base is None else ours > base,
+                None if base is None or ours is None else ours > base,
                 why,
             )
     return found
@@ -198,6 +199,7 @@ def write_paper_comparison(
     dataset_dir = Path(dataset_dir)
     claim_kind(dataset_dir, NAME, "paper", overwrite)
     rows, effects, used = build_comparison(dataset_dir, inputs)
+    reproduced = sorted({e.label for e in effects if e.key == "gaussian_gain" and e.reproduced})
     report = {
         "kind": "paper",
         "name": NAME,
@@ -206,9 +208,9 @@ def write_paper_comparison(
         "rows": [asdict(x) for x in rows],
         "effects": [asdict(e) for e in effects],
         "gaussian_std": PAPER_STD,
-        "reproduced_gaussian_variants": sorted({e.label for e in effects if e.key == "gaussian_gain" and e.reproduced}),
+        "reproduced_gaussian_variants": reproduced,
     }
-    report["markdown"] = comparison_markdown(rows, effects, report["reproduced_gaussian_variants"])
+    report["markdown"] = comparison_markdown(rows, effects, reproduced)
     json_path, md_path, _ = write_results(dataset_dir, NAME, report, {}, TITLE)
     return PaperComparison(json_path, md_path, tuple(rows), tuple(effects), report)
 
@@ -227,14 +229,6 @@ def splice_into_readme(readme: str | Path, comparison: PaperComparison, dataset_
     splice_marked(readme, README_BEGIN, README_END, body, "paper-comparison")
 
 
-def _num(x: float | None, unit: str) -> str:
-    if x is None:
-        return "not measured"
-    if unit in ("%", "min", "h", "ms", "s"):
-        return f"{x:.4g} {unit}" if unit != "%" else f"{x:.2f}%"
-    return f"{x:.4f}"
-
-
 def comparison_markdown(rows: Sequence[Row], effects: Sequence[Effect], gaussian_ok: Sequence[str]) -> str:
     mark = {True: "yes", False: "**no**", None: "not measured"}
     eff = md_table(
@@ -248,8 +242,8 @@ def comparison_markdown(rows: Sequence[Row], effects: Sequence[Effect], gaussian
                 x.section,
                 x.quantity,
                 x.label or "—",
-                _num(x.paper, x.unit),
-                _num(x.ours, x.unit),
+                quantity(x.paper, x.unit, "not measured"),
+                quantity(x.ours, x.unit, "not measured"),
                 f"`{x.source}`" if x.source else "—",
             )
             for x in rows

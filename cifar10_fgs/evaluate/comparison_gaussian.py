@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from cifar10_fgs.evaluate.comparison_rows import add_effect, add_row
 from cifar10_fgs.evaluate.paper import PAPER_STD
-from cifar10_fgs.evaluate.results import fmt
+from cifar10_fgs.formatting import fmt
 
 
 def _gaussian_roles(g: dict, target_sha: str | None, retrained: dict) -> tuple[str | None, dict]:
@@ -38,7 +38,7 @@ def gaussian_rows(g: dict, name: str, target_sha: str | None, retrained: dict, r
         gain = (info.get("recovered_on_adversarial", {}).get(target) or {}).get(f"{PAPER_STD:g}")
         add_row(rows, "gaussian_gain_std_0.5", gain, gain_src if gain is not None else None, v)
         costs = {s: ms for s, ms in info.get("ms_per_image_batched", {}).items() if float(s) > 0}
-        worst = max(costs, key=costs.get, default=None)
+        worst = max(costs, key=lambda s: costs[s], default=None)
         add_row(
             rows,
             "gaussian_ms_per_image",

@@ -26,11 +26,11 @@ from cifar10_fgs.evaluate.filters import (
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import classifier_info as _classifier_info
-from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
+from cifar10_fgs.formatting import fmt
 
 
 def cost_key(variant: str, std: float) -> str:
@@ -244,7 +244,7 @@ def _gaussian_markdown(results: dict, stds, labels, j: JoinedSplit) -> str:
         body = [
             (
                 _std_label(std),
-                *(_f(acc[(v, m, s, std)]) for m in labels for s in SETS),
+                *(fmt(acc[(v, m, s, std)]) for m in labels for s in SETS),
                 *(f"{info['recovered_on_adversarial'][m][f'{std:g}']:+.4f}" for m in labels),
                 f"{info['ms_per_image_batched'][f'{std:g}']:.4f}",
             )

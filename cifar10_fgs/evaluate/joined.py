@@ -37,8 +37,8 @@ class SplitGeneration:
     """One split as ``generate`` recorded it."""
 
     num_rows: int  # rows of the original split the generation covered
-    num_shards: int  # shards the finished split has
-    fingerprint: str  # of the original images and labels generated from (the first num_rows, or the subset)
+    num_shards: int | None  # shards the finished split has (None: not recorded)
+    fingerprint: str | None  # of the original images and labels generated from (the first num_rows, or the subset)
     config: dict  # the split's entry of the generation config, as recorded (for the dataset identity)
     shards_sha256: dict  # shard file -> sha256, for the shards written so far
     failures: tuple[int, ...]  # CIFAR-10 rows the attack did not fool (absent from the shards), ascending
@@ -53,10 +53,10 @@ class Generation:
     source_model_sha256: str | None
     attack: dict | None
     cifar10: str | None  # the CIFAR-10 input the folder was generated from (generation.json's data_source)
-    splits: dict  # split -> SplitGeneration
+    splits: dict[str, SplitGeneration]
+    manifest: mf.Manifest  # the whole record, as the manifest package read it
     attack_step: float | None = None  # FGS step, fraction of the pixel range
     attack_seconds: float | None = None  # wall time of every generate run that attacked images
-    manifest: mf.Manifest | None = None  # the whole record, as the manifest package read it
 
     def convention_of(self, path) -> InputConvention | None:
         """How generate fed the Keras file ``path`` if it is the generating model (its sha256); else None."""
@@ -94,9 +94,9 @@ def read_generation(dataset_dir: str | Path) -> Generation:
         m.config.attack,
         m.data_source.source,
         splits,
+        m,
         m.config.attack.get("step"),
         m.timing.attack_seconds or None,
-        m,
     )
 
 

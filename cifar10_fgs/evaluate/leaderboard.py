@@ -2,7 +2,7 @@
 
 ``evaluate_leaderboard(dataset_dir, models)`` reads the dataset (a folder, or ``hub:USER/NAME[@REVISION]``
 downloaded by :mod:`cifar10_fgs.hub`), joins the split to its originals with the transfer
-evaluation's own functions (:func:`cifar10_fgs.evaluate.load_joined`, ``classify``,
+evaluation's own functions (:func:`cifar10_fgs.evaluate.joined.load_joined`, ``classify``,
 ``random_sign_control``) and scores every model on the original images, their adversarial copies
 and the random-sign control. Each model is a local ``.keras`` or ``.onnx`` file or an
 ``hf://USER/NAME[@REVISION]`` model repo holding a Keras model (``config.json`` + ``model.weights.h5``,
@@ -23,22 +23,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from cifar10_fgs.config import check_batch_size
 from cifar10_fgs.dataset import manifest as mf
-from cifar10_fgs.errors import ConfigError, DataSourceError, ExistingOutputError
+from cifar10_fgs.errors import ConfigError, DataSourceError
 from cifar10_fgs.evaluate.joined import dataset_identity, load_joined, read_generation
 from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
-from cifar10_fgs.evaluate.results import check_name, settings_key_of
+from cifar10_fgs.evaluate.results import check_name, refuse_other_settings
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.hub import download, is_hub_ref, is_model_uri, parse_hub_ref
-from cifar10_fgs.models.forward import load_classifier, load_hub_folder, model_key
-from cifar10_fgs.provenance import (
-    atomic_write_bytes,
-    dumps_sorted,
-    library_versions,
-    sha256_bytes,
-    write_json,
-)
+from cifar10_fgs.models.forward import Classifier, load_classifier, load_hub_folder, model_key
+from cifar10_fgs.provenance import atomic_write_bytes, dumps_sorted, library_versions, sha256_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +48,7 @@ class LoadedModel:
     path: str  # the local file or downloaded folder
     sha256: str  # of the .keras or .onnx file; for a Keras folder, over "name sha256" lines of its two files
     commit: str | None  # the hub commit of an hf:// model
-    model: object  # a models.forward classifier (Keras or ONNX)
+    model: Classifier  # Keras or ONNX
     info: dict  # model.describe(): framework, input convention, opset, producer, provider, runtime
 
 
@@ -139,13 +136,6 @@ def _cifar10_for(generation, cifar10, label: str):
     return None
 
 
-def _claim(json_path: Path, key: str, overwrite: bool) -> None:
-    if json_path.exists() and not overwrite and settings_key_of(json_path) != key:
-        raise ExistingOutputError(
-            json_path, "holds a leaderboard made with other settings or models", "another --name / --out"
-        )
-
-
 # --------------------------------------------------------------------------- scoring
 
 
@@ -178,9 +168,6 @@ def _score(loaded: LoadedModel, j, control, batch_size: int, source_sha: str | N
 
 
 def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
-    def f(x):
-        return f"{x:.4f}"
-
     head = [
         "rank",
         "model",
@@ -206,10 +193,10 @@ def _markdown(label: str, split: str, j, rows: list[dict]) -> str:
                     f"`{e['architecture']}`",
                     e["framework"],
                     f"{e['parameters']:,}",
-                    f(e["clean_acc"]),
-                    f(e["adversarial_acc"]),
-                    f(e["accuracy_drop"]),
-                    f(e["random_sign_control_drop"]),
+                    fmt(e["clean_acc"]),
+                    fmt(e["adversarial_acc"]),
+                    fmt(e["accuracy_drop"]),
+                    fmt(e["random_sign_control_drop"]),
                     f"{e['images_per_second']:.0f}",
                     f"`{e['sha256'][:12]}`",
                 ]
@@ -278,18 +265,9 @@ def evaluate_leaderboard(
     ]
     identity = dataset_identity(local_dir, generation, [split]) if split in generation.splits else {}
     settings = {"split": split, "control_seed": seed, "batch_size": batch_size}
-    key = sha256_bytes(
-        dumps_sorted(
-            {
-                "kind": "leaderboard",
-                "settings": settings,
-                "dataset": identity.get("config_sha256"),
-                "commit": commit,
-                "models": sorted((model_key({"sha256": m.sha256, **m.info}) for m in loaded), key=str),
-            }
-        ).encode()
-    )
-    _claim(json_path, key, o.overwrite)
+    key = _settings_key(settings, identity, commit, loaded)
+    why = "holds a leaderboard made with other settings or models"
+    refuse_other_settings(json_path, key, o.overwrite, why, "another --name / --out")
 
     joined, generation, used_cifar10 = load_joined(
         local_dir, [split], cifar10, cache_dir=o.cache_dir, progress=progress
@@ -299,7 +277,7 @@ def evaluate_leaderboard(
     scored = _ranked(loaded, j, control, batch_size, generation.source_model_sha256)
     entries = tuple(LeaderboardEntry(**e) for e in scored)
     identity["dir"] = label
-    report = {
+    report: dict[str, Any] = {
         "kind": "leaderboard",
         "name": name,
         "title": "Transfer leaderboard",
@@ -337,12 +315,18 @@ def evaluate_leaderboard(
     )
 
 
+def _settings_key(settings: dict, identity: dict, commit: str | None, loaded: list[LoadedModel]) -> str:
+    """The leaderboard's ``settings_sha256``: its settings, the dataset's config, the hub commit and every model."""
+    models = sorted((model_key({"sha256": m.sha256, **m.info}) for m in loaded), key=str)
+    body = {"kind": "leaderboard", "settings": settings, "dataset": identity.get("config_sha256"), "commit": commit}
+    return sha256_bytes(dumps_sorted({**body, "models": models}).encode())
+
+
 def _check_arguments(models: Sequence[str], name: str, batch_size: int) -> int:
     """The batch size, after checking it, ``name`` and ``models``."""
 
     check_name(name)
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")
+    check_batch_size(batch_size)
     if not models:
         raise ConfigError("no --model given: pass one or more .keras or .onnx files or hf://USER/NAME models")
     if len(set(models)) != len(models):

@@ -161,8 +161,3 @@ def random_sign_control(
         sign = rng.integers(0, 2, size=images.shape[1:], dtype=np.int16) * 2 - 1
         out[i] = np.clip(images[i].astype(np.int16) + levels[i] * sign, PIXEL_MIN, PIXEL_MAX).astype(np.uint8)
     return out
-
-
-def check_batch_size(batch_size: int) -> None:
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ConfigError(f"batch size {batch_size} is invalid: expected an integer >= 1")

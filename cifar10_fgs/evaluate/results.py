@@ -2,7 +2,8 @@
 
 A results JSON holds the settings, model sha256s, library versions, the numbers and a ``markdown``
 field with ready tables (the dataset card shows it). Files are written atomically, JSON last, so
-its presence means the set is complete.
+its presence means the set is complete. ``refuse_other_settings`` is the one claim of every evaluation and
+the leaderboard: a file made with other settings is replaced only with ``overwrite``.
 """
 
 from __future__ import annotations
@@ -76,10 +77,21 @@ def claim_results(dataset_dir: Path, name: str, key: str, overwrite: bool) -> No
             )
     elif not os.access(dataset_dir / RESULTS_DIR, os.W_OK | os.X_OK):
         raise OutputError(f"{dataset_dir / RESULTS_DIR} is not writable: make it writable or copy the dataset folder")
+    refuse_other_settings(
+        json_path,
+        key,
+        overwrite,
+        "holds results made with other settings (models, data or options)",
+        "--name NAME to keep both",
+    )
+
+
+def refuse_other_settings(json_path: Path, key: str, overwrite: bool, why: str, alternative: str) -> None:
+    """The one claim of every evaluation and the leaderboard: ``json_path`` made with other settings than ``key``
+    is not replaced unless ``overwrite`` (made with the same settings: recomputed and replaced); the
+    ``ExistingOutputError`` says ``why`` and the ``alternative`` to ``--overwrite``."""
     if not overwrite and json_path.exists() and settings_key_of(json_path) != key:
-        raise ExistingOutputError(
-            json_path, "holds results made with other settings (models, data or options)", "--name NAME to keep both"
-        )
+        raise ExistingOutputError(json_path, why, alternative)
 
 
 def model_info(path: str | Path, unsafe: bool):
@@ -132,10 +144,6 @@ def progress_bar(total: int, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
-
-
-def fmt(x, digits: int = 4) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:

@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,12 +22,12 @@ from cifar10_fgs.errors import ConfigError, ExistingOutputError
 from cifar10_fgs.evaluate.joined import JoinedSplit
 from cifar10_fgs.evaluate.metrics import SETS, SetMetrics, classify
 from cifar10_fgs.evaluate.results import check_name
-from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import model_info as _model_info
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.models.networks import check_keras_path
 from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.recipes import RECIPES, Arch
@@ -94,6 +95,18 @@ class RetrainOptions(EvaluateOptions):
     seed: int = 0  # training seed
 
 
+DEFINITIONS = {
+    "modes": {
+        "adversarial": "trained on the adversarial train rows with their original labels",
+        "mixed": "trained on every original train image plus the adversarial train rows",
+    },
+    "sets": {"original": "original test images at the joined rows", "adversarial": "their adversarial copies"},
+    "accuracy_drop_before": "target (original network): accuracy on original minus on adversarial",
+    "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
+    "training.seconds": "wall time of model.fit summed over epochs (all resumed runs), from the model's metadata",
+}
+
+
 def evaluate_retrain(
     dataset_dir: str | Path, retrained_model: str | Path, options: RetrainOptions = RetrainOptions()
 ) -> RetrainResult:
@@ -141,7 +154,7 @@ def evaluate_retrain(
     retrained, models["retrained"] = _model_info(retrained_model, o.unsafe_model)
 
     bar = _progress_bar(2 + (2 if target is not None else 0), "retrain evaluation", progress)
-    res = {}
+    res: dict[str, dict[str, SetMetrics]] = {}
     for role, model in (("retrained", retrained), ("target", target)):
         if model is not None:
             res[role] = {}
@@ -173,18 +186,6 @@ def evaluate_retrain(
         drop_before=results["accuracy_drop_before"],
         report=report,
     )
-
-
-DEFINITIONS = {
-    "modes": {
-        "adversarial": "trained on the adversarial train rows with their original labels",
-        "mixed": "trained on every original train image plus the adversarial train rows",
-    },
-    "sets": {"original": "original test images at the joined rows", "adversarial": "their adversarial copies"},
-    "accuracy_drop_before": "target (original network): accuracy on original minus on adversarial",
-    "accuracy_drop_after": "retrained network: accuracy on original minus on adversarial",
-    "training.seconds": "wall time of model.fit summed over epochs (all resumed runs), from the model's metadata",
-}
 
 
 def check_retrained_model(retrained_model: Path, recipe, seed: int, overwrite: bool) -> None:
@@ -229,9 +230,15 @@ def _train(
 
 
 def _results(
-    res: dict, mode: str, epochs: int, train: Cifar10Split, meta: dict, reused: bool, retrained_model: Path
+    res: dict[str, dict[str, SetMetrics]],
+    mode: str,
+    epochs: int,
+    train: Cifar10Split,
+    meta: dict,
+    reused: bool,
+    retrained_model: Path,
 ) -> dict:
-    results = {
+    results: dict[str, Any] = {  # the results JSON object: per-role metrics, drops, training
         role: {
             **{k: dataclasses.asdict(v) for k, v in r.items()},
             "accuracy_drop": r["original"].accuracy - r["adversarial"].accuracy,
@@ -264,15 +271,15 @@ def _retrain_markdown(report: dict, te: JoinedSplit) -> str:
         rows.append(
             (
                 f"Original target `{report['models']['target']['file']}`",
-                *(f"{_f(r['target'][s]['accuracy'])} ({_f(r['target'][s]['loss'])})" for s in SETS),
-                _f(r["target"]["accuracy_drop"]),
+                *(f"{fmt(r['target'][s]['accuracy'])} ({fmt(r['target'][s]['loss'])})" for s in SETS),
+                fmt(r["target"]["accuracy_drop"]),
             )
         )
     rows.append(
         (
             f"Retrained `{report['models']['retrained']['file']}` ({t['mode']}, {t['epochs']} epochs)",
-            *(f"{_f(r['retrained'][s]['accuracy'])} ({_f(r['retrained'][s]['loss'])})" for s in SETS),
-            _f(r["retrained"]["accuracy_drop"]),
+            *(f"{fmt(r['retrained'][s]['accuracy'])} ({fmt(r['retrained'][s]['loss'])})" for s in SETS),
+            fmt(r["retrained"]["accuracy_drop"]),
         )
     )
     out = [f"Test set: {_rows_note(te)}. Cells: accuracy (loss).\n\n"]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_fgs.config import PREDICT_BATCH_SIZE, check_flags
+from cifar10_fgs.config import PREDICT_BATCH_SIZE, check_batch_size, check_flags
 from cifar10_fgs.evaluate.joined import (
     Generation,
     check_split_generated,
@@ -30,7 +30,6 @@ from cifar10_fgs.evaluate.joined import (
     load_joined,
     read_generation,
 )
-from cifar10_fgs.evaluate.metrics import check_batch_size
 from cifar10_fgs.evaluate.results import check_name, claim_results, settings_key, write_results
 from cifar10_fgs.models.convention import Declared
 from cifar10_fgs.provenance import library_versions

@@ -26,11 +26,11 @@ from cifar10_fgs.evaluate.metrics import (
     random_sign_control,
 )
 from cifar10_fgs.evaluate.results import classifier_info as _classifier_info
-from cifar10_fgs.evaluate.results import fmt as _f
 from cifar10_fgs.evaluate.results import md_table as _md_table
 from cifar10_fgs.evaluate.results import progress_bar as _progress_bar
 from cifar10_fgs.evaluate.results import rows_note as _rows_note
 from cifar10_fgs.evaluate.skeleton import EvaluateOptions, EvaluationFiles, begin
+from cifar10_fgs.formatting import fmt
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,24 @@ class TransferOptions(EvaluateOptions):
     split: str = "test"  # the split evaluated
     seed: int = 0  # seeds the random-sign control (with each row's index)
     source_model: str | Path | None = None  # also report the attacked model's own (white-box) numbers
+
+
+DEFINITIONS = {
+    "sets": {
+        "original": "the original images at the joined rows",
+        "adversarial": "their adversarial copies from the dataset",
+        "random_sign_control": "each original plus random +-1 signs times its adversarial copy's L-infinity "
+        "(pixel levels), clipped to [0, 255]; signs from numpy default_rng([control_seed, index])",
+        "original_all_rows": "the original images of every generated row, including rows absent from the dataset",
+    },
+    "confidence": {
+        **{g: f"rows where {d}" for g, d in CONFIDENCE_GROUPS.items()},
+        "mean_original_confidence": "mean softmax max of the target's logits on the original image",
+        "mean_adversarial_confidence": "mean softmax max of the target's logits on the adversarial copy",
+        "fooling_rate": "fooled / (fooled + held): of the originals the target gets right, "
+        "the share whose adversarial copy it gets wrong",
+    },
+}
 
 
 def evaluate_transfer(
@@ -133,24 +151,6 @@ def evaluate_transfer(
     )
 
 
-DEFINITIONS = {
-    "sets": {
-        "original": "the original images at the joined rows",
-        "adversarial": "their adversarial copies from the dataset",
-        "random_sign_control": "each original plus random +-1 signs times its adversarial copy's L-infinity "
-        "(pixel levels), clipped to [0, 255]; signs from numpy default_rng([control_seed, index])",
-        "original_all_rows": "the original images of every generated row, including rows absent from the dataset",
-    },
-    "confidence": {
-        **{g: f"rows where {d}" for g, d in CONFIDENCE_GROUPS.items()},
-        "mean_original_confidence": "mean softmax max of the target's logits on the original image",
-        "mean_adversarial_confidence": "mean softmax max of the target's logits on the adversarial copy",
-        "fooling_rate": "fooled / (fooled + held): of the originals the target gets right, "
-        "the share whose adversarial copy it gets wrong",
-    },
-}
-
-
 def _classify_sets(model, sets: dict, labels: np.ndarray, batch_size: int, bar) -> dict[str, Classification]:
     out = {}
     for set_name, images in sets.items():
@@ -207,10 +207,10 @@ def _transfer_markdown(report: dict, j: JoinedSplit) -> str:
         _md_table(
             ("", "Original set", "Adversarial set", "Random-sign control"),
             [
-                ("Accuracy", *(_f(r[s]["accuracy"]) for s in sets)),
-                ("Loss", *(_f(r[s]["loss"]) for s in sets)),
-                ("Mean confidence", *(_f(r[s]["mean_confidence"]) for s in sets)),
-                ("Accuracy drop", "—", _f(r["accuracy_drop"]), _f(r["random_sign_control_accuracy_drop"])),
+                ("Accuracy", *(fmt(r[s]["accuracy"]) for s in sets)),
+                ("Loss", *(fmt(r[s]["loss"]) for s in sets)),
+                ("Mean confidence", *(fmt(r[s]["mean_confidence"]) for s in sets)),
+                ("Accuracy drop", "—", fmt(r["accuracy_drop"]), fmt(r["random_sign_control_accuracy_drop"])),
             ],
         )
     )
@@ -228,7 +228,7 @@ def _transfer_markdown(report: dict, j: JoinedSplit) -> str:
     out.append(
         _md_table(
             ("Rows (target on original → on adversarial)", "Rows", "Mean original confidence"),
-            [(labels[g], c[g]["rows"], _f(c[g]["mean_original_confidence"])) for g in labels],
+            [(labels[g], c[g]["rows"], fmt(c[g]["mean_original_confidence"])) for g in labels],
         )
     )
     pc = r["per_class_accuracy"]
@@ -236,7 +236,7 @@ def _transfer_markdown(report: dict, j: JoinedSplit) -> str:
     out.append(
         _md_table(
             ("Class", "Rows", "Original", "Adversarial", "Random-sign control"),
-            [(k, v["rows"], *(_f(v[s]) for s in sets)) for k, v in pc.items()],
+            [(k, v["rows"], *(fmt(v[s]) for s in sets)) for k, v in pc.items()],
         )
     )
     if "source" in report["results"]:
@@ -247,7 +247,7 @@ def _transfer_markdown(report: dict, j: JoinedSplit) -> str:
         out.append(
             _md_table(
                 ("", "Original set", "Adversarial set", "Random-sign control"),
-                [("Accuracy", *(_f(s[x]["accuracy"]) for x in sets)), ("Loss", *(_f(s[x]["loss"]) for x in sets))],
+                [("Accuracy", *(fmt(s[x]["accuracy"]) for x in sets)), ("Loss", *(fmt(s[x]["loss"]) for x in sets))],
             )
         )
     return "".join(out)
@@ -279,7 +279,7 @@ def _confidence_figure(orig: Classification, adv: Classification):
     ax = fig.add_subplot()
     oc, ac = orig.correct, adv.correct
     conf = orig.confidence
-    bins = np.linspace(0, 1, 21)
+    bins = np.linspace(0, 1, 21).tolist()  # the same 21 edges; matplotlib's stubs take a sequence
     for mask, label in ((oc & ~ac, "fooled (correct → wrong)"), (oc & ac, "held (correct → correct)")):
         if mask.any():
             ax.hist(conf[mask], bins=bins, alpha=0.6, density=True, label=f"{label}, n={int(mask.sum())}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import clear_outputs, folder_lock, prepare_dataset_dir, shard_done
 from cifar10_fgs.dataset.manifest import ShardEntry
-from cifar10_fgs.dataset.shards import TMP_DIR, shard_name
+from cifar10_fgs.dataset.shards import TMP_DIR, num_shards, shard_name
 from cifar10_fgs.errors import ConfigError, OutputError
 from cifar10_fgs.generate.core import GenerateResult, summarize
 from cifar10_fgs.provenance import sha256_file
@@ -22,23 +22,23 @@ def combine_workers(dataset_dir: str | Path, parts: list[str | Path], *, overwri
     All parts must come from the same settings (model, data, attack); together they must hold every
     shard. Shards are copied (fsynced, renamed into place); the manifest is rebuilt with the summary.
     """
-    parts = [Path(p) for p in parts]
+    folders = [Path(p) for p in parts]
     dataset_dir = Path(dataset_dir)
-    if not parts:
+    if not folders:
         raise ConfigError("no worker folders given: pass the folders written with --worker-index 0..N-1")
     manifests = []
-    for p in parts:
+    for p in folders:
         if not mf.exists(p):
             raise OutputError(
                 f"{p} has no {mf.FILE}: pass folders written by `generate --num-workers N --worker-index I`"
             )
         manifests.append(mf.read(p))
     key = manifests[0].config
-    for p, m in zip(parts, manifests):
+    for p, m in zip(folders, manifests):
         if m.config.resume_key() != key.resume_key():
-            raise ConfigError(f"{p} was generated with other settings than {parts[0]}: combine only parts of one run")
+            raise ConfigError(f"{p} was generated with other settings than {folders[0]}: combine only parts of one run")
     shards: dict[str, tuple[Path, ShardEntry]] = {}
-    for p, m in zip(parts, manifests):
+    for p, m in zip(folders, manifests):
         for name, entry in m.shards.items():
             if not shard_done(p, name, entry):
                 raise OutputError(f"{p / name} is missing or incomplete: rerun that worker's generate to finish it")
@@ -47,7 +47,8 @@ def combine_workers(dataset_dir: str | Path, parts: list[str | Path], *, overwri
                     f"{name} differs between {shards[name][0]} and {p}: the parts do not come from one run"
                 )
             shards[name] = (p, entry)
-    expected = [shard_name(s, k, v.num_shards) for s, v in key.splits.items() for k in range(v.num_shards)]
+    counts = {s: num_shards(v.num_rows, key.rows_per_shard) for s, v in key.splits.items()}  # as generate wrote them
+    expected = [shard_name(s, k, n) for s, n in counts.items() for k in range(n)]
     missing = [n for n in expected if n not in shards]
     if missing:
         raise OutputError(f"{len(missing)} shards are in no part (first: {missing[0]}): run the missing --worker-index")

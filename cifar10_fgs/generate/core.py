@@ -92,8 +92,8 @@ def summarize(dataset_dir: Path, manifest: Manifest, split: str) -> SplitSummary
     table = read_columns(dataset_dir, [n for n, _ in listed], COLUMNS) if listed else pa.table({c: [] for c in COLUMNS})
     total = sum(e.rows + len(e.failures) for _, e in listed)  # every row of a shard is stored or a failure
     st = split_statistics(table, total, manifest.failures(split))
-    evaluations = [e.gradient_evaluations for _, e in listed]
-    return SplitSummary.of(st, manifest.config, sum(evaluations) if None not in evaluations else None)
+    evaluations = [e.gradient_evaluations for _, e in listed if e.gradient_evaluations is not None]
+    return SplitSummary.of(st, manifest.config, sum(evaluations) if len(evaluations) == len(listed) else None)
 
 
 @dataclass(frozen=True)
@@ -360,11 +360,12 @@ def _finish(
     result = GenerateResult(str(dataset_dir), summary, run.seconds, run.images, run.gradient_evaluations, failures)
     if failures and not allow_failures:
         listed = "; ".join(f"{s}: {v[:10]}{' ...' if len(v) > 10 else ''}" for s, v in failures.items())
-        onepixel = isinstance(config, OnePixelConfig)
-        budget = f"{config.max_generations} generations" if onepixel else f"{config.max_iterations} iterations"
+        if isinstance(config, OnePixelConfig):
+            budget, option = f"{config.max_generations} generations", "--max-generations"
+        else:
+            budget, option = f"{config.max_iterations} iterations", "--max-iterations"
         raise AttackFailuresError(
             f"{sum(map(len, failures.values()))} images were not fooled within {budget} ({listed}): raise "
-            f"{'--max-generations' if onepixel else '--max-iterations'}, or pass --allow-failures to accept them "
-            f"(listed in {mf.FILE})"
+            f"{option}, or pass --allow-failures to accept them (listed in {mf.FILE})"
         )
     return result

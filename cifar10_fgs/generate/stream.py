@@ -154,8 +154,10 @@ def attack_stream(
         smoothing=0.1,
     )
     if method == Method.ONEPIXEL:
+        assert isinstance(config, OnePixelConfig)  # the settings of ``method`` (``core`` picks them together)
         records = iterate_onepixel(model, images, labels, config, indices=ids)
     else:
+        assert isinstance(config, AttackConfig)
         order = _entry_order(originals, splits, plan, labels)
         records = iterate_attack(model, images, labels, config, indices=ids, gradient_fn=gradient_fn, order=order)
     for rec in records:

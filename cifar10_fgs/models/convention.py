@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from cifar10_fgs.data import IMAGE_SHAPE
 from cifar10_fgs.errors import ConfigError, ModelError, one_line
 
@@ -40,6 +42,7 @@ SIDECAR = "cifar10-fgs.json"  # beside a .keras or .onnx file, or at the root of
 COMMAND_LINE = "the command line"  # where options given to a command are declared
 PIXEL_SCALES = (1.0, 255.0)  # the model's pixel range: [0, 1] or [0, 255]
 CHANNELS = 3
+PROBABILITY_TOLERANCE = 1e-3  # |row sum - 1| allowed for outputs declared to be probabilities
 
 
 class Layout(str, enum.Enum):
@@ -278,6 +281,18 @@ def layout_of(
     if all(fits.values()):
         return default, "default"
     return next(lay for lay in Layout if fits[lay]), "input shape"
+
+
+def check_probabilities(p: np.ndarray, where: str) -> None:
+    """A one-line ModelError unless the rows of ``p``, outputs of ``where`` declared to be probabilities, are
+    non-negative and sum to 1 (within ``PROBABILITY_TOLERANCE``)."""
+    sums = p.sum(axis=1)
+    worst = float(sums[np.argmax(np.abs(sums - 1))])
+    if p.min() < 0 or abs(worst - 1) > PROBABILITY_TOLERANCE:
+        raise ModelError(
+            f"{where}'s outputs are not probabilities (a row sums to {worst:.4g}, min {p.min():.4g}): "
+            f'declare logits ({OPTION["output"]} logits, or "output": "logits" in {SIDECAR})'
+        )
 
 
 def check_recorded(recorded: InputConvention, declarations: Sequence[Declared | None], model: str, record: str) -> None:

@@ -1,8 +1,8 @@
 """Models that are only run forward (transfer, its leaderboard, the Gaussian defence): Keras or ONNX, one interface.
 
-A *classifier* here is anything with ``predict_logits(images, batch_size)`` (uint8 (N, 32, 32, 3)
-images in, float32 (N, 10) logits out), ``describe()`` (what ran: framework, input convention, opset,
-producer, provider, runtime) and ``path``, ``sha256``, ``architecture``, ``parameters``, ``framework``.
+A *classifier* here (:class:`Classifier`) is anything with ``predict_logits(images, batch_size)`` (uint8
+(N, 32, 32, 3) images in, float32 (N, 10) logits out), ``describe()`` (what ran: framework, input convention,
+opset, producer, provider, runtime) and ``path``, ``sha256``, ``architecture``, ``parameters``, ``framework``.
 :class:`KerasClassifier` runs a Keras model fed by its declared input convention (``keras_input``); ONNX
 models are :class:`~cifar10_fgs.models.onnx_model.OnnxClassifier`. :func:`load_classifier` picks by the file,
 :func:`load_hub_folder` by what an ``hf://`` repo holds; a convention given on the command line applies to
@@ -17,14 +17,15 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from cifar10_fgs.errors import ModelError, one_line
+from cifar10_fgs.errors import ModelError
 from cifar10_fgs.models.convention import KERAS_CONVENTION, Declared, InputConvention, read_sidecar
 from cifar10_fgs.models.inference import predict_logits
 from cifar10_fgs.models.keras_input import FedModel, feed, feed_declared, load_keras
-from cifar10_fgs.models.networks import architecture, network_of
+from cifar10_fgs.models.networks import architecture, keras_load, network_of
 from cifar10_fgs.models.onnx_model import SUFFIX, load_onnx
 from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
 
@@ -32,6 +33,23 @@ log = logging.getLogger(__name__)
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 KERAS_DIR_FILES = ("config.json", "model.weights.h5")  # what identifies a Keras hf:// model folder (sha256 over both)
+
+
+class Classifier(Protocol):
+    """A model only run forward: :class:`KerasClassifier` or :class:`~cifar10_fgs.models.onnx_model.OnnxClassifier`."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def framework(self) -> str: ...  # keras | onnx
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def parameters(self) -> int: ...
+    def predict_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray: ...
+    def describe(self) -> dict: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +108,7 @@ def _keras_producer(path: Path) -> str:
         return "keras"
 
 
-def as_classifier(model):
+def as_classifier(model) -> Classifier:
     """``model`` as a classifier: a classifier unchanged, a bare Keras model in this project's convention wrapped
     (no file: no sha256), a ``FedModel`` as it is fed."""
     if hasattr(model, "predict_logits"):
@@ -106,7 +124,7 @@ def load_classifier(
     unsafe: bool = False,
     recorded: InputConvention | None = None,
     record: str = "the dataset",
-):
+) -> Classifier:
     """A local ``.keras`` (or ``.h5``) or ``.onnx`` file, loaded and checked, fed as ``declared`` and its sidecar say.
 
     ``recorded`` (Keras only): the convention ``record`` says the model ran with; used, and declarations must agree.
@@ -125,7 +143,9 @@ def load_classifier(
     return KerasClassifier(fed, str(path), sha256_file(path))
 
 
-def load_hub_folder(folder: str | Path, spec: str, *, declared: Declared | None = None, unsafe: bool = False):
+def load_hub_folder(
+    folder: str | Path, spec: str, *, declared: Declared | None = None, unsafe: bool = False
+) -> Classifier:
     """A downloaded ``hf://`` model repo: a Keras model (config.json + model.weights.h5) or one ``.onnx`` file.
 
     A repo holding both is read as Keras (the leaderboard entry's ``framework`` says which ran).
@@ -152,19 +172,7 @@ def _tree_sha256(folder: Path) -> str:
 
 
 def _load_keras_dir(folder: Path, spec: str, declared: Declared | None, unsafe: bool) -> KerasClassifier:
-    import keras
-
-    try:
-        model = keras.saving.load_model(str(folder), compile=False, safe_mode=not unsafe)
-    except ValueError as exc:
-        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
-            raise ModelError(
-                f"{spec} contains a Lambda layer (arbitrary code): refused in safe mode; pass "
-                "--unsafe-model only if you trust it"
-            ) from None
-        raise ModelError(f"{spec} is not a loadable Keras model ({one_line(exc)}): expected a Keras 3 model") from None
-    except Exception as exc:  # noqa: BLE001 - h5 and deserialisation errors of every kind
-        raise ModelError(f"{spec} is not a Keras model ({one_line(exc)}): expected a Keras 3 model") from None
+    model = keras_load(folder, spec, unsafe, "expected a Keras 3 model")
     fed = feed_declared(model, [read_sidecar(folder), declared], spec)
     return KerasClassifier(fed, str(folder), _tree_sha256(folder))
 

@@ -1,9 +1,10 @@
 """Running a model: batched inference, softmax / log-softmax, the device strategy and the batch policy.
 
 Both models take uint8 pixels in [0, 255] and output logits (``config``). ``predict_logits`` runs
-fixed-size batches (the tail zero-padded): on CPU a row's logits depend on the batch *size* in the
-last bits but not on the other rows, so the same batch size always gives the same bytes. Attack,
-training, validate and evaluate all predict through here.
+fixed-size batches (the tail zero-padded): a row's logits never depend on the other rows, and the same
+batch size always gives the same bytes. Other sizes gave the same bits from 2 to 500 rows, a batch of one
+other last bits (measured on a CPU, docs/attack.md), so whatever must reproduce stored bytes uses the
+recorded batch size. Attack, training, validate and evaluate all predict through here.
 """
 
 from __future__ import annotations
@@ -49,8 +50,14 @@ def _forward_fn(model, batch_size: int, shape: tuple):
     fn = traced.get((batch_size, shape))
     if fn is None:
         ref = weakref.ref(model)  # no strong reference from the value back to its key
+
+        def forward(x):
+            live = ref()
+            assert live is not None  # traced and run only while the model (the key) is alive
+            return live(x, training=False)
+
         spec = tf.TensorSpec([batch_size, *shape], tf.float32)
-        fn = tf.function(lambda x: ref()(x, training=False), autograph=False).get_concrete_function(spec)
+        fn = tf.function(forward, autograph=False).get_concrete_function(spec)
         traced[(batch_size, shape)] = fn
     return fn
 

@@ -38,6 +38,7 @@ from cifar10_fgs.models.convention import (
     InputConvention,
     Layout,
     Output,
+    check_probabilities,
     check_recorded,
     complete,
     layout_of,
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 
 LOGITS_OUTPUTS = "the model's outputs"  # FedModel.logits: how the logits were taken
 LOGITS_LOG = "log(max(p, tiny)) of the model's probabilities"
-PROBABILITY_TOLERANCE = 1e-3  # |row sum - 1| allowed for outputs declared to be probabilities
 _CONV = ("Conv1D", "Conv2D", "Conv3D", "Dense")  # final layers whose softmax activation can be dropped
 
 
@@ -239,10 +239,4 @@ def _log_probabilities_class():
 def _check_probabilities(fed: FedModel, where: str) -> None:
     """A one-line ModelError unless the model's outputs on a few seeded images are probabilities (rows sum to 1)."""
     probe = np.random.default_rng(0).integers(0, 256, (4, *IMAGE_SHAPE)).astype(np.uint8)
-    sums = np.exp(predict_logits(fed.model, probe, batch_size=len(probe)).astype(np.float64)).sum(axis=1)
-    worst = float(sums[np.argmax(np.abs(sums - 1))])
-    if abs(worst - 1) > PROBABILITY_TOLERANCE:
-        raise ModelError(
-            f"{where}'s outputs are not probabilities (a row sums to {worst:.4g}): declare logits "
-            f'({OPTION["output"]} logits, or "output": "logits" in {SIDECAR})'
-        )
+    check_probabilities(np.exp(predict_logits(fed.model, probe, batch_size=len(probe)).astype(np.float64)), where)

@@ -1,4 +1,4 @@
-"""The two models (both: uint8-range pixels in, 10 logits out) and safe loading with shape checks."""
+"""The two models (both: uint8-range pixels in, 10 logits out), flip averaging, and safe loading with shape checks."""
 
 from __future__ import annotations
 
@@ -54,22 +54,23 @@ def build_target():
     import keras
     from keras import layers as L
 
+    def block(filters: int) -> list:
+        """Two 3x3 convolutions (the first padded) with ReLU, 2x2 max pooling, dropout 0.25."""
+        return [
+            L.Conv2D(filters, (3, 3), padding="same"),
+            L.Activation("relu"),
+            L.Conv2D(filters, (3, 3)),
+            L.Activation("relu"),
+            L.MaxPooling2D(pool_size=(2, 2)),
+            L.Dropout(0.25),
+        ]
+
     return keras.Sequential(
         [
             keras.Input(IMAGE_SHAPE),
             L.Rescaling(1.0 / 255.0, name="rescale"),
-            L.Conv2D(32, (3, 3), padding="same"),
-            L.Activation("relu"),
-            L.Conv2D(32, (3, 3)),
-            L.Activation("relu"),
-            L.MaxPooling2D(pool_size=(2, 2)),
-            L.Dropout(0.25),
-            L.Conv2D(64, (3, 3), padding="same"),
-            L.Activation("relu"),
-            L.Conv2D(64, (3, 3)),
-            L.Activation("relu"),
-            L.MaxPooling2D(pool_size=(2, 2)),
-            L.Dropout(0.25),
+            *block(32),
+            *block(64),
             L.Flatten(),
             L.Dense(512),
             L.Activation("relu"),
@@ -169,8 +170,6 @@ def read_keras(path: str | Path, *, unsafe: bool = False):
     """The Keras model in ``path``, loaded as :func:`load_model` loads it, its shapes not yet checked."""
     import zipfile
 
-    import keras
-
     path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path} is a folder (a SavedModel?): expected a .keras file saved by Keras 3")
@@ -187,17 +186,22 @@ def read_keras(path: str | Path, *, unsafe: bool = False):
         raise ModelError(
             f"{path} is not a Keras model (not a .keras zip archive): expected a file saved by model.save()"
         )
+    return keras_load(path, str(path), unsafe, "expected a .keras file saved by Keras 3")
+
+
+def keras_load(source: str | Path, name: str, unsafe: bool, expected: str):
+    """``keras.saving.load_model(source)`` (a file or a model folder), in safe mode unless ``unsafe``; what goes
+    wrong is a one-line ModelError about ``name`` ending in ``expected`` (what a loadable model is)."""
+    import keras
+
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        return keras.saving.load_model(str(source), compile=False, safe_mode=not unsafe)
     except ValueError as exc:
         if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
             raise ModelError(
-                f"{path} contains a Lambda layer (arbitrary code): refused in safe mode; pass --unsafe-model "
-                "only if you trust the file"
+                f"{name} contains a Lambda layer (arbitrary code): refused in safe mode; pass --unsafe-model "
+                "only if you trust it"
             ) from None
-        raise ModelError(f"{path} is not a loadable Keras model ({one_line(exc)}): expected a .keras file") from None
-    except Exception as exc:  # noqa: BLE001 - zip/h5 errors of every kind
-        raise ModelError(
-            f"{path} is not a Keras model ({one_line(exc)}): expected a .keras file saved by Keras 3"
-        ) from None
-    return model
+        raise ModelError(f"{name} is not a loadable Keras model ({one_line(exc)}): {expected}") from None
+    except Exception as exc:  # noqa: BLE001 - zip/h5 and deserialisation errors of every kind
+        raise ModelError(f"{name} is not a Keras model ({one_line(exc)}): {expected}") from None

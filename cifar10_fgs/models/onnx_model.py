@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,11 +22,11 @@ from cifar10_fgs.data import IMAGE_SHAPE
 from cifar10_fgs.errors import ConfigError, ModelError, one_line
 from cifar10_fgs.models.convention import (
     OPTION,
-    SIDECAR,
     Declared,
     InputConvention,
     Layout,
     Output,
+    check_probabilities,
     complete,
     layout_of,
     merge,
@@ -41,7 +42,6 @@ EXTRA = 'pip install "cifar10-fgs[onnx]"'
 SUFFIX = ".onnx"
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 _FLOATS = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
-PROBABILITY_TOLERANCE = 1e-3  # |row sum - 1| allowed for outputs declared to be probabilities
 
 
 def import_runtime(path: Path):
@@ -64,7 +64,7 @@ class OnnxClassifier:
 
     path: str
     sha256: str  # of the file; with external data (torch's model.onnx.data), over "name sha256" of every file
-    session: object  # onnxruntime.InferenceSession
+    session: Any  # onnxruntime.InferenceSession (onnxruntime ships no type information)
     input_name: str
     output_name: str  # the first output: the class scores
     input_dtype: type
@@ -118,13 +118,7 @@ class OnnxClassifier:
             raise ModelError(f"{self.path} returned non-finite outputs: check the input convention ({OPTION['scale']})")
         if self.convention.output is Output.LOGITS:
             return y
-        sums = y.sum(axis=1)
-        worst = float(sums[np.argmax(np.abs(sums - 1))])
-        if y.min() < 0 or abs(worst - 1) > PROBABILITY_TOLERANCE:
-            raise ModelError(
-                f"{self.path}'s outputs are not probabilities (a row sums to {worst:.4g}, min {y.min():.4g}): "
-                f'declare logits ({OPTION["output"]} logits, or "output": "logits" in {SIDECAR})'
-            )
+        check_probabilities(y, self.path)
         return np.log(np.maximum(y, np.finfo(np.float32).tiny))
 
     def describe(self) -> dict:

@@ -31,13 +31,13 @@ from cifar10_fgs.dataset_card.render import (
     ResultSection,
     SplitLayout,
     build_card_data,
-    fmt_number,
     ordered_splits,
     render_card,
 )
 from cifar10_fgs.errors import ConfigError, ExistingOutputError, ValidationError
 from cifar10_fgs.evaluate.comparison import NAME
 from cifar10_fgs.evaluate.results import results_paths
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.models.networks import FLIP_SUFFIX
 from cifar10_fgs.provenance import atomic_write_bytes
 from cifar10_fgs.publish.card_figures import FIGURES, draw_example_figures, draw_iterations
@@ -126,7 +126,7 @@ def read_results(dataset_dir: Path) -> list[ResultSection]:
             sections.append(ResultSection(path.name, title, markdown=markdown.strip()))
             continue
         numbers = tuple(
-            (k, fmt_number(v))
+            (k, str(v) if isinstance(v, int) else fmt(v))  # an int as written, a float with 4 decimals
             for k, v in sorted(obj.items())
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         )

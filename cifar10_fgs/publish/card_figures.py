@@ -31,12 +31,13 @@ FIGURES = {
 
 def choose_examples(table, n: int) -> np.ndarray:
     """Rows (positions in ``table``) to show: attacked images (the model was right on the original), distinct
-    labels first, by source index."""
+    labels first, by CIFAR-10 row (``index``)."""
     idx = table.column("index").to_numpy()
     lab = table.column("label").to_numpy()
     rows = np.flatnonzero(table.column("original_prediction").to_numpy() == lab)
     rows = rows[np.argsort(idx[rows], kind="stable")]
-    chosen, seen = [], set()
+    chosen: list[int] = []
+    seen: set[int] = set()
     for r in rows:
         if len(chosen) == n:
             break
@@ -188,15 +189,8 @@ def draw_example_figures(
             notes.append(why_not)
     if originals is not None:
         adversarial = _read_images(dataset_dir, layout.splits[split], positions, "image")
-        cols = (
-            "label",
-            "original_prediction",
-            "original_confidence",
-            "adversarial_prediction",
-            "adversarial_confidence",
-            "iterations",
-        )
-        rows = {c: tables[split].column(c).to_numpy()[positions] for c in cols}
+        table = tables[split]  # the statistics' columns (stats.COLUMNS): label, predictions, confidences, iterations
+        rows = {c: table.column(c).to_numpy()[positions] for c in table.column_names}
         method, step = manifest.config.method, manifest.config.step
         draw_examples(dataset_dir / FIGURES["examples"], originals, adversarial, rows, step, method.value)
         figures["examples"] = FIGURES["examples"]

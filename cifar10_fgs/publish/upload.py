@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,7 +146,6 @@ def upload_dataset(
     files = tuple(UploadFile(p, f.stat().st_size) for p, f in [*local.items(), *model.items()])
     total = sum(f.bytes for f in files)
     endpoint_url = (endpoint or constants.ENDPOINT).rstrip("/")
-    url = f"{endpoint_url}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
     splits = manifest.stored_rows()
     message = f"Upload adversarial CIFAR-10 (generation.json sha256 {manifest_sha})"
     description = (
@@ -154,7 +154,7 @@ def upload_dataset(
 
     planned = UploadResult(
         repo_id=repo_id,
-        url=url,
+        url=f"{endpoint_url}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else ""),
         revision=revision,
         private=private,
         dry_run=dry_run,
@@ -270,7 +270,7 @@ def _push_data(
     num_local: int,
     message: str,
     description: str,
-    delete: list[str] = (),
+    delete: Sequence[str] = (),
 ) -> list[str]:
     """Upload the ``changed`` dataset files in ``upload_folder`` (deleting the repo's files ``delete``); the commit
     ids made (none if nothing changed)."""
@@ -293,7 +293,9 @@ def _push_data(
     return [getattr(info, "oid", None) or ""]
 
 
-def _push_model(api, repo_id: str, revision: str | None, changed: dict[str, Path], model_sha256: str) -> list[str]:
+def _push_model(
+    api, repo_id: str, revision: str | None, changed: dict[str, Path], model_sha256: str | None
+) -> list[str]:
     """Commit the ``changed`` source-model files (path in repo -> local file); the commit ids made."""
     if not changed:
         return []

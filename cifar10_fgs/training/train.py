@@ -1,6 +1,6 @@
 """Train either model with checkpoints that survive interruption, and record what was done.
 
-``train_model`` writes ``MODEL.keras`` (weights only, no optimizer state), ``MODEL.json`` beside
+``train_model`` writes ``MODEL.keras`` (the network and its weights, no optimizer state), ``MODEL.json`` beside
 it (recipe, seed, data, test accuracy and loss, sha256, library versions, time), and keeps
 ``MODEL.keras.ckpt/`` (Keras ``BackupAndRestore``) plus ``MODEL.history.jsonl`` while training,
 so rerunning the same command after a kill resumes from the last finished epoch.

@@ -87,7 +87,7 @@ def validate_dataset(
     ``source_model`` (the generating model) enables the model checks, ``cifar10`` (any ``load_cifar10``
     input) the checks against the original images. Bad input (no such folder, no ``generation.json``, an
     unloadable model or CIFAR-10) raises a ``Cifar10FgsError``; failed checks are returned in the report.
-    ``predict_rows`` is how many images the model sees per call (fewer calls, fewer retraces).
+    ``predict_rows`` is how many images the model sees per call at most (fewer calls, fewer zero-padded tail batches).
     ``model_input``: the model's input convention as the command line declares it (it must agree with the one
     ``generation.json`` records, which is used; nothing needs declaring).
     """
@@ -202,6 +202,7 @@ def _model_file(
 
     if model_sha is None:
         read_keras(source_model, unsafe=unsafe)  # raises the one-line ModelError
+    assert model_sha is not None  # read_keras raised: source_model is no file
     col.checked("model_file")
     want = manifest.config.model_sha256
     if model_sha == want:  # a declaration that disagrees with the recorded convention: refused before any shard

@@ -5,6 +5,9 @@ what each check asserts.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
 from cifar10_fgs.attack.fgs import perturbation_norms
@@ -20,7 +23,7 @@ def check_shard(
     d: ShardData, cfg: Config, expected_schema, expected_features, state: SplitState, col: Collector
 ) -> bool:
     """File, schema and row checks of one shard; return True if its rows can be checked further."""
-    if not _check_file(d, cfg, expected_schema, expected_features, state, col):
+    if not _check_file(d, cfg, expected_schema, expected_features, state, col) or d.table is None:
         return False
     where = {"split": d.spec.split, "shard": d.spec.name}
     cols = {c: d.table.column(c).to_numpy() for c in d.table.column_names if c not in ("image", "original_image")}
@@ -53,7 +56,7 @@ def _check_file(
                 f"shard has {d.size} bytes, generation.json says {entry.bytes} (truncated or rewritten)",
                 **where,
             )
-        elif d.sha256 != entry.sha256:
+        elif d.sha256 is not None and d.sha256 != entry.sha256:
             col.fail(
                 "shard_integrity",
                 f"shard's sha256 is {d.sha256[:12]}..., generation.json says "
@@ -94,7 +97,7 @@ def _check_file(
 
 
 def _check_images(d: ShardData, index: np.ndarray, where: dict, col: Collector) -> None:
-    n = d.table.num_rows
+    n = len(index)
     col.checked("images", n)
     for row, msg in d.decode_errors:
         col.fail("images", msg, row=row, index=int(index[row]), **where)
@@ -110,8 +113,7 @@ def _check_values(cols: dict, index: np.ndarray, max_iterations: int, where: dic
     col.checked("values", len(index))
 
     def bad(mask, text):
-        for row in np.flatnonzero(mask):
-            col.fail("values", text(row), row=int(row), index=int(index[row]), **where)
+        _fail_rows(col, "values", mask, text, index, where)
 
     for name in ("label", "original_prediction", "adversarial_prediction"):
         v = cols[name]
@@ -130,44 +132,38 @@ def _check_stored_predictions(cols: dict, index: np.ndarray, where: dict, col: C
         cols[c] for c in ("label", "adversarial_prediction", "original_prediction", "iterations")
     )
     col.checked("stored_predictions", len(index))
-    for row in np.flatnonzero(adv_pred == label):
-        col.fail(
-            "stored_predictions",
-            f"stored adversarial_prediction {int(adv_pred[row])} equals the label (not adversarial)",
-            row=int(row),
-            index=int(index[row]),
-            **where,
-        )
-    for row in np.flatnonzero((iters == 0) & (orig_pred != adv_pred)):
-        col.fail(
-            "stored_predictions",
+
+    def bad(mask, text):
+        _fail_rows(col, "stored_predictions", mask, text, index, where)
+
+    bad(
+        adv_pred == label,
+        lambda r: f"stored adversarial_prediction {int(adv_pred[r])} equals the label (not adversarial)",
+    )
+    bad(
+        (iters == 0) & (orig_pred != adv_pred),
+        lambda r: (
             f"iterations is 0 (stored unchanged) but original_prediction "
-            f"{int(orig_pred[row])} differs from adversarial_prediction {int(adv_pred[row])}",
-            row=int(row),
-            index=int(index[row]),
-            **where,
-        )
+            f"{int(orig_pred[r])} differs from adversarial_prediction {int(adv_pred[r])}"
+        ),
+    )
     if "phase" in cols:  # the ladder's rung: "unchanged" exactly for rows stored with 0 iterations
         phase = cols["phase"]
-        for row in np.flatnonzero((phase < 0) | (phase >= len(PHASES)) | ((phase == 0) != (iters == 0))):
-            col.fail(
-                "stored_predictions",
-                f"phase {int(phase[row])} does not agree with iterations {int(iters[row])} "
-                f"(phase {PHASES[0]!r} means 0 iterations)",
-                row=int(row),
-                index=int(index[row]),
-                **where,
-            )
-    for row in np.flatnonzero((iters > 0) & (orig_pred != label)):
-        col.fail(
-            "stored_predictions",
-            f"iterations is {int(iters[row])} but original_prediction "
-            f"{int(orig_pred[row])} differs from the label {int(label[row])} (the attack starts from correctly "
-            "classified images)",
-            row=int(row),
-            index=int(index[row]),
-            **where,
+        bad(
+            (phase < 0) | (phase >= len(PHASES)) | ((phase == 0) != (iters == 0)),
+            lambda r: (
+                f"phase {int(phase[r])} does not agree with iterations {int(iters[r])} "
+                f"(phase {PHASES[0]!r} means 0 iterations)"
+            ),
         )
+    bad(
+        (iters > 0) & (orig_pred != label),
+        lambda r: (
+            f"iterations is {int(iters[r])} but original_prediction "
+            f"{int(orig_pred[r])} differs from the label {int(label[r])} (the attack starts from correctly "
+            "classified images)"
+        ),
+    )
 
 
 def _check_indices(spec: ShardSpec, index: np.ndarray, state: SplitState, where: dict, col: Collector) -> None:
@@ -203,81 +199,72 @@ def _check_indices(spec: ShardSpec, index: np.ndarray, state: SplitState, where:
 def check_against_originals(d: ShardData, cfg: Config, col: Collector) -> None:
     """linf/l2, the linf bound, unchanged rows and original_image against the original split's row ``index``."""
 
-    originals = d.original_split
-    spec = d.spec
-    where = {"split": spec.split, "shard": spec.name}
-    table = d.table
+    originals, table = d.original_split, d.table
+    if originals is None or table is None:  # no --cifar10 original for this split, or the shard was not read
+        return
+    images, decoded = d.decoded_images()
     index = table.column("index").to_numpy().astype(np.int64)
-    iters = table.column("iterations").to_numpy()
-    rows = np.flatnonzero(d.decoded & (index >= 0) & (index < len(originals)))
+    rows = np.flatnonzero(decoded & (index >= 0) & (index < len(originals)))
     if not len(rows):
         return
+    where = {"split": d.spec.split, "shard": d.spec.name}
+    fail = functools.partial(_fail_rows, col, index=index, where=where, rows=rows)
+    iters = table.column("iterations").to_numpy()[rows]
     orig = originals[index[rows]]
-    adv = d.images[rows]
+    adv = images[rows]
     pixel_range = cfg.pixel_range
     linf, l2 = perturbation_norms(adv, orig, pixel_range)
     col.checked("perturbation", len(rows))
     for name, recomputed in (("linf", linf), ("l2", l2)):
         stored = table.column(name).to_numpy()[rows].astype(np.float64)
-        diff = np.abs(stored - recomputed.astype(np.float64))
-        for j in np.flatnonzero(~(diff <= NORM_TOLERANCE)):
-            r = int(rows[j])
-            col.fail(
-                "perturbation",
-                f"stored {name} {stored[j]:.7g} differs from the recomputed {float(recomputed[j]):.7g}",
-                row=r,
-                index=int(index[r]),
-                **where,
-            )
+        differs = ~(np.abs(stored - recomputed.astype(np.float64)) <= NORM_TOLERANCE)
+        fail("perturbation", differs, functools.partial(_norm_differs, name, stored, recomputed))
     col.checked("perturbation_bound", len(rows))
     if cfg.method is Method.ONEPIXEL:
         changed_pixels = (adv != orig).any(axis=-1).reshape(len(rows), -1).sum(axis=1)
-        for j in np.flatnonzero(changed_pixels > 1):
-            r = int(rows[j])
-            col.fail(
-                "perturbation_bound",
-                f"{int(changed_pixels[j])} pixels differ from the original: a one-pixel attack changes one",
-                row=r,
-                index=int(index[r]),
-                **where,
-            )
+        fail(
+            "perturbation_bound",
+            changed_pixels > 1,
+            lambda j: f"{int(changed_pixels[j])} pixels differ from the original: a one-pixel attack changes one",
+        )
     else:
-        bound = cfg.step * iters[rows].astype(np.float64) + 0.5 / pixel_range + NORM_TOLERANCE
+        bound = cfg.step * iters.astype(np.float64) + 0.5 / pixel_range + NORM_TOLERANCE
         radius = cfg.attack_config().radius_levels
         if radius is not None:  # --max-linf: a hard ball, whole levels
             bound = np.minimum(bound, radius / pixel_range + NORM_TOLERANCE)
-        for j in np.flatnonzero(linf.astype(np.float64) > bound):
-            r = int(rows[j])
-            col.fail(
-                "perturbation_bound",
+        fail(
+            "perturbation_bound",
+            linf.astype(np.float64) > bound,
+            lambda j: (
                 f"linf {float(linf[j]):.6g} exceeds step * iterations + 0.5/{pixel_range:g} = "
-                f"{bound[j] - NORM_TOLERANCE:.6g} for {int(iters[r])} iterations",
-                row=r,
-                index=int(index[r]),
-                **where,
-            )
-    zero = iters[rows] == 0
+                f"{bound[j] - NORM_TOLERANCE:.6g} for {int(iters[j])} iterations"
+            ),
+        )
+    zero = iters == 0
     col.checked("unchanged_rows", int(zero.sum()))
     changed = (adv != orig).reshape(len(rows), -1).any(axis=1)
-    for j in np.flatnonzero(zero & changed):
-        r = int(rows[j])
-        col.fail(
-            "unchanged_rows",
-            "iterations is 0 but the stored image differs from the original",
-            row=r,
-            index=int(index[r]),
-            **where,
-        )
-    if d.originals is not None:
+    fail("unchanged_rows", zero & changed, lambda j: "iterations is 0 but the stored image differs from the original")
+    if d.originals is not None and d.originals_decoded is not None:
         ok = d.originals_decoded[rows]
         col.checked("original_image", int(ok.sum()))
         differs = (d.originals[rows] != orig).reshape(len(rows), -1).any(axis=1)
-        for j in np.flatnonzero(ok & differs):
-            r = int(rows[j])
-            col.fail(
-                "original_image",
-                "original_image differs from the --cifar10 original",
-                row=r,
-                index=int(index[r]),
-                **where,
-            )
+        fail("original_image", ok & differs, lambda j: "original_image differs from the --cifar10 original")
+
+
+def _norm_differs(name: str, stored: np.ndarray, recomputed: np.ndarray, j: int) -> str:
+    return f"stored {name} {stored[j]:.7g} differs from the recomputed {float(recomputed[j]):.7g}"
+
+
+def _fail_rows(
+    col: Collector,
+    check: str,
+    mask: np.ndarray,
+    message: Callable[[int], str],
+    index: np.ndarray,
+    where: dict,
+    rows: np.ndarray | None = None,
+) -> None:
+    """A failure of ``check`` for each ``j`` where ``mask``: shard row ``rows[j]`` (or ``j``), ``message(j)``."""
+    for j in np.flatnonzero(mask):
+        row = int(j if rows is None else rows[j])
+        col.fail(check, message(int(j)), row=row, index=int(index[row]), **where)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.dataset.manifest import Manifest
+from cifar10_fgs.dataset.manifest import Manifest, ShardEntry
 from cifar10_fgs.dataset.shards import DATA_DIR, num_shards, shard_name
 from cifar10_fgs.validate.reading import ShardSpec
 from cifar10_fgs.validate.report import Collector
@@ -41,7 +41,7 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
                     col.fail("manifest", problem, split=split, shard=name)
             spec = ShardSpec(name, split, k, lo, hi, entries.get(name), rows)
             if spec.entry is not None:
-                _check_entry(spec, col)
+                _check_entry(spec, spec.entry, col)
             specs.append(spec)
     expected = {s.name for s in specs}
     for name in sorted((set(entries) | set(manifest.malformed)) - expected):
@@ -50,9 +50,9 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
     return specs
 
 
-def _check_entry(spec: ShardSpec, col: Collector) -> None:
+def _check_entry(spec: ShardSpec, entry: ShardEntry, col: Collector) -> None:
     """A well-formed entry names the shard it is listed under and the CIFAR-10 rows the config gives it."""
-    entry, where = spec.entry, {"split": spec.split, "shard": spec.name}
+    where = {"split": spec.split, "shard": spec.name}
     if entry.split != spec.split or entry.shard != spec.k:
         col.fail("manifest", f"its generation.json entry names split {entry.split!r} shard {entry.shard!r}", **where)
     if entry.index_range != spec.index_range:
@@ -69,7 +69,7 @@ class SplitState:
 
     def __init__(self, num_rows: int):
         self.count = np.zeros(num_rows, np.int32)  # stored occurrences of each position
-        self.first = {}  # position -> (shard, row) of its first occurrence (only for duplicates' messages)
+        self.first: dict[int, tuple[str, int]] = {}  # position -> (shard, row) of its first occurrence (for messages)
         self.listed = np.zeros(num_rows, np.int32)  # listed as not fooled in generation.json
         self.stored_rows = 0
         self.listed_failures = 0
@@ -144,21 +144,12 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
             continue
         count = state.count[s.lo : s.hi]
         listed = state.listed[s.lo : s.hi]
-        for off in np.flatnonzero((count == 0) & (listed == 0)):
-            i = int(s.rows.rows[s.lo + int(off)])
-            col.fail(
-                "coverage",
-                f"row {i} of {split} is neither stored nor listed as a failure in generation.json",
-                split=split,
-                shard=s.name,
-                index=i,
-            )
-        for off in np.flatnonzero((count > 0) & (listed > 0)):
-            i = int(s.rows.rows[s.lo + int(off)])
-            col.fail(
-                "coverage",
-                f"row {i} of {split} is stored but also listed as not fooled in generation.json",
-                split=split,
-                shard=s.name,
-                index=i,
-            )
+        for mask, what in (
+            ((count == 0) & (listed == 0), "is neither stored nor listed as a failure"),
+            ((count > 0) & (listed > 0), "is stored but also listed as not fooled"),
+        ):
+            for off in np.flatnonzero(mask):
+                i = int(s.rows.rows[s.lo + int(off)])
+                col.fail(
+                    "coverage", f"row {i} of {split} {what} in generation.json", split=split, shard=s.name, index=i
+                )

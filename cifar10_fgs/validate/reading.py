@@ -6,9 +6,10 @@ Memory holds about two shards plus two model chunks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from cifar10_fgs.errors import Cifar10FgsError
 from cifar10_fgs.models.inference import predict_logits, softmax
 from cifar10_fgs.provenance import sha256_file
 from cifar10_fgs.validate.report import Collector
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class ShardData:
     exists: bool = False
     size: int | None = None
     sha256: str | None = None
-    table: object = None
+    table: pa.Table | None = None  # None: missing or unreadable (``error`` says why)
     error: str | None = None
     images: np.ndarray | None = None  # decoded adversarial images, zeros where undecodable
     decoded: np.ndarray | None = None  # bool per row
@@ -57,9 +61,15 @@ class ShardData:
     originals: np.ndarray | None = None  # decoded original_image column
     originals_decoded: np.ndarray | None = None
     original_errors: list = field(default_factory=list)
-    original_split: object = None  # the original CIFAR-10 split's images (indexed by ``index``), or None
+    original_split: np.ndarray | None = None  # the original CIFAR-10 split's images (indexed by ``index``), or None
     cifar10_problem: str | None = None  # set on the first shard of a split whose --cifar10 does not match
     cifar10_loaded: bool = False  # this shard's read loaded its split from --cifar10
+
+    def decoded_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """(images, decoded mask) of a shard whose rows were read and decoded (``check_shard`` returned True)."""
+        if self.images is None or self.decoded is None:
+            raise ValueError(f"{self.spec.name}'s rows were not decoded")
+        return self.images, self.decoded
 
 
 def _decode_column(table, column: str):
@@ -127,10 +137,10 @@ class _OriginalsCache:
     def __init__(self, cifar10, manifest: Manifest):
         self.cifar10 = cifar10
         self.manifest = manifest
-        self.split = None
-        self.images = None
+        self.split: str | None = None
+        self.images: np.ndarray | None = None
 
-    def get(self, split: str):
+    def get(self, split: str) -> tuple[np.ndarray | None, str | None, bool]:
 
         if self.cifar10 is None:
             return None, None, False
@@ -153,26 +163,32 @@ def prefetched(dataset_dir: Path, specs: list[ShardSpec], expected_schemas, orig
         def submit(spec):
             return pool.submit(_read_shard, dataset_dir, spec, expected_schemas, originals)
 
-        pending = submit(specs[0]) if specs else None
-        for i in range(len(specs)):
-            current = pending
-            pending = submit(specs[i + 1]) if i + 1 < len(specs) else None
+        if not specs:
+            return
+        pending = submit(specs[0])
+        for spec in specs[1:]:
+            current, pending = pending, submit(spec)
             yield current.result()
+        yield pending.result()
 
 
 def _predict_chunk(chunk: list[ShardData], model, batch_size: int):
     """The model's predictions and confidences on the decoded images of ``chunk`` (predict thread)."""
 
-    parts = [(d, np.flatnonzero(d.decoded)) for d in chunk]
-    parts = [(d, rows) for d, rows in parts if len(rows)]
+    parts = []
+    for d in chunk:
+        images, ok = d.decoded_images()
+        rows = np.flatnonzero(ok)
+        if len(rows):
+            parts.append((d, images[rows], rows))
     if not parts:
         return []
-    images = np.concatenate([d.images[rows] for d, rows in parts])
+    images = np.concatenate([x for _, x, _ in parts])
     logits = predict_logits(model, images, batch_size=batch_size)
     pred = logits.argmax(axis=1)
     conf = softmax(logits).max(axis=1).astype(np.float32)
     out, start = [], 0
-    for d, rows in parts:
+    for d, _, rows in parts:
         out.append((d, rows, pred[start : start + len(rows)], conf[start : start + len(rows)]))
         start += len(rows)
     return out
@@ -221,8 +237,8 @@ class Predictor:
 
     A chunk goes to the model as soon as the model is idle, so it starts on the first shard; while
     it works, the caller reads and checks the next shards into the following chunk (at most
-    ``chunk_rows`` rows, then the caller waits). Fewer, larger calls retrace ``predict_logits``
-    less often. Failures are recorded in the caller's thread.
+    ``chunk_rows`` rows, then the caller waits). ``predict_logits`` traces the model once per batch size,
+    so larger calls only pad fewer tail batches. Failures are recorded in the caller's thread.
     """
 
     def __init__(self, load_model: Callable, batch_size: int, chunk_rows: int, col: Collector):
@@ -234,11 +250,11 @@ class Predictor:
         self.col = col
         self.chunk: list[ShardData] = []
         self.rows = 0
-        self.pending = None
+        self.pending: Future | None = None
 
     def add(self, d: ShardData) -> None:
         self.chunk.append(d)
-        self.rows += int(d.decoded.sum())
+        self.rows += int(d.decoded_images()[1].sum())
         if self.pending is None or self.pending.done() or self.rows >= self.chunk_rows:
             self._flush()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from cifar10_fgs.config import NORM_TOLERANCE
 from cifar10_fgs.errors import ValidationError
@@ -61,14 +61,7 @@ class Failure:
         return " ".join(parts)
 
     def to_dict(self) -> dict:
-        return {
-            "check": self.check,
-            "message": self.message,
-            "split": self.split,
-            "shard": self.shard,
-            "row": self.row,
-            "index": self.index,
-        }
+        return asdict(self)  # every field, in order
 
 
 @dataclass(frozen=True)
@@ -81,14 +74,7 @@ class CheckResult:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "status": self.status,
-            "checked": self.checked,
-            "failures": self.failures,
-            "note": self.note,
-        }
+        return asdict(self)  # every field, in order
 
 
 @dataclass(frozen=True)
@@ -100,13 +86,7 @@ class SplitCounts:
     num_shards: int
 
     def to_dict(self) -> dict:
-        return {
-            "split": self.split,
-            "num_rows": self.num_rows,
-            "stored_rows": self.stored_rows,
-            "listed_failures": self.listed_failures,
-            "num_shards": self.num_shards,
-        }
+        return asdict(self)  # every field, in order
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from cifar10_fgs.config import GAUSSIAN_STDS, GAUSSIAN_VARIANTS, GaussianVariant
 from cifar10_fgs.evaluate import GaussianOptions, evaluate_gaussian
 from cifar10_fgs.evaluate.gaussian import cost_key
 from cifar10_fgs.evaluate.metrics import SETS
+from cifar10_fgs.formatting import fmt
 
 from .._cli_utils import (
     Output,
@@ -16,7 +17,6 @@ from .._cli_utils import (
     dataset_argument,
     evaluate_cifar10_option,
     examples,
-    fmt,
     output_options,
     overwrite_option,
     predict_batch_size_option,

@@ -7,6 +7,7 @@ import click
 
 from cifar10_fgs.config import RetrainMode
 from cifar10_fgs.evaluate import RetrainOptions, evaluate_retrain
+from cifar10_fgs.formatting import fmt
 
 from .._cli_utils import (
     Output,
@@ -15,7 +16,6 @@ from .._cli_utils import (
     epochs_option,
     evaluate_cifar10_option,
     examples,
-    fmt,
     output_options,
     overwrite_option,
     predict_batch_size_option,

@@ -7,6 +7,7 @@ import click
 
 from cifar10_fgs.evaluate import TransferOptions, evaluate_transfer
 from cifar10_fgs.evaluate.leaderboard import LeaderboardOptions, evaluate_leaderboard
+from cifar10_fgs.formatting import fmt
 from cifar10_fgs.hub import is_hub_ref, is_model_uri
 
 from .._cli_utils import (
@@ -14,7 +15,6 @@ from .._cli_utils import (
     dataset_argument,
     evaluate_cifar10_option,
     examples,
-    fmt,
     output_options,
     overwrite_option,
     predict_batch_size_option,
@@ -118,8 +118,8 @@ def _transfer_text(r, dataset_dir) -> list[str]:
             ("set", "accuracy", "loss", "mean confidence"),
         ),
         f"accuracy drop {r.accuracy_drop:.4f} (random-sign control {r.control_accuracy_drop:.4f}); "
-        f"mean original confidence: fooled {_fmt(c['fooled']['mean_original_confidence'])} "
-        f"(n={c['fooled']['rows']}), held {_fmt(c['held']['mean_original_confidence'])} (n={c['held']['rows']})",
+        f"mean original confidence: fooled {fmt(c['fooled']['mean_original_confidence'], missing='n/a')} "
+        f"(n={c['fooled']['rows']}), held {fmt(c['held']['mean_original_confidence'], missing='n/a')} (n={c['held']['rows']})",
         written(r, dataset_dir),
     ]
 
@@ -156,7 +156,3 @@ def _leaderboard_text(board) -> list[str]:
         table(rows, (*headers, "sha256")),
         f"wrote {board.json_path}, {board.markdown_path}",
     ]
-
-
-def _fmt(x) -> str:
-    return "n/a" if x is None else fmt(x)

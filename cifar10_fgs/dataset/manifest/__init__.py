@@ -154,7 +154,7 @@ class Manifest:
         return self.config.splits[split]
 
     def check_cifar10_fingerprint(self, split: str, data):
-        """The rows of ``data`` (a whole source split, ``Cifar10Split``) the split was generated from, checked
+        """The rows of ``data`` (a whole CIFAR-10 split, ``Cifar10Split``) the split was generated from, checked
         against the recorded fingerprint: the first ``num_rows``, or the ``--limit`` subset the config records.
 
         Raises DataSourceError (one line, naming the recorded source) if they are not the rows generated from.

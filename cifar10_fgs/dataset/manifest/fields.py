@@ -1,7 +1,8 @@
 """How each record of ``generation.json`` reads and writes its JSON object (see ``manifest``).
 
-``ManifestError`` (a file that exists but is not a usable manifest), the typed readers of one value, and
-``from_object`` / ``to_object``: known keys as fields, keys a record does not know kept in its ``extra``.
+``ManifestError`` (a file that exists but is not a usable manifest), the typed readers of one value,
+``from_object`` / ``to_object``: known keys as fields, keys a record does not know kept in its ``extra``, and
+``Record``, the base whose ``to_json`` (``to_object``) every record shares unless it writes more.
 """
 
 from __future__ import annotations
@@ -64,3 +65,10 @@ def to_object(record) -> dict:
             v = list(v)
         out[f.name] = v.value if isinstance(v, Method) else v
     return {**getattr(record, "extra", {}), **out}
+
+
+class Record:
+    """A record of ``generation.json``: ``to_json`` writes it back as ``to_object`` does, unless it says otherwise."""
+
+    def to_json(self) -> dict:
+        return to_object(self)

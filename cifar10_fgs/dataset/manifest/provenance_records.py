@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cifar10_fgs.dataset.manifest.fields import ManifestError, extra_keys, from_object, to_object
+from cifar10_fgs.dataset.manifest.fields import ManifestError, Record, extra_keys, from_object, to_object
 
 
 @dataclass(frozen=True)
-class ShardEntry:
+class ShardEntry(Record):
     """One shard file: which original rows it covers and what its bytes hash to."""
 
     split: str
@@ -50,18 +50,15 @@ class ShardEntry:
             obj["rows"],
             obj["sha256"],
             obj["bytes"],
-            tuple(rng),
-            tuple(fails),
+            tuple(obj["index_range"]),
+            tuple(obj["failures"]),
             obj.get("gradient_evaluations"),
             extra_keys(obj, cls),
         )
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class SourceModel:
+class SourceModel(Record):
     """The attacked model's identity and training provenance."""
 
     path: str | None = None  # file name
@@ -91,7 +88,7 @@ class SourceModel:
 
 
 @dataclass(frozen=True)
-class DataSource:
+class DataSource(Record):
     source: str | None = None  # as given to generate
     splits: dict = field(default_factory=dict)  # split -> how it was read
     extra: dict = field(default_factory=dict)
@@ -101,12 +98,9 @@ class DataSource:
         obj = obj if isinstance(obj, dict) else {}
         return cls(obj.get("source"), dict(obj.get("splits") or {}), extra_keys(obj, cls))
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class Worker:
+class Worker(Record):
     """This folder's part of the work: shards ``k`` with ``k % num_workers == worker_index``."""
 
     num_workers: int = 1
@@ -124,12 +118,9 @@ class Worker:
             extra_keys(obj, cls),
         )
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class Timing:
+class Timing(Record):
     """Wall-clock seconds (volatile: never part of what identifies the data)."""
 
     shard_seconds: dict = field(default_factory=dict)  # shard -> seconds from its first to its last attacked row

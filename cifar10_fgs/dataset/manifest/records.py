@@ -14,7 +14,7 @@ from typing import Any
 from cifar10_fgs.attack.settings import attack_config_of, attack_settings
 from cifar10_fgs.config import PIXEL_RANGE, Method
 from cifar10_fgs.data import check_split
-from cifar10_fgs.dataset.manifest.fields import ManifestError, bool_of, extra_keys, int_of, obj_of, to_object
+from cifar10_fgs.dataset.manifest.fields import ManifestError, Record, bool_of, extra_keys, int_of, obj_of
 from cifar10_fgs.dataset.manifest.rows import SplitRows
 from cifar10_fgs.errors import ConfigError, DataSourceError
 from cifar10_fgs.models.convention import KERAS_CONVENTION, InputConvention
@@ -32,8 +32,8 @@ class StaleIndexError(ManifestError):
 
 
 @dataclass(frozen=True)
-class Subset:
-    """How ``--limit`` chose a split's rows: ``data.split.balanced_rows(labels, limit, seed)`` of the source split.
+class Subset(Record):
+    """How ``--limit`` chose a split's rows: ``data.split.balanced_rows(labels, limit, seed)`` of the CIFAR-10 split.
 
     ``original_rows`` are those CIFAR-10 rows, ascending; the shards' ``index`` is one of them (``rows``).
     """
@@ -63,13 +63,10 @@ class Subset:
             )
         return cls(limit, seed, tuple(rows), "balanced", INDEX_IS_CIFAR10_ROW, extra_keys(obj, cls))
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
 
 @dataclass(frozen=True)
-class SplitConfig:
-    """One split as generated: ``num_rows`` rows of the source split, in ``num_shards`` shards.
+class SplitConfig(Record):
+    """One split as generated: ``num_rows`` rows of the CIFAR-10 split, in ``num_shards`` shards.
 
     Without ``subset`` (no ``--limit``, or a folder from before ``--limit`` was class-balanced) they are the
     first ``num_rows`` rows; with it, the rows ``subset`` names. Either way the shards' ``index`` is the CIFAR-10 row.
@@ -94,11 +91,8 @@ class SplitConfig:
                 raise ManifestError(f"{where}.subset.limit {subset.limit} differs from num_rows {n}")
         return cls(n, obj.get("fingerprint"), obj.get("num_shards"), subset, extra_keys(obj, cls))
 
-    def to_json(self) -> dict:
-        return to_object(self)
-
     def rows_of(self, data):
-        """The rows of ``data`` (a whole source split, ``Cifar10Split``) this split was generated from."""
+        """The rows of ``data`` (a whole CIFAR-10 split, ``Cifar10Split``) this split was generated from."""
         if self.subset is None:
             return data.head(self.num_rows)
         return data.balanced(self.subset.limit, self.subset.seed)
@@ -109,7 +103,7 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Record):
     """The settings that made the folder; a folder is resumed only by a run with equal ``Config``."""
 
     splits: dict[str, SplitConfig]
@@ -164,9 +158,6 @@ class Config:
             input_convention=obj.get("input_convention"),
             extra=extra_keys(obj, cls),
         )
-
-    def to_json(self) -> dict:
-        return to_object(self)
 
     def source_convention(self) -> InputConvention:
         """How the source model was fed when the folder was made (``KERAS_CONVENTION`` when none is recorded)."""
