@@ -24,7 +24,7 @@ from cifar10_fgs.config import PIXEL_RANGE
 from cifar10_fgs.data import Cifar10Split, check_split, datasets_progress, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import decode_images
-from cifar10_fgs.errors import DataSourceError, ValidationError
+from cifar10_fgs.errors import Cifar10Error, ValidationError
 from cifar10_fgs.evaluate.metrics import linf_levels
 from cifar10_fgs.models.convention import InputConvention
 from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
@@ -74,7 +74,7 @@ def read_generation(dataset_dir: str | Path) -> Generation:
     try:
         m = mf.read(dataset_dir)
     except mf.ManifestError as exc:
-        raise DataSourceError(f"{exc}") from None
+        raise Cifar10Error(f"{exc}") from None
     config = m.config.to_json()
     splits = {
         s: SplitGeneration(
@@ -135,7 +135,7 @@ def check_split_generated(dataset_dir: Path, generation: Generation, split: str)
     """The split's record; one-line errors if it was not generated or is unfinished."""
     check_split(split)
     if split not in generation.splits:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{dataset_dir} holds no {split!r} split (generated: {', '.join(sorted(generation.splits)) or 'none'}): "
             f"evaluate a folder generated with it (`cifar10-fgs generate --split all`)"
         )
@@ -156,7 +156,7 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
         with datasets_progress(progress):
             return datasets.load_dataset(str(dataset_dir), cache_dir=cache_dir)
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot read this folder"
-        raise DataSourceError(
+        raise Cifar10Error(
             f"datasets.load_dataset cannot read {dataset_dir} ({type(exc).__name__}: {exc}): "
             "run `cifar10-fgs validate` on it or generate it again"
         ) from None
@@ -269,7 +269,7 @@ def load_joined(
 def _recorded_cifar10(dataset_dir: Path, generation: Generation) -> str:
     recorded = generation.cifar10
     if not recorded:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{dataset_dir}/{mf.FILE} records no data source: pass --cifar10 DATA (the original CIFAR-10)"
         )
     return str(recorded)

@@ -16,7 +16,7 @@ from cifar10_fgs.config import PIXEL_RANGE, Method
 from cifar10_fgs.data import check_split
 from cifar10_fgs.dataset.manifest.fields import ManifestError, Record, bool_of, extra_keys, int_of, obj_of
 from cifar10_fgs.dataset.manifest.rows import SplitRows
-from cifar10_fgs.errors import ConfigError, DataSourceError
+from cifar10_fgs.errors import Cifar10Error, ConfigError
 from cifar10_fgs.models.convention import KERAS_CONVENTION, InputConvention
 
 FORMAT_VERSION = 1
@@ -133,7 +133,7 @@ class Config(Record):
         for s in splits:
             try:
                 check_split(s)
-            except DataSourceError as exc:
+            except Cifar10Error as exc:
                 raise ManifestError(f"config.splits: {exc}") from None
         rps = obj["rows_per_shard"]
         if not isinstance(rps, int) or rps < 1:
