@@ -134,7 +134,7 @@ def _local_path(cifar10: str) -> Path:
     path = keras_archive() if cifar10 == "keras" else Path(cifar10).expanduser()
     if not path.exists():
         raise Cifar10Error(
-            f"CIFAR-10 source {cifar10!r} does not exist: pass an existing path, "
+            f"CIFAR-10 input {cifar10!r} does not exist: pass --cifar10 an existing path, "
             f"'hub:<repo_id>' (e.g. {DEFAULT_CIFAR10}) or 'keras'"
         )
     return path

@@ -62,7 +62,7 @@ def load_path(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                 f"{split}-*.parquet/.arrow files (a single file must be named {split}-*{path.suffix})"
             )
         return load_table_files([path], split)
-    raise Cifar10Error(f"{path} is not a CIFAR-10 source: expected a .tar.gz, a folder, or .parquet/.arrow files")
+    raise Cifar10Error(f"{path} is not a CIFAR-10 input: pass --cifar10 a .tar.gz, a folder, or .parquet/.arrow files")
 
 
 def _split_files(path: Path, split: str) -> list[Path]:

@@ -270,7 +270,7 @@ def _recorded_cifar10(dataset_dir: Path, generation: Generation) -> str:
     recorded = generation.cifar10
     if not recorded:
         raise Cifar10Error(
-            f"{dataset_dir}/{mf.FILE} records no data source: pass --cifar10 DATA (the original CIFAR-10)"
+            f"{dataset_dir}/{mf.FILE} records no CIFAR-10 input: pass --cifar10 DATA (the original CIFAR-10)"
         )
     return str(recorded)
 

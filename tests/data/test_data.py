@@ -438,7 +438,16 @@ def _wrong_single_file(root: Path, arrays) -> Path:
 
 BAD_SOURCES = {
     # name: (builder(root, arrays) -> source, split, words the one-line message must contain)
-    "missing path": (lambda root, a: root / "nope", "train", ["does not exist", "pass an existing path"]),
+    "missing path": (
+        lambda root, a: root / "nope",
+        "train",
+        ["CIFAR-10 input", "does not exist", "pass --cifar10 an existing path"],
+    ),
+    "unknown file kind": (
+        lambda root, a: (root / "cifar.txt").write_text("x") and root / "cifar.txt",
+        "train",
+        ["is not a CIFAR-10 input", "pass --cifar10 a .tar.gz"],
+    ),
     "wrong image size": (
         lambda root, a: _folder_with_one_image(root, np.zeros((28, 28, 3), np.uint8)),
         "train",
@@ -499,7 +508,7 @@ BAD_SOURCES = {
 
 
 @pytest.mark.parametrize("name", list(BAD_SOURCES))
-def test_bad_sources_raise_one_line_data_source_errors(name, tmp_path, arrays):
+def test_bad_sources_raise_one_line_cifar10_errors(name, tmp_path, arrays):
     build, split, words = BAD_SOURCES[name]
     root = tmp_path / "src"
     root.mkdir()

@@ -157,7 +157,7 @@ class Manifest:
         """The rows of ``data`` (a whole CIFAR-10 split, ``Cifar10Split``) the split was generated from, checked
         against the recorded fingerprint: the first ``num_rows``, or the ``--limit`` subset the config records.
 
-        Raises Cifar10Error (one line, naming the recorded source) if they are not the rows generated from.
+        Raises Cifar10Error (one line, naming the recorded CIFAR-10 input) if they are not the rows generated from.
         A stored row joins ``data`` itself at its ``index`` (the CIFAR-10 row, also for a subset: ``rows``).
         """
         spec = self.split_config(split)
@@ -166,7 +166,7 @@ class Manifest:
         if len(data) < n:
             raise Cifar10MismatchError(
                 f"{data.origin} has {len(data)} {split} images, fewer than the {n} rows the dataset was generated "
-                f"from: pass the source recorded in {FILE} ({recorded})"
+                f"from: pass --cifar10 the CIFAR-10 input recorded in {FILE} ({recorded})"
             )
         rows = spec.rows_of(data)
         fingerprint = rows.fingerprint()
@@ -174,7 +174,7 @@ class Manifest:
             which = f"the first {n}" if spec.subset is None else f"the balanced subset of {n} (seed {spec.subset.seed})"
             raise Cifar10MismatchError(
                 f"{which} {split} images of {data.origin} have fingerprint {fingerprint[:12]}..., {FILE} records "
-                f"{str(spec.fingerprint)[:12]}...: pass the source the dataset was made from ({recorded})"
+                f"{str(spec.fingerprint)[:12]}...: pass --cifar10 the CIFAR-10 input the dataset was made from ({recorded})"
             )
         return rows
 
