@@ -84,7 +84,7 @@ def read_generation(dataset_dir: str | Path) -> Generation:
             config["splits"][s],
             {n: e.sha256 for n, e in m.shards_of(s)},
             m.failures(s),
-            c.rows(),
+            c.cifar10_rows(),
         )
         for s, c in m.config.splits.items()
     }
@@ -197,7 +197,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
         raise ValidationError(
             f"index {dup} appears twice in the {split} split of {dataset_dir}: generate the folder again"
         )
-    expected = np.setdiff1d(record.rows.rows, np.asarray(failures, np.int64))
+    expected = np.setdiff1d(record.rows.original_rows, np.asarray(failures, np.int64))
     if len(index) != len(expected) or not np.array_equal(np.sort(index), expected):
         extra = np.setdiff1d(index, expected)
         lost = np.setdiff1d(expected, index)
@@ -234,7 +234,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
             f"{split} row index {bad} of {dataset_dir}: the stored linf does not match the image's distance "
             "to its original: the shards were altered; regenerate the folder"
         )
-    generated = original if len(record.rows) == len(original) else original.take(record.rows.rows)
+    generated = original if len(record.rows) == len(original) else original.take(record.rows.original_rows)
     return JoinedSplit(split, index, labels, orig_images, adversarial, columns, n, failures, generated)
 
 

@@ -174,7 +174,8 @@ class Manifest:
             which = f"the first {n}" if spec.subset is None else f"the balanced subset of {n} (seed {spec.subset.seed})"
             raise Cifar10MismatchError(
                 f"{which} {split} images of {data.origin} have fingerprint {fingerprint[:12]}..., {FILE} records "
-                f"{str(spec.fingerprint)[:12]}...: pass --cifar10 the CIFAR-10 input the dataset was made from ({recorded})"
+                f"{str(spec.fingerprint)[:12]}...: pass --cifar10 the CIFAR-10 input the dataset was made from "
+                f"({recorded})"
             )
         return rows
 

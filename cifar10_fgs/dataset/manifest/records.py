@@ -97,8 +97,8 @@ class SplitConfig(Record):
             return data.head(self.num_rows)
         return data.balanced(self.subset.limit, self.subset.seed)
 
-    def rows(self) -> SplitRows:
-        """The CIFAR-10 row of each generated position: the shards' ``index`` values (``rows``)."""
+    def cifar10_rows(self) -> SplitRows:
+        """The CIFAR-10 row of each generated position: the shards' ``index`` values (``SplitRows.original_rows``)."""
         return SplitRows(self.subset.original_rows if self.subset is not None else range(self.num_rows))
 
 
