@@ -58,14 +58,15 @@ class Generation:
     attack_step: float | None = None  # FGS step, fraction of the pixel range
     attack_seconds: float | None = None  # wall time of every generate run that attacked images
 
-    def convention_of(self, path) -> InputConvention | None:
-        """How generate fed the Keras file ``path`` if it is the generating model (its sha256); else None."""
+    def recorded_convention(self, path) -> InputConvention | None:
+        """How generate fed the Keras file ``path`` (``Config.recorded_convention``) if it is the generating model (its
+        sha256); else None."""
         path = Path(str(path))
-        if self.manifest is None or path.suffix.lower() not in (".keras", ".h5", ".hdf5") or not path.is_file():
+        if path.suffix.lower() not in (".keras", ".h5", ".hdf5") or not path.is_file():
             return None
         if sha256_file(path) != self.source_model_sha256:
             return None
-        return self.manifest.config.source_convention()
+        return self.manifest.config.recorded_convention()
 
 
 def read_generation(dataset_dir: str | Path) -> Generation:

@@ -259,7 +259,7 @@ def evaluate_leaderboard(
             declared=o.model_input,
             unsafe=o.unsafe_model,
             progress=progress,
-            recorded=None if is_model_uri(m) else generation.convention_of(m),
+            recorded=None if is_model_uri(m) else generation.recorded_convention(m),
         )
         for m in models
     ]

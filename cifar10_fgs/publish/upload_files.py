@@ -106,6 +106,6 @@ def model_files(source_model: Path, manifest: Manifest) -> list[tuple[str, Path]
         files.append((in_repo[1], meta))
     sidecar = read_sidecar(source_model.parent)
     if sidecar is not None:  # the model's input convention travels with it; it must be the one generate used
-        check_recorded(manifest.config.source_convention(), [sidecar], str(source_model), mf.FILE)
+        check_recorded(manifest.config.recorded_convention(), [sidecar], str(source_model), mf.FILE)
         files.append((f"{MODEL_DIR}/{SIDECAR}", source_model.parent / SIDECAR))
     return files

@@ -159,7 +159,7 @@ class Config(Record):
             extra=extra_keys(obj, cls),
         )
 
-    def source_convention(self) -> InputConvention:
+    def recorded_convention(self) -> InputConvention:
         """How the source model was fed when the folder was made (``KERAS_CONVENTION`` when none is recorded)."""
         if self.input_convention is None:
             return KERAS_CONVENTION
