@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cifar10_fgs.attack.settings import attack_config_of, attack_settings
+from cifar10_fgs.attack.settings import attack_settings, parse_attack_config
 from cifar10_fgs.config import PIXEL_RANGE, Method
 from cifar10_fgs.data import check_split
 from cifar10_fgs.dataset.manifest.fields import ManifestError, Record, bool_of, extra_keys, int_of, obj_of
@@ -171,7 +171,7 @@ class Config(Record):
     def attack_config(self):
         """The recorded attack settings as an ``AttackConfig`` (an old folder's pixel range 0..255 accepted)."""
         try:
-            return attack_config_of(self.attack, "config.attack")
+            return parse_attack_config(self.attack, "config.attack")
         except ConfigError as exc:
             raise ManifestError(f"{exc}") from None
 
