@@ -105,12 +105,12 @@ def seed_option(text: str = "Random seed."):
 
 
 def epochs_option(recipe: str = "the recipe's"):
-    """``--epochs N`` (default None: ``recipe``'s epochs from ``config.py``)."""
+    """``--epochs N`` (default None: ``recipe``'s epochs from ``recipes.py``)."""
     return click.option(
         "--epochs",
         type=click.IntRange(min=1),
         default=None,
-        help=f"Epochs (default: {recipe}, see cifar10_fgs/config.py).",
+        help=f"Epochs (default: {recipe}, see cifar10_fgs/recipes.py).",
     )
 
 

@@ -275,6 +275,7 @@ def build_context(inputs: CardInputs) -> dict:
         "attack_table": md_table(["setting", "value"], attack_rows),
         "model_table": md_table(["", ""], model_rows),
         "shipped_model": inputs.shipped_model if inputs.repo_id else None,  # (model, provenance) in the repo
+        "model_convention": convention_text(inputs.manifest.source_model.input_convention),
         "recipe_table": md_table(["recipe", "value"], recipe_rows) if recipe_rows else "",
         **_provenance(inputs),
         **statistics_tables(inputs),

@@ -6,6 +6,7 @@ What ``generate`` does to a whole split, on arrays in memory: no files, no manif
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from cifar10_fgs.attack.settings import attack_settings
 from cifar10_fgs.config import NUM_LOGITS, AttackConfig
 from cifar10_fgs.data import IMAGE_SHAPE
 from cifar10_fgs.errors import ConfigError, ModelError
-from cifar10_fgs.models.convention import InputConvention
+from cifar10_fgs.models.convention import InputConvention, parse_declared
 from cifar10_fgs.models.inference import default_batch_size
 from cifar10_fgs.models.keras_input import feed, feed_declared, load_keras
 
@@ -24,9 +25,10 @@ log = logging.getLogger(__name__)
 
 WHERE = "cifar10_fgs.attack"
 ONNX_SUFFIX = ".onnx"
+WHERE_CONVENTION = "the convention argument"
 
 
-def attack(model, images, labels, *, convention: InputConvention | None = None, **settings) -> AttackRecord:
+def attack(model, images, labels, *, convention: InputConvention | Mapping | None = None, **settings) -> AttackRecord:
     """Make every image adversarial for ``model``: sign steps of the loss gradient until it is misclassified.
 
     The model must be differentiable in TensorFlow: a ``keras.Model``, or the path of a ``.keras`` file (loaded in
@@ -34,10 +36,12 @@ def attack(model, images, labels, *, convention: InputConvention | None = None, 
     model has no gradients here (score it with ``evaluate_transfer`` instead); a model with other than 10
     outputs is refused. How it takes the pixels is its input convention (``models.convention``):
 
-    * ``convention``: an ``InputConvention`` (layout NHWC/NCHW, pixels in [0, 1] or [0, 255], per-channel
-      mean/std, logits or softmax probabilities out). None: for a path, the ``cifar10-fgs.json`` beside it
-      declares it; otherwise, and for fields it does not declare, this project's convention: NHWC, [0, 255],
-      logits (``KERAS_CONVENTION``). A convention given with a path must agree with its sidecar.
+    * ``convention``: the fields declared, as a mapping with the keys of ``cifar10-fgs.json`` (``layout``,
+      ``scale``, ``mean``, ``std``, ``output``; e.g. ``{"scale": 1, "output": "probabilities"}`` for the keras.io
+      convention), the rest following this project's convention and the layout the model's input shape; or a
+      complete ``InputConvention``. None: for a path, the ``cifar10-fgs.json`` beside it declares it; otherwise,
+      and for fields nothing declares, this project's convention: NHWC, [0, 255], logits (``KERAS_CONVENTION``).
+      A convention given with a path must agree with its sidecar.
     * A model that outputs probabilities is attacked on its logits before a final softmax layer where it ends in
       one, else on ``log(p)``: a saturated softmax has no gradient.
 
@@ -76,11 +80,16 @@ def _checked_arrays(images, labels) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def _fed(model, convention: InputConvention | None):
+def _fed(model, convention: InputConvention | Mapping | None):
     """``model`` (a keras.Model or a .keras path) fed by ``convention`` (see ``attack``)."""
+    declared = parse_declared(dict(convention), WHERE_CONVENTION) if isinstance(convention, Mapping) else None
+    if declared is not None:
+        convention = None
     if convention is not None and not isinstance(convention, InputConvention):
         known = ", ".join(f.name for f in fields(InputConvention))
-        raise ConfigError(f"convention is a {type(convention).__name__}: expected an InputConvention ({known}) or None")
+        raise ConfigError(
+            f"convention is a {type(convention).__name__}: expected a mapping of {known}, an InputConvention, or None"
+        )
     if isinstance(model, (str, Path)):
         path = Path(model)
         if path.suffix.lower() == ONNX_SUFFIX:
@@ -88,10 +97,10 @@ def _fed(model, convention: InputConvention | None):
                 f"{path} is an ONNX model, which has no gradients here: attack its Keras model (.keras), or score "
                 "the ONNX model with evaluate_transfer"
             )
-        return load_keras(path, recorded=convention, record="the convention argument")
+        return load_keras(path, [declared], recorded=convention, record=WHERE_CONVENTION)
     if getattr(model, "framework", None) == "onnx":
         raise ModelError(f"{model.path} is an ONNX model, which has no gradients here: attack its Keras model")
     if not (callable(model) and hasattr(model, "trainable_variables")):
         raise ConfigError(f"model is a {type(model).__name__}: expected a keras.Model or the path of a .keras file")
     where = str(getattr(model, "name", "model"))
-    return feed_declared(model, [], where) if convention is None else feed(model, convention, where=where)
+    return feed_declared(model, [declared], where) if convention is None else feed(model, convention, where=where)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def build_source(recipe: TrainRecipe):
-    """Keras EfficientNetB0 with a 10-way logit head; optional CIFAR strides (see ``config``)."""
+    """Keras EfficientNetB0 with a 10-way logit head; optional CIFAR strides (see ``recipes``)."""
     import keras
 
     # Keras' public API (keras.applications.efficientnet) exports only EfficientNetB0..B7 with ImageNet's fixed

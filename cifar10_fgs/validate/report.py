@@ -19,7 +19,7 @@ CHECKS: dict[str, str] = {
     "values": "labels and predictions are classes 0-9; iterations, confidences and distances in range",
     "stored_predictions": "stored adversarial_prediction differs from the label and agrees with iterations",
     "indices": "every index lies in its shard's row range and appears once",
-    "coverage": "stored indices plus listed failures cover rows 0..num_rows-1 of each split exactly once",
+    "coverage": "stored indices plus listed failures cover each split's CIFAR-10 rows (all, or the --limit subset) once",
     "model_file": "the --source-model file is the generating model (sha256 equals config.model_sha256)",
     "misclassified": "the model misclassifies every stored image",
     "adversarial_prediction": "the model predicts the stored adversarial_prediction (and confidence)",

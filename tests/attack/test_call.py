@@ -55,6 +55,21 @@ def test_a_saved_model_takes_its_sidecar_and_settings_are_attack_config_fields(b
         cifar10_fgs.attack(tmp_path / "m.keras", images, labels, convention=InputConvention(Layout.NHWC, 255.0))
 
 
+def test_a_convention_given_as_the_sidecar_fields_follows_the_keras_defaults(batch, tmp_path):
+    """``convention={"scale": 1, "output": "probabilities"}`` declares what the sidecar would: the layout comes from
+    the model's input shape and the rest from this project's convention, so it equals the complete convention."""
+    model, images, labels = batch
+    fields = {"scale": 1, "output": "probabilities"}
+    as_fields = cifar10_fgs.attack(model, images, labels, convention=fields, max_iterations=100)
+    complete = cifar10_fgs.attack(model, images, labels, convention=KERAS_IO, max_iterations=100)
+    assert np.array_equal(as_fields.adversarial, complete.adversarial) and as_fields.fooled.all()
+    model.save(tmp_path / "m.keras")
+    saved = cifar10_fgs.attack(tmp_path / "m.keras", images, labels, convention=fields, max_iterations=100)
+    assert np.array_equal(saved.adversarial, complete.adversarial)
+    with pytest.raises(ConfigError, match="the convention argument: unknown key 'scal'"):
+        cifar10_fgs.attack(model, images, labels, convention={"scal": 1})
+
+
 def test_bad_calls_are_one_line_errors(batch, tmp_path):
     import keras
 
@@ -70,7 +85,7 @@ def test_bad_calls_are_one_line_errors(batch, tmp_path):
         ({"model": model, "images": images.astype(np.float32)}, ConfigError, "expected uint8 (N, 32, 32, 3)"),
         ({"model": model, "labels": labels + 10}, ConfigError, "expected classes 0..9"),
         ({"model": model, "labels": labels[:5]}, ConfigError, "expected 24 integer classes"),
-        ({"model": model, "convention": {"scale": 1}}, ConfigError, "expected an InputConvention"),
+        ({"model": model, "convention": "NHWC"}, ConfigError, "expected a mapping of layout"),
     ]
     for kwargs, kind, needle in cases:
         args = {"images": images, "labels": labels, **kwargs}
