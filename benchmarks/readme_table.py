@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from cifar10_fgs.cli._errors import exit_with_friendly_errors
-from cifar10_fgs.errors import ConfigError, DataSourceError
+from cifar10_fgs.errors import ConfigError
 from cifar10_fgs.provenance import splice_marked
 
 START = "<!-- results:start -->"
@@ -36,11 +36,11 @@ def _read(path: Path) -> dict:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataSourceError(
+        raise ConfigError(
             f"cannot read {path} ({type(exc).__name__}): pass the results folder of a finished run"
         ) from None
     if not isinstance(report, dict) or "results" not in report:
-        raise DataSourceError(f"{path} is not a results file of cifar10-fgs: pass DIR/results of a finished run")
+        raise ConfigError(f"{path} is not a results file of cifar10-fgs: pass DIR/results of a finished run")
     return report
 
 
@@ -49,7 +49,7 @@ def read_results(results_dir: str | Path) -> tuple[dict, list[dict]]:
     results_dir = Path(results_dir)
     transfer_path = results_dir / "transfer.json"
     if not transfer_path.is_file():
-        raise DataSourceError(
+        raise ConfigError(
             f"{transfer_path} does not exist: pass the results folder a run wrote (e.g. adv-cifar10/dataset/results)"
         )
     transfer = _read(transfer_path)
@@ -126,7 +126,7 @@ def command(results_dir: Path, readme: Path) -> None:
         transfer, retrains = read_results(results_dir)
         block = render_table(transfer, retrains)
     except (KeyError, TypeError) as exc:
-        raise DataSourceError(
+        raise ConfigError(
             f"a results file in {results_dir} lacks {exc}: rerun the evaluations with this version of cifar10-fgs"
         ) from None
     changed = splice(readme, block)

@@ -243,4 +243,4 @@ PERCEPTIBLE_WEIGHT = 0.3  # the card's "perceptible noise" figure: weight x 255 
 
 # --------------------------------------------------------------------------- upload
 
-UPLOAD_MODEL_SEARCH = ("../models", "..")  # where upload looks for the source model, relative to the dataset folder
+SOURCE_MODEL_SEARCH = ("../models", "..")  # where upload looks for the source model, relative to the dataset folder

@@ -14,8 +14,8 @@ class Cifar10FgsError(Exception):
     exit_code = 2
 
 
-class DataSourceError(Cifar10FgsError):
-    """A CIFAR-10 source that is missing, malformed or unreachable."""
+class Cifar10Error(Cifar10FgsError):
+    """The CIFAR-10 input (``--cifar10``) is missing, malformed, unreachable, or not the one a dataset was made from."""
 
 
 class ModelError(Cifar10FgsError):

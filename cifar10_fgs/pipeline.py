@@ -38,10 +38,10 @@ from cifar10_fgs.evaluate import (
     evaluate_transfer,
     write_paper_comparison,
 )
-from cifar10_fgs.evaluate.retrain import check_retrained_model
-from cifar10_fgs.generate.core import GenerateOptions, check_dataset_dir, generate_dataset
+from cifar10_fgs.evaluate.retrain import claim_retrained_model
+from cifar10_fgs.generate.core import GenerateOptions, claim_dataset_dir, generate_dataset
 from cifar10_fgs.provenance import sha256_file, write_json
-from cifar10_fgs.publish.card import check_readme, write_card
+from cifar10_fgs.publish.card import claim_readme, write_card
 from cifar10_fgs.publish.upload import upload_dataset
 from cifar10_fgs.recipes import Arch, TrainRecipe
 from cifar10_fgs.run_setup import (
@@ -168,14 +168,14 @@ class _Run:
                 path, train, recipe = self._training(arch, data)
                 self.reuse[arch] = claim_trained_model(path, train, arch, recipe, o.seed, self.overwrite)
         for mode in modes:
-            check_retrained_model(
+            claim_retrained_model(
                 self._retrained_path(mode), recipe_of(Arch.TARGET, o.retrain_epochs), o.seed, self.overwrite
             )
         source: str | Path | None = o.source_model  # None: a model still to be trained, which replaces any dataset
         if source is None and self.reuse[Arch.SOURCE]:
             source = self._training(Arch.SOURCE, data)[0]
-        check_dataset_dir(self.dataset_dir, source, self._generate_options(), data, overwrite=self.overwrite)
-        check_readme(self.dataset_dir / CARD, self.overwrite)
+        claim_dataset_dir(self.dataset_dir, source, self._generate_options(), data, overwrite=self.overwrite)
+        claim_readme(self.dataset_dir / CARD, self.overwrite)
 
     def _generate_options(self) -> GenerateOptions:
         o = self.options  # the run's seed seeds the --limit subset (there is none without a limit)

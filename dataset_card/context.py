@@ -58,8 +58,8 @@ def _name(path) -> str:
 
 def _limitations(inputs: CardInputs) -> list[str]:
     m, stats = inputs.manifest, inputs.stats
-    src = str(m.data_source.source or "")
-    if any(t in src.lower() for t in ("jpeg", "jpg")):
+    cifar10 = str(m.data_source.source or "")
+    if any(t in cifar10.lower() for t in ("jpeg", "jpg")):
         out = [
             "The source images were read from a JPEG re-encoding of CIFAR-10, not the original batches: "
             "their pixels are close to, but not the same as, the canonical CIFAR-10 pixels, and the "
@@ -67,7 +67,7 @@ def _limitations(inputs: CardInputs) -> list[str]:
         ]
     else:
         out = [
-            f"The `index` column is the row in the source split as read from `{_name(src)}` (in that "
+            f"The `index` column is the row in the source split as read from `{_name(cifar10)}` (in that "
             "source's order); join back to the originals only with the same source."
         ]
     acc = m.source_model.test_accuracy

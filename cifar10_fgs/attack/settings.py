@@ -36,7 +36,7 @@ def attack_settings(settings: dict, where: str = "attack settings", *, legacy: b
     return out
 
 
-def attack_config_of(settings: dict, where: str = "attack settings") -> AttackConfig:
+def parse_attack_config(settings: dict, where: str = "attack settings") -> AttackConfig:
     """The ``AttackConfig`` of ``settings`` (see :func:`attack_settings`); one-line ConfigError if invalid."""
     try:
         return AttackConfig(**attack_settings(settings, where))

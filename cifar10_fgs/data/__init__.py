@@ -48,7 +48,7 @@ from cifar10_fgs.data.split import (
     decode_image,
 )
 from cifar10_fgs.data.tables import datasets_progress, load_hub
-from cifar10_fgs.errors import DataSourceError
+from cifar10_fgs.errors import Cifar10Error
 
 __all__ = [
     "CLASS_NAMES",
@@ -133,8 +133,8 @@ def _decode_rows(listing, choose, origin: str, split: str) -> tuple[Cifar10Split
 def _local_path(cifar10: str) -> Path:
     path = keras_archive() if cifar10 == "keras" else Path(cifar10).expanduser()
     if not path.exists():
-        raise DataSourceError(
-            f"CIFAR-10 source {cifar10!r} does not exist: pass an existing path, "
+        raise Cifar10Error(
+            f"CIFAR-10 input {cifar10!r} does not exist: pass --cifar10 an existing path, "
             f"'hub:<repo_id>' (e.g. {DEFAULT_CIFAR10}) or 'keras'"
         )
     return path

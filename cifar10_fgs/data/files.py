@@ -13,7 +13,7 @@ import numpy as np
 from cifar10_fgs.data.pickles import PICKLE_FILES, from_pickles, load_pickle_dir
 from cifar10_fgs.data.split import CLASS_NAMES, IMAGE_SHAPE, KERAS_CIFAR10_URL, NUM_CLASSES, decode_image
 from cifar10_fgs.data.tables import load_saved_dataset, load_table_files
-from cifar10_fgs.errors import DataSourceError, one_line
+from cifar10_fgs.errors import Cifar10Error, one_line
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -27,7 +27,7 @@ def _class_index(name: str, where: str) -> int:
         return CLASS_NAMES.index(name)
     if name.isdigit() and 0 <= int(name) < NUM_CLASSES:
         return int(name)
-    raise DataSourceError(
+    raise Cifar10Error(
         f"class folder {name!r} in {where} is not a CIFAR-10 class: expected one of {', '.join(CLASS_NAMES)}"
     )
 
@@ -48,7 +48,7 @@ def load_path(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         files = _split_files(path, split)
         if files:
             return load_table_files(files, split)
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{path} holds no CIFAR-10 data for split {split!r}: expected cifar-10-batches-py, "
             f"{split}/<class>/*.png, a save_to_disk folder or {split}-*.parquet/.arrow files"
         )
@@ -57,12 +57,12 @@ def load_path(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         return load_tarball(path, split)
     if name.endswith((".parquet", ".arrow")):
         if not path.name.startswith(split):  # one file is one split: never hand the train file out as test
-            raise DataSourceError(
+            raise Cifar10Error(
                 f"{path} is one file but split {split!r} was asked for: pass the folder holding "
                 f"{split}-*.parquet/.arrow files (a single file must be named {split}-*{path.suffix})"
             )
         return load_table_files([path], split)
-    raise DataSourceError(f"{path} is not a CIFAR-10 source: expected a .tar.gz, a folder, or .parquet/.arrow files")
+    raise Cifar10Error(f"{path} is not a CIFAR-10 input: pass --cifar10 a .tar.gz, a folder, or .parquet/.arrow files")
 
 
 def _split_files(path: Path, split: str) -> list[Path]:
@@ -171,18 +171,18 @@ def _read_tarball(path: Path, split: str) -> tuple[dict[str, bytes], ImageListin
                     label = _class_index(m.group(2), str(path))
                     entries.append((label, _natural_key(base), f"{path}:{member.name}", _member_bytes(tar, member)))
     except (tarfile.TarError, EOFError, OSError, Exception) as exc:  # zlib.error, gzip.BadGzipFile, ...
-        if isinstance(exc, DataSourceError):
+        if isinstance(exc, Cifar10Error):
             raise
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{path} is not a readable tar archive ({one_line(exc)}): download it again or pass the extracted folder"
         ) from None
     if pickles:
         missing = [f for f in PICKLE_FILES[split] if f not in pickles]
         if missing:
-            raise DataSourceError(f"{path} lacks {', '.join(missing)}: expected a complete cifar-10-python.tar.gz")
+            raise Cifar10Error(f"{path} lacks {', '.join(missing)}: expected a complete cifar-10-python.tar.gz")
         return pickles, None
     if not entries:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{path} holds no {split} images: expected cifar-10-batches-py/ or {split}/<class>/*.png|jpg inside"
         )
     return {}, _listing(entries, lambda data: data)
@@ -203,7 +203,7 @@ def keras_archive() -> Path:
 
         return Path(keras.utils.get_file("cifar-10-python.tar.gz", origin=KERAS_CIFAR10_URL))
     except Exception as exc:  # noqa: BLE001 - network failures come in many types
-        raise DataSourceError(
+        raise Cifar10Error(
             f"cannot download CIFAR-10 through keras ({type(exc).__name__}): connect to the internet "
             "or pass a local cifar-10-python.tar.gz with --cifar10 PATH"
         ) from None

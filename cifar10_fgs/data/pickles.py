@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_fgs.errors import DataSourceError, one_line
+from cifar10_fgs.errors import Cifar10Error, one_line
 
 PICKLE_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
@@ -81,11 +81,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def restricted_loads(data: bytes, where: str):
-    """Unpickle ``data`` with :class:`_RestrictedUnpickler`; any failure is a one-line DataSourceError."""
+    """Unpickle ``data`` with :class:`_RestrictedUnpickler`; any failure is a one-line Cifar10Error."""
     try:
         return _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as exc:  # noqa: BLE001 - any failure is a bad file, never code execution
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{where} is not a CIFAR-10 batch ({one_line(exc)}): expected an unmodified cifar-10-python batch"
         ) from None
 
@@ -96,23 +96,23 @@ def from_pickles(blobs: list[tuple[str, bytes]], where: str) -> tuple[np.ndarray
     for name, blob in blobs:
         batch = restricted_loads(blob, f"{where}:{name}")
         if not isinstance(batch, dict):
-            raise DataSourceError(f"{where}:{name} holds a {type(batch).__name__}: expected a dict batch")
+            raise Cifar10Error(f"{where}:{name} holds a {type(batch).__name__}: expected a dict batch")
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
         if "data" not in batch or "labels" not in batch:
-            raise DataSourceError(f"{where}:{name} lacks 'data' or 'labels': expected a CIFAR-10 batch")
+            raise Cifar10Error(f"{where}:{name} lacks 'data' or 'labels': expected a CIFAR-10 batch")
         data = np.asarray(batch["data"])
         if data.ndim != 2 or data.shape[1] != 3072:
-            raise DataSourceError(f"{where}:{name} data has shape {data.shape}: expected (N, 3072) for 32x32x3 images")
+            raise Cifar10Error(f"{where}:{name} data has shape {data.shape}: expected (N, 3072) for 32x32x3 images")
         if data.dtype != np.uint8:
-            raise DataSourceError(f"{where}:{name} data has dtype {data.dtype}: expected uint8 pixels 0-255")
+            raise Cifar10Error(f"{where}:{name} data has dtype {data.dtype}: expected uint8 pixels 0-255")
         try:
             batch_labels = np.asarray(batch["labels"]).reshape(-1)
         except (TypeError, ValueError) as exc:
-            raise DataSourceError(
+            raise Cifar10Error(
                 f"{where}:{name} labels are unreadable ({one_line(exc)}): expected a list of 0-9"
             ) from None
         if batch_labels.shape[0] != data.shape[0]:
-            raise DataSourceError(
+            raise Cifar10Error(
                 f"{where}:{name} has {data.shape[0]} images but {batch_labels.shape[0]} labels: expected one per image"
             )
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
@@ -126,6 +126,6 @@ def load_pickle_dir(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     for name in PICKLE_FILES[split]:
         f = path / name
         if not f.exists():
-            raise DataSourceError(f"{f} is missing: expected a complete cifar-10-batches-py folder")
+            raise Cifar10Error(f"{f} is missing: expected a complete cifar-10-batches-py folder")
         blobs.append((name, f.read_bytes()))
     return from_pickles(blobs, str(path))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cifar10_fgs.errors import DataSourceError, one_line
+from cifar10_fgs.errors import Cifar10Error, one_line
 
 CLASS_NAMES: tuple[str, ...] = (
     "airplane",
@@ -92,44 +92,44 @@ def balanced_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
 
 def check_split(split: str) -> str:
     if split not in SPLITS:
-        raise DataSourceError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+        raise Cifar10Error(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     return split
 
 
 def check_arrays(images, labels, origin: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """``images`` uint8 (N, 32, 32, 3) and ``labels`` int64 classes 0-9, one per image, or a one-line DataSourceError."""
+    """``images`` uint8 (N, 32, 32, 3) and ``labels`` int64 classes 0-9, one per image, or a one-line Cifar10Error."""
     images = np.asarray(images)
     labels = np.asarray(labels).reshape(-1)
     if images.shape[0] == 0 or labels.shape[0] == 0:
-        raise DataSourceError(f"split {split!r} of {origin!r} is empty: expected CIFAR-10 images in it")
+        raise Cifar10Error(f"split {split!r} of {origin!r} is empty: expected CIFAR-10 images in it")
     if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-        raise DataSourceError(f"images of {origin!r} have shape {images.shape[1:]}: expected {IMAGE_SHAPE} (32x32 RGB)")
+        raise Cifar10Error(f"images of {origin!r} have shape {images.shape[1:]}: expected {IMAGE_SHAPE} (32x32 RGB)")
     if images.shape[0] != labels.shape[0]:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{origin!r} has {images.shape[0]} images but {labels.shape[0]} labels: expected one label per image"
         )
     if not np.issubdtype(labels.dtype, np.integer):
-        raise DataSourceError(f"labels of {origin!r} have dtype {labels.dtype}: expected integers 0-9")
+        raise Cifar10Error(f"labels of {origin!r} have dtype {labels.dtype}: expected integers 0-9")
     bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
     if bad.size:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"label {int(labels[bad[0]])} at row {int(bad[0])} of {origin!r} ({split}) is outside 0-9: "
             "expected CIFAR-10 class indices"
         )
     if images.dtype != np.uint8:
-        raise DataSourceError(f"images of {origin!r} have dtype {images.dtype}: expected uint8 pixels 0-255")
+        raise Cifar10Error(f"images of {origin!r} have dtype {images.dtype}: expected uint8 pixels 0-255")
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
 def decode_image(data: bytes, where: str) -> np.ndarray:
-    """Decode PNG/JPEG bytes to a (32, 32, 3) uint8 array, or raise a one-line DataSourceError."""
+    """Decode PNG/JPEG bytes to a (32, 32, 3) uint8 array, or raise a one-line Cifar10Error."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             size = img.size  # from the header: a wrong size is refused before any pixel is decoded
             if size != (32, 32):
-                raise DataSourceError(f"{where} is {size[0]}x{size[1]}: expected 32x32 CIFAR-10 images")
+                raise Cifar10Error(f"{where} is {size[0]}x{size[1]}: expected 32x32 CIFAR-10 images")
             img.load()
             mode = img.mode
             if mode == "P" and "transparency" not in img.info:  # a lossless palette PNG of an RGB image
@@ -137,9 +137,7 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
             else:
                 arr = np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataSourceError(
-            f"{where} is not a readable image ({one_line(exc)}): expected PNG or JPEG bytes"
-        ) from None
+        raise Cifar10Error(f"{where} is not a readable image ({one_line(exc)}): expected PNG or JPEG bytes") from None
     if mode != "RGB":
-        raise DataSourceError(f"{where} has mode {mode}: expected 3-channel RGB images")
+        raise Cifar10Error(f"{where} has mode {mode}: expected 3-channel RGB images")
     return arr

@@ -10,7 +10,7 @@ import numpy as np
 
 from cifar10_fgs.data.cache import cached_split
 from cifar10_fgs.data.split import CLASS_NAMES, DEFAULT_CIFAR10, IMAGE_SHAPE, decode_image
-from cifar10_fgs.errors import DataSourceError, one_line
+from cifar10_fgs.errors import Cifar10Error, one_line
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def _columns(features, where: str) -> tuple[str, str]:
     image_col = next((c for c in ("img", "image") if c in features), None)
     label_col = next((c for c in ("label", "labels") if c in features), None)
     if image_col is None or label_col is None:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{where} has columns {sorted(features)}: expected an image column ('img' or 'image') and 'label'"
         )
     return image_col, label_col
@@ -61,17 +61,17 @@ def _from_dataset(ds, where: str) -> tuple[np.ndarray, np.ndarray]:
                 try:
                     data = Path(cell["path"]).read_bytes()
                 except OSError as exc:
-                    raise DataSourceError(
+                    raise Cifar10Error(
                         f"row {i} of {where} points to an unreadable image ({one_line(exc)}): expected image bytes"
                     ) from None
             if data is None:
-                raise DataSourceError(f"row {i} of {where} has no image bytes: expected an image in every row")
+                raise Cifar10Error(f"row {i} of {where} has no image bytes: expected an image in every row")
             images[i] = decode_image(data, f"row {i} of {where}")
     else:
         try:
             images = np.asarray(ds.with_format("numpy")[image_col][:])
         except (TypeError, ValueError) as exc:
-            raise DataSourceError(
+            raise Cifar10Error(
                 f"column {image_col!r} of {where} is not an image array ({one_line(exc)}): expected 32x32x3 images"
             ) from None
         if (
@@ -109,15 +109,13 @@ def load_saved_dataset(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         with datasets_progress():
             ds = datasets.load_from_disk(str(path))
     except Exception as exc:  # noqa: BLE001
-        raise DataSourceError(
-            f"{path} is not a readable save_to_disk folder ({one_line(exc)}): save it again"
-        ) from None
+        raise Cifar10Error(f"{path} is not a readable save_to_disk folder ({one_line(exc)}): save it again") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
-            raise DataSourceError(f"{path} has splits {sorted(ds)}: expected a {split!r} split")
+            raise Cifar10Error(f"{path} has splits {sorted(ds)}: expected a {split!r} split")
         ds = ds[split]
     elif ds.split is not None and str(ds.split) != split:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{path} holds the {str(ds.split)!r} split but {split!r} was asked for: pass the DatasetDict folder above it"
         )
     return _from_dataset(ds, f"{path} ({split})")
@@ -129,7 +127,7 @@ def load_table_files(files: list[Path], split: str) -> tuple[np.ndarray, np.ndar
 
     kinds = {f.suffix for f in files}
     if len(kinds) > 1:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{files[0].parent} mixes {' and '.join(sorted(kinds))} files for split {split!r}: expected one format"
         )
     kind = "parquet" if files[0].suffix == ".parquet" else "arrow"
@@ -137,7 +135,7 @@ def load_table_files(files: list[Path], split: str) -> tuple[np.ndarray, np.ndar
         with datasets_progress():
             ds = datasets.load_dataset(kind, data_files={split: [str(f) for f in files]}, split=split)
     except Exception as exc:  # noqa: BLE001
-        raise DataSourceError(f"cannot read {files[0]} ({one_line(exc)}): expected valid {kind} files") from None
+        raise Cifar10Error(f"cannot read {files[0]} ({one_line(exc)}): expected valid {kind} files") from None
     return _from_dataset(ds, f"{files[0].parent} ({split})")
 
 
@@ -146,11 +144,11 @@ def load_hub(repo_id: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     import datasets
 
     if not repo_id:
-        raise DataSourceError(f"'hub:' names no dataset: pass e.g. --cifar10 {DEFAULT_CIFAR10}")
+        raise Cifar10Error(f"'hub:' names no dataset: pass e.g. --cifar10 {DEFAULT_CIFAR10}")
     try:
         ds = datasets.load_dataset(repo_id, split=split)
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one-line errors
-        raise DataSourceError(
+        raise Cifar10Error(
             f"cannot load {repo_id!r} from the Hugging Face hub ({one_line(exc, 160)}): connect to the "
             "internet (and unset HF_HUB_OFFLINE) or pass a local copy with --cifar10 PATH"
         ) from None

@@ -54,9 +54,13 @@ def prepare_dataset_dir(dataset_dir: Path, key: mf.Config, overwrite: bool) -> M
     if mf.exists(dataset_dir):
         try:
             manifest = mf.read(dataset_dir)
-        except mf.StaleIndexError as exc:  # an old --limit folder: replaced only with --overwrite, and said why
+        except mf.StaleIndexError:  # an old --limit folder: replaced only with --overwrite, and said why
             if not overwrite:
-                raise OutputError(str(exc)) from None
+                raise ExistingOutputError(
+                    dataset_dir,
+                    "is a --limit subset whose shards store `index` as the position in the subset, not the CIFAR-10 "
+                    "row (written by an older cifar10-fgs)",
+                ) from None
             manifest = None
         except mf.ManifestError:
             manifest = None

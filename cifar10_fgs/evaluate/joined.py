@@ -24,7 +24,7 @@ from cifar10_fgs.config import PIXEL_RANGE
 from cifar10_fgs.data import Cifar10Split, check_split, datasets_progress, load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.shards import decode_images
-from cifar10_fgs.errors import DataSourceError, ValidationError
+from cifar10_fgs.errors import Cifar10Error, ValidationError
 from cifar10_fgs.evaluate.metrics import linf_levels
 from cifar10_fgs.models.convention import InputConvention
 from cifar10_fgs.provenance import dumps_sorted, sha256_bytes, sha256_file
@@ -58,14 +58,15 @@ class Generation:
     attack_step: float | None = None  # FGS step, fraction of the pixel range
     attack_seconds: float | None = None  # wall time of every generate run that attacked images
 
-    def convention_of(self, path) -> InputConvention | None:
-        """How generate fed the Keras file ``path`` if it is the generating model (its sha256); else None."""
+    def recorded_convention(self, path) -> InputConvention | None:
+        """How generate fed the Keras file ``path`` (``Config.recorded_convention``) if it is the generating model (its
+        sha256); else None."""
         path = Path(str(path))
-        if self.manifest is None or path.suffix.lower() not in (".keras", ".h5", ".hdf5") or not path.is_file():
+        if path.suffix.lower() not in (".keras", ".h5", ".hdf5") or not path.is_file():
             return None
         if sha256_file(path) != self.source_model_sha256:
             return None
-        return self.manifest.config.source_convention()
+        return self.manifest.config.recorded_convention()
 
 
 def read_generation(dataset_dir: str | Path) -> Generation:
@@ -74,7 +75,7 @@ def read_generation(dataset_dir: str | Path) -> Generation:
     try:
         m = mf.read(dataset_dir)
     except mf.ManifestError as exc:
-        raise DataSourceError(f"{exc}") from None
+        raise Cifar10Error(f"{exc}") from None
     config = m.config.to_json()
     splits = {
         s: SplitGeneration(
@@ -84,7 +85,7 @@ def read_generation(dataset_dir: str | Path) -> Generation:
             config["splits"][s],
             {n: e.sha256 for n, e in m.shards_of(s)},
             m.failures(s),
-            c.rows(),
+            c.cifar10_rows(),
         )
         for s, c in m.config.splits.items()
     }
@@ -135,7 +136,7 @@ def check_split_generated(dataset_dir: Path, generation: Generation, split: str)
     """The split's record; one-line errors if it was not generated or is unfinished."""
     check_split(split)
     if split not in generation.splits:
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{dataset_dir} holds no {split!r} split (generated: {', '.join(sorted(generation.splits)) or 'none'}): "
             f"evaluate a folder generated with it (`cifar10-fgs generate --split all`)"
         )
@@ -156,7 +157,7 @@ def load_adversarial(dataset_dir: str | Path, *, cache_dir: str | None = None, p
         with datasets_progress(progress):
             return datasets.load_dataset(str(dataset_dir), cache_dir=cache_dir)
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot read this folder"
-        raise DataSourceError(
+        raise Cifar10Error(
             f"datasets.load_dataset cannot read {dataset_dir} ({type(exc).__name__}: {exc}): "
             "run `cifar10-fgs validate` on it or generate it again"
         ) from None
@@ -197,7 +198,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
         raise ValidationError(
             f"index {dup} appears twice in the {split} split of {dataset_dir}: generate the folder again"
         )
-    expected = np.setdiff1d(record.rows.rows, np.asarray(failures, np.int64))
+    expected = np.setdiff1d(record.rows.original_rows, np.asarray(failures, np.int64))
     if len(index) != len(expected) or not np.array_equal(np.sort(index), expected):
         extra = np.setdiff1d(index, expected)
         lost = np.setdiff1d(expected, index)
@@ -234,7 +235,7 @@ def join_split(dsd, dataset_dir: Path, generation: Generation, split: str, origi
             f"{split} row index {bad} of {dataset_dir}: the stored linf does not match the image's distance "
             "to its original: the shards were altered; regenerate the folder"
         )
-    generated = original if len(record.rows) == len(original) else original.take(record.rows.rows)
+    generated = original if len(record.rows) == len(original) else original.take(record.rows.original_rows)
     return JoinedSplit(split, index, labels, orig_images, adversarial, columns, n, failures, generated)
 
 
@@ -269,8 +270,8 @@ def load_joined(
 def _recorded_cifar10(dataset_dir: Path, generation: Generation) -> str:
     recorded = generation.cifar10
     if not recorded:
-        raise DataSourceError(
-            f"{dataset_dir}/{mf.FILE} records no data source: pass --cifar10 DATA (the original CIFAR-10)"
+        raise Cifar10Error(
+            f"{dataset_dir}/{mf.FILE} records no CIFAR-10 input: pass --cifar10 DATA (the original CIFAR-10)"
         )
     return str(recorded)
 

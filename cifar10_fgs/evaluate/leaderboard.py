@@ -27,7 +27,7 @@ from typing import Any
 
 from cifar10_fgs.config import check_batch_size
 from cifar10_fgs.dataset import manifest as mf
-from cifar10_fgs.errors import ConfigError, DataSourceError
+from cifar10_fgs.errors import Cifar10Error, ConfigError
 from cifar10_fgs.evaluate.joined import dataset_identity, load_joined, read_generation
 from cifar10_fgs.evaluate.metrics import classify, linf_levels, random_sign_control
 from cifar10_fgs.evaluate.results import check_name, refuse_other_settings
@@ -129,7 +129,7 @@ def _cifar10_for(generation, cifar10, label: str):
         return cifar10
     recorded = str(generation.cifar10 or "")
     if recorded and not recorded.startswith("hub:") and recorded != "keras" and not Path(recorded).exists():
-        raise DataSourceError(
+        raise Cifar10Error(
             f"{label} was made from {recorded}, which is not on this machine: pass --cifar10 DATA "
             "(the original CIFAR-10, e.g. hub:uoft-cs/cifar10 or cifar-10-python.tar.gz)"
         )
@@ -259,7 +259,7 @@ def evaluate_leaderboard(
             declared=o.model_input,
             unsafe=o.unsafe_model,
             progress=progress,
-            recorded=None if is_model_uri(m) else generation.convention_of(m),
+            recorded=None if is_model_uri(m) else generation.recorded_convention(m),
         )
         for m in models
     ]

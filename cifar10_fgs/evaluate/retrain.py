@@ -132,7 +132,7 @@ def evaluate_retrain(
     name = check_name(o.name or ("retrain" if mode == "adversarial" else f"retrain_{mode}"))
     ev = begin("retrain", dataset_dir, name, ["train", "test"], batch_size)
     recipe = RECIPES[Arch.TARGET].with_epochs(epochs)
-    check_retrained_model(retrained_model, recipe, seed, o.overwrite)  # before the data is read
+    claim_retrained_model(retrained_model, recipe, seed, o.overwrite)  # before the data is read
     models = {}
     target = None
     if o.target_model is not None:
@@ -188,7 +188,7 @@ def evaluate_retrain(
     )
 
 
-def check_retrained_model(retrained_model: Path, recipe, seed: int, overwrite: bool) -> None:
+def claim_retrained_model(retrained_model: Path, recipe, seed: int, overwrite: bool) -> None:
     """A model at ``retrained_model`` not trained with ``recipe`` and ``seed`` is kept unless ``overwrite``
     (``ExistingOutputError``); one that was is reused if its data match too (known once the data are read)."""
     if overwrite or not retrained_model.exists():

@@ -92,7 +92,7 @@ def evaluate_transfer(
     models = {"target": target_info}
     source_model = None
     if o.source_model is not None:
-        recorded = ev.generation.convention_of(o.source_model)  # fed as generate fed it
+        recorded = ev.generation.recorded_convention(o.source_model)  # fed as generate fed it
         source_model, info = _classifier_info(o.source_model, o.unsafe_model, recorded=recorded)
         info["generated_the_dataset"] = info["sha256"] == ev.generation.source_model_sha256
         models["source"] = info

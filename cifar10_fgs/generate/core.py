@@ -169,7 +169,7 @@ def generate_dataset(
         )
 
 
-def check_dataset_dir(
+def claim_dataset_dir(
     dataset_dir: str | Path,
     source_model: str | Path | None,
     options: GenerateOptions,

@@ -32,7 +32,7 @@ class Plan:
     """This worker's unfinished shards as one stream of rows, so the batch drains (the tail) only once.
 
     A split's rows are its positions ``0..len-1`` (all of it, or the ``--limit`` subset); position ``p`` is CIFAR-10
-    row ``rows[split].rows[p]``. A row's stream id is its split's offset (the sizes of the CIFAR-10 splits before it)
+    row ``rows[split].original_rows[p]``. A row's stream id is its split's offset (the sizes of the CIFAR-10 splits before it)
     plus its CIFAR-10 row: the id the attack seeds its restarts with, the same for a row under ``--limit`` as in a
     whole-split run. Shards are keyed by (split, shard number).
     """
@@ -44,7 +44,7 @@ class Plan:
 
     def ids(self) -> np.ndarray:
         """The stream id of every row of ``streams``, in order."""
-        return np.concatenate([self.offsets[s] + self.rows[s].rows[p] for s, p in self.streams])
+        return np.concatenate([self.offsets[s] + self.rows[s].original_rows[p] for s, p in self.streams])
 
 
 def plan_shards(
@@ -62,7 +62,7 @@ def plan_shards(
     base = 0
     for split, data in splits.items():
         offsets[split] = base
-        rows[split] = manifest.config.splits[split].rows()
+        rows[split] = manifest.config.splits[split].cifar10_rows()
         n = num_shards(len(data), rps)
         mine = [k for k in range(n) if k % num_workers == worker_index]
         todo = [

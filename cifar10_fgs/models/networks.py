@@ -189,13 +189,13 @@ def read_keras(path: str | Path, *, unsafe: bool = False):
     return keras_load(path, str(path), unsafe, "expected a .keras file saved by Keras 3")
 
 
-def keras_load(source: str | Path, name: str, unsafe: bool, expected: str):
-    """``keras.saving.load_model(source)`` (a file or a model folder), in safe mode unless ``unsafe``; what goes
+def keras_load(path: str | Path, name: str, unsafe: bool, expected: str):
+    """``keras.saving.load_model(path)`` (a file or a model folder), in safe mode unless ``unsafe``; what goes
     wrong is a one-line ModelError about ``name`` ending in ``expected`` (what a loadable model is)."""
     import keras
 
     try:
-        return keras.saving.load_model(str(source), compile=False, safe_mode=not unsafe)
+        return keras.saving.load_model(str(path), compile=False, safe_mode=not unsafe)
     except ValueError as exc:
         if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
             raise ModelError(

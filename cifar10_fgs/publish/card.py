@@ -138,7 +138,7 @@ def read_results(dataset_dir: Path) -> list[ResultSection]:
 # --------------------------------------------------------------------------- the card
 
 
-def check_readme(path: Path, overwrite: bool) -> None:
+def claim_readme(path: Path, overwrite: bool) -> None:
     """A README.md at ``path`` not written by ``write_card`` is replaced only with ``overwrite``."""
     if path.exists() and not overwrite:
         try:
@@ -180,7 +180,7 @@ def write_card(
         raise ConfigError(f"--examples {examples} is invalid: expected at least 1")
     manifest = mf.read(dataset_dir, complete=True)
     readme = dataset_dir / README
-    check_readme(readme, overwrite)
+    claim_readme(readme, overwrite)
 
     layout = read_layout(dataset_dir, manifest)
     read = {s: read_statistics(dataset_dir, manifest, sl) for s, sl in layout.splits.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cifar10_fgs.config import UPLOAD_MODEL_SEARCH
+from cifar10_fgs.config import SOURCE_MODEL_SEARCH
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.folder import MODEL_DIR, shipped_model_paths
 from cifar10_fgs.dataset.manifest import Manifest
@@ -67,7 +67,7 @@ def check_upload_card(dataset_dir: Path, manifest: Manifest, repo_id: str) -> li
 
 
 def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path | None) -> Path:
-    """The source model file to ship: ``given``, else the manifest's file name in UPLOAD_MODEL_SEARCH; sha256-checked."""
+    """The source model file to ship: ``given``, else the manifest's file name in SOURCE_MODEL_SEARCH; sha256-checked."""
     want = manifest.source_model.sha256
     name = Path(str(manifest.source_model.path or "")).name
     if given is not None:
@@ -77,9 +77,9 @@ def find_source_model(dataset_dir: Path, manifest: Manifest, given: str | Path |
                 f"--source-model {path} does not exist: pass the source model (.keras) the dataset was made with"
             )
     else:
-        found = [dataset_dir / d / name for d in UPLOAD_MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
+        found = [dataset_dir / d / name for d in SOURCE_MODEL_SEARCH if name and (dataset_dir / d / name).is_file()]
         if not found:
-            where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in UPLOAD_MODEL_SEARCH)
+            where = " or ".join(str(dataset_dir / d / (name or "MODEL.keras")) for d in SOURCE_MODEL_SEARCH)
             raise ConfigError(
                 f"the source model {name or '(unnamed)'} of {dataset_dir} is not at {where}: pass --source-model PATH, or "
                 "--no-source-model to publish the data without it"
@@ -106,6 +106,6 @@ def model_files(source_model: Path, manifest: Manifest) -> list[tuple[str, Path]
         files.append((in_repo[1], meta))
     sidecar = read_sidecar(source_model.parent)
     if sidecar is not None:  # the model's input convention travels with it; it must be the one generate used
-        check_recorded(manifest.config.source_convention(), [sidecar], str(source_model), mf.FILE)
+        check_recorded(manifest.config.recorded_convention(), [sidecar], str(source_model), mf.FILE)
         files.append((f"{MODEL_DIR}/{SIDECAR}", source_model.parent / SIDECAR))
     return files

@@ -183,7 +183,7 @@ def _check_card(dataset_dir: Path, manifest: Manifest, states: dict[str, SplitSt
 
 def _fed_model(source_model, manifest: Manifest, model_input: Declared | None, unsafe: bool):
     """The model as generate ran it: fed by the recorded convention (declarations checked against it)."""
-    recorded = manifest.config.source_convention()
+    recorded = manifest.config.recorded_convention()
     return load_keras(source_model, [model_input], unsafe=unsafe, recorded=recorded, record=mf.FILE).model
 
 
@@ -207,7 +207,7 @@ def _model_file(
     want = manifest.config.model_sha256
     if model_sha == want:  # a declaration that disagrees with the recorded convention: refused before any shard
         declared = [read_sidecar(Path(source_model).parent), model_input]
-        check_recorded(manifest.config.source_convention(), declared, str(source_model), mf.FILE)
+        check_recorded(manifest.config.recorded_convention(), declared, str(source_model), mf.FILE)
         return True
     col.fail(
         "model_file",

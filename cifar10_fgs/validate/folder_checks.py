@@ -24,7 +24,7 @@ def layout(manifest: Manifest, col: Collector) -> list[ShardSpec]:
     specs = []
     for split, info in cfg.splits.items():
         n_rows = info.num_rows
-        rows = info.rows()
+        rows = info.cifar10_rows()
         n = num_shards(n_rows, cfg.rows_per_shard)
         if info.num_shards not in (None, n):
             col.fail(
@@ -149,7 +149,7 @@ def check_coverage(split: str, specs: list[ShardSpec], state: SplitState, col: C
             ((count > 0) & (listed > 0), "is stored but also listed as not fooled"),
         ):
             for off in np.flatnonzero(mask):
-                i = int(s.rows.rows[s.lo + int(off)])
+                i = int(s.rows.original_rows[s.lo + int(off)])
                 col.fail(
                     "coverage", f"row {i} of {split} {what} in generation.json", split=split, shard=s.name, index=i
                 )

@@ -39,7 +39,7 @@ class ShardSpec:
     @property
     def index_range(self) -> tuple[int, int]:
         """The CIFAR-10 rows [first, last + 1) the shard spans (its ``index`` values lie among them)."""
-        return int(self.rows.rows[self.lo]), int(self.rows.rows[self.hi - 1]) + 1
+        return int(self.rows.original_rows[self.lo]), int(self.rows.original_rows[self.hi - 1]) + 1
 
     @property
     def span(self) -> str:

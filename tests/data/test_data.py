@@ -22,7 +22,7 @@ import pytest
 
 from cifar10_fgs.data import CLASS_NAMES, Cifar10Split, load_cifar10, load_cifar10_rows
 from cifar10_fgs.data.split import balanced_rows
-from cifar10_fgs.errors import DataSourceError
+from cifar10_fgs.errors import Cifar10Error
 
 from helpers import synthetic_images, write_image_folder
 
@@ -438,7 +438,16 @@ def _wrong_single_file(root: Path, arrays) -> Path:
 
 BAD_SOURCES = {
     # name: (builder(root, arrays) -> source, split, words the one-line message must contain)
-    "missing path": (lambda root, a: root / "nope", "train", ["does not exist", "pass an existing path"]),
+    "missing path": (
+        lambda root, a: root / "nope",
+        "train",
+        ["CIFAR-10 input", "does not exist", "pass --cifar10 an existing path"],
+    ),
+    "unknown file kind": (
+        lambda root, a: (root / "cifar.txt").write_text("x") and root / "cifar.txt",
+        "train",
+        ["is not a CIFAR-10 input", "pass --cifar10 a .tar.gz"],
+    ),
     "wrong image size": (
         lambda root, a: _folder_with_one_image(root, np.zeros((28, 28, 3), np.uint8)),
         "train",
@@ -499,12 +508,12 @@ BAD_SOURCES = {
 
 
 @pytest.mark.parametrize("name", list(BAD_SOURCES))
-def test_bad_sources_raise_one_line_data_source_errors(name, tmp_path, arrays):
+def test_bad_sources_raise_one_line_cifar10_errors(name, tmp_path, arrays):
     build, split, words = BAD_SOURCES[name]
     root = tmp_path / "src"
     root.mkdir()
     source = build(root, arrays)
-    with pytest.raises(DataSourceError) as err:
+    with pytest.raises(Cifar10Error) as err:
         load_cifar10(source, split)
     message = str(err.value)
     assert "\n" not in message and len(message) < 400
@@ -625,7 +634,7 @@ def test_malicious_pickles_are_refused_without_running_code(payload, container, 
     d = write_pickle_dir(tmp_path / "src", arrays)
     (d / "data_batch_3").write_bytes(blob)
     source = d if container == "folder" else tar_gz(d, tmp_path / "cifar-10-python.tar.gz")
-    with pytest.raises(DataSourceError) as err:
+    with pytest.raises(Cifar10Error) as err:
         load_cifar10(source, "train")
     message = str(err.value)
     assert "data_batch_3" in message and "forbidden" in message and "\n" not in message
@@ -645,7 +654,7 @@ def test_sandbox_also_refuses_object_arrays_and_codec_tricks(tmp_path, arrays):
     codec = pickle.dumps(_Rot13("hi"), protocol=2)
     assert b"_codecs" in codec and pickle.loads(codec) == "uv"  # a real (harmless) non-latin-1 codec call
     for blob in (obj, codec):
-        with pytest.raises(DataSourceError, match="forbidden"):
+        with pytest.raises(Cifar10Error, match="forbidden"):
             restricted_loads(blob, "batch")
     # and still reads what numpy writes at every protocol
     x, y = arrays["test"]

@@ -71,11 +71,11 @@ def test_an_error_of_choose_reaches_the_caller_before_any_decode(sources, decode
 
 
 def test_an_empty_image_folder_is_the_same_one_line_error_as_a_whole_load(tmp_path):
-    from cifar10_fgs.errors import DataSourceError
+    from cifar10_fgs.errors import Cifar10Error
 
     (tmp_path / "src" / "train" / "cat").mkdir(parents=True)
-    with pytest.raises(DataSourceError) as whole:
+    with pytest.raises(Cifar10Error) as whole:
         load_cifar10(tmp_path / "src", "train")
-    with pytest.raises(DataSourceError) as rows:
+    with pytest.raises(Cifar10Error) as rows:
         load_cifar10_rows(tmp_path / "src", "train", choose)
     assert str(rows.value) == str(whole.value) and "is empty" in str(rows.value)

@@ -14,7 +14,7 @@ from cifar10_fgs.cli.main import cli
 from cifar10_fgs.config import AttackConfig, GaussianVariant
 from cifar10_fgs.data import CLASS_NAMES, load_cifar10
 from cifar10_fgs.dataset.shards import decode_images, read_shard, write_table_atomic
-from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError
+from cifar10_fgs.errors import Cifar10Error, ConfigError, OutputError, ValidationError
 from cifar10_fgs.evaluate import (
     ALL_VARIANTS,
     GaussianOptions,
@@ -340,7 +340,7 @@ def test_altered_or_foreign_data_is_refused(folder, target_path, image_folder_so
     other = tmp_path / "other_src"
     for split, (images, labels) in data.items():
         write_image_folder(other, split, 255 - images, labels)
-    with pytest.raises(DataSourceError, match="fingerprint"):
+    with pytest.raises(Cifar10Error, match="fingerprint .*pass --cifar10 the CIFAR-10 input the dataset was made from"):
         evaluate_transfer(folder, target_path, TransferOptions(cifar10=other, name="foreign"))
     assert not (folder / "results" / "foreign.json").exists()
 
@@ -377,7 +377,7 @@ def test_rows_the_attack_did_not_fool_are_excluded(tmp_path, tiny_keras_path, ta
         numpy_metrics(model_logits(target, all_orig.images), all_orig.labels),
     )
     assert f"{40 - len(failures)} of 40 test rows" in r.report["markdown"]
-    with pytest.raises(DataSourceError, match="no 'train' split"):
+    with pytest.raises(Cifar10Error, match="no 'train' split"):
         evaluate_retrain(out, tmp_path / "r.keras", RetrainOptions(cifar10=root, epochs=1))
 
 

@@ -17,7 +17,7 @@ from cifar10_fgs.data import load_cifar10
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
 from cifar10_fgs.dataset.shards import read_shard
-from cifar10_fgs.errors import DataSourceError, OutputError
+from cifar10_fgs.errors import Cifar10Error, ExistingOutputError
 from cifar10_fgs.generate.combine import combine_workers
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.validate import validate_dataset
@@ -179,11 +179,11 @@ def test_an_old_limit_folder_is_refused_in_one_line_by_every_reader(
     assert "\n" not in line and "position in the subset" in line and "--overwrite" in line
     report = validate_dataset(old_style, tiny_keras_path, cifar10=root)
     assert not report.ok and [f.message for f in report.failures] == [line]
-    with pytest.raises(DataSourceError, match="--overwrite"):
+    with pytest.raises(Cifar10Error, match="--overwrite"):
         evaluate_transfer(old_style, tiny_keras_path, TransferOptions(cifar10=root))
     with pytest.raises(mf.StaleIndexError):
         combine_workers(tmp_path / "combined", [old_style])
-    with pytest.raises(OutputError, match="position in the subset.*--overwrite"):  # resume: nothing replaced
+    with pytest.raises(ExistingOutputError, match="position in the subset.*--overwrite"):  # resume: nothing replaced
         generate_dataset(
             old_style, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True
         )

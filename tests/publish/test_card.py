@@ -17,7 +17,7 @@ from cifar10_fgs.cli.main import cli
 from cifar10_fgs.config import AttackConfig
 from cifar10_fgs.dataset import manifest as mf
 from cifar10_fgs.dataset.manifest import FILE as MANIFEST
-from cifar10_fgs.errors import ConfigError, DataSourceError, OutputError, ValidationError
+from cifar10_fgs.errors import Cifar10Error, ConfigError, OutputError, ValidationError
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.publish.card import README, write_card
 from cifar10_fgs.publish.card_figures import FIGURES
@@ -234,7 +234,7 @@ def test_figures_need_the_right_source(dataset, tmp_path):
     d = copy_folder(dataset, tmp_path)
     images, labels = synthetic_images(60, seed=99)
     other = write_image_folder(tmp_path / "other", "test", images, labels)
-    with pytest.raises(DataSourceError, match="fingerprint"):
+    with pytest.raises(Cifar10Error, match="fingerprint"):
         write_card(d, REPO, cifar10=other)
     assert not (d / README).exists()
 

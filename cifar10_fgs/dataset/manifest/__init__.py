@@ -38,7 +38,7 @@ from cifar10_fgs.dataset.manifest.records import FORMAT_VERSION, Config, SplitCo
 from cifar10_fgs.dataset.manifest.rows import SplitRows
 from cifar10_fgs.dataset.shards import DATA_DIR
 from cifar10_fgs.dataset.stats import SplitSummary
-from cifar10_fgs.errors import DataSourceError, NotADatasetError, ValidationError
+from cifar10_fgs.errors import Cifar10Error, NotADatasetError, ValidationError
 from cifar10_fgs.provenance import read_json, write_json
 
 __all__ = [
@@ -66,8 +66,8 @@ __all__ = [
 FILE = "generation.json"
 
 
-class Cifar10MismatchError(DataSourceError):
-    """A CIFAR-10 source whose rows are not those the folder was generated from."""
+class Cifar10MismatchError(Cifar10Error):
+    """A CIFAR-10 input whose rows are not those the folder was generated from."""
 
 
 # --------------------------------------------------------------------------- the record
@@ -143,11 +143,11 @@ class Manifest:
         return rows
 
     def split_config(self, split: str, where: str | Path = "the folder") -> SplitConfig:
-        """``config.splits[split]``, or DataSourceError if the folder was not generated with it."""
+        """``config.splits[split]``, or Cifar10Error if the folder was not generated with it."""
 
         check_split(split)
         if split not in self.config.splits:
-            raise DataSourceError(
+            raise Cifar10Error(
                 f"{where} holds no {split!r} split (generated: {', '.join(sorted(self.config.splits)) or 'none'}): "
                 f"evaluate a folder generated with it (`cifar10-fgs generate --split all`)"
             )
@@ -157,7 +157,7 @@ class Manifest:
         """The rows of ``data`` (a whole CIFAR-10 split, ``Cifar10Split``) the split was generated from, checked
         against the recorded fingerprint: the first ``num_rows``, or the ``--limit`` subset the config records.
 
-        Raises DataSourceError (one line, naming the recorded source) if they are not the rows generated from.
+        Raises Cifar10Error (one line, naming the recorded CIFAR-10 input) if they are not the rows generated from.
         A stored row joins ``data`` itself at its ``index`` (the CIFAR-10 row, also for a subset: ``rows``).
         """
         spec = self.split_config(split)
@@ -166,7 +166,7 @@ class Manifest:
         if len(data) < n:
             raise Cifar10MismatchError(
                 f"{data.origin} has {len(data)} {split} images, fewer than the {n} rows the dataset was generated "
-                f"from: pass the source recorded in {FILE} ({recorded})"
+                f"from: pass --cifar10 the CIFAR-10 input recorded in {FILE} ({recorded})"
             )
         rows = spec.rows_of(data)
         fingerprint = rows.fingerprint()
@@ -174,7 +174,8 @@ class Manifest:
             which = f"the first {n}" if spec.subset is None else f"the balanced subset of {n} (seed {spec.subset.seed})"
             raise Cifar10MismatchError(
                 f"{which} {split} images of {data.origin} have fingerprint {fingerprint[:12]}..., {FILE} records "
-                f"{str(spec.fingerprint)[:12]}...: pass the source the dataset was made from ({recorded})"
+                f"{str(spec.fingerprint)[:12]}...: pass --cifar10 the CIFAR-10 input the dataset was made from "
+                f"({recorded})"
             )
         return rows
 

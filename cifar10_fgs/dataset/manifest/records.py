@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cifar10_fgs.attack.settings import attack_config_of, attack_settings
+from cifar10_fgs.attack.settings import attack_settings, parse_attack_config
 from cifar10_fgs.config import PIXEL_RANGE, Method
 from cifar10_fgs.data import check_split
 from cifar10_fgs.dataset.manifest.fields import ManifestError, Record, bool_of, extra_keys, int_of, obj_of
 from cifar10_fgs.dataset.manifest.rows import SplitRows
-from cifar10_fgs.errors import ConfigError, DataSourceError
+from cifar10_fgs.errors import Cifar10Error, ConfigError
 from cifar10_fgs.models.convention import KERAS_CONVENTION, InputConvention
 
 FORMAT_VERSION = 1
@@ -97,8 +97,8 @@ class SplitConfig(Record):
             return data.head(self.num_rows)
         return data.balanced(self.subset.limit, self.subset.seed)
 
-    def rows(self) -> SplitRows:
-        """The CIFAR-10 row of each generated position: the shards' ``index`` values (``rows``)."""
+    def cifar10_rows(self) -> SplitRows:
+        """The CIFAR-10 row of each generated position: the shards' ``index`` values (``SplitRows.original_rows``)."""
         return SplitRows(self.subset.original_rows if self.subset is not None else range(self.num_rows))
 
 
@@ -133,7 +133,7 @@ class Config(Record):
         for s in splits:
             try:
                 check_split(s)
-            except DataSourceError as exc:
+            except Cifar10Error as exc:
                 raise ManifestError(f"config.splits: {exc}") from None
         rps = obj["rows_per_shard"]
         if not isinstance(rps, int) or rps < 1:
@@ -159,7 +159,7 @@ class Config(Record):
             extra=extra_keys(obj, cls),
         )
 
-    def source_convention(self) -> InputConvention:
+    def recorded_convention(self) -> InputConvention:
         """How the source model was fed when the folder was made (``KERAS_CONVENTION`` when none is recorded)."""
         if self.input_convention is None:
             return KERAS_CONVENTION
@@ -171,7 +171,7 @@ class Config(Record):
     def attack_config(self):
         """The recorded attack settings as an ``AttackConfig`` (an old folder's pixel range 0..255 accepted)."""
         try:
-            return attack_config_of(self.attack, "config.attack")
+            return parse_attack_config(self.attack, "config.attack")
         except ConfigError as exc:
             raise ManifestError(f"{exc}") from None
 
