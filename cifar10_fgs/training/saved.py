@@ -32,13 +32,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainResult:
-    model_path: str
+    """What a finished training returns: where the model and its ``MODEL.json`` are, and the scores they record."""
+
+    model_path: str  # a --json key of `train`, so not renamed
     metadata_path: str
     test_accuracy: float
     test_loss: float
     epochs: int
-    seconds: float
-    sha256: str
+    seconds: float  # of training in this run
+    sha256: str  # of the saved .keras file
     train_accuracy: float  # on the training images as given (no augmentation): its misses are stored unchanged
     train_loss: float
 
