@@ -5,6 +5,8 @@ Nothing here needs the network or ../shared: every file is made by the tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -171,3 +173,23 @@ def make_workspace(ws: Path, model_file: Path, cifar10: Path, repo_id: str) -> P
     )
     write_card(d, repo_id)
     return ws
+
+
+@contextmanager
+def disk_full_at_shard_write(monkeypatch, n: int = 3) -> Iterator[None]:
+    """Inside the block, generate's ``n``-th shard write fails as a full disk does (ENOSPC); restored after it."""
+    import cifar10_fgs.generate.writer as writer
+
+    real, calls = writer.write_table_atomic, {"n": 0}
+
+    def failing(table, path, tmp_dir):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise OSError(28, "No space left on device", str(path))
+        return real(table, path, tmp_dir)
+
+    monkeypatch.setattr(writer, "write_table_atomic", failing)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(writer, "write_table_atomic", real)

@@ -27,6 +27,7 @@ from cifar10_fgs.generate.core import AttackFailuresError, GenerateOptions, gene
 from cifar10_fgs.models.inference import predict_logits
 
 from helpers import (
+    disk_full_at_shard_write,
     folder_bytes,
     generate_cli,
     labels_the_model_gets_right,
@@ -108,27 +109,14 @@ def test_rerun_is_a_no_op_and_deterministic(generated, tiny_keras_path, image_fo
 
 
 def test_resume_after_a_crash_is_byte_identical(generated, tiny_keras_path, image_folder_source, tmp_path, monkeypatch):
-    import cifar10_fgs.dataset.shards as shards_mod
-
     out, _ = generated
     root, _ = image_folder_source
-    real = shards_mod.write_table_atomic
-    calls = {"n": 0}
-
-    def crash_on_third(table, path, tmp_dir):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(28, "No space left on device", str(path))
-        return real(table, path, tmp_dir)
-
-    monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", crash_on_third)
     target = tmp_path / "crashed"
-    with pytest.raises(OSError):
+    with disk_full_at_shard_write(monkeypatch, 3), pytest.raises(OSError):
         generate_dataset(target, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     kept = sorted(p.name for p in (target / "data").iterdir())
     assert 2 <= len(kept) < 5  # finished shards kept (one queued behind the failure may finish too)
     assert all(p.endswith(".arrow") for p in kept)  # no partial shard visible
-    monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", real)
     resumed = generate_dataset(target, tiny_keras_path, replace(OPTS, cifar10=root, attack=CFG))
     assert 0 < resumed.images_attacked < 100
     assert folder_bytes(target) == folder_bytes(out)

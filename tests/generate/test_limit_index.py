@@ -22,7 +22,7 @@ from cifar10_fgs.generate.combine import combine_workers
 from cifar10_fgs.generate.core import GenerateOptions, generate_dataset
 from cifar10_fgs.validate import validate_dataset
 
-from helpers import assert_rows_join_cifar10, folder_bytes, generate_cli
+from helpers import assert_rows_join_cifar10, disk_full_at_shard_write, folder_bytes, generate_cli
 
 CFG = AttackConfig(batch_size=32)
 OPTS = GenerateOptions(limit=20, seed=3, rows_per_shard=7, with_originals=True)  # train and test: 3 shards each
@@ -109,25 +109,13 @@ def test_two_workers_and_combine_write_the_single_run(limited, image_folder_sour
 
 
 def test_a_resumed_run_is_byte_identical(limited, image_folder_source, tiny_keras_path, tmp_path, monkeypatch):
-    import cifar10_fgs.dataset.shards as shards_mod
-
     root, _ = image_folder_source
-    real, calls = shards_mod.write_table_atomic, {"n": 0}
-
-    def crash_on_third(table, path, tmp_dir):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(28, "No space left on device", str(path))
-        return real(table, path, tmp_dir)
-
-    monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", crash_on_third)
     target = tmp_path / "crashed"
-    with pytest.raises(OSError):
+    with disk_full_at_shard_write(monkeypatch, 3), pytest.raises(OSError):
         generate_dataset(
             target, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True
         )
     assert 2 <= len(list((target / "data").iterdir())) < 6
-    monkeypatch.setattr("cifar10_fgs.generate.writer.write_table_atomic", real)
     resumed = generate_dataset(
         target, tiny_keras_path, dataclasses.replace(OPTS, cifar10=root, attack=CFG), allow_failures=True
     )
